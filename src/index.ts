@@ -1,0 +1,2 @@
+// Public API: re-exports of the constructs and their props and value classes only.
+export {};

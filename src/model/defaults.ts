@@ -1,0 +1,73 @@
+/**
+ * Defaults shared by the constructs (what they render when a prop is unset) and the proxy
+ * (what it assumes when a hand-written config leaves an optional field out).
+ */
+import type {
+  AddressPolicySpec, LimitsSpec, PoolSpec, RetrySpec, TimeoutsSpec, TlsOriginationSpec,
+} from './proxy-config';
+
+export const DEFAULT_EGRESS_SUFFIX = 'egress.local';
+export const DEFAULT_HTTP_PORT = 8080;
+export const DEFAULT_HTTP_PARENT_PORT = 80;
+export const DEFAULT_TLS_PORT = 8443;
+export const DEFAULT_ADMIN_PORT = 9901;
+export const DEFAULT_TLS_TARGET_PORT = 443;
+
+export const DEFAULT_TIMEOUTS: TimeoutsSpec = {
+  // Cluster DNS answers in milliseconds; seconds means it is down, and clients should hear so.
+  dnsMs: 5_000,
+  // A SYN that is not answered in 10 s is lost; failing over to the next endpoint beats waiting.
+  connectMs: 10_000,
+  // Handshakes cross the internet once per pooled connection; 10 s covers slow links.
+  tlsHandshakeMs: 10_000,
+  // Slowloris defence: a client that cannot send its headers in 30 s is not a real client.
+  requestHeadersMs: 30_000,
+  // Third-party APIs may compute before answering; a minute is the common upper bound.
+  responseHeadersMs: 60_000,
+  // A stalled body holds a pooled connection; five idle minutes is past any healthy stream.
+  idleMs: 300_000,
+  // Off: streaming downloads must not be cut by a wall clock the user did not ask for.
+  totalMs: 0,
+  // Tunnels (CONNECT, TLS passthrough, TCP) carry long-lived sessions; an hour of silence ends them.
+  tunnelIdleMs: 3_600_000,
+  // Kubernetes' default terminationGracePeriodSeconds is 30 s; drain well inside it.
+  shutdownGraceMs: 20_000,
+};
+
+export const DEFAULT_LIMITS: LimitsSpec = {
+  maxConcurrent: 10_000,
+  maxHeaderBytes: 16_384,
+};
+
+export const DEFAULT_POOL: PoolSpec = {
+  maxConnections: 128,
+  keepAliveTimeoutMs: 30_000,
+};
+
+export const DEFAULT_ADDRESS_POLICY: AddressPolicySpec = {
+  allowCidrs: [],
+  denyCidrs: [],
+};
+
+export const DEFAULT_TLS: TlsOriginationSpec = {
+  enabled: true,
+  minVersion: 'TLS12',
+  maxVersion: 'TLSAuto',
+  mode: 'Secured',
+  subjectAltNames: [],
+  allowRenegotiation: false,
+};
+
+export const DEFAULT_RETRY: RetrySpec = {
+  maxRetries: 2,
+  statusCodes: [502, 503, 504],
+  conditions: ['connect-failure', 'reset'],
+  retryNonIdempotent: false,
+  perTryTimeoutMs: 0,
+  backoffBaseMs: 25,
+  backoffMaxMs: 250,
+  // Linkerd's defaults: retries add at most 20% load, with a floor of 10 per second, over 10 s.
+  budgetRatio: 0.2,
+  budgetMinPerSecond: 10,
+  budgetTtlMs: 10_000,
+};
