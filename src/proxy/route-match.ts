@@ -1,0 +1,393 @@
+// Gateway API request matching and rule filters as pure functions: path, header, query and gRPC
+// matchers (compiled once), RE2-style regexes, header modifiers and redirect Location building.
+//
+// API (stable):
+//   compileRegex(pattern): RegExp                              full-match, RE2 subset; throws RegexSyntaxError
+//   class RegexSyntaxError extends Error { pattern }
+//   pathMatchesPrefix(path, prefix): boolean                    by path element ('/get' ≠ '/getter')
+//   pathMatchesExact(path, value): boolean
+//   compilePathMatch(spec?): CompiledPathMatch                  undefined spec = PathPrefix '/'
+//   pathMatches(m, path): boolean
+//   compileValueMatches(specs, caseInsensitiveNames): CompiledValueMatch[]   first of equal names wins
+//   valueMatches(m, actual): boolean
+//   headerValue(headers, lowerName): string | undefined         joins repeated values with ', '
+//   headersMatch(ms, headers): boolean
+//   parseQuery(query): ReadonlyMap<string, string>              first value of a repeated name wins
+//   queryMatches(ms, params): boolean
+//   parseGrpcPath(path): { service, method } | undefined        '/pkg.Svc/Method'
+//   compileGrpcMethodMatch(spec?): CompiledGrpcMethodMatch
+//   grpcMethodMatches(m, service, method): boolean
+//   normalizePath(path): string | undefined                     RFC 3986 dot-segment removal; undefined if it escapes '/'
+//   applyHeaderModifier(headers, spec): HeaderRecord            new record, lower-case names
+//   redirectLocation(request, spec, matchedPrefix?): string     Location header value
+//   replacePrefixMatch(path, prefix, replacement): string
+import type { HeaderModifierSpec, RequestRedirectSpec, RouteMatchSpec, ValueMatchSpec } from '../model/proxy-config';
+
+/** Header maps as Node and undici hand them over. */
+export type HeaderRecord = Readonly<Record<string, string | readonly string[] | undefined>>;
+
+/* ------------------------------------------------------------------------- regexes */
+
+export class RegexSyntaxError extends Error {
+  public readonly pattern: string;
+  constructor(pattern: string, detail: string) {
+    super(`regular expression ${JSON.stringify(pattern)} is not supported: ${detail}`);
+    this.name = 'RegexSyntaxError';
+    this.pattern = pattern;
+  }
+}
+
+/**
+ * Compile a Gateway API regular expression (RE2 syntax, which Envoy and Linkerd use) into a JS
+ * RegExp that must match the whole input. Accepted beyond JS syntax: a leading `(?i)` / `(?s)` /
+ * `(?is)` flag group, `(?P<name>...)`, `\A` and `\z`. Refused with a clear error, because RE2 has no
+ * such thing and accepting them would make the same route behave differently elsewhere:
+ * backreferences, lookaround, `\Q...\E`, POSIX classes, `\p{..}`, other inline flags.
+ * RE2 guarantees linear time and JS does not: patterns with nested quantifiers over a
+ * client-controlled path can backtrack; inputs stay bounded by the listener's header limit.
+ */
+const KNOWN_ESCAPES = new Set(['f', 't', 'n', 'r', 'v', 'd', 'D', 's', 'S', 'w', 'W', 'b', 'B', 'x']);
+
+export function compileRegex(pattern: string): RegExp {
+  let body = pattern;
+  let flags = '';
+  const lead = /^\(\?([a-zA-Z]+)\)/.exec(body);
+  if (lead) {
+    for (const f of lead[1]) {
+      if (f !== 'i' && f !== 's') throw new RegexSyntaxError(pattern, `inline flag "${f}" is not supported (only i and s)`);
+      if (!flags.includes(f)) flags += f;
+    }
+    body = body.slice(lead[0].length);
+  }
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (c === '\\') {
+      const n = body[i + 1];
+      if (n === undefined) throw new RegexSyntaxError(pattern, 'trailing backslash');
+      if (/[1-9]/.test(n)) throw new RegexSyntaxError(pattern, `backreference \\${n} (RE2 has none)`);
+      if (n === 'k' && body[i + 2] === '<') throw new RegexSyntaxError(pattern, 'named backreference (RE2 has none)');
+      if (n === 'Q') throw new RegexSyntaxError(pattern, '\\Q...\\E literals; escape the characters instead');
+      if (n === 'p' || n === 'P') throw new RegexSyntaxError(pattern, 'Unicode classes \\p{...}');
+      if (!inClass && n === 'A') { out += '^'; i++; continue; }
+      if (!inClass && n === 'z') { out += '$'; i++; continue; }
+      if (n === 'a') { out += '\\x07'; i++; continue; }
+      if (n === 'x' && body[i + 2] === '{') throw new RegexSyntaxError(pattern, '\\x{...} escapes; use \\xHH');
+      if (/[0-9a-zA-Z]/.test(n) && !KNOWN_ESCAPES.has(n)) {
+        // JS would read an unknown letter escape as the letter itself; RE2 rejects it.
+        throw new RegexSyntaxError(pattern, `unknown escape \\${n}`);
+      }
+      out += c + n;
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (c === '[' && body[i + 1] === ':') throw new RegexSyntaxError(pattern, 'POSIX classes like [[:alpha:]]; use a range such as [a-zA-Z]');
+      if (c === ']') inClass = false;
+      out += c;
+      continue;
+    }
+    if (c === '[') {
+      inClass = true;
+      out += c;
+      // A ']' right after '[' or '[^' is a literal in RE2 and in JS it would close the class.
+      if (body[i + 1] === '^') { out += '^'; i++; }
+      if (body[i + 1] === ']') { out += '\\]'; i++; }
+      continue;
+    }
+    if (c === '(' && body[i + 1] === '?') {
+      const rest = body.slice(i + 2);
+      if (rest.startsWith('=') || rest.startsWith('!') || rest.startsWith('<=') || rest.startsWith('<!')) {
+        throw new RegexSyntaxError(pattern, 'lookaround assertions (RE2 has none)');
+      }
+      if (rest.startsWith('P<')) { out += '(?<'; i += 3; continue; }
+      if (!rest.startsWith(':') && !rest.startsWith('<')) {
+        throw new RegexSyntaxError(pattern, 'inline flags are only supported at the start, as (?i) or (?s)');
+      }
+    }
+    out += c;
+  }
+  if (inClass) throw new RegexSyntaxError(pattern, 'unterminated character class');
+  try {
+    return new RegExp(`^(?:${out})$`, flags);
+  } catch (e) {
+    throw new RegexSyntaxError(pattern, (e as Error).message.replace(/^Invalid regular expression: /, ''));
+  }
+}
+
+/* ------------------------------------------------------------------------- paths */
+
+/**
+ * Gateway API PathPrefix: matches whole path elements, and a trailing '/' on the prefix is
+ * ignored, so '/abc' matches '/abc', '/abc/' and '/abc/def' but not '/abcd'.
+ */
+export function pathMatchesPrefix(path: string, prefix: string): boolean {
+  const p = trimTrailingSlash(prefix);
+  if (p === '') return path.startsWith('/');
+  if (!path.startsWith(p)) return false;
+  return path.length === p.length || path.charCodeAt(p.length) === 47; /* '/' */
+}
+
+export function pathMatchesExact(path: string, value: string): boolean {
+  return path === value;
+}
+
+function trimTrailingSlash(s: string): string {
+  let end = s.length;
+  while (end > 0 && s.charCodeAt(end - 1) === 47) end--;
+  return end === s.length ? s : s.slice(0, end);
+}
+
+export type PathMatchType = 'Exact' | 'PathPrefix' | 'RegularExpression';
+
+export interface CompiledPathMatch {
+  readonly type: PathMatchType;
+  /** The value as written (used for precedence by length). */
+  readonly value: string;
+  /** PathPrefix: the value without trailing slashes ('' for '/'). */
+  readonly prefix: string;
+  readonly regex?: RegExp;
+}
+
+/** Compile a path match; an absent one is Gateway API's default PathPrefix '/'. Throws RegexSyntaxError. */
+export function compilePathMatch(spec?: RouteMatchSpec['path']): CompiledPathMatch {
+  const type = spec?.type ?? 'PathPrefix';
+  const value = spec?.value ?? '/';
+  return {
+    type,
+    value,
+    prefix: type === 'PathPrefix' ? trimTrailingSlash(value) : value,
+    regex: type === 'RegularExpression' ? compileRegex(value) : undefined,
+  };
+}
+
+export function pathMatches(m: CompiledPathMatch, path: string): boolean {
+  switch (m.type) {
+    case 'Exact': return path === m.value;
+    case 'PathPrefix':
+      if (m.prefix === '') return true;
+      return path.startsWith(m.prefix) && (path.length === m.prefix.length || path.charCodeAt(m.prefix.length) === 47);
+    case 'RegularExpression': return m.regex!.test(path);
+  }
+}
+
+/**
+ * Remove '.' and '..' segments (RFC 3986 §5.2.4) so that '/get/../admin' cannot pass a '/get'
+ * prefix rule and then reach '/admin' upstream. Listeners should match AND forward the result.
+ * Returns undefined when '..' would climb above the root, or the path does not start with '/'.
+ * Percent-encoded dots and slashes are left alone (they are data, not structure, to most servers).
+ */
+export function normalizePath(path: string): string | undefined {
+  if (!path.startsWith('/')) return undefined;
+  if (!path.includes('/.')) return path; // fast path: nothing to resolve
+  const out: string[] = [];
+  const segs = path.split('/');
+  for (let i = 1; i < segs.length; i++) {
+    const s = segs[i];
+    const last = i === segs.length - 1;
+    if (s === '.') {
+      if (last) out.push('');
+    } else if (s === '..') {
+      if (out.length === 0) return undefined;
+      out.pop();
+      if (last) out.push('');
+    } else {
+      out.push(s);
+    }
+  }
+  return '/' + out.join('/');
+}
+
+/* ------------------------------------------------------------------------- headers and query */
+
+export interface CompiledValueMatch {
+  /** Header names are lower case; query names as written. */
+  readonly name: string;
+  readonly exact?: string;
+  readonly regex?: RegExp;
+}
+
+/**
+ * Compile header or query matches. When two entries name the same header (case-insensitively for
+ * headers, exactly for query params) only the first counts, as Gateway API requires.
+ * Throws RegexSyntaxError.
+ */
+export function compileValueMatches(specs: readonly ValueMatchSpec[], caseInsensitiveNames: boolean): CompiledValueMatch[] {
+  const seen = new Set<string>();
+  const out: CompiledValueMatch[] = [];
+  for (const s of specs) {
+    const name = caseInsensitiveNames ? s.name.toLowerCase() : s.name;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    out.push(s.type === 'RegularExpression' ? { name, regex: compileRegex(s.value) } : { name, exact: s.value });
+  }
+  return out;
+}
+
+export function valueMatches(m: CompiledValueMatch, actual: string | undefined): boolean {
+  if (actual === undefined) return false;
+  return m.regex ? m.regex.test(actual) : actual === m.exact;
+}
+
+/** A header's value; repeated headers are combined with ', ' as RFC 9110 §5.3 allows. */
+export function headerValue(headers: HeaderRecord | undefined, lowerName: string): string | undefined {
+  const v = headers?.[lowerName];
+  if (v === undefined) return undefined;
+  return typeof v === 'string' ? v : v.join(', ');
+}
+
+export function headersMatch(ms: readonly CompiledValueMatch[], headers: HeaderRecord | undefined): boolean {
+  for (const m of ms) if (!valueMatches(m, headerValue(headers, m.name))) return false;
+  return true;
+}
+
+function decodeComponent(s: string): string {
+  if (!s.includes('%')) return s;
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s; // malformed escapes are kept verbatim rather than failing the request
+  }
+}
+
+/**
+ * Parse a raw query string (without '?'). Percent-escapes are decoded; '+' stays '+' (RFC 3986
+ * query, not form encoding). A repeated name keeps its first value, as Envoy does. A name without
+ * '=' has the empty value.
+ */
+export function parseQuery(query: string | undefined): ReadonlyMap<string, string> {
+  const out = new Map<string, string>();
+  if (!query) return out;
+  for (const part of query.split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const name = decodeComponent(eq === -1 ? part : part.slice(0, eq));
+    if (out.has(name)) continue;
+    out.set(name, eq === -1 ? '' : decodeComponent(part.slice(eq + 1)));
+  }
+  return out;
+}
+
+export function queryMatches(ms: readonly CompiledValueMatch[], params: ReadonlyMap<string, string>): boolean {
+  for (const m of ms) if (!valueMatches(m, params.get(m.name))) return false;
+  return true;
+}
+
+/* ------------------------------------------------------------------------- gRPC */
+
+/** '/pkg.Service/Method' → { service: 'pkg.Service', method: 'Method' }; undefined otherwise. */
+export function parseGrpcPath(path: string | undefined): { service: string; method: string } | undefined {
+  if (!path || path.charCodeAt(0) !== 47) return undefined;
+  const slash = path.indexOf('/', 1);
+  if (slash <= 1 || slash === path.length - 1 || path.indexOf('/', slash + 1) !== -1) return undefined;
+  return { service: path.slice(1, slash), method: path.slice(slash + 1) };
+}
+
+export interface CompiledGrpcMethodMatch {
+  readonly type: 'Exact' | 'RegularExpression';
+  readonly service?: string;
+  readonly method?: string;
+  readonly serviceRegex?: RegExp;
+  readonly methodRegex?: RegExp;
+}
+
+/** An absent spec matches every service and method. Throws RegexSyntaxError. */
+export function compileGrpcMethodMatch(spec?: RouteMatchSpec['grpcMethod']): CompiledGrpcMethodMatch {
+  if (!spec) return { type: 'Exact' };
+  const type = spec.type ?? 'Exact';
+  if (type === 'Exact') return { type, service: spec.service || undefined, method: spec.method || undefined };
+  return {
+    type,
+    service: spec.service || undefined,
+    method: spec.method || undefined,
+    serviceRegex: spec.service ? compileRegex(spec.service) : undefined,
+    methodRegex: spec.method ? compileRegex(spec.method) : undefined,
+  };
+}
+
+export function grpcMethodMatches(m: CompiledGrpcMethodMatch, service: string, method: string): boolean {
+  if (m.type === 'Exact') {
+    return (m.service === undefined || m.service === service) && (m.method === undefined || m.method === method);
+  }
+  return (!m.serviceRegex || m.serviceRegex.test(service)) && (!m.methodRegex || m.methodRegex.test(method));
+}
+
+/* ------------------------------------------------------------------------- filters */
+
+/**
+ * Apply a RequestHeaderModifier or ResponseHeaderModifier: returns a new record with lower-case
+ * names (input names of any case are folded). Order, as Envoy applies it: remove, then set
+ * (replaces every value), then add (appends: 'a' + 'b' gives 'a,b'; arrays such as set-cookie
+ * get an element).
+ */
+export function applyHeaderModifier(headers: HeaderRecord, spec: HeaderModifierSpec): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const key of Object.keys(headers)) {
+    const v = headers[key];
+    if (v === undefined) continue;
+    const name = key.toLowerCase();
+    const prev = out[name];
+    const value = typeof v === 'string' ? v : [...v];
+    if (prev === undefined) out[name] = value;
+    else out[name] = [...(typeof prev === 'string' ? [prev] : prev), ...(typeof value === 'string' ? [value] : value)];
+  }
+  for (const name of spec.remove) delete out[name.toLowerCase()];
+  for (const { name, value } of spec.set) out[name.toLowerCase()] = value;
+  for (const { name, value } of spec.add) {
+    const key = name.toLowerCase();
+    const prev = out[key];
+    if (prev === undefined) out[key] = value;
+    else if (typeof prev === 'string') out[key] = `${prev},${value}`;
+    else out[key] = [...prev, value];
+  }
+  return out;
+}
+
+/**
+ * ReplacePrefixMatch by path element: '/foo/bar' with prefix '/foo' and replacement '/xyz'
+ * becomes '/xyz/bar'; trailing slashes on prefix and replacement are ignored; an empty result is '/'.
+ */
+export function replacePrefixMatch(path: string, prefix: string, replacement: string): string {
+  const p = trimTrailingSlash(prefix);
+  const rest = pathMatchesPrefix(path, p === '' ? '/' : p) ? path.slice(p.length) : path;
+  let result = trimTrailingSlash(replacement) + rest;
+  if (result === '') result = '/';
+  if (!result.startsWith('/')) result = '/' + result;
+  return result;
+}
+
+/** What redirectLocation needs to know about the request. A decide() Target fits. */
+export interface RedirectRequest {
+  /** Host the client asked for (the Host header without port); pass the name the client used. */
+  readonly host: string;
+  /** The listener (parent) port the client addressed. */
+  readonly port: number;
+  readonly path?: string;
+  /** Raw query without '?'; kept in the Location. */
+  readonly query?: string;
+  /** Scheme the client used. @default 'http' */
+  readonly scheme?: 'http' | 'https';
+}
+
+const WELL_KNOWN_PORT: Record<'http' | 'https', number> = { http: 80, https: 443 };
+
+/**
+ * The Location for a RequestRedirect filter, per Gateway API: scheme defaults to the request's;
+ * port is the filter's, else the new scheme's well-known port when the filter sets a scheme, else
+ * the listener port; the port is left out when it is the scheme's well-known one. Path:
+ * ReplaceFullPath replaces it, ReplacePrefixMatch replaces `matchedPrefix` (default '/'). The
+ * query is kept. The status code is spec.statusCode (the caller sends it).
+ */
+export function redirectLocation(request: RedirectRequest, spec: RequestRedirectSpec, matchedPrefix?: string): string {
+  const scheme = spec.scheme ?? request.scheme ?? 'http';
+  const port = spec.port ?? (spec.scheme ? WELL_KNOWN_PORT[spec.scheme] : request.port);
+  const host = spec.hostname ?? request.host;
+  const hostText = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  const authority = port === WELL_KNOWN_PORT[scheme] ? hostText : `${hostText}:${port}`;
+  let path = request.path ?? '/';
+  if (spec.path?.type === 'ReplaceFullPath') path = spec.path.value;
+  else if (spec.path?.type === 'ReplacePrefixMatch') path = replacePrefixMatch(path, matchedPrefix ?? '/', spec.path.value);
+  if (!path.startsWith('/')) path = '/' + path;
+  return `${scheme}://${authority}${path}${request.query ? `?${request.query}` : ''}`;
+}
