@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# Smoke test of the built image: runs the proxy inside it (buildah run, chroot isolation, the
+# image's own entrypoint and user, config mounted read-only, no writable path), checks /live and
+# /ready, sends one request through it to a local HTTPS upstream (TLS originated and verified
+# against a CA made here), checks the upstream answered and saw the right SNI, then stops the
+# proxy with SIGTERM and expects a clean exit. Everything stays on loopback.
+#
+#   scripts/image-smoke.sh            IMAGE (default localhost/cdk8s-egress-proxy:dev)
+#   STORAGE_DRIVER, BUILDAH_ROOT, BUILDAH_RUNROOT   as in scripts/assemble-base.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+IMAGE=${IMAGE:-localhost/cdk8s-egress-proxy:dev}
+export STORAGE_DRIVER=${STORAGE_DRIVER:-vfs}
+UPSTREAM_NAME=upstream.smoke.test   # never resolved: the ExternalService pins it to 127.0.0.1
+SUFFIX=egress.local
+
+buildah_() {
+  local args=(--storage-driver "$STORAGE_DRIVER")
+  [[ -n ${BUILDAH_ROOT:-} ]] && args+=(--root "$BUILDAH_ROOT")
+  [[ -n ${BUILDAH_RUNROOT:-} ]] && args+=(--runroot "$BUILDAH_RUNROOT")
+  buildah "${args[@]}" "$@"
+}
+
+say() { echo "image-smoke: $*"; }
+fail() {
+  echo "image-smoke: FAIL: $*" >&2
+  if [[ -s ${work:-/nonexistent}/proxy.log ]]; then
+    echo "image-smoke: --- proxy output (last 40 lines) ---" >&2
+    tail -n 40 "$work/proxy.log" >&2
+  fi
+  exit 1
+}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/egress-smoke.XXXXXX")
+ctr=""
+upstream_pid=""
+run_pid=""
+cleanup() {
+  set +e
+  [[ -n $run_pid ]] && kill -KILL "$run_pid" 2>/dev/null && wait "$run_pid" 2>/dev/null
+  [[ -n $upstream_pid ]] && kill "$upstream_pid" 2>/dev/null && wait "$upstream_pid" 2>/dev/null
+  if [[ -n $ctr ]]; then
+    buildah_ umount "$ctr" >/dev/null 2>&1
+    buildah_ rm "$ctr" >/dev/null 2>&1
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+command -v buildah >/dev/null || fail "buildah is not installed"
+command -v openssl >/dev/null || fail "openssl is not installed"
+command -v curl >/dev/null || fail "curl is not installed"
+buildah_ inspect --type image "$IMAGE" >/dev/null 2>&1 || fail "no image $IMAGE; run scripts/build-image.sh first"
+
+# --- a CA and a server certificate for the upstream, made here and thrown away after
+cfg=$work/etc-egress
+mkdir -p "$cfg" "$work/pki" "$work/empty"
+(
+  cd "$work/pki"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj "/CN=egress smoke CA" -keyout ca.key -out ca.pem 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -subj "/CN=$UPSTREAM_NAME" -keyout server.key -out server.csr 2>/dev/null
+  printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$UPSTREAM_NAME" > ext.cnf
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+    -extfile ext.cnf -out server.pem 2>/dev/null
+)
+cp "$work/pki/ca.pem" "$cfg/upstream-ca.pem"
+
+# --- the upstream: HTTPS on 127.0.0.1, answers with what it saw and logs one line per request
+nonce=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+cat > "$work/upstream.js" <<'EOF'
+const https = require('node:https');
+const fs = require('node:fs');
+const [dir, portFile, logFile] = process.argv.slice(2);
+const server = https.createServer({
+  key: fs.readFileSync(`${dir}/server.key`), cert: fs.readFileSync(`${dir}/server.pem`),
+}, (req, res) => {
+  const seen = { sni: req.socket.servername, host: req.headers.host, path: req.url, method: req.method };
+  fs.appendFileSync(logFile, JSON.stringify(seen) + '\n');
+  res.setHeader('content-type', 'application/json');
+  res.setHeader('x-smoke-upstream', '1');
+  res.end(JSON.stringify({ upstream: 'smoke', ...seen }));
+});
+server.listen(0, '127.0.0.1', () => fs.writeFileSync(portFile, String(server.address().port)));
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
+EOF
+node "$work/upstream.js" "$work/pki" "$work/upstream.port" "$work/upstream.log" &
+upstream_pid=$!
+for _ in $(seq 50); do [[ -s $work/upstream.port ]] && break; sleep 0.1; done
+[[ -s $work/upstream.port ]] || fail "the local upstream did not start"
+upstream_port=$(cat "$work/upstream.port")
+
+# --- free loopback ports for the proxy's listeners (the container shares the host's network)
+read -r http_port admin_port < <(node -e '
+  const net = require("node:net");
+  const servers = [0, 1].map(() => net.createServer());
+  Promise.all(servers.map((s) => new Promise((r) => s.listen(0, "127.0.0.1", r)))).then(() => {
+    console.log(servers.map((s) => s.address().port).join(" "));
+    servers.forEach((s) => s.close());
+  });')
+
+# --- the config, hand-written as an operator would (defaults fill what is left out)
+cat > "$cfg/config.json" <<EOF
+{
+  "apiVersion": "egress.cdk8s.io/v1alpha1",
+  "kind": "EgressProxyConfig",
+  "gateway": { "name": "smoke", "namespace": "default" },
+  "listeners": {
+    "bindAddress": "127.0.0.1",
+    "http": { "port": $http_port, "suffixes": ["$SUFFIX"], "forwardProxy": false, "parentPort": 80 },
+    "tcp": [],
+    "admin": { "port": $admin_port }
+  },
+  "parent": {
+    "group": "policy.linkerd.io", "kind": "EgressNetwork", "name": "smoke", "namespace": "default",
+    "trafficPolicy": "Allow", "networks": [], "mode": "Enforce"
+  },
+  "externalServices": [
+    {
+      "name": "smoke-upstream",
+      "host": "$UPSTREAM_NAME",
+      "ports": [{ "port": 80, "protocol": "http", "targetPort": $upstream_port }],
+      "endpoints": [{ "address": "127.0.0.1", "port": $upstream_port, "priority": 0 }],
+      "tls": {
+        "enabled": true, "minVersion": "TLS12", "maxVersion": "TLSAuto", "mode": "Secured",
+        "caFile": "/etc/egress/upstream-ca.pem", "subjectAltNames": [], "allowRenegotiation": false
+      },
+      "pool": { "maxConnections": 8, "keepAliveTimeoutMs": 5000 },
+      "injectHeaders": []
+    }
+  ],
+  "routes": [],
+  "addressPolicy": { "allowCidrs": ["127.0.0.0/8"], "denyCidrs": [] },
+  "timeouts": {
+    "dnsMs": 2000, "connectMs": 2000, "tlsHandshakeMs": 2000, "requestHeadersMs": 5000,
+    "responseHeadersMs": 5000, "idleMs": 10000, "totalMs": 0, "tunnelIdleMs": 10000, "shutdownGraceMs": 2000
+  },
+  "limits": { "maxConcurrent": 100, "maxHeaderBytes": 16384 },
+  "defaultTls": {
+    "enabled": true, "minVersion": "TLS12", "maxVersion": "TLSAuto", "mode": "Secured",
+    "subjectAltNames": [], "allowRenegotiation": false
+  }
+}
+EOF
+# The proxy runs as the image's non-root user; it only needs to read these.
+chmod 0755 "$cfg" "$work/empty"
+chmod 0644 "$cfg"/*
+
+# --- the container: the image's entrypoint and default args, as Kubernetes would run it
+entrypoint=$(buildah_ inspect --type image --format '{{range .OCIv1.Config.Entrypoint}}{{.}} {{end}}' "$IMAGE")
+cmd=$(buildah_ inspect --type image --format '{{range .OCIv1.Config.Cmd}}{{.}} {{end}}' "$IMAGE")
+user=$(buildah_ inspect --type image --format '{{.OCIv1.Config.User}}' "$IMAGE")
+[[ $user =~ ^[1-9][0-9]*(:[0-9]+)?$ ]] || fail "image user is \"$user\", expected a numeric non-root uid"
+[[ $cmd == *"/etc/egress/config.json"* ]] || fail "default args \"$cmd\" do not read /etc/egress/config.json"
+ctr=$(buildah_ from --pull-never --name "egress-smoke-$$" "$IMAGE")
+rootfs=$(buildah_ mount "$ctr")
+touch "$work/before-run"
+sleep 1 # mtime granularity: anything the run writes must be strictly newer than the marker
+
+say "starting the proxy in $IMAGE as $user: $entrypoint$cmd"
+# shellcheck disable=SC2086 # entrypoint and cmd are word lists from the image config
+buildah_ run --isolation chroot \
+  --mount "type=bind,src=$cfg,target=/etc/egress,ro" \
+  --mount "type=bind,src=$work/empty,target=/tmp,ro" \
+  --mount "type=bind,src=$work/empty,target=/home/nonroot,ro" \
+  "$ctr" -- $entrypoint $cmd >"$work/proxy.log" 2>&1 &
+run_pid=$!
+
+# buildah does not forward SIGTERM to the container, so find the node process it started.
+proxy_pid=""
+descendants() { local c; for c in $(pgrep -P "$1" || true); do echo "$c"; descendants "$c"; done; }
+for _ in $(seq 100); do
+  for p in $(descendants "$run_pid"); do
+    [[ $(cat "/proc/$p/comm" 2>/dev/null) == node ]] && proxy_pid=$p
+  done
+  [[ -n $proxy_pid ]] && break
+  kill -0 "$run_pid" 2>/dev/null || fail "the container exited at start"
+  sleep 0.1
+done
+[[ -n $proxy_pid ]] || fail "no node process under buildah run"
+proxy_uid=$(awk '/^Uid:/{print $2}' "/proc/$proxy_pid/status")
+[[ $proxy_uid == "${user%%:*}" ]] || fail "the proxy runs as uid $proxy_uid, not the image user ${user%%:*}"
+
+admin=http://127.0.0.1:$admin_port
+for _ in $(seq 100); do
+  curl -fsS -o /dev/null "$admin/live" 2>/dev/null && break
+  kill -0 "$run_pid" 2>/dev/null || fail "the proxy exited before answering /live"
+  sleep 0.1
+done
+live=$(curl -sS -o /dev/null -w '%{http_code}' "$admin/live") || fail "/live did not answer"
+[[ $live == 200 ]] || fail "/live answered $live"
+ready=""
+for _ in $(seq 50); do
+  ready=$(curl -sS -o /dev/null -w '%{http_code}' "$admin/ready" || true)
+  [[ $ready == 200 ]] && break
+  sleep 0.1
+done
+[[ $ready == 200 ]] || fail "/ready answered $ready"
+say "admin: /live $live, /ready $ready (pid $proxy_pid, uid $proxy_uid)"
+
+# --- one request through the proxy: plaintext in, verified TLS to the upstream out
+body=$(curl -sS --max-time 10 -D "$work/headers" -H "Host: $UPSTREAM_NAME.$SUFFIX" \
+  "http://127.0.0.1:$http_port/smoke/$nonce?via=image") || fail "the request through the proxy failed"
+status=$(awk 'NR==1{print $2}' "$work/headers")
+[[ $status == 200 ]] || fail "request through the proxy got $status: $body"
+grep -qi '^x-smoke-upstream: 1' "$work/headers" || fail "the response did not come from the upstream: $(cat "$work/headers")"
+node -e '
+  const [body, nonce, name] = process.argv.slice(1);
+  const b = JSON.parse(body);
+  const problems = [];
+  if (b.upstream !== "smoke") problems.push("not the smoke upstream");
+  if (b.path !== `/smoke/${nonce}?via=image`) problems.push(`path ${b.path}`);
+  if (b.sni !== name) problems.push(`SNI ${b.sni}, expected ${name}`);
+  if (b.method !== "GET") problems.push(`method ${b.method}`);
+  if (problems.length) { console.error(problems.join("; ")); process.exit(1); }' "$body" "$nonce" "$UPSTREAM_NAME" \
+  || fail "upstream answer is wrong: $body"
+[[ $(wc -l < "$work/upstream.log") -eq 1 ]] || fail "the upstream saw $(wc -l < "$work/upstream.log") requests, expected 1"
+say "request via proxy: $status from the upstream (SNI $UPSTREAM_NAME, path /smoke/$nonce?via=image)"
+
+metrics=$(curl -fsS "$admin/metrics") || fail "/metrics did not answer"
+grep -q '^outbound_http_route_request_statuses_total{.*http_status="200"' <<<"$metrics" \
+  || grep -q '^outbound_http_route_request_statuses_total{.*200' <<<"$metrics" \
+  || fail "/metrics has no outbound_http_route_request_statuses_total sample for the 200"
+say "metrics: $(grep -c '^outbound_' <<<"$metrics") outbound_* samples"
+
+# --- SIGTERM: not ready, drain, exit 0 within the grace period
+kill -TERM "$proxy_pid"
+rc=0
+for _ in $(seq 100); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$run_pid" 2>/dev/null; then fail "the proxy did not exit within 10 s of SIGTERM"; fi
+wait "$run_pid" || rc=$?
+run_pid=""
+[[ $rc == 0 ]] || fail "the proxy exited with status $rc after SIGTERM"
+say "SIGTERM: exited 0"
+
+# --- nothing was written into the image's filesystem (buildah creates the mount points)
+written=$(cd "$rootfs" && find . -newer "$work/before-run" \
+  ! -path . ! -path ./etc ! -path ./etc/hosts ! -path ./etc/resolv.conf ! -path ./etc/hostname \
+  ! -path ./etc/egress ! -path ./proc ! -path ./dev ! -path ./sys ! -path ./run ! -path ./tmp \
+  ! -path ./home/nonroot ! -path ./home -print)
+[[ -z $written ]] || fail "the proxy wrote into the image filesystem: $written"
+log_lines=$(grep -c '^{' "$work/proxy.log" || true)
+say "ok: $IMAGE served /live, /ready and a TLS-originated request on loopback, wrote nothing, stopped cleanly ($log_lines JSON log lines)"
