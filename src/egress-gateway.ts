@@ -1,0 +1,674 @@
+// EgressGateway: the egress proxy's Namespace, ServiceAccount, ConfigMap (the proxy config),
+// hardened Deployment, Service and PodDisruptionBudget, and the registry of what it serves.
+import { createHash } from 'crypto';
+import { ApiObject, Duration, JsonPatch, Lazy, Size } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import type { EgressNetwork } from './egress-network';
+import { ExternalService, ExternalServiceOptions, ExternalServiceProtocol, ProxyTimeouts } from './external-service';
+import {
+  DEFAULT_ADMIN_PORT, DEFAULT_EGRESS_SUFFIX, DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT, DEFAULT_LIMITS,
+  DEFAULT_TIMEOUTS, DEFAULT_TLS_PORT,
+} from './model/defaults';
+import {
+  PROXY_CONFIG_API_VERSION, PROXY_CONFIG_FILE, PROXY_CONFIG_KIND,
+  ParentSpec, ProxyConfig, TcpListenerSpec, TimeoutsSpec,
+} from './model/proxy-config';
+import { cidrReason, dnsNameProblem, isDnsLabel } from './internal/dns';
+import { durationMs } from './internal/duration';
+import { stableJson } from './internal/json';
+import { MountRef, mountDir, volumeName } from './internal/mounts';
+import { Problems } from './internal/problems';
+import { timeoutsToSpec } from './internal/timeouts';
+import { ProxyImage } from './proxy-image';
+import { TlsOrigination } from './tls';
+import { EnforcementMode, TrafficPolicy } from './traffic-policy';
+
+/** How a config change reaches running gateway pods. */
+export enum ConfigReload {
+  /**
+   * The proxy watches its mounted ConfigMap and swaps to a new config in place (an invalid one
+   * is rejected and the last good config kept). Kubelet takes up to about a minute to update
+   * the mounted file.
+   */
+  HOT = 'Hot',
+  /**
+   * A checksum of the config is written on the pod template, so every config change rolls the
+   * pods (slower, but every pod runs a config a fresh start has validated).
+   */
+  ROLLING = 'Rolling',
+}
+
+/** The proxy's log level. */
+export enum LogLevel {
+  /** Everything, including per-phase details. */
+  DEBUG = 'debug',
+  /** One line per request or connection, plus lifecycle events. */
+  INFO = 'info',
+  /** Only problems. */
+  WARN = 'warn',
+  /** Only failures. */
+  ERROR = 'error',
+}
+
+/** Props of `EgressGateway`. */
+export interface EgressGatewayProps {
+  /**
+   * Name of the gateway: its Deployment, ServiceAccount and PodDisruptionBudget, the prefix of its
+   * ConfigMap, and the implicit parent's name when no EgressNetwork is attached.
+   * @default "egress-gateway"
+   */
+  readonly name?: string;
+
+  /**
+   * Namespace of every object of the gateway.
+   * @default "egress"
+   */
+  readonly namespace?: string;
+
+  /**
+   * Create the Namespace object. Turn off when the namespace is managed elsewhere.
+   * @default true
+   */
+  readonly createNamespace?: boolean;
+
+  /**
+   * Name of the gateway's Service. The default makes `proxy.egress.svc.cluster.local` the target
+   * of the DNS rewrite, as in the original proof of concept.
+   * @default "proxy"
+   */
+  readonly serviceName?: string;
+
+  /**
+   * The cluster's DNS domain, for `serviceFqdn`.
+   * @default "cluster.local"
+   */
+  readonly clusterDomain?: string;
+
+  /**
+   * The name suffix that marks a request for the gateway: clients call
+   * `http://api.github.com.<suffix>`. It must not resolve outside the cluster, so that a
+   * misrouted plaintext call fails instead of leaking.
+   * @default "egress.local"
+   */
+  readonly suffix?: string;
+
+  /**
+   * More suffixes the gateway accepts, e.g. during a rename.
+   * @default - none
+   */
+  readonly additionalSuffixes?: string[];
+
+  /**
+   * What traffic no route matches gets, when no EgressNetwork is attached (the gateway is then
+   * its own implicit parent). With a network attached, the network decides; setting both is an error.
+   * @see https://linkerd.io/2-edge/reference/egress-network/
+   * @default TrafficPolicy.ALLOW
+   */
+  readonly trafficPolicy?: TrafficPolicy;
+
+  /**
+   * Enforce denials or only report them. Overrides the attached network's mode when set.
+   * @default EnforcementMode.ENFORCE
+   */
+  readonly enforcement?: EnforcementMode;
+
+  /**
+   * Accept `http_proxy` style requests (absolute-form `GET http://host/...`) and CONNECT tunnels
+   * on the HTTP listener, as a node-local forward proxy does.
+   * @default false
+   */
+  readonly forwardProxy?: boolean;
+
+  /**
+   * Add a TLS passthrough listener (Service port 443) that routes by SNI without terminating TLS.
+   * @default false
+   */
+  readonly tlsPassthrough?: boolean;
+
+  /**
+   * Per-phase timeouts of the proxy.
+   * @default - the proxy's defaults (see ProxyTimeouts)
+   */
+  readonly timeouts?: ProxyTimeouts;
+
+  /**
+   * After SIGTERM, in-flight requests may finish for this long.
+   * @default Duration.seconds(20)
+   */
+  readonly shutdownGrace?: Duration;
+
+  /**
+   * The pods' terminationGracePeriodSeconds; must be longer than `shutdownGrace` so Kubernetes
+   * never kills a draining proxy.
+   * @default - shutdownGrace plus 10 seconds
+   */
+  readonly terminationGracePeriod?: Duration;
+
+  /**
+   * Destination networks the gateway may reach although the built-in address policy refuses
+   * them (private ranges, e.g. an on-premises API at 10.20.0.0/16).
+   * @default - none
+   */
+  readonly allowedCidrs?: string[];
+
+  /**
+   * The cluster's pod and service ranges: always refused as destinations (wins over allowedCidrs),
+   * so the gateway cannot be used to reach in-cluster services.
+   * @default - none
+   */
+  readonly clusterCidrs?: string[];
+
+  /**
+   * TLS origination for hosts without an ExternalService of their own.
+   * @default TlsOrigination.originate()
+   */
+  readonly defaultTls?: TlsOrigination;
+
+  /**
+   * Concurrent requests and tunnels per pod before new ones get 503.
+   * @default 10000
+   */
+  readonly maxConcurrentRequests?: number;
+
+  /**
+   * Largest request header block accepted, in bytes.
+   * @default 16384
+   */
+  readonly maxHeaderBytes?: number;
+
+  /**
+   * The proxy image.
+   * @default ProxyImage.DEFAULT
+   */
+  readonly image?: ProxyImage;
+
+  /**
+   * Number of gateway pods. Above 1 a PodDisruptionBudget keeps all but one available.
+   * @default 2
+   */
+  readonly replicas?: number;
+
+  /**
+   * Container resources.
+   * @default - requests 100m CPU and 128Mi memory; limits 1 CPU and 512Mi memory
+   */
+  readonly resources?: kplus.ContainerResources;
+
+  /**
+   * The proxy's log level (environment variable EGRESS_LOG_LEVEL).
+   * @default LogLevel.INFO
+   */
+  readonly logLevel?: LogLevel;
+
+  /**
+   * How config changes reach running pods.
+   * @default ConfigReload.HOT
+   */
+  readonly configReload?: ConfigReload;
+
+  /**
+   * Annotate the pods with `linkerd.io/inject: enabled`, so Linkerd mTLS protects the plaintext
+   * hop from workloads to the gateway.
+   * @see https://linkerd.io/2-edge/features/proxy-injection/
+   * @default true
+   */
+  readonly linkerdInject?: boolean;
+
+  /**
+   * Annotate the pods for Prometheus scraping (`prometheus.io/scrape`, port, path `/metrics`).
+   * @default true
+   */
+  readonly prometheusScrape?: boolean;
+
+  /**
+   * The EgressNetwork (parent) this gateway enforces; same as calling `attachNetwork()`.
+   * @default - an implicit parent named after the gateway
+   */
+  readonly network?: EgressNetwork;
+}
+
+const CONFIG_DIR = '/etc/egress';
+const RUN_AS = 65532;
+const FIRST_TCP_LISTENER_PORT = 10000;
+const CHECKSUM_ANNOTATION = 'egress.cdk8s.io/config-checksum';
+const DEFAULT_SHUTDOWN_GRACE_MS = DEFAULT_TIMEOUTS.shutdownGraceMs;
+// Kubernetes must not SIGKILL a pod that is still draining; 10 s covers the Linkerd sidecar's own stop.
+const TERMINATION_MARGIN_S = 10;
+
+interface ServicePortUse {
+  readonly protocol: 'http' | 'tcp' | 'tls';
+  readonly owner: string;
+}
+
+/**
+ * The egress gateway: the proxy that receives plaintext calls to `<host>.<suffix>` from
+ * workloads and originates verified TLS to the host, with its Kubernetes objects.
+ */
+export class EgressGateway extends Construct {
+  /** Gateway name (Deployment, ServiceAccount, implicit parent). */
+  public readonly name: string;
+  /** Namespace of the gateway's objects. */
+  public readonly namespaceName: string;
+  /** Name of the gateway's Service. */
+  public readonly serviceName: string;
+  /** `<service>.<namespace>.svc.<clusterDomain>`: the DNS rewrite target. */
+  public readonly serviceFqdn: string;
+  /** The main suffix (`egress.local`). */
+  public readonly suffix: string;
+  /** Every suffix the gateway accepts, the main one first. */
+  public readonly suffixes: string[];
+  /** Container port of the HTTP listener. */
+  public readonly httpPort: number;
+  /** Service port clients address for HTTP (80). */
+  public readonly servicePort: number;
+  /** Container port of the TLS passthrough listener, when enabled. */
+  public readonly tlsPort?: number;
+  /** Service port of the TLS passthrough listener (443), when enabled. */
+  public readonly tlsServicePort?: number;
+  /** Container port of the admin listener (/metrics, /live, /ready). */
+  public readonly adminPort: number;
+  /** Labels that select the gateway pods. */
+  public readonly podSelectorLabels: { [key: string]: string };
+  /** The Namespace object, when the gateway creates it. */
+  public readonly namespace?: kplus.Namespace;
+  /** The pods' ServiceAccount. */
+  public readonly serviceAccount: kplus.ServiceAccount;
+  /** The ConfigMap holding the proxy config under `config.json`. */
+  public readonly configMap: kplus.ConfigMap;
+  /** The proxy Deployment. */
+  public readonly deployment: kplus.Deployment;
+  /** The proxy container. */
+  public readonly container: kplus.Container;
+  /** The gateway's Service. */
+  public readonly service: kplus.Service;
+  /** How config changes reach the pods. */
+  public readonly configReload: ConfigReload;
+
+  private readonly props: EgressGatewayProps;
+  private readonly services: ExternalService[] = [];
+  private readonly mounted = new Set<string>();
+  private readonly servicePorts = new Map<number, ServicePortUse>();
+  private readonly tcpListeners: TcpListenerSpec[] = [];
+  private readonly timeoutsSpec: TimeoutsSpec;
+  private readonly defaultTls: TlsOrigination;
+  private readonly allowedCidrs: string[];
+  private readonly clusterCidrs: string[];
+  private attached?: EgressNetwork;
+
+  public constructor(scope: Construct, id: string, props: EgressGatewayProps = {}) {
+    super(scope, id);
+    this.props = props;
+    const problems = new Problems(`EgressGateway "${this.node.path}"`);
+
+    this.name = props.name ?? 'egress-gateway';
+    this.namespaceName = props.namespace ?? 'egress';
+    this.serviceName = props.serviceName ?? 'proxy';
+    const clusterDomain = props.clusterDomain ?? 'cluster.local';
+    for (const [prop, value] of [['name', this.name], ['namespace', this.namespaceName], ['serviceName', this.serviceName]] as const) {
+      if (!isDnsLabel(value)) {
+        problems.add(prop, value, 'is not a DNS label (lower-case letters, digits and "-", at most 63 characters)',
+          `use e.g. ${JSON.stringify(value.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '') || 'egress')}`);
+      }
+    }
+    const domainProblem = dnsNameProblem(clusterDomain);
+    if (domainProblem) problems.add('clusterDomain', clusterDomain, domainProblem.rule, domainProblem.fix);
+    this.serviceFqdn = `${this.serviceName}.${this.namespaceName}.svc.${clusterDomain}`;
+
+    this.suffix = props.suffix ?? DEFAULT_EGRESS_SUFFIX;
+    this.suffixes = [this.suffix];
+    const suffixProblem = dnsNameProblem(this.suffix);
+    if (suffixProblem) problems.add('suffix', this.suffix, suffixProblem.rule, suffixProblem.fix);
+    (props.additionalSuffixes ?? []).forEach((s, i) => {
+      const p = dnsNameProblem(s);
+      if (p) problems.add(`additionalSuffixes[${i}]`, s, p.rule, p.fix);
+      else if (this.suffixes.includes(s)) problems.add(`additionalSuffixes[${i}]`, s, 'is already accepted', 'list each suffix once and leave the main one out');
+      else this.suffixes.push(s);
+    });
+
+    const replicas = props.replicas ?? 2;
+    if (!Number.isInteger(replicas) || replicas < 1) {
+      problems.add('replicas', replicas, 'must be a whole number of at least 1', 'use 2 or more so a node failure or rollout never stops egress');
+    }
+    checkEnum(problems, 'trafficPolicy', props.trafficPolicy, TrafficPolicy, 'TrafficPolicy');
+    checkEnum(problems, 'enforcement', props.enforcement, EnforcementMode, 'EnforcementMode');
+    checkEnum(problems, 'configReload', props.configReload, ConfigReload, 'ConfigReload');
+    checkEnum(problems, 'logLevel', props.logLevel, LogLevel, 'LogLevel');
+
+    const shutdownGraceMs = durationMs(problems, 'shutdownGrace', props.shutdownGrace) ?? DEFAULT_SHUTDOWN_GRACE_MS;
+    const terminationMs = durationMs(problems, 'terminationGracePeriod', props.terminationGracePeriod);
+    const terminationS = terminationMs !== undefined ? terminationMs / 1000 : Math.ceil(shutdownGraceMs / 1000) + TERMINATION_MARGIN_S;
+    if (terminationMs !== undefined && (!Number.isInteger(terminationS) || terminationMs <= shutdownGraceMs)) {
+      problems.add('terminationGracePeriod', props.terminationGracePeriod!.toHumanString(),
+        `must be whole seconds and longer than 'shutdownGrace' (${shutdownGraceMs / 1000} s), or Kubernetes kills the proxy while it drains`,
+        `use at least Duration.seconds(${Math.floor(shutdownGraceMs / 1000) + 1}), or leave it unset for shutdownGrace + ${TERMINATION_MARGIN_S} s`);
+    }
+    this.timeoutsSpec = { ...DEFAULT_TIMEOUTS, ...timeoutsToSpec(problems, 'timeouts', props.timeouts ?? {}), shutdownGraceMs };
+
+    this.allowedCidrs = checkCidrs(problems, 'allowedCidrs', props.allowedCidrs);
+    this.clusterCidrs = checkCidrs(problems, 'clusterCidrs', props.clusterCidrs);
+
+    this.defaultTls = props.defaultTls ?? TlsOrigination.originate();
+    if (!this.defaultTls.enabled) {
+      problems.add('defaultTls', 'TlsOrigination.disabled()', 'would send every undeclared host plaintext over the internet',
+        'keep TLS on here and declare the plaintext upstreams as ExternalServices with tls: TlsOrigination.disabled()');
+    }
+    if (props.maxConcurrentRequests !== undefined && (!Number.isInteger(props.maxConcurrentRequests) || props.maxConcurrentRequests < 1)) {
+      problems.add('maxConcurrentRequests', props.maxConcurrentRequests, 'must be a whole number of at least 1', `use e.g. ${DEFAULT_LIMITS.maxConcurrent}`);
+    }
+    if (props.maxHeaderBytes !== undefined && (!Number.isInteger(props.maxHeaderBytes) || props.maxHeaderBytes < 1024 || props.maxHeaderBytes > 1_048_576)) {
+      problems.add('maxHeaderBytes', props.maxHeaderBytes, 'must be a whole number from 1024 to 1048576', `use e.g. ${DEFAULT_LIMITS.maxHeaderBytes}`);
+    }
+    problems.throwIfAny();
+
+    this.configReload = props.configReload ?? ConfigReload.HOT;
+    this.httpPort = DEFAULT_HTTP_PORT;
+    this.servicePort = DEFAULT_HTTP_PARENT_PORT;
+    this.adminPort = DEFAULT_ADMIN_PORT;
+    if (props.tlsPassthrough) {
+      this.tlsPort = DEFAULT_TLS_PORT;
+      this.tlsServicePort = 443;
+    }
+    this.podSelectorLabels = {
+      'app.kubernetes.io/name': 'egress-gateway',
+      'app.kubernetes.io/instance': this.name,
+    };
+    const labels = { ...this.podSelectorLabels, 'app.kubernetes.io/part-of': 'cdk8s-egress' };
+    const metadata = (name: string) => ({ name, namespace: this.namespaceName, labels });
+
+    if (props.createNamespace ?? true) {
+      this.namespace = new kplus.Namespace(this, 'Namespace', { metadata: { name: this.namespaceName, labels } });
+    }
+
+    this.serviceAccount = new kplus.ServiceAccount(this, 'ServiceAccount', {
+      metadata: metadata(this.name),
+      automountToken: false,
+    });
+
+    this.configMap = new kplus.ConfigMap(this, 'ConfigMap', { metadata: metadata(`${this.name}-config`) });
+    // Lazy: services and networks added after construction must land in the rendered config.
+    this.configMap.addData(PROXY_CONFIG_FILE, Lazy.any({ produce: () => this.configJson() }) as unknown as string);
+
+    const podAnnotations: { [key: string]: string } = {};
+    if (props.linkerdInject ?? true) podAnnotations['linkerd.io/inject'] = 'enabled';
+    if (props.prometheusScrape ?? true) {
+      podAnnotations['prometheus.io/scrape'] = 'true';
+      podAnnotations['prometheus.io/port'] = String(this.adminPort);
+      podAnnotations['prometheus.io/path'] = '/metrics';
+    }
+
+    this.deployment = new kplus.Deployment(this, 'Resource', {
+      metadata: metadata(this.name),
+      replicas,
+      select: false,
+      podMetadata: { labels, annotations: podAnnotations },
+      serviceAccount: this.serviceAccount,
+      automountServiceAccountToken: false,
+      securityContext: {
+        user: RUN_AS, group: RUN_AS, fsGroup: RUN_AS, ensureNonRoot: true,
+        fsGroupChangePolicy: kplus.FsGroupChangePolicy.ON_ROOT_MISMATCH,
+      },
+      terminationGracePeriod: Duration.seconds(terminationS),
+      // Surge first: capacity never drops during a rollout, which also keeps the PDB satisfied.
+      strategy: kplus.DeploymentStrategy.rollingUpdate({
+        maxSurge: kplus.PercentOrAbsolute.absolute(1),
+        maxUnavailable: kplus.PercentOrAbsolute.absolute(0),
+      }),
+    });
+    this.deployment.select(kplus.LabelSelector.of({ labels: this.podSelectorLabels }));
+    if (this.configReload === ConfigReload.ROLLING) {
+      this.deployment.podMetadata.addAnnotation(CHECKSUM_ANNOTATION,
+        Lazy.any({ produce: () => createHash('sha256').update(this.configJson()).digest('hex') }) as unknown as string);
+    }
+
+    const ports: kplus.ContainerPort[] = [
+      { number: this.httpPort, name: 'http' },
+      { number: this.adminPort, name: 'admin' },
+    ];
+    if (this.tlsPort) ports.push({ number: this.tlsPort, name: 'tls' });
+    this.container = this.deployment.addContainer({
+      name: 'proxy',
+      image: (props.image ?? ProxyImage.DEFAULT).uri,
+      imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+      args: ['--config', `${CONFIG_DIR}/${PROXY_CONFIG_FILE}`],
+      ports,
+      envVariables: { EGRESS_LOG_LEVEL: kplus.EnvValue.fromValue(props.logLevel ?? LogLevel.INFO) },
+      securityContext: {
+        user: RUN_AS,
+        group: RUN_AS,
+        ensureNonRoot: true,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        privileged: false,
+        capabilities: { drop: [kplus.Capability.ALL] },
+        seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
+      },
+      resources: props.resources ?? {
+        cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.units(1) },
+        memory: { request: cdk8sSize(128), limit: cdk8sSize(512) },
+      },
+      liveness: kplus.Probe.fromHttpGet('/live', {
+        port: this.adminPort, periodSeconds: Duration.seconds(10), failureThreshold: 3, timeoutSeconds: Duration.seconds(2),
+      }),
+      readiness: kplus.Probe.fromHttpGet('/ready', {
+        port: this.adminPort, periodSeconds: Duration.seconds(5), failureThreshold: 2, timeoutSeconds: Duration.seconds(2),
+      }),
+    });
+    // The whole ConfigMap directory, not a subPath: subPath mounts never see updates, and HOT reload needs them.
+    const configVolume = kplus.Volume.fromConfigMap(this, 'ConfigVolume', this.configMap, { name: 'config' });
+    this.container.mount(CONFIG_DIR, configVolume, { readOnly: true });
+    // The root filesystem is read-only; Node and TLS libraries still want a scratch directory.
+    const tmp = kplus.Volume.fromEmptyDir(this, 'TmpVolume', 'tmp', { sizeLimit: cdk8sSize(64) });
+    this.container.mount('/tmp', tmp);
+
+    // cdk8s-plus has no topologySpreadConstraints; patch them in so replicas land on different nodes.
+    ApiObject.of(this.deployment).addJsonPatch(JsonPatch.add('/spec/template/spec/topologySpreadConstraints', [{
+      maxSkew: 1,
+      topologyKey: 'kubernetes.io/hostname',
+      whenUnsatisfiable: 'ScheduleAnyway',
+      labelSelector: { matchLabels: { ...this.podSelectorLabels } },
+    }]));
+
+    this.service = new kplus.Service(this, 'Service', {
+      metadata: metadata(this.serviceName),
+      type: kplus.ServiceType.CLUSTER_IP,
+      ports: [{ name: 'http', port: this.servicePort, targetPort: this.httpPort, protocol: kplus.Protocol.TCP }],
+    });
+    for (const [k, v] of Object.entries(this.podSelectorLabels)) this.service.selectLabel(k, v);
+    this.servicePorts.set(this.servicePort, { protocol: 'http', owner: 'the HTTP listener' });
+    if (this.tlsPort && this.tlsServicePort) {
+      this.service.bind(this.tlsServicePort, { name: 'tls', targetPort: this.tlsPort, protocol: kplus.Protocol.TCP });
+      this.servicePorts.set(this.tlsServicePort, { protocol: 'tls', owner: 'the TLS passthrough listener' });
+    }
+
+    if (replicas > 1) {
+      new ApiObject(this, 'DisruptionBudget', {
+        apiVersion: 'policy/v1',
+        kind: 'PodDisruptionBudget',
+        metadata: metadata(this.name),
+        spec: { maxUnavailable: 1, selector: { matchLabels: { ...this.podSelectorLabels } } },
+      });
+    }
+
+    this.mount(this.defaultTls._mounts());
+    if (props.network) this.attachNetwork(props.network);
+
+    this.node.addValidation({ validate: () => this.crossChecks() });
+  }
+
+  /** The attached EgressNetwork, if any. */
+  public get network(): EgressNetwork | undefined {
+    return this.attached;
+  }
+
+  /** The external services this gateway serves, in the order they were added. */
+  public get externalServices(): ExternalService[] {
+    return [...this.services];
+  }
+
+  /**
+   * Makes `network` the parent this gateway enforces: its trafficPolicy, networks and routes go
+   * into the proxy config. A gateway has one parent.
+   */
+  public attachNetwork(network: EgressNetwork): void {
+    if (this.attached === network) return;
+    if (this.attached) {
+      throw new Error(`EgressGateway "${this.node.path}": 'network' EgressNetwork "${network.node.path}" cannot be attached because EgressNetwork "${this.attached.node.path}" already is, and a gateway enforces exactly one parent; attach "${network.node.path}" to another EgressGateway, or move its routes to "${this.attached.node.path}"`);
+    }
+    this.attached = network;
+  }
+
+  /** Declares an external service this gateway serves and returns it. */
+  public addExternalService(id: string, options: ExternalServiceOptions): ExternalService {
+    return new ExternalService(this, id, { ...options, gateway: this });
+  }
+
+  /**
+   * @internal called by ExternalService: checks that its host, name and client ports are free on
+   * this gateway, then mounts what it reads and exposes its ports.
+   */
+  public _registerExternalService(svc: ExternalService): void {
+    const problems = new Problems(`EgressGateway "${this.node.path}"`);
+    for (const other of this.services) {
+      if (other.host === svc.host) {
+        problems.add('host', svc.host, `of ExternalService "${svc.node.path}" is already served by ExternalService "${other.node.path}"`,
+          'declare each host once per gateway: merge the two services\' ports into one');
+      }
+      if (other.name === svc.name) {
+        problems.add('name', svc.name, `of ExternalService "${svc.node.path}" is already used by ExternalService "${other.node.path}"`,
+          'give one of them another construct id or an explicit name');
+      }
+    }
+    const claims = new Map<number, ServicePortUse>();
+    for (const p of svc.ports) {
+      const wanted: ServicePortUse['protocol'] = p.protocol === ExternalServiceProtocol.TCP ? 'tcp' : 'http';
+      const taken = this.servicePorts.get(p.port) ?? claims.get(p.port);
+      // HTTP-family ports share the HTTP listener; anything else needs the Service port to itself.
+      if (taken && !(taken.protocol === 'http' && wanted === 'http')) {
+        problems.add('ports', p.port, `of ExternalService "${svc.node.path}" (${p.protocol}) is already taken on Service "${this.serviceName}" by ${taken.owner}`,
+          wanted === 'tcp' ? 'give the TCP service a client port no other service uses' : 'use another client port for this service');
+      }
+      if (!taken) claims.set(p.port, { protocol: wanted, owner: wanted === 'tcp' ? `TCP port of ExternalService "${svc.node.path}"` : `HTTP port of ExternalService "${svc.node.path}"` });
+    }
+    problems.throwIfAny();
+
+    this.services.push(svc);
+    this.mount(svc._mounts());
+    for (const p of svc.ports) {
+      if (!claims.has(p.port)) continue;
+      const use = claims.get(p.port)!;
+      this.servicePorts.set(p.port, use);
+      if (use.protocol === 'http') {
+        this.service.bind(p.port, { name: `http-${p.port}`, targetPort: this.httpPort, protocol: kplus.Protocol.TCP });
+      } else {
+        const containerPort = FIRST_TCP_LISTENER_PORT + this.tcpListeners.length;
+        this.tcpListeners.push({ port: containerPort, externalService: svc.name, servicePort: p.port });
+        this.container.addPort({ number: containerPort, name: `tcp-${containerPort}` });
+        this.service.bind(p.port, { name: `tcp-${p.port}`, targetPort: containerPort, protocol: kplus.Protocol.TCP });
+      }
+    }
+  }
+
+  /** @internal the complete proxy config, as the ConfigMap carries it. */
+  public _renderConfig(): ProxyConfig {
+    const props = this.props;
+    const parent: ParentSpec = this.attached
+      ? { ...this.attached._renderParent(), ...(props.enforcement ? { mode: props.enforcement } : {}) }
+      : {
+        group: 'policy.linkerd.io',
+        kind: 'EgressNetwork',
+        name: this.name,
+        namespace: this.namespaceName,
+        trafficPolicy: props.trafficPolicy ?? TrafficPolicy.ALLOW,
+        networks: [],
+        mode: props.enforcement ?? EnforcementMode.ENFORCE,
+      };
+    return {
+      apiVersion: PROXY_CONFIG_API_VERSION,
+      kind: PROXY_CONFIG_KIND,
+      gateway: { name: this.name, namespace: this.namespaceName },
+      listeners: {
+        bindAddress: '0.0.0.0',
+        http: {
+          port: this.httpPort,
+          suffixes: [...this.suffixes],
+          forwardProxy: props.forwardProxy ?? false,
+          parentPort: this.servicePort,
+        },
+        tls: this.tlsPort && this.tlsServicePort ? { port: this.tlsPort, parentPort: this.tlsServicePort } : undefined,
+        tcp: this.tcpListeners.map((l) => ({ ...l })),
+        admin: { port: this.adminPort },
+      },
+      parent,
+      externalServices: this.services.map((s) => s._toSpec()),
+      routes: this.attached ? this.attached._renderRoutes() : [],
+      addressPolicy: { allowCidrs: [...this.allowedCidrs], denyCidrs: [...this.clusterCidrs] },
+      timeouts: { ...this.timeoutsSpec },
+      limits: {
+        maxConcurrent: props.maxConcurrentRequests ?? DEFAULT_LIMITS.maxConcurrent,
+        maxHeaderBytes: props.maxHeaderBytes ?? DEFAULT_LIMITS.maxHeaderBytes,
+      },
+      defaultTls: this.defaultTls._toSpec(),
+    };
+  }
+
+  private configJson(): string {
+    return stableJson(this._renderConfig());
+  }
+
+  /** One read-only volume per Secret or ConfigMap, mounted once whoever references it. */
+  private mount(refs: MountRef[]): void {
+    for (const ref of refs) {
+      const vol = volumeName(ref.kind, ref.name);
+      if (this.mounted.has(vol)) continue;
+      this.mounted.add(vol);
+      const volume = ref.kind === 'secret'
+        ? kplus.Volume.fromSecret(this, `Volume-${vol}`, kplus.Secret.fromSecretName(this, `Secret-${vol}`, ref.name), { name: vol, defaultMode: 0o440 })
+        : kplus.Volume.fromConfigMap(this, `Volume-${vol}`, kplus.ConfigMap.fromConfigMapName(this, `ConfigMapRef-${vol}`, ref.name), { name: vol, defaultMode: 0o444 });
+      this.container.mount(mountDir(ref.kind, ref.name), volume, { readOnly: true });
+    }
+  }
+
+  private crossChecks(): string[] {
+    const problems = new Problems(`EgressGateway "${this.node.path}"`);
+    if (this.attached && this.props.trafficPolicy !== undefined) {
+      problems.add('trafficPolicy', this.props.trafficPolicy, `is set although EgressNetwork "${this.attached.node.path}" is attached and decides what unmatched traffic gets`,
+        'set trafficPolicy on the EgressNetwork and remove it from the gateway');
+    }
+    for (const svc of this.services) {
+      const bare = svc.host.replace(/^\*\./, '');
+      for (const s of this.suffixes) {
+        if (bare === s || bare.endsWith(`.${s}`)) {
+          problems.add('host', svc.host, `of ExternalService "${svc.node.path}" is under the gateway suffix "${s}", so the gateway would call itself`,
+            `use the real upstream name, e.g. ${JSON.stringify(bare.slice(0, -(s.length + 1)) || 'api.example.com')}`);
+        }
+      }
+    }
+    try {
+      problems.throwIfAny();
+    } catch (e) {
+      return [(e as Error).message];
+    }
+    return [];
+  }
+}
+
+function cdk8sSize(mebibytes: number): Size {
+  return Size.mebibytes(mebibytes);
+}
+
+function checkEnum(problems: Problems, prop: string, value: string | undefined, e: Record<string, string>, name: string): void {
+  if (value === undefined) return;
+  const values = Object.values(e);
+  if (!values.includes(value)) problems.add(prop, value, `is not one of ${values.map((v) => JSON.stringify(v)).join(', ')}`, `use a ${name} member`);
+}
+
+function checkCidrs(problems: Problems, prop: string, cidrs: string[] | undefined): string[] {
+  const out: string[] = [];
+  (cidrs ?? []).forEach((c, i) => {
+    const reason = cidrReason(c);
+    if (reason) problems.add(`${prop}[${i}]`, c, `is not a CIDR: ${reason}`, 'write it as "10.20.0.0/16" or "fd00::/8"');
+    else out.push(c);
+  });
+  return out;
+}
