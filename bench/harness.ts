@@ -1,0 +1,200 @@
+// Benchmark plumbing: throwaway PKI, child processes with their CPU read from /proc, a fixed-count
+// closed-loop load generator and the numbers it reports. Loopback only; everything is stopped.
+import { execFileSync, spawn, type ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as path from 'path';
+
+export interface Pki {
+  readonly dir: string;
+  readonly caFile: string;
+  readonly keyFile: string;
+  readonly certFile: string;
+}
+
+/** A CA and a server certificate for `serverName`, made with openssl into `dir`. */
+export function makePki(dir: string, serverName: string): Pki {
+  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  run('req', '-x509', ...ec, '-days', '1', '-subj', '/CN=egress bench CA', '-keyout', 'ca.key', '-out', 'ca.pem');
+  run('req', ...ec, '-subj', `/CN=${serverName}`, '-keyout', 'server.key', '-out', 'server.csr');
+  fs.writeFileSync(path.join(dir, 'ext.cnf'), `subjectAltName=DNS:${serverName}\nextendedKeyUsage=serverAuth\n`);
+  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1',
+    '-extfile', 'ext.cnf', '-out', 'server.pem');
+  return {
+    dir,
+    caFile: path.join(dir, 'ca.pem'),
+    keyFile: path.join(dir, 'server.key'),
+    certFile: path.join(dir, 'server.pem'),
+  };
+}
+
+/** Distinct free TCP ports on 127.0.0.1 (released before return; fine for a single-user bench). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = Array.from({ length: n }, () => net.createServer());
+  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))));
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  return ports;
+}
+
+const CLOCK_TICKS_PER_SECOND = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** User+system CPU of another process in microseconds, from /proc (undefined where there is none). */
+export function processCpuMicros(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may hold spaces and parentheses; fields are counted after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+    return (ticks * 1_000_000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resident set size of a process in MiB, from /proc. */
+export function processRssMiB(pid: number): number | undefined {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A child process we started, with the tail of its stderr for error messages. */
+export class Child {
+  public static start(name: string, file: string, args: readonly string[]): Child {
+    const proc = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    return new Child(name, proc);
+  }
+
+  private stderrTail = '';
+  private exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private readonly exitPromise: Promise<void>;
+
+  private constructor(public readonly name: string, public readonly proc: ChildProcess) {
+    proc.stderr!.setEncoding('utf8');
+    proc.stderr!.on('data', (chunk: string) => {
+      this.stderrTail = (this.stderrTail + chunk).slice(-4000);
+    });
+    this.exitPromise = new Promise((resolve) => proc.once('exit', (code, signal) => {
+      this.exited = { code, signal };
+      resolve();
+    }));
+  }
+
+  public get pid(): number {
+    return this.proc.pid!;
+  }
+
+  public get alive(): boolean {
+    return this.exited === undefined;
+  }
+
+  public describeExit(): string {
+    const how = this.exited ? `exited (code ${this.exited.code}, signal ${this.exited.signal})` : 'is running';
+    return `${this.name} ${how}${this.stderrTail ? `; stderr:\n${this.stderrTail}` : ''}`;
+  }
+
+  /** The first stdout line, parsed as JSON (how the upstream reports its port). */
+  public async firstJsonLine<T>(timeoutMs: number): Promise<T> {
+    const stdout = this.proc.stdout!;
+    stdout.setEncoding('utf8');
+    return new Promise<T>((resolve, reject) => {
+      let buf = '';
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no output within ${timeoutMs} ms; ${this.describeExit()}`)), timeoutMs);
+      const onData = (chunk: string) => {
+        buf += chunk;
+        const nl = buf.indexOf('\n');
+        if (nl < 0) return;
+        clearTimeout(timer);
+        stdout.off('data', onData);
+        stdout.resume(); // drain the rest so the child never blocks on a full pipe
+        try {
+          resolve(JSON.parse(buf.slice(0, nl)) as T);
+        } catch (e) {
+          reject(new Error(`${this.name}: first line is not JSON: ${buf.slice(0, nl)}`));
+        }
+      };
+      stdout.on('data', onData);
+      void this.exitPromise.then(() => {
+        clearTimeout(timer);
+        reject(new Error(this.describeExit()));
+      });
+    });
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+  public async stop(graceMs = 5_000): Promise<void> {
+    if (!this.alive) return;
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), graceMs);
+    await this.exitPromise;
+    clearTimeout(timer);
+  }
+}
+
+export interface LoadResult {
+  readonly requests: number;
+  readonly errors: number;
+  readonly firstError?: string;
+  readonly elapsedMs: number;
+  /** Sorted ascending. */
+  readonly latenciesMs: Float64Array;
+  readonly clientCpuMicros: number;
+}
+
+/**
+ * Closed loop: `concurrency` workers each send one request at a time until `total` have been
+ * sent. `send` resolves when the whole response has been read and checked, or throws.
+ */
+export async function runLoad(total: number, concurrency: number, send: () => Promise<void>): Promise<LoadResult> {
+  const latencies = new Float64Array(total);
+  let next = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  const worker = async () => {
+    for (let i = next++; i < total; i = next++) {
+      const start = process.hrtime.bigint();
+      try {
+        await send();
+      } catch (e) {
+        errors++;
+        firstError ??= (e as Error).message;
+      }
+      latencies[i] = Number(process.hrtime.bigint() - start) / 1e6;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  const cpu = process.cpuUsage(cpu0);
+  latencies.sort();
+  return { requests: total, errors, firstError, elapsedMs, latenciesMs: latencies, clientCpuMicros: cpu.user + cpu.system };
+}
+
+/** Nearest-rank percentile of an ascending array. */
+export function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
+}
+
+/** Poll `check` every 50 ms until it resolves true, or fail after `timeoutMs`. */
+export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
