@@ -1,0 +1,364 @@
+import * as kplus from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { DEFAULT_ADMIN_PORT, DEFAULT_EGRESS_SUFFIX, DEFAULT_TLS_TARGET_PORT } from './model/defaults';
+import { CidrParseError, parseCidr } from './proxy/cidr';
+
+/**
+ * A plain description of an egress gateway: what NetworkPolicies and client settings need to
+ * know about it. `EgressGateway` produces one; a gateway deployed some other way can be
+ * described by hand.
+ */
+export interface EgressGatewayTarget {
+  /** Namespace of the gateway's pods and Service. */
+  readonly namespace: string;
+  /** Name of the gateway's Service. */
+  readonly serviceName: string;
+  /** Labels that select exactly the gateway's pods. */
+  readonly podSelectorLabels: { [key: string]: string };
+  /**
+   * Container ports clients connect to: the HTTP listener, and the TLS passthrough and TCP
+   * listeners when there are any. NetworkPolicies see container ports, not Service ports.
+   */
+  readonly proxyPorts: number[];
+  /**
+   * The Service port clients address in `http_proxy` mode.
+   * @default 80
+   */
+  readonly servicePort?: number;
+  /**
+   * Container port of the admin listener (/metrics, /live, /ready).
+   * @default 9901
+   */
+  readonly adminPort?: number;
+  /**
+   * Upstream ports the gateway dials on the internet (its external services' target ports).
+   * @default [443]
+   */
+  readonly externalPorts?: number[];
+  /**
+   * The gateway's egress suffix.
+   * @default 'egress.local'
+   */
+  readonly suffix?: string;
+}
+
+/** Label `EgressClient.configure()` puts on client pods; its value names the gateway. */
+const CLIENT_LABEL = 'egress.cdk8s.io/gateway';
+
+/**
+ * Address ranges that are never "the internet" for the gateway: RFC 1918 private ranges, CGNAT
+ * (often node or pod networks), link-local (cloud metadata at 169.254.169.254), loopback, and
+ * IPv6 unique-local and link-local. The gateway's own address vetting refuses them too; the
+ * NetworkPolicy makes the refusal hold even if the proxy is compromised.
+ */
+const NON_PUBLIC_V4 = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '127.0.0.0/8'];
+const NON_PUBLIC_V6 = ['fc00::/7', 'fe80::/10'];
+
+function gatewayValue(gateway: EgressGatewayTarget): string {
+  return `${gateway.serviceName}.${gateway.namespace}`;
+}
+
+function checkTarget(gateway: EgressGatewayTarget, problems: string[]): void {
+  const ports = [...gateway.proxyPorts, ...(gateway.externalPorts ?? []), gateway.adminPort ?? DEFAULT_ADMIN_PORT, gateway.servicePort ?? 80];
+  for (const p of ports) {
+    if (!Number.isInteger(p) || p < 1 || p > 65535) problems.push(`'gateway' port ${JSON.stringify(p)} is not a port number (1-65535)`);
+  }
+  if (gateway.proxyPorts.length === 0) problems.push("'gateway.proxyPorts' is empty; list the listener ports clients connect to, e.g. [8080]");
+  if (Object.keys(gateway.podSelectorLabels).length === 0) {
+    problems.push("'gateway.podSelectorLabels' is empty, which would select every pod in the namespace; give the gateway pods' labels");
+  }
+}
+
+/** Splits cluster CIDRs by family, reporting the ones that do not parse. */
+function splitCidrs(prop: string, cidrs: readonly string[], problems: string[]): { v4: string[]; v6: string[] } {
+  const v4: string[] = [];
+  const v6: string[] = [];
+  for (const c of cidrs) {
+    try {
+      const parsed = parseCidr(c);
+      (parsed.family === 4 ? v4 : v6).push(c);
+    } catch (e) {
+      const detail = e instanceof CidrParseError ? e.message : String(e);
+      problems.push(`'${prop}' entry ${JSON.stringify(c)} is not a CIDR (${detail}); write it like "10.244.0.0/16"`);
+    }
+  }
+  return { v4, v6 };
+}
+
+function tcp(ports: readonly number[]): kplus.NetworkPolicyPort[] {
+  return [...new Set(ports)].map(p => kplus.NetworkPolicyPort.tcp(p));
+}
+
+/** DNS on both protocols: UDP for queries, TCP for truncated answers. */
+const DNS_PORTS = (): kplus.NetworkPolicyPort[] => [kplus.NetworkPolicyPort.udp(53), kplus.NetworkPolicyPort.tcp(53)];
+
+function defaultDnsPeer(scope: Construct): kplus.INetworkPolicyPeer {
+  // kube-dns and CoreDNS both run in kube-system behind pods labelled k8s-app=kube-dns.
+  return kplus.Pods.select(scope, 'ClusterDns', {
+    labels: { 'k8s-app': 'kube-dns' },
+    namespaces: kplus.Namespaces.select(scope, 'KubeSystem', { names: ['kube-system'] }),
+  });
+}
+
+/** Props of `EgressGatewayPolicy`. */
+export interface EgressGatewayPolicyProps {
+  /** The gateway whose pods the policy selects. */
+  readonly gateway: EgressGatewayTarget;
+  /**
+   * The cluster's pod and service CIDRs. They are cut out of the gateway's internet egress
+   * (on top of the private, CGNAT and link-local ranges, always cut out) so that it cannot be
+   * used to reach in-cluster addresses on clusters with public pod ranges.
+   * @default []
+   */
+  readonly clusterCidrs?: string[];
+  /**
+   * Peers allowed to send to the gateway's proxy ports, besides labelled clients.
+   * More can be added with `allowFrom()`.
+   * @default []
+   */
+  readonly allowFrom?: kplus.INetworkPolicyPeer[];
+  /**
+   * Admit pods labelled by `EgressClient.configure()` for this gateway, from the namespaces
+   * `clientNamespaces` selects. A label is not an authorization boundary: anyone who may create
+   * pods there may set it. Turn off to admit only `allowFrom` peers.
+   * @default true
+   */
+  readonly allowLabelledClients?: boolean;
+  /**
+   * Namespaces labelled clients may run in.
+   * @default - every namespace
+   */
+  readonly clientNamespaces?: kplus.Namespaces;
+  /**
+   * Who may scrape the admin port (/metrics).
+   * @default - every pod in the namespace named 'monitoring'
+   */
+  readonly metricsScrapers?: kplus.INetworkPolicyPeer;
+  /**
+   * In-cluster peers the gateway may reach, on any port: in-cluster backends of routes, the
+   * mesh control plane (Linkerd's `linkerd` namespace) when the gateway is meshed.
+   * @default []
+   */
+  readonly allowEgressTo?: kplus.INetworkPolicyPeer[];
+  /**
+   * The cluster DNS the gateway resolves upstream names with.
+   * @default - pods labelled k8s-app=kube-dns in kube-system
+   */
+  readonly dns?: kplus.INetworkPolicyPeer;
+}
+
+/**
+ * The egress gateway's own NetworkPolicy. Ingress: its proxy ports from the clients allowed
+ * to use it, its admin port from the metrics scraper. Egress: DNS, and the external ports on
+ * public addresses only (private, CGNAT, link-local and the cluster's CIDRs cut out), so the
+ * gateway cannot be turned into a path into the cluster or to cloud metadata.
+ *
+ * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/
+ */
+export class EgressGatewayPolicy extends Construct {
+  /** The NetworkPolicy. */
+  public readonly policy: kplus.NetworkPolicy;
+  private readonly gateway: EgressGatewayTarget;
+  private readonly peers = new Set<kplus.INetworkPolicyPeer>();
+
+  constructor(scope: Construct, id: string, props: EgressGatewayPolicyProps) {
+    super(scope, id);
+    const problems: string[] = [];
+    checkTarget(props.gateway, problems);
+    const cidrs = splitCidrs('clusterCidrs', props.clusterCidrs ?? [], problems);
+    if (problems.length) throw new Error(`EgressGatewayPolicy ${this.node.path}: invalid props:\n- ${problems.join('\n- ')}`);
+    this.gateway = props.gateway;
+    const gw = props.gateway;
+
+    this.policy = new kplus.NetworkPolicy(this, 'Resource', {
+      metadata: { namespace: gw.namespace },
+      selector: kplus.Pods.select(this, 'GatewayPods', { labels: gw.podSelectorLabels }),
+      ingress: { default: kplus.NetworkPolicyTrafficDefault.DENY },
+      egress: { default: kplus.NetworkPolicyTrafficDefault.DENY },
+    });
+
+    if (props.allowLabelledClients ?? true) {
+      this.allowFrom(kplus.Pods.select(this, 'LabelledClients', {
+        labels: { [CLIENT_LABEL]: gatewayValue(gw) },
+        namespaces: props.clientNamespaces ?? kplus.Namespaces.all(this, 'AnyNamespace'),
+      }));
+    }
+    for (const peer of props.allowFrom ?? []) this.allowFrom(peer);
+
+    const scrapers = props.metricsScrapers ?? kplus.Namespaces.select(this, 'Monitoring', { names: ['monitoring'] });
+    this.policy.addIngressRule(scrapers, tcp([gw.adminPort ?? DEFAULT_ADMIN_PORT]));
+
+    this.policy.addEgressRule(props.dns ?? defaultDnsPeer(this), DNS_PORTS());
+    const external = tcp(gw.externalPorts ?? [DEFAULT_TLS_TARGET_PORT]);
+    this.policy.addEgressRule(
+      kplus.NetworkPolicyIpBlock.ipv4(this, 'PublicIpv4', '0.0.0.0/0', [...NON_PUBLIC_V4, ...cidrs.v4]), external);
+    this.policy.addEgressRule(
+      kplus.NetworkPolicyIpBlock.ipv6(this, 'PublicIpv6', '::/0', [...NON_PUBLIC_V6, ...cidrs.v6]), external);
+    for (const peer of props.allowEgressTo ?? []) this.allowEgressTo(peer);
+  }
+
+  /** Lets `peer` send to the gateway's proxy ports. Adding the same peer twice is a no-op. */
+  public allowFrom(peer: kplus.INetworkPolicyPeer): void {
+    if (this.peers.has(peer)) return;
+    this.peers.add(peer);
+    this.policy.addIngressRule(peer, tcp(this.gateway.proxyPorts));
+  }
+
+  /**
+   * Lets the gateway reach an in-cluster peer.
+   * @param ports the ports; default every port
+   */
+  public allowEgressTo(peer: kplus.INetworkPolicyPeer, ports?: kplus.NetworkPolicyPort[]): void {
+    this.policy.addEgressRule(peer, ports);
+  }
+}
+
+/** Props of `EgressLockdown`. */
+export interface EgressLockdownProps {
+  /**
+   * The pods whose egress is locked down: a workload, `Pods.select(...)`, or
+   * `Namespaces.select(..., { names: [ns] })` for a whole namespace.
+   */
+  readonly selector: kplus.INetworkPolicyPeer;
+  /** The gateway that stays reachable (its pods, on its proxy ports). */
+  readonly gateway: EgressGatewayTarget;
+  /**
+   * In-cluster peers the pods may still reach, on any port: their databases, other services,
+   * and the mesh control plane when they are meshed (Linkerd's proxies need the `linkerd`
+   * namespace). Add more with `allowTo()`.
+   * @default []
+   */
+  readonly allowInCluster?: kplus.INetworkPolicyPeer[];
+  /**
+   * The cluster DNS the pods resolve with.
+   * @default - pods labelled k8s-app=kube-dns in kube-system
+   */
+  readonly dns?: kplus.INetworkPolicyPeer;
+}
+
+/**
+ * A default-deny egress NetworkPolicy for the selected pods that still allows DNS, the
+ * in-cluster peers named, and the egress gateway: the gateway becomes the only way out, and
+ * a call that bypasses it fails closed. Ingress to the pods is left as it was.
+ *
+ * Pair it with the gateway admitting the same pods (`EgressGatewayPolicy.allowFrom`).
+ *
+ * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/#default-deny-all-egress-traffic
+ */
+export class EgressLockdown extends Construct {
+  /** The NetworkPolicy. */
+  public readonly policy: kplus.NetworkPolicy;
+
+  constructor(scope: Construct, id: string, props: EgressLockdownProps) {
+    super(scope, id);
+    const problems: string[] = [];
+    checkTarget(props.gateway, problems);
+    const selector = props.selector.toPodSelector();
+    if (!selector) problems.push(`'selector' ${props.selector.node.path} selects addresses, not pods; give a workload, Pods.select() or Namespaces.select()`);
+    if (problems.length) throw new Error(`EgressLockdown ${this.node.path}: invalid props:\n- ${problems.join('\n- ')}`);
+    const gw = props.gateway;
+    this.policy = new kplus.NetworkPolicy(this, 'Resource', {
+      selector,
+      egress: { default: kplus.NetworkPolicyTrafficDefault.DENY },
+    });
+    this.policy.addEgressRule(props.dns ?? defaultDnsPeer(this), DNS_PORTS());
+    this.policy.addEgressRule(kplus.Pods.select(this, 'Gateway', {
+      labels: gw.podSelectorLabels,
+      namespaces: kplus.Namespaces.select(this, 'GatewayNamespace', { names: [gw.namespace] }),
+    }), tcp(gw.proxyPorts));
+    for (const peer of props.allowInCluster ?? []) this.allowTo(peer);
+  }
+
+  /**
+   * Lets the pods reach an in-cluster peer.
+   * @param ports the ports; default every port
+   */
+  public allowTo(peer: kplus.INetworkPolicyPeer, ports?: kplus.NetworkPolicyPort[]): void {
+    this.policy.addEgressRule(peer, ports);
+  }
+}
+
+/** How a client reaches the gateway. */
+export enum EgressClientMode {
+  /** Calls `http://<host>.<suffix>/`; the client learns the suffix from `EGRESS_SUFFIX`. */
+  SUFFIX = 'Suffix',
+  /**
+   * The gateway runs as a forward proxy: `HTTP_PROXY`/`HTTPS_PROXY` (and lower-case forms,
+   * which curl and many libraries read) point at it, `NO_PROXY` keeps in-cluster calls direct.
+   */
+  FORWARD_PROXY = 'ForwardProxy',
+}
+
+/** Options of `EgressClient.configure()`. */
+export interface EgressClientOptions {
+  /** The gateway the workload uses. */
+  readonly gateway: EgressGatewayTarget;
+  /**
+   * How the workload reaches the gateway.
+   * @default EgressClientMode.SUFFIX
+   */
+  readonly mode?: EgressClientMode;
+  /**
+   * The cluster's DNS domain, kept direct in `NO_PROXY`.
+   * @default 'cluster.local'
+   */
+  readonly clusterDomain?: string;
+  /**
+   * Pod and service CIDRs, kept direct in `NO_PROXY`. Go and Python honour CIDRs there;
+   * curl and Node's proxy agents match names only, so call in-cluster services by name.
+   * @default []
+   */
+  readonly clusterCidrs?: string[];
+}
+
+/**
+ * Client-side settings for workloads that call out through an egress gateway.
+ */
+export class EgressClient {
+  /** The pod label `configure()` sets; its value is `<service>.<namespace>` of the gateway. */
+  public static readonly LABEL = CLIENT_LABEL;
+
+  /**
+   * Labels the workload's pods as clients of the gateway (the label `EgressGatewayPolicy`
+   * admits) and sets the environment of every container it has now: `EGRESS_SUFFIX`, or the
+   * proxy variables in forward-proxy mode. Call it after adding the containers. Throws when a
+   * container already sets one of the variables to something else.
+   */
+  public static configure(workload: kplus.AbstractPod, options: EgressClientOptions): void {
+    const gw = options.gateway;
+    const problems: string[] = [];
+    checkTarget(gw, problems);
+    const cidrs = splitCidrs('clusterCidrs', options.clusterCidrs ?? [], problems);
+    if (workload.containers.length === 0) {
+      problems.push('the workload has no containers yet; add them before calling EgressClient.configure()');
+    }
+    const env: Record<string, string> = {};
+    if ((options.mode ?? EgressClientMode.SUFFIX) === EgressClientMode.SUFFIX) {
+      env.EGRESS_SUFFIX = gw.suffix ?? DEFAULT_EGRESS_SUFFIX;
+    } else {
+      const domain = options.clusterDomain ?? 'cluster.local';
+      const proxy = `http://${gw.serviceName}.${gw.namespace}.svc.${domain}:${gw.servicePort ?? 80}`;
+      const noProxy = ['localhost', '127.0.0.1', '::1', '.svc', `.${domain}`, ...cidrs.v4, ...cidrs.v6].join(',');
+      Object.assign(env, {
+        HTTP_PROXY: proxy, HTTPS_PROXY: proxy, NO_PROXY: noProxy,
+        http_proxy: proxy, https_proxy: proxy, no_proxy: noProxy,
+      });
+    }
+    for (const c of workload.containers) {
+      const existing = c.env.variables;
+      for (const [name, value] of Object.entries(env)) {
+        const current = existing[name];
+        if (current && current.value !== value) {
+          problems.push(`container "${c.name}" already sets ${name}=${JSON.stringify(current.value ?? '(from a reference)')}, not ${JSON.stringify(value)}; remove it or configure the client by hand`);
+        }
+      }
+    }
+    if (problems.length) throw new Error(`EgressClient.configure(${workload.node.path}): invalid options:\n- ${problems.join('\n- ')}`);
+    workload.podMetadata.addLabel(CLIENT_LABEL, gatewayValue(gw));
+    for (const c of workload.containers) {
+      for (const [name, value] of Object.entries(env)) c.env.addVariable(name, kplus.EnvValue.fromValue(value));
+    }
+  }
+
+  private constructor() {}
+}
