@@ -511,7 +511,7 @@ export class ExternalService extends Construct {
       if (!protocols.includes(protocol)) problems.add(`${at}.protocol`, protocol, `is not one of ${protocols.join(', ')}`, 'use an ExternalServiceProtocol member');
       // Plain HTTP's port 80 becomes HTTPS's 443; any other port keeps its number (Kuma's TLS examples).
       const targetPort = p.targetPort ?? (this.tls.enabled && p.port === 80 ? DEFAULT_TLS_TARGET_PORT : p.port);
-      if (!isPort(targetPort)) problems.add(`${at}.targetPort`, targetPort, 'must be a whole number from 1 to 65535', 'use the upstream port, e.g. 443');
+      if (p.targetPort !== undefined && !isPort(targetPort)) problems.add(`${at}.targetPort`, targetPort, 'must be a whole number from 1 to 65535', 'use the upstream port, e.g. 443');
       out.push({ port: p.port, protocol, targetPort });
     });
     return out;
