@@ -1,7 +1,24 @@
 // Pure policy decision: given a classified target and the compiled config, pick the route, the
 // action and the backend. No sockets, clocks, randomness or logging.
+//
+// API (stable):
+//   compilePolicy(config): CompiledPolicy          throws PolicyCompileError listing every problem
+//   decide(policy, target): Decision               see the evaluation order on decide()
+//   checkNetworks(policyOrParent, ip): NetworkCheck   after DNS: is the address inside parent.networks?
+//   compileNetworks(parent): CompiledNetworks
+//   defaultRoute(protocol, allow): RouteRef        'http-egress-allow', 'tls-egress-deny', ...
+//   findExternalService(policy, host): ExternalServiceSpec | undefined
+//   routeRef(route): RouteRef
+//   class PolicyCompileError extends Error { problems: string[] }
+import { CidrSet, formatCidr, tryParseIp, type Cidr, type IpAddress } from './cidr';
+import {
+  compileGrpcMethodMatch, compilePathMatch, compileValueMatches, grpcMethodMatches, headersMatch,
+  parseGrpcPath, parseQuery, pathMatches, queryMatches,
+  type CompiledGrpcMethodMatch, type CompiledPathMatch, type CompiledValueMatch,
+} from './route-match';
 import type {
-  BackendRefSpec, ExternalServiceSpec, ProxyConfig, RouteRuleSpec, RouteSpec,
+  BackendRefSpec, ExternalServiceSpec, ParentSpec, ProxyConfig, RequestRedirectSpec, RouteKindSpec,
+  RouteMatchSpec, RouteRuleSpec, RouteSpec,
 } from '../model/proxy-config';
 
 export type TargetProtocol = 'http' | 'grpc' | 'tls' | 'tcp';
@@ -9,12 +26,17 @@ export type TargetProtocol = 'http' | 'grpc' | 'tls' | 'tcp';
 /** What the listener learned about a request or connection, normalised. */
 export interface Target {
   readonly protocol: TargetProtocol;
-  /** Destination host, lower case, without the egress suffix or port. */
+  /** Destination host, lower case, without the egress suffix or port (a trailing dot is tolerated). */
   readonly host: string;
   /** The port the client addressed (the parent port). */
   readonly port: number;
-  /** HTTP and gRPC only. */
+  /** HTTP and gRPC only. Upper case, as Node reports it. */
   readonly method?: string;
+  /**
+   * HTTP and gRPC only: the path without the query, matched exactly as given. Classify should pass
+   * route-match's normalizePath() result and forward that same path, so '/get/../admin' cannot
+   * pass a '/get' rule.
+   */
   readonly path?: string;
   /** Lower-case names. */
   readonly headers?: Readonly<Record<string, string | string[] | undefined>>;
@@ -34,7 +56,15 @@ export interface RouteRef {
 
 export type DecisionAction = 'allow' | 'deny' | 'redirect';
 
-/** Stable reason codes: logged, counted and asserted by tests. */
+/**
+ * Stable reason codes: logged, counted and asserted by tests. Responses (errors.ts maps them):
+ * - 'route-matched'   allow through a declared route rule
+ * - 'default-allow'   no route matched, trafficPolicy Allow
+ * - 'default-deny'    no route matched, trafficPolicy Deny → 403
+ * - 'no-backend'      the matched rule's backendRefs all have weight 0 → 500 (Gateway API)
+ * - 'filter-redirect' the matched rule has a RequestRedirect filter → 3xx with Location
+ * - 'report-only'     would have denied (see wouldReason), allowed because the parent is ReportOnly
+ */
 export type DecisionReason =
   | 'route-matched'
   | 'default-allow'
@@ -46,14 +76,77 @@ export type DecisionReason =
 export interface Decision {
   readonly action: DecisionAction;
   readonly reason: DecisionReason;
+  /** The declared route that matched, or the parent's default route. Kept in report-only. */
   readonly route: RouteRef;
   readonly rule?: RouteRuleSpec;
-  /** Chosen backend; undefined means pass through to the original destination. */
+  /** Index of `rule` in its route (metrics, logs). */
+  readonly ruleIndex?: number;
+  /**
+   * Where to send it: a Service backendRef. Undefined means pass through to the original
+   * destination (target.host:target.port): the default routes, an EgressNetwork backendRef, a
+   * rule without backendRefs (Linkerd sends those to the parent, i.e. the original destination),
+   * and report-only allows.
+   */
   readonly backend?: BackendRefSpec;
+  /** The backendRef the weighted pick chose, whatever its kind (EgressNetwork too). */
+  readonly backendRef?: BackendRefSpec;
   /** The declared service for the host, if any (TLS, endpoints, retries, hostname label). */
   readonly externalService?: ExternalServiceSpec;
   /** True when the decision would deny but the parent is in ReportOnly mode. */
   readonly reportOnly: boolean;
+  /** With reason 'report-only': the reason it would have been denied for. */
+  readonly wouldReason?: DecisionReason;
+  /** action 'redirect': the filter, for route-match's redirectLocation(). */
+  readonly redirect?: RequestRedirectSpec;
+  /** HTTP: the PathPrefix value that matched ('/' for rules without matches), for ReplacePrefixMatch. */
+  readonly matchedPrefix?: string;
+}
+
+/* ------------------------------------------------------------------------- compiled form */
+
+interface CompiledMatch {
+  readonly index: number;
+  /** Request-independent precedence (path kind/length, method, header and query counts). */
+  readonly score: number;
+  readonly path?: CompiledPathMatch;
+  readonly method?: string;
+  readonly grpc?: CompiledGrpcMethodMatch;
+  readonly headers: readonly CompiledValueMatch[];
+  readonly query: readonly CompiledValueMatch[];
+}
+
+interface CompiledRule {
+  readonly index: number;
+  readonly spec: RouteRuleSpec;
+  readonly matches: readonly CompiledMatch[];
+  readonly redirect?: RequestRedirectSpec;
+  readonly totalWeight: number;
+  /** Running sums of backendRefs weights, for the weighted pick. */
+  readonly cumulative: readonly number[];
+}
+
+interface CompiledRoute {
+  readonly spec: RouteSpec;
+  readonly ref: RouteRef;
+  readonly anyHost: boolean;
+  readonly exactHosts: ReadonlySet<string>;
+  /** Wildcards as suffixes ('.example.com') with their pattern length, longest first. */
+  readonly wildcards: readonly { readonly suffix: string; readonly length: number }[];
+  readonly rules: readonly CompiledRule[];
+  readonly maxScore: number;
+  readonly needsQuery: boolean;
+}
+
+interface KindTable {
+  /** Routes without parentPort, in precedence-tie order. */
+  readonly anyPort: readonly CompiledRoute[];
+  /** For each port some route names: routes without parentPort plus that port's, in order. */
+  readonly byPort: ReadonlyMap<number, readonly CompiledRoute[]>;
+}
+
+export interface CompiledNetworks {
+  readonly parent: ParentSpec;
+  readonly networks: readonly { readonly cidr: Cidr; readonly set: CidrSet; readonly except: CidrSet }[];
 }
 
 /** Config precompiled once per load (regexes, lookup tables) so decide() stays cheap. */
@@ -61,19 +154,168 @@ export interface CompiledPolicy {
   readonly config: ProxyConfig;
   readonly routes: readonly RouteSpec[];
   readonly exactServices: ReadonlyMap<string, ExternalServiceSpec>;
+  /** Longest pattern first, so the most specific wildcard wins. */
   readonly wildcardServices: readonly ExternalServiceSpec[];
+  readonly tables: Readonly<Record<RouteKindSpec, KindTable>>;
+  readonly networks: CompiledNetworks;
 }
 
+export class PolicyCompileError extends Error {
+  public readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`invalid policy (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n- ${problems.join('\n- ')}`);
+    this.name = 'PolicyCompileError';
+    this.problems = problems;
+  }
+}
+
+// Precedence is one number: host specificity above everything a match can score.
+const HOST_WEIGHT = 2 ** 28;
+const PATH_RANK: Record<NonNullable<RouteMatchSpec['path']>['type'], number> = { Exact: 3, PathPrefix: 2, RegularExpression: 1 };
+const ROUTE_GROUP = 'gateway.networking.k8s.io';
+
+export function routeRef(route: RouteSpec): RouteRef {
+  return { group: route.group || ROUTE_GROUP, kind: route.kind, namespace: route.namespace, name: route.name };
+}
+
+function httpScore(path: CompiledPathMatch, method: boolean, headers: number, query: number): number {
+  const len = Math.min(path.value.length, 2047);
+  return ((((PATH_RANK[path.type] * 2048 + len) * 2 + (method ? 1 : 0)) * 32 + Math.min(headers, 31)) * 32) + Math.min(query, 31);
+}
+
+function grpcScore(m: CompiledGrpcMethodMatch, headers: number): number {
+  const exact = m.type === 'Exact';
+  const svc = exact ? Math.min(m.service?.length ?? 0, 2047) : 0;
+  const meth = exact ? Math.min(m.method?.length ?? 0, 2047) : 0;
+  const regex = !exact && (m.service !== undefined || m.method !== undefined) ? 1 : 0;
+  return (((svc * 2048 + meth) * 2 + regex) * 32) + Math.min(headers, 31);
+}
+
+function compileRoute(route: RouteSpec, problems: string[]): CompiledRoute {
+  const where = `${route.kind} ${route.namespace}/${route.name}`;
+  const attempt = <T>(path: string, f: () => T): T | undefined => {
+    try {
+      return f();
+    } catch (e) {
+      problems.push(`${where} ${path}: ${(e as Error).message}`);
+      return undefined;
+    }
+  };
+  const exactHosts = new Set<string>();
+  const wildcards: { suffix: string; length: number }[] = [];
+  for (const h of route.hostnames) {
+    const host = h.toLowerCase();
+    if (host.startsWith('*.')) wildcards.push({ suffix: host.slice(1), length: host.length });
+    else exactHosts.add(host);
+  }
+  wildcards.sort((a, b) => b.length - a.length);
+  const http = route.kind === 'HTTPRoute';
+  const grpc = route.kind === 'GRPCRoute';
+  let needsQuery = false;
+  let maxScore = 0;
+  const rules = route.rules.map((rule, ri): CompiledRule => {
+    const matchSpecs: readonly RouteMatchSpec[] = rule.matches.length > 0 ? rule.matches : [{ headers: [], queryParams: [] }];
+    const matches: CompiledMatch[] = [];
+    if (http || grpc) {
+      matchSpecs.forEach((m, mi) => {
+        const at = `rules[${ri}].matches[${mi}]`;
+        const headers = attempt(`${at}.headers`, () => compileValueMatches(m.headers ?? [], true)) ?? [];
+        if (http) {
+          const path = attempt(`${at}.path`, () => compilePathMatch(m.path));
+          const query = attempt(`${at}.queryParams`, () => compileValueMatches(m.queryParams ?? [], false)) ?? [];
+          if (!path) return;
+          if (query.length > 0) needsQuery = true;
+          const score = httpScore(path, m.method !== undefined, headers.length, query.length);
+          matches.push({ index: mi, score, path, method: m.method, headers, query });
+        } else {
+          const g = attempt(`${at}.method`, () => compileGrpcMethodMatch(m.grpcMethod));
+          if (!g) return;
+          matches.push({ index: mi, score: grpcScore(g, headers.length), grpc: g, headers, query: [] });
+        }
+      });
+    } else {
+      matches.push({ index: 0, score: 0, headers: [], query: [] });
+    }
+    for (const m of matches) maxScore = Math.max(maxScore, m.score);
+    const redirect = rule.filters.find((f) => f.type === 'RequestRedirect')?.requestRedirect;
+    if (redirect?.path?.type === 'ReplacePrefixMatch' && matchSpecs.some((m) => (m.path?.type ?? 'PathPrefix') !== 'PathPrefix')) {
+      problems.push(`${where} rules[${ri}]: a ReplacePrefixMatch redirect needs PathPrefix matches only (Gateway API); use ReplaceFullPath or change the matches`);
+    }
+    let total = 0;
+    const cumulative = rule.backendRefs.map((b) => (total += Math.max(0, b.weight ?? 1)));
+    return { index: ri, spec: rule, matches, redirect, totalWeight: total, cumulative };
+  });
+  return {
+    spec: route,
+    ref: routeRef(route),
+    anyHost: route.hostnames.length === 0,
+    exactHosts,
+    wildcards,
+    rules,
+    maxScore,
+    needsQuery,
+  };
+}
+
+/** Gateway API tie order across routes: oldest (declaration order) first, then namespace/name. */
+function compareRoutes(a: CompiledRoute, b: CompiledRoute): number {
+  if (a.spec.order !== b.spec.order) return a.spec.order - b.spec.order;
+  const ka = `${a.spec.namespace}/${a.spec.name}`;
+  const kb = `${b.spec.namespace}/${b.spec.name}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+function buildTable(routes: readonly CompiledRoute[]): KindTable {
+  const sorted = [...routes].sort(compareRoutes);
+  const anyPort = sorted.filter((r) => r.spec.parentPort === undefined);
+  const byPort = new Map<number, CompiledRoute[]>();
+  for (const port of new Set(sorted.map((r) => r.spec.parentPort).filter((p): p is number => p !== undefined))) {
+    byPort.set(port, sorted.filter((r) => r.spec.parentPort === undefined || r.spec.parentPort === port));
+  }
+  return { anyPort, byPort };
+}
+
+export function compileNetworks(parent: ParentSpec): CompiledNetworks {
+  return {
+    parent,
+    networks: parent.networks.map((n) => {
+      const set = new CidrSet([n.cidr]);
+      return { cidr: set.cidrs[0], set, except: new CidrSet(n.except) };
+    }),
+  };
+}
+
+/**
+ * Compile once per config load. Throws PolicyCompileError naming every bad route (invalid
+ * regexes, ReplacePrefixMatch without PathPrefix) and bad network CIDR, all at once.
+ */
 export function compilePolicy(config: ProxyConfig): CompiledPolicy {
+  const problems: string[] = [];
   const exactServices = new Map<string, ExternalServiceSpec>();
   const wildcardServices: ExternalServiceSpec[] = [];
   for (const svc of config.externalServices) {
     if (svc.host.startsWith('*.')) wildcardServices.push(svc);
     else exactServices.set(svc.host.toLowerCase(), svc);
   }
-  return { config, routes: config.routes, exactServices, wildcardServices };
+  wildcardServices.sort((a, b) => b.host.length - a.host.length);
+  const compiled = config.routes.map((r) => compileRoute(r, problems));
+  const tables = {
+    HTTPRoute: buildTable(compiled.filter((r) => r.spec.kind === 'HTTPRoute')),
+    GRPCRoute: buildTable(compiled.filter((r) => r.spec.kind === 'GRPCRoute')),
+    TLSRoute: buildTable(compiled.filter((r) => r.spec.kind === 'TLSRoute')),
+    TCPRoute: buildTable(compiled.filter((r) => r.spec.kind === 'TCPRoute')),
+  };
+  let networks: CompiledNetworks = { parent: config.parent, networks: [] };
+  try {
+    networks = compileNetworks(config.parent);
+  } catch (e) {
+    problems.push(`parent ${config.parent.namespace}/${config.parent.name} networks: ${(e as Error).message}`);
+  }
+  if (problems.length > 0) throw new PolicyCompileError(problems);
+  return { config, routes: config.routes, exactServices, wildcardServices, tables, networks };
 }
 
+/** The declared service for a host: an exact name first, else the longest matching wildcard. */
 export function findExternalService(policy: CompiledPolicy, host: string): ExternalServiceSpec | undefined {
   const exact = policy.exactServices.get(host);
   if (exact) return exact;
@@ -84,25 +326,258 @@ export function findExternalService(policy: CompiledPolicy, host: string): Exter
   return undefined;
 }
 
-const DEFAULT_ROUTE_PREFIX: Record<TargetProtocol, string> = { http: 'http', grpc: 'grpc', tls: 'tls', tcp: 'tcp' };
+const DEFAULT_ROUTES: Record<TargetProtocol, { readonly allow: RouteRef; readonly deny: RouteRef }> = (() => {
+  const make = (p: TargetProtocol, verdict: string): RouteRef => Object.freeze({ group: '', kind: 'default', namespace: '', name: `${p}-egress-${verdict}` });
+  const both = (p: TargetProtocol) => ({ allow: make(p, 'allow'), deny: make(p, 'deny') });
+  return { http: both('http'), grpc: both('grpc'), tls: both('tls'), tcp: both('tcp') };
+})();
 
 /** The parent's default route, named as Linkerd names it: 'http-egress-allow', 'tls-egress-deny', ... */
 export function defaultRoute(protocol: TargetProtocol, allow: boolean): RouteRef {
-  return { group: '', kind: 'default', namespace: '', name: `${DEFAULT_ROUTE_PREFIX[protocol]}-egress-${allow ? 'allow' : 'deny'}` };
+  const r = DEFAULT_ROUTES[protocol];
+  return allow ? r.allow : r.deny;
+}
+
+/* ------------------------------------------------------------------------- decide */
+
+/** Host specificity: 0 for routes without hostnames, -1 when the route does not take this host. */
+function hostScore(route: CompiledRoute, host: string): number {
+  if (route.anyHost) return 0;
+  if (route.exactHosts.has(host)) return host.length * 512 + host.length + 1;
+  for (const w of route.wildcards) {
+    if (host.length > w.suffix.length && host.endsWith(w.suffix)) return w.length + 1;
+  }
+  return -1;
+}
+
+interface Selection {
+  readonly route: CompiledRoute;
+  readonly rule: CompiledRule;
+  readonly match: CompiledMatch;
+}
+
+/** Request facts derived lazily, once per decide() call. */
+class RequestView {
+  private queryMap?: ReadonlyMap<string, string>;
+  private grpcParts?: { service: string; method: string };
+  public readonly path: string;
+  constructor(private readonly target: Target) {
+    const p = target.path ?? '/';
+    const q = p.indexOf('?');
+    this.path = q === -1 ? p : p.slice(0, q);
+  }
+  public get query(): ReadonlyMap<string, string> {
+    return (this.queryMap ??= parseQuery(this.target.query));
+  }
+  public get grpc(): { service: string; method: string } {
+    return (this.grpcParts ??= parseGrpcPath(this.path) ?? { service: '', method: '' });
+  }
+}
+
+function matchOne(kind: RouteKindSpec, m: CompiledMatch, target: Target, view: RequestView): boolean {
+  if (kind === 'HTTPRoute') {
+    if (!pathMatches(m.path!, view.path)) return false;
+    if (m.method !== undefined && m.method !== target.method) return false;
+    if (!headersMatch(m.headers, target.headers)) return false;
+    return m.query.length === 0 || queryMatches(m.query, view.query);
+  }
+  if (kind === 'GRPCRoute') {
+    const g = view.grpc;
+    return grpcMethodMatches(m.grpc!, g.service, g.method) && headersMatch(m.headers, target.headers);
+  }
+  return true; // TLSRoute and TCPRoute rules have no matches
 }
 
 /**
- * Evaluation order (first version: no declared routes yet):
- * 1. the parent's trafficPolicy decides, through its default route;
- * 2. ReportOnly turns a deny into an allow flagged reportOnly.
+ * Best rule across all candidate routes. Routes come in tie order and rules in list order, so a
+ * later candidate must score strictly higher to win: ties go to the oldest route, then
+ * namespace/name, then the first rule, as Gateway API requires.
+ */
+function select(kind: RouteKindSpec, routes: readonly CompiledRoute[], host: string, target: Target, view: RequestView):
+{ selection?: Selection; hostAccepted: boolean } {
+  let best: Selection | undefined;
+  let bestScore = -1;
+  let hostAccepted = false;
+  for (const route of routes) {
+    const hs = hostScore(route, host);
+    if (hs < 0) continue;
+    hostAccepted = true;
+    const base = hs * HOST_WEIGHT;
+    if (base + route.maxScore <= bestScore) continue;
+    for (const rule of route.rules) {
+      for (const m of rule.matches) {
+        const score = base + m.score;
+        if (score <= bestScore) continue;
+        if (!matchOne(kind, m, target, view)) continue;
+        best = { route, rule, match: m };
+        bestScore = score;
+      }
+    }
+  }
+  return { selection: best, hostAccepted };
+}
+
+function pickBackend(rule: CompiledRule, pick: number | undefined): BackendRefSpec | undefined {
+  const refs = rule.spec.backendRefs;
+  let x = pick !== undefined && pick > 0 ? pick : 0; // also maps NaN to 0
+  if (x >= 1) x = 1 - Number.EPSILON;
+  const point = x * rule.totalWeight;
+  for (let i = 0; i < refs.length; i++) if (point < rule.cumulative[i]) return refs[i];
+  // Rounding at the top end: the last ref that carries weight.
+  for (let i = refs.length - 1; i >= 0; i--) if ((refs[i].weight ?? 1) > 0) return refs[i];
+  return undefined;
+}
+
+function reportOnlyOr(policy: CompiledPolicy, d: Decision): Decision {
+  if (d.action !== 'deny' || policy.config.parent.mode !== 'ReportOnly') return d;
+  return {
+    action: 'allow',
+    reason: 'report-only',
+    wouldReason: d.reason,
+    route: d.route,
+    rule: d.rule,
+    ruleIndex: d.ruleIndex,
+    externalService: d.externalService,
+    reportOnly: true,
+  };
+}
+
+/**
+ * Evaluation order:
+ * 1. Candidates: routes of the target's kind (http → HTTPRoute, grpc → GRPCRoute, tls → TLSRoute,
+ *    tcp → TCPRoute) whose parentPort is unset or equals target.port (precomputed per port).
+ *    gRPC falls back to HTTPRoutes (matching the call as the HTTP/2 POST to /service/method it
+ *    is) when no GRPCRoute at this port takes the host, as Linkerd serves HTTPRoutes to gRPC
+ *    clients when no GRPCRoute is attached; once one does, HTTPRoutes are not consulted.
+ * 2. Hostnames: a route naming hostnames takes the host only if one matches (exact, or '*.x'
+ *    matching any name ending in '.x'). Precedence: most characters in a matching exact hostname,
+ *    then in a matching wildcard; routes without hostnames take every host with the lowest rank.
+ * 3. Matches, across ALL candidate rules, continuing on ties:
+ *    HTTP: Exact path > PathPrefix (longer first; prefixes match whole path elements) >
+ *    RegularExpression (longer pattern first; implementation-specific in Gateway API, ranked
+ *    last as Linkerd does); then a method match; then more header matches; then more query
+ *    param matches. A rule without matches is PathPrefix '/'.
+ *    gRPC: more characters of exact service, then of exact method, then a regex method match
+ *    over none, then more header matches.
+ *    TLS/TCP: no matches; the route's first rule.
+ *    Then the oldest route (RouteSpec.order), then "namespace/name" alphabetically, then the
+ *    first rule in list order.
+ * 4. The matched rule: a RequestRedirect filter → 'redirect' (reason filter-redirect); no
+ *    backendRefs → allow to the original destination (Linkerd: the parent EgressNetwork is the
+ *    backend; seed 001's httpbin-get route has none); backendRefs whose weights sum to 0 →
+ *    'deny' with reason no-backend (HTTP 500); else a weighted pick by target.pick in [0, 1)
+ *    over the cumulative weights ([a:1, b:3]: pick < 0.25 → a). A Service ref is returned as
+ *    `backend`; an EgressNetwork ref passes through (backend undefined, backendRef set).
+ * 5. Nothing matched → the parent's default route by trafficPolicy: '<proto>-egress-allow'
+ *    (default-allow) or '<proto>-egress-deny' (default-deny). With Allow, traffic the declared
+ *    routes do not match still goes out, as in Linkerd.
+ * 6. ReportOnly parent: a deny becomes an allow to the original destination with reportOnly
+ *    true, reason 'report-only', wouldReason the original reason, and the would-be route kept.
+ * The networks check needs the resolved address: the I/O shell calls checkNetworks() after DNS.
  */
 export function decide(policy: CompiledPolicy, target: Target): Decision {
-  const externalService = findExternalService(policy, target.host);
-  const allow = policy.config.parent.trafficPolicy === 'Allow';
-  const route = defaultRoute(target.protocol, allow);
-  if (allow) return { action: 'allow', reason: 'default-allow', route, externalService, reportOnly: false };
-  if (policy.config.parent.mode === 'ReportOnly') {
-    return { action: 'allow', reason: 'report-only', route, externalService, reportOnly: true };
+  let host = target.host;
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  const externalService = findExternalService(policy, host);
+  const view = new RequestView(target);
+
+  let kind: RouteKindSpec;
+  let found: Selection | undefined;
+  if (target.protocol === 'grpc') {
+    const g = candidates(policy, 'GRPCRoute', target.port);
+    const r = g.length > 0 ? select('GRPCRoute', g, host, target, view) : { hostAccepted: false };
+    kind = 'GRPCRoute';
+    found = r.selection;
+    if (!r.hostAccepted) {
+      kind = 'HTTPRoute';
+      found = select(kind, candidates(policy, kind, target.port), host, target, view).selection;
+    }
+  } else {
+    kind = KIND_OF[target.protocol];
+    const c = candidates(policy, kind, target.port);
+    found = c.length > 0 ? select(kind, c, host, target, view).selection : undefined;
   }
-  return { action: 'deny', reason: 'default-deny', route, externalService, reportOnly: false };
+
+  if (!found) {
+    const allow = policy.config.parent.trafficPolicy === 'Allow';
+    const d: Decision = allow
+      ? { action: 'allow', reason: 'default-allow', route: defaultRoute(target.protocol, true), externalService, reportOnly: false }
+      : { action: 'deny', reason: 'default-deny', route: defaultRoute(target.protocol, false), externalService, reportOnly: false };
+    return reportOnlyOr(policy, d);
+  }
+
+  const { route, rule, match } = found;
+  const common = { route: route.ref, rule: rule.spec, ruleIndex: rule.index, externalService, reportOnly: false };
+  const matchedPrefix = match.path?.type === 'PathPrefix' ? match.path.value : undefined;
+  if (rule.redirect) {
+    return { ...common, action: 'redirect', reason: 'filter-redirect', redirect: rule.redirect, matchedPrefix };
+  }
+  if (rule.spec.backendRefs.length === 0) {
+    return { ...common, action: 'allow', reason: 'route-matched', matchedPrefix };
+  }
+  if (rule.totalWeight === 0) {
+    return reportOnlyOr(policy, { ...common, action: 'deny', reason: 'no-backend', matchedPrefix });
+  }
+  const ref = pickBackend(rule, target.pick);
+  return {
+    ...common,
+    action: 'allow',
+    reason: 'route-matched',
+    backendRef: ref,
+    backend: ref?.kind === 'EgressNetwork' ? undefined : ref,
+    matchedPrefix,
+  };
+}
+
+const KIND_OF: Record<Exclude<TargetProtocol, 'grpc'>, RouteKindSpec> = { http: 'HTTPRoute', tls: 'TLSRoute', tcp: 'TCPRoute' };
+
+function candidates(policy: CompiledPolicy, kind: RouteKindSpec, port: number): readonly CompiledRoute[] {
+  const t = policy.tables[kind];
+  return t.byPort.get(port) ?? t.anyPort;
+}
+
+/* ------------------------------------------------------------------------- networks */
+
+/**
+ * - 'no-networks'      the parent lists none: any address the address policy allows
+ * - 'in-network'       inside a network and not in its except list
+ * - 'outside-networks' inside none of them
+ * - 'network-except'   only inside networks whose except list holds it
+ * - 'invalid-address'  not an IP address
+ * - 'report-only'      would fail (see wouldReason); allowed because the parent is ReportOnly
+ */
+export type NetworkCheckReason = 'no-networks' | 'in-network' | 'outside-networks' | 'network-except' | 'invalid-address' | 'report-only';
+
+export interface NetworkCheck {
+  readonly ok: boolean;
+  readonly reason: NetworkCheckReason;
+  /** The network that admitted the address, or (network-except) the exception that refused it. */
+  readonly network?: string;
+  readonly reportOnly: boolean;
+  readonly wouldReason?: NetworkCheckReason;
+}
+
+/**
+ * Is a resolved address inside the parent's networks (Linkerd EgressNetwork.spec.networks)?
+ * Call it for traffic that goes to the original destination (Decision.backend undefined), with
+ * every address about to be dialled. Pass the CompiledPolicy on the hot path; a ParentSpec is
+ * compiled on each call. IPv4-mapped IPv6 addresses are checked as IPv4.
+ */
+export function checkNetworks(source: CompiledPolicy | ParentSpec | CompiledNetworks, ip: string | IpAddress): NetworkCheck {
+  const compiled: CompiledNetworks = 'tables' in source ? source.networks
+    : 'parent' in source ? source : compileNetworks(source);
+  const addr = typeof ip === 'string' ? tryParseIp(ip) : ip;
+  if (!addr) return { ok: false, reason: 'invalid-address', reportOnly: false };
+  if (compiled.networks.length === 0) return { ok: true, reason: 'no-networks', reportOnly: false };
+  let excepted: Cidr | undefined;
+  for (const n of compiled.networks) {
+    if (!n.set.has(addr)) continue;
+    const ex = n.except.find(addr);
+    if (!ex) return { ok: true, reason: 'in-network', network: formatCidr(n.cidr), reportOnly: false };
+    excepted ??= ex;
+  }
+  const reason: NetworkCheckReason = excepted ? 'network-except' : 'outside-networks';
+  const network = excepted ? formatCidr(excepted) : undefined;
+  if (compiled.parent.mode === 'ReportOnly') return { ok: true, reason: 'report-only', wouldReason: reason, network, reportOnly: true };
+  return { ok: false, reason, network, reportOnly: false };
 }

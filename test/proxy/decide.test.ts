@@ -1,0 +1,650 @@
+import { DEFAULT_LIMITS, DEFAULT_POOL, DEFAULT_TIMEOUTS, DEFAULT_TLS } from '../../src/model/defaults';
+import type {
+  BackendRefSpec, ExternalServiceSpec, NetworkSpec, ProxyConfig, RouteKindSpec, RouteMatchSpec,
+  RouteRuleSpec, RouteSpec,
+} from '../../src/model/proxy-config';
+import { parseIp } from '../../src/proxy/cidr';
+import {
+  PolicyCompileError, checkNetworks, compilePolicy, decide, defaultRoute, findExternalService,
+  type Decision, type Target,
+} from '../../src/proxy/decide';
+import { redirectLocation } from '../../src/proxy/route-match';
+
+/* ------------------------------------------------------------------ builders */
+
+const NS = 'egress-test';
+const PARENT = 'all-egress-traffic';
+
+interface ConfigOptions {
+  readonly trafficPolicy?: 'Allow' | 'Deny';
+  readonly mode?: 'Enforce' | 'ReportOnly';
+  readonly routes?: readonly RouteSpec[];
+  readonly externalServices?: readonly ExternalServiceSpec[];
+  readonly networks?: readonly NetworkSpec[];
+}
+
+function config(o: ConfigOptions = {}): ProxyConfig {
+  return {
+    apiVersion: 'egress.cdk8s.io/v1alpha1',
+    kind: 'EgressProxyConfig',
+    gateway: { name: 'gw', namespace: NS },
+    listeners: {
+      bindAddress: '127.0.0.1',
+      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80 },
+      tcp: [],
+      admin: { port: 9901 },
+    },
+    parent: {
+      group: 'policy.linkerd.io',
+      kind: 'EgressNetwork',
+      name: PARENT,
+      namespace: NS,
+      trafficPolicy: o.trafficPolicy ?? 'Deny',
+      networks: o.networks ?? [],
+      mode: o.mode ?? 'Enforce',
+    },
+    externalServices: o.externalServices ?? [],
+    routes: o.routes ?? [],
+    addressPolicy: { allowCidrs: [], denyCidrs: [] },
+    timeouts: DEFAULT_TIMEOUTS,
+    limits: DEFAULT_LIMITS,
+    defaultTls: DEFAULT_TLS,
+  };
+}
+
+let nextOrder = 0;
+interface RouteOptions {
+  readonly ns?: string;
+  readonly order?: number;
+  readonly port?: number;
+  readonly hostnames?: readonly string[];
+  readonly rules?: readonly RouteRuleSpec[];
+}
+function route(kind: RouteKindSpec, name: string, o: RouteOptions = {}): RouteSpec {
+  return {
+    group: 'gateway.networking.k8s.io',
+    kind,
+    name,
+    namespace: o.ns ?? NS,
+    order: o.order ?? nextOrder++,
+    parentPort: o.port,
+    hostnames: o.hostnames ?? [],
+    rules: o.rules ?? [rule()],
+  };
+}
+const http = (name: string, o: RouteOptions = {}) => route('HTTPRoute', name, o);
+
+function rule(o: Partial<RouteRuleSpec> = {}): RouteRuleSpec {
+  return { matches: [], filters: [], backendRefs: [], ...o };
+}
+function match(o: Partial<RouteMatchSpec> = {}): RouteMatchSpec {
+  return { headers: [], queryParams: [], ...o };
+}
+const prefix = (value: string) => match({ path: { type: 'PathPrefix', value } });
+const exact = (value: string) => match({ path: { type: 'Exact', value } });
+const regex = (value: string) => match({ path: { type: 'RegularExpression', value } });
+const svc = (name: string, weight = 1): BackendRefSpec => ({ kind: 'Service', name, namespace: NS, port: 80, weight, host: `${name}.${NS}.svc.cluster.local` });
+const egressRef = (weight = 1): BackendRefSpec => ({ kind: 'EgressNetwork', name: PARENT, namespace: NS, weight });
+
+const httpTarget = (o: Partial<Target> = {}): Target => ({ protocol: 'http', host: 'httpbin.org', port: 80, method: 'GET', path: '/', ...o });
+
+function summary(d: Decision) {
+  return { action: d.action, reason: d.reason, kind: d.route.kind, route: d.route.name };
+}
+const routed = (name: string, kind = 'HTTPRoute') => ({ action: 'allow', reason: 'route-matched', kind, route: name });
+const denied = (proto = 'http') => ({ action: 'deny', reason: 'default-deny', kind: 'default', route: `${proto}-egress-deny` });
+const allowedByDefault = (proto = 'http') => ({ action: 'allow', reason: 'default-allow', kind: 'default', route: `${proto}-egress-allow` });
+
+/* ------------------------------------------------------------------ defaults */
+
+describe('default routes', () => {
+  test.each([
+    ['http', 'Allow', 'allow', 'default-allow', 'http-egress-allow'],
+    ['http', 'Deny', 'deny', 'default-deny', 'http-egress-deny'],
+    ['grpc', 'Allow', 'allow', 'default-allow', 'grpc-egress-allow'],
+    ['grpc', 'Deny', 'deny', 'default-deny', 'grpc-egress-deny'],
+    ['tls', 'Allow', 'allow', 'default-allow', 'tls-egress-allow'],
+    ['tls', 'Deny', 'deny', 'default-deny', 'tls-egress-deny'],
+    ['tcp', 'Allow', 'allow', 'default-allow', 'tcp-egress-allow'],
+    ['tcp', 'Deny', 'deny', 'default-deny', 'tcp-egress-deny'],
+  ] as const)('%s with trafficPolicy %s: %s (%s) via %s', (protocol, trafficPolicy, action, reason, name) => {
+    const d = decide(compilePolicy(config({ trafficPolicy })), { protocol, host: 'example.com', port: 443 });
+    expect(summary(d)).toEqual({ action, reason, kind: 'default', route: name });
+    expect(d.route).toEqual({ group: '', kind: 'default', namespace: '', name });
+    expect(d.backend).toBeUndefined();
+    expect(d.reportOnly).toBe(false);
+    expect(defaultRoute(protocol, trafficPolicy === 'Allow')).toEqual(d.route);
+  });
+});
+
+/* ------------------------------------------------------------------ seed 001 */
+
+describe('seed 001: Linkerd EgressNetwork with Gateway API routes', () => {
+  const httpbinGet = http('httpbin-get', { port: 80, order: 1, rules: [rule({ matches: [prefix('/get')] })] });
+  const tlsEgressHttpbin = route('TLSRoute', 'tls-egress', { port: 443, order: 2, hostnames: ['httpbin.org'], rules: [rule({ backendRefs: [egressRef()] })] });
+
+  describe('Deny + httpbin-get + tls-egress for httpbin.org', () => {
+    const policy = compilePolicy(config({ trafficPolicy: 'Deny', routes: [httpbinGet, tlsEgressHttpbin] }));
+    test.each([
+      ['GET /get', httpTarget({ path: '/get' }), routed('httpbin-get')],
+      ['GET /get/ (trailing slash)', httpTarget({ path: '/get/' }), routed('httpbin-get')],
+      ['GET /get?show_env=1', httpTarget({ path: '/get', query: 'show_env=1' }), routed('httpbin-get')],
+      ['GET /ip', httpTarget({ path: '/ip' }), denied()],
+      ['GET /getter (not a path element)', httpTarget({ path: '/getter' }), denied()],
+      ['GET / ', httpTarget({ path: '/' }), denied()],
+      ['GET /get on another port (parentPort 80)', httpTarget({ path: '/get', port: 8080 }), denied()],
+      ['TLS httpbin.org', { protocol: 'tls', host: 'httpbin.org', port: 443 } as Target, routed('tls-egress', 'TLSRoute')],
+      ['TLS github.com', { protocol: 'tls', host: 'github.com', port: 443 } as Target, { action: 'deny', reason: 'default-deny', kind: 'default', route: 'tls-egress-deny' }],
+      ['TLS httpbin.org on 8443', { protocol: 'tls', host: 'httpbin.org', port: 8443 } as Target, denied('tls')],
+    ])('%s', (_name, target, expected) => {
+      expect(summary(decide(policy, target))).toEqual(expected);
+    });
+
+    test('httpbin-get has no backendRefs: Linkerd sends it to the original destination', () => {
+      const d = decide(policy, httpTarget({ path: '/get' }));
+      expect(d.backend).toBeUndefined();
+      expect(d.backendRef).toBeUndefined();
+      expect(d.route).toEqual({ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: NS, name: 'httpbin-get' });
+      expect(d.rule).toBe(httpbinGet.rules[0]);
+      expect(d.ruleIndex).toBe(0);
+      expect(d.matchedPrefix).toBe('/get');
+    });
+
+    test('the TLSRoute backend is the EgressNetwork itself: pass through', () => {
+      const d = decide(policy, { protocol: 'tls', host: 'httpbin.org', port: 443 });
+      expect(d.backend).toBeUndefined();
+      expect(d.backendRef).toEqual(egressRef());
+    });
+  });
+
+  describe('redirecting plaintext to an internal service', () => {
+    const tlsAll = route('TLSRoute', 'tls-egress', { port: 443, order: 2, rules: [rule({ backendRefs: [egressRef()] })] });
+    const unencrypted = http('unencrypted-http', { port: 80, order: 3, rules: [rule({ backendRefs: [svc('internal-egress')] })] });
+    const policy = compilePolicy(config({ trafficPolicy: 'Deny', routes: [httpbinGet, tlsAll, unencrypted] }));
+
+    test.each([
+      ['http://httpbin.org/get', httpTarget({ path: '/get' }), routed('httpbin-get'), undefined],
+      ['http://httpbin.org/ip', httpTarget({ path: '/ip' }), routed('unencrypted-http'), 'internal-egress'],
+      ['http://google.com/', httpTarget({ host: 'google.com', path: '/' }), routed('unencrypted-http'), 'internal-egress'],
+      ['https://httpbin.org (TLS)', { protocol: 'tls', host: 'httpbin.org', port: 443 } as Target, routed('tls-egress', 'TLSRoute'), undefined],
+      ['https://github.com (TLS)', { protocol: 'tls', host: 'github.com', port: 443 } as Target, routed('tls-egress', 'TLSRoute'), undefined],
+    ])('%s', (_name, target, expected, backend) => {
+      const d = decide(policy, target);
+      expect(summary(d)).toEqual(expected);
+      expect(d.backend?.name).toBe(backend);
+    });
+
+    test('httpbin-get wins for /get even when declared after the catch-all', () => {
+      const later = { ...httpbinGet, order: 10 };
+      const p = compilePolicy(config({ routes: [unencrypted, later] }));
+      expect(summary(decide(p, httpTarget({ path: '/get' })))).toEqual(routed('httpbin-get'));
+      expect(summary(decide(p, httpTarget({ path: '/anything' })))).toEqual(routed('unencrypted-http'));
+    });
+  });
+
+  test('Allow: traffic no route matches still goes out through http-egress-allow', () => {
+    const policy = compilePolicy(config({ trafficPolicy: 'Allow', routes: [httpbinGet] }));
+    expect(summary(decide(policy, httpTarget({ path: '/get' })))).toEqual(routed('httpbin-get'));
+    expect(summary(decide(policy, httpTarget({ path: '/ip' })))).toEqual(allowedByDefault());
+  });
+});
+
+/* ------------------------------------------------------------------ match types */
+
+describe('match types (one route, Deny otherwise)', () => {
+  const one = (m: RouteMatchSpec | RouteMatchSpec[]) =>
+    compilePolicy(config({ routes: [http('r', { rules: [rule({ matches: Array.isArray(m) ? m : [m] })] })] }));
+  const hit = routed('r');
+  const miss = denied();
+
+  test.each([
+    ['Exact /get on /get', exact('/get'), { path: '/get' }, hit],
+    ['Exact /get on /get/', exact('/get'), { path: '/get/' }, miss],
+    ['Exact /get on /get/x', exact('/get'), { path: '/get/x' }, miss],
+    ['PathPrefix /get on /get/x', prefix('/get'), { path: '/get/x' }, hit],
+    ['PathPrefix /get on /getter', prefix('/get'), { path: '/getter' }, miss],
+    ['PathPrefix /get/ on /get', prefix('/get/'), { path: '/get' }, hit],
+    ['PathPrefix / on /anything', prefix('/'), { path: '/anything' }, hit],
+    ['RegularExpression on a match', regex('/users/[0-9]+'), { path: '/users/42' }, hit],
+    ['RegularExpression is a full match', regex('/users/[0-9]+'), { path: '/users/42/edit' }, miss],
+    ['path with an embedded query is matched without it', exact('/get'), { path: '/get?x=1' }, hit],
+    ['method POST on POST', match({ method: 'POST' }), { method: 'POST' }, hit],
+    ['method POST on GET', match({ method: 'POST' }), { method: 'GET' }, miss],
+    ['header exact', match({ headers: [{ type: 'Exact', name: 'X-Env', value: 'prod' }] }), { headers: { 'x-env': 'prod' } }, hit],
+    ['header exact, other value', match({ headers: [{ type: 'Exact', name: 'x-env', value: 'prod' }] }), { headers: { 'x-env': 'dev' } }, miss],
+    ['header exact, absent', match({ headers: [{ type: 'Exact', name: 'x-env', value: 'prod' }] }), { headers: {} }, miss],
+    ['header regex', match({ headers: [{ type: 'RegularExpression', name: 'x-env', value: 'prod-[a-z]+' }] }), { headers: { 'x-env': 'prod-eu' } }, hit],
+    ['header regex, anchored', match({ headers: [{ type: 'RegularExpression', name: 'x-env', value: 'prod' }] }), { headers: { 'x-env': 'preprod' } }, miss],
+    ['query exact', match({ queryParams: [{ type: 'Exact', name: 'page', value: '2' }] }), { query: 'page=2' }, hit],
+    ['query exact, other value', match({ queryParams: [{ type: 'Exact', name: 'page', value: '2' }] }), { query: 'page=3' }, miss],
+    ['query exact, no query', match({ queryParams: [{ type: 'Exact', name: 'page', value: '2' }] }), {}, miss],
+    ['query regex', match({ queryParams: [{ type: 'RegularExpression', name: 'id', value: '[0-9]+' }] }), { query: 'id=77' }, hit],
+    ['query regex, no match', match({ queryParams: [{ type: 'RegularExpression', name: 'id', value: '[0-9]+' }] }), { query: 'id=x' }, miss],
+    ['all conditions of a match are ANDed', match({ path: { type: 'Exact', value: '/a' }, method: 'GET', headers: [{ type: 'Exact', name: 'h', value: '1' }] }), { path: '/a', headers: { h: '2' } }, miss],
+    ['matches of a rule are ORed', [exact('/a'), exact('/b')], { path: '/b' }, hit],
+  ])('%s', (_name, m, t, expected) => {
+    expect(summary(decide(one(m), httpTarget(t)))).toEqual(expected);
+  });
+
+  describe('gRPC', () => {
+    const grpcPolicy = (m: RouteMatchSpec) =>
+      compilePolicy(config({ routes: [route('GRPCRoute', 'g', { rules: [rule({ matches: [m] })] })] }));
+    const grpcTarget = (path: string, headers = {}): Target => ({ protocol: 'grpc', host: 'api.example.com', port: 443, method: 'POST', path, headers });
+    const ghit = routed('g', 'GRPCRoute');
+    const gmiss = denied('grpc');
+    test.each([
+      ['Exact service+method', { type: 'Exact' as const, service: 'pkg.Users', method: 'Get' }, '/pkg.Users/Get', ghit],
+      ['Exact service+method, other method', { type: 'Exact' as const, service: 'pkg.Users', method: 'Get' }, '/pkg.Users/List', gmiss],
+      ['Exact service only', { type: 'Exact' as const, service: 'pkg.Users' }, '/pkg.Users/List', ghit],
+      ['Exact service only, other service', { type: 'Exact' as const, service: 'pkg.Users' }, '/pkg.Orders/List', gmiss],
+      ['Exact method only', { type: 'Exact' as const, method: 'Get' }, '/any.Svc/Get', ghit],
+      ['Regex service', { type: 'RegularExpression' as const, service: 'pkg\\..*' }, '/pkg.Users/Get', ghit],
+      ['Regex service, no match', { type: 'RegularExpression' as const, service: 'pkg\\..*' }, '/other.Users/Get', gmiss],
+      ['Regex method', { type: 'RegularExpression' as const, method: '(Get|List).*' }, '/pkg.Users/ListAll', ghit],
+      ['Regex method, no match', { type: 'RegularExpression' as const, method: '(Get|List).*' }, '/pkg.Users/Delete', gmiss],
+      ['not a gRPC path', { type: 'Exact' as const, service: 'pkg.Users' }, '/index.html', gmiss],
+    ])('%s', (_name, grpcMethod, path, expected) => {
+      expect(summary(decide(grpcPolicy(match({ grpcMethod })), grpcTarget(path)))).toEqual(expected);
+    });
+
+    test('gRPC header matches', () => {
+      const p = grpcPolicy(match({ headers: [{ type: 'Exact', name: 'x-tenant', value: 'a' }] }));
+      expect(summary(decide(p, grpcTarget('/s.S/M', { 'x-tenant': 'a' })))).toEqual(ghit);
+      expect(summary(decide(p, grpcTarget('/s.S/M', { 'x-tenant': 'b' })))).toEqual(gmiss);
+    });
+  });
+});
+
+/* ------------------------------------------------------------------ precedence */
+
+describe('precedence: every tie-break step, the winner declared second', () => {
+  // Each case: two routes that both match the target; `b` must win although `a` is older and
+  // alphabetically first, so only the criterion under test can explain the result.
+  const pair = (a: Partial<RouteOptions>, b: Partial<RouteOptions>) =>
+    compilePolicy(config({ routes: [http('a', { order: 1, ...a }), http('b', { order: 2, ...b })] }));
+  const r = (...matches: RouteMatchSpec[]) => ({ rules: [rule({ matches })] });
+  const hdr = (name: string) => ({ type: 'Exact' as const, name, value: '1' });
+  const qp = (name: string) => ({ type: 'Exact' as const, name, value: '1' });
+
+  test.each([
+    ['exact hostname over wildcard', { hostnames: ['*.example.com'] }, { hostnames: ['api.example.com'] }, { host: 'api.example.com' }],
+    ['longer wildcard over shorter', { hostnames: ['*.example.com'] }, { hostnames: ['*.eu.example.com'] }, { host: 'api.eu.example.com' }],
+    ['any matching hostname over none', {}, { hostnames: ['*.example.com'] }, { host: 'api.example.com' }],
+    ['hostname specificity before path specificity', { ...r(exact('/get')) }, { hostnames: ['httpbin.org'], ...r(prefix('/')) }, { path: '/get' }],
+    ['Exact path over PathPrefix', r(prefix('/get')), r(exact('/get')), { path: '/get' }],
+    ['Exact path over a longer PathPrefix', r(prefix('/get/')), r(exact('/get')), { path: '/get' }],
+    ['longest PathPrefix', r(prefix('/api')), r(prefix('/api/v1')), { path: '/api/v1/users' }],
+    ['PathPrefix over RegularExpression', r(regex('/api/v1/.*')), r(prefix('/api')), { path: '/api/v1/users' }],
+    ['longer RegularExpression over shorter', r(regex('/api/.*')), r(regex('/api/v[0-9]/.*')), { path: '/api/v1/users' }],
+    ['method match', r(prefix('/api')), r(match({ path: { type: 'PathPrefix', value: '/api' }, method: 'GET' })), { path: '/api' }],
+    ['method before headers', r(match({ headers: [hdr('h1'), hdr('h2')] })), r(match({ method: 'GET' })), { headers: { h1: '1', h2: '1' } }],
+    ['more header matches', r(match({ headers: [hdr('h1')] })), r(match({ headers: [hdr('h1'), hdr('h2')] })), { headers: { h1: '1', h2: '1' } }],
+    ['headers before query params', r(match({ queryParams: [qp('q1'), qp('q2')] })), r(match({ headers: [hdr('h1')] })), { headers: { h1: '1' }, query: 'q1=1&q2=1' }],
+    ['more query param matches', r(match({ queryParams: [qp('q1')] })), r(match({ queryParams: [qp('q1'), qp('q2')] })), { query: 'q1=1&q2=1' }],
+  ])('%s', (_name, a, b, t) => {
+    const p = pair(a, b);
+    expect(summary(decide(p, httpTarget(t)))).toEqual(routed('b'));
+  });
+
+  test('oldest route wins over alphabetical order', () => {
+    const p = compilePolicy(config({ routes: [http('a', { order: 2 }), http('z', { order: 1 })] }));
+    expect(decide(p, httpTarget()).route.name).toBe('z');
+  });
+
+  test('same age: "namespace/name" alphabetical, namespace first', () => {
+    const p = compilePolicy(config({
+      routes: [http('a', { ns: 'zeta', order: 1 }), http('b', { ns: 'alpha', order: 1 }), http('c', { ns: 'alpha', order: 1 })],
+    }));
+    const d = decide(p, httpTarget());
+    expect(d.route).toMatchObject({ namespace: 'alpha', name: 'b' });
+  });
+
+  test('within a route: the first matching rule', () => {
+    const p = compilePolicy(config({
+      routes: [http('r', { rules: [rule({ matches: [exact('/other')] }), rule({ matches: [prefix('/x')], backendRefs: [svc('first')] }), rule({ matches: [prefix('/x')], backendRefs: [svc('second')] })] })],
+    }));
+    const d = decide(p, httpTarget({ path: '/x/y' }));
+    expect(d.ruleIndex).toBe(1);
+    expect(d.backend?.name).toBe('first');
+  });
+
+  test('within a route, a more specific later rule still wins', () => {
+    const p = compilePolicy(config({
+      routes: [http('r', { rules: [rule({ matches: [prefix('/')], backendRefs: [svc('catch-all')] }), rule({ matches: [exact('/x')], backendRefs: [svc('x')] })] })],
+    }));
+    expect(decide(p, httpTarget({ path: '/x' })).backend?.name).toBe('x');
+    expect(decide(p, httpTarget({ path: '/y' })).backend?.name).toBe('catch-all');
+  });
+
+  test('precedence is per match, not per rule', () => {
+    const p = compilePolicy(config({
+      routes: [
+        http('a', { order: 1, rules: [rule({ matches: [prefix('/'), exact('/x')] })] }),
+        http('b', { order: 2, rules: [rule({ matches: [prefix('/x')] })] }),
+      ],
+    }));
+    expect(decide(p, httpTarget({ path: '/x' })).route.name).toBe('a');
+    expect(decide(p, httpTarget({ path: '/x/1' })).route.name).toBe('b');
+  });
+
+  describe('gRPC', () => {
+    const gpair = (a: RouteMatchSpec, b: RouteMatchSpec) => compilePolicy(config({
+      routes: [route('GRPCRoute', 'a', { order: 1, rules: [rule({ matches: [a] })] }), route('GRPCRoute', 'b', { order: 2, rules: [rule({ matches: [b] })] })],
+    }));
+    const t: Target = { protocol: 'grpc', host: 'api.example.com', port: 443, method: 'POST', path: '/pkg.Users/GetUser', headers: { h: '1' } };
+    test.each([
+      ['exact service over method only', match({ grpcMethod: { type: 'Exact', method: 'GetUser' } }), match({ grpcMethod: { type: 'Exact', service: 'pkg.Users' } })],
+      ['service and method over service only', match({ grpcMethod: { type: 'Exact', service: 'pkg.Users' } }), match({ grpcMethod: { type: 'Exact', service: 'pkg.Users', method: 'GetUser' } })],
+      ['exact over regex', match({ grpcMethod: { type: 'RegularExpression', service: 'pkg\\.Users', method: 'GetUser' } }), match({ grpcMethod: { type: 'Exact', method: 'GetUser' } })],
+      ['regex over no method match', match({}), match({ grpcMethod: { type: 'RegularExpression', method: 'Get.*' } })],
+      ['more header matches', match({}), match({ headers: [{ type: 'Exact', name: 'h', value: '1' }] })],
+      ['method before headers', match({ headers: [{ type: 'Exact', name: 'h', value: '1' }] }), match({ grpcMethod: { type: 'Exact', method: 'GetUser' } })],
+    ])('%s', (_name, a, b) => {
+      expect(summary(decide(gpair(a, b), t))).toEqual(routed('b', 'GRPCRoute'));
+    });
+
+    test('hostname before service', () => {
+      const p = compilePolicy(config({
+        routes: [
+          route('GRPCRoute', 'a', { order: 1, rules: [rule({ matches: [match({ grpcMethod: { type: 'Exact', service: 'pkg.Users', method: 'GetUser' } })] })] }),
+          route('GRPCRoute', 'b', { order: 2, hostnames: ['api.example.com'] }),
+        ],
+      }));
+      expect(decide(p, t).route.name).toBe('b');
+    });
+  });
+});
+
+/* ------------------------------------------------------------------ hostnames and ports */
+
+describe('hostnames', () => {
+  const policy = compilePolicy(config({
+    routes: [
+      http('exact', { hostnames: ['api.example.com'] }),
+      http('wild', { hostnames: ['*.example.com'] }),
+    ],
+  }));
+  test.each([
+    ['api.example.com', 'exact'],
+    ['www.example.com', 'wild'],
+    ['a.b.example.com', 'wild'],
+    ['example.com', 'http-egress-deny'],
+    ['badexample.com', 'http-egress-deny'],
+    ['api.example.com.', 'exact'],
+    ['api.example.org', 'http-egress-deny'],
+  ])('%s → %s', (host, name) => {
+    expect(decide(policy, httpTarget({ host })).route.name).toBe(name);
+  });
+
+  test('TLSRoute wildcard by SNI', () => {
+    const p = compilePolicy(config({ routes: [route('TLSRoute', 't', { hostnames: ['*.github.com'] })] }));
+    expect(summary(decide(p, { protocol: 'tls', host: 'api.github.com', port: 443 }))).toEqual(routed('t', 'TLSRoute'));
+    expect(summary(decide(p, { protocol: 'tls', host: 'github.com', port: 443 }))).toEqual(denied('tls'));
+  });
+});
+
+describe('parentPort filtering', () => {
+  const policy = compilePolicy(config({
+    routes: [
+      http('any-port', { order: 1, rules: [rule({ matches: [prefix('/')] })] }),
+      http('port-80', { order: 2, port: 80, rules: [rule({ matches: [prefix('/p')] })] }),
+      http('port-8080', { order: 3, port: 8080, rules: [rule({ matches: [prefix('/p/q')] })] }),
+    ],
+  }));
+  test.each([
+    [80, '/p/q', 'port-80'],
+    [8080, '/p/q', 'port-8080'],
+    [8080, '/p', 'any-port'],
+    [9000, '/p/q', 'any-port'],
+    [80, '/x', 'any-port'],
+  ])('port %d path %s → %s', (port, path, name) => {
+    expect(decide(policy, httpTarget({ port, path })).route.name).toBe(name);
+  });
+
+  test('a route for another port does not apply', () => {
+    const p = compilePolicy(config({ routes: [route('TCPRoute', 'db', { port: 5432 })] }));
+    expect(summary(decide(p, { protocol: 'tcp', host: 'db.example.com', port: 5432 }))).toEqual(routed('db', 'TCPRoute'));
+    expect(summary(decide(p, { protocol: 'tcp', host: 'db.example.com', port: 5433 }))).toEqual(denied('tcp'));
+  });
+
+  test('route kinds do not mix: an HTTPRoute does not admit TLS or TCP', () => {
+    const p = compilePolicy(config({ routes: [http('h')] }));
+    expect(summary(decide(p, { protocol: 'tls', host: 'httpbin.org', port: 80 }))).toEqual(denied('tls'));
+    expect(summary(decide(p, { protocol: 'tcp', host: 'httpbin.org', port: 80 }))).toEqual(denied('tcp'));
+  });
+
+  test('TCPRoute: the oldest route and its first rule', () => {
+    const p = compilePolicy(config({
+      routes: [
+        route('TCPRoute', 'new', { order: 2, rules: [rule({ backendRefs: [svc('n')] })] }),
+        route('TCPRoute', 'old', { order: 1, rules: [rule({ backendRefs: [svc('o1')] }), rule({ backendRefs: [svc('o2')] })] }),
+      ],
+    }));
+    const d = decide(p, { protocol: 'tcp', host: '203.0.113.7', port: 5432 });
+    expect(summary(d)).toEqual(routed('old', 'TCPRoute'));
+    expect(d.backend?.name).toBe('o1');
+  });
+});
+
+describe('gRPC falls back to HTTPRoute', () => {
+  const t: Target = { protocol: 'grpc', host: 'api.example.com', port: 443, method: 'POST', path: '/pkg.Users/Get' };
+  test('no GRPCRoute: HTTPRoutes match the call as POST /service/method; default route stays grpc-', () => {
+    const p = compilePolicy(config({ routes: [http('h', { rules: [rule({ matches: [match({ path: { type: 'PathPrefix', value: '/pkg.Users' }, method: 'POST' })] })] })] }));
+    expect(summary(decide(p, t))).toEqual(routed('h'));
+    expect(summary(decide(p, { ...t, path: '/pkg.Orders/Get' }))).toEqual(denied('grpc'));
+  });
+
+  test('a GRPCRoute taking the host shadows HTTPRoutes, one for another host does not', () => {
+    const p = compilePolicy(config({
+      routes: [
+        http('h'),
+        route('GRPCRoute', 'g', { hostnames: ['api.example.com'], rules: [rule({ matches: [match({ grpcMethod: { type: 'Exact', service: 'pkg.Orders' } })] })] }),
+      ],
+    }));
+    expect(summary(decide(p, t))).toEqual(denied('grpc'));
+    expect(summary(decide(p, { ...t, path: '/pkg.Orders/Get' }))).toEqual(routed('g', 'GRPCRoute'));
+    expect(summary(decide(p, { ...t, host: 'other.example.com' }))).toEqual(routed('h'));
+  });
+});
+
+/* ------------------------------------------------------------------ backends */
+
+describe('weighted backends', () => {
+  const policy = compilePolicy(config({ routes: [http('split', { rules: [rule({ backendRefs: [svc('a', 1), svc('b', 3)] })] })] }));
+  test.each([
+    [0, 'a'],
+    [0.2499, 'a'],
+    [0.25, 'b'],
+    [0.5, 'b'],
+    [0.9999999, 'b'],
+    [1, 'b'], // out of range: clamped
+    [-0.5, 'a'],
+    [Number.NaN, 'a'],
+    [undefined, 'a'],
+  ])('pick %p → %s', (pick, name) => {
+    const d = decide(policy, httpTarget({ pick }));
+    expect(summary(d)).toEqual(routed('split'));
+    expect(d.backend?.name).toBe(name);
+    expect(d.backendRef).toBe(d.backend);
+  });
+
+  test.each([
+    [0, 'a'],
+    [0.4999, 'a'],
+    [0.5, 'c'],
+    [0.9999, 'c'],
+    [1, 'c'],
+  ])('a zero-weight ref is never picked: pick %p → %s', (pick, name) => {
+    const p = compilePolicy(config({ routes: [http('s', { rules: [rule({ backendRefs: [svc('a', 1), svc('b', 0), svc('c', 1), svc('d', 0)] })] })] }));
+    expect(decide(p, httpTarget({ pick })).backend?.name).toBe(name);
+  });
+
+  test('an EgressNetwork ref in a split passes through', () => {
+    const p = compilePolicy(config({ routes: [http('s', { rules: [rule({ backendRefs: [egressRef(1), svc('mirror', 1)] })] })] }));
+    const through = decide(p, httpTarget({ pick: 0.1 }));
+    expect(through.backend).toBeUndefined();
+    expect(through.backendRef?.kind).toBe('EgressNetwork');
+    expect(decide(p, httpTarget({ pick: 0.9 })).backend?.name).toBe('mirror');
+  });
+
+  test('all weights zero: no-backend (500), route kept', () => {
+    const p = compilePolicy(config({ trafficPolicy: 'Allow', routes: [http('zero', { rules: [rule({ backendRefs: [svc('a', 0), svc('b', 0)] })] })] }));
+    const d = decide(p, httpTarget());
+    expect(summary(d)).toEqual({ action: 'deny', reason: 'no-backend', kind: 'HTTPRoute', route: 'zero' });
+    expect(d.backend).toBeUndefined();
+  });
+});
+
+describe('redirect', () => {
+  const redirect = { scheme: 'https' as const, statusCode: 301 as const, path: { type: 'ReplacePrefixMatch' as const, value: '/v2' } };
+  const policy = compilePolicy(config({
+    routes: [http('up', { rules: [rule({ matches: [prefix('/v1')], filters: [{ type: 'RequestRedirect', requestRedirect: redirect }], backendRefs: [svc('ignored')] })] })],
+  }));
+
+  test('a RequestRedirect filter redirects, with the matched prefix for ReplacePrefixMatch', () => {
+    const target = httpTarget({ path: '/v1/users', query: 'a=1' });
+    const d = decide(policy, target);
+    expect(summary(d)).toEqual({ action: 'redirect', reason: 'filter-redirect', kind: 'HTTPRoute', route: 'up' });
+    expect(d.redirect).toEqual(redirect);
+    expect(d.matchedPrefix).toBe('/v1');
+    expect(d.backend).toBeUndefined();
+    expect(redirectLocation(target, d.redirect!, d.matchedPrefix)).toBe('https://httpbin.org/v2/users?a=1');
+  });
+
+  test('report-only does not change a redirect', () => {
+    const p = compilePolicy(config({ mode: 'ReportOnly', routes: policy.routes }));
+    const d = decide(p, httpTarget({ path: '/v1' }));
+    expect(d.action).toBe('redirect');
+    expect(d.reportOnly).toBe(false);
+  });
+});
+
+describe('report-only', () => {
+  test.each([
+    ['http', 'http-egress-deny'],
+    ['tls', 'tls-egress-deny'],
+    ['tcp', 'tcp-egress-deny'],
+    ['grpc', 'grpc-egress-deny'],
+  ] as const)('%s default deny becomes allow, keeping %s', (protocol, name) => {
+    const d = decide(compilePolicy(config({ mode: 'ReportOnly' })), { protocol, host: 'example.com', port: 443 });
+    expect(summary(d)).toEqual({ action: 'allow', reason: 'report-only', kind: 'default', route: name });
+    expect(d.reportOnly).toBe(true);
+    expect(d.wouldReason).toBe('default-deny');
+    expect(d.backend).toBeUndefined();
+  });
+
+  test('no-backend becomes allow to the original destination, keeping the route', () => {
+    const p = compilePolicy(config({ mode: 'ReportOnly', routes: [http('zero', { rules: [rule({ backendRefs: [svc('a', 0)] })] })] }));
+    const d = decide(p, httpTarget());
+    expect(summary(d)).toEqual({ action: 'allow', reason: 'report-only', kind: 'HTTPRoute', route: 'zero' });
+    expect(d.wouldReason).toBe('no-backend');
+    expect(d.ruleIndex).toBe(0);
+  });
+
+  test('allowed traffic is not flagged', () => {
+    const p = compilePolicy(config({ mode: 'ReportOnly', routes: [http('r', { rules: [rule({ matches: [prefix('/get')] })] })] }));
+    const d = decide(p, httpTarget({ path: '/get' }));
+    expect(summary(d)).toEqual(routed('r'));
+    expect(d.reportOnly).toBe(false);
+    expect(d.wouldReason).toBeUndefined();
+  });
+});
+
+/* ------------------------------------------------------------------ external services */
+
+describe('findExternalService', () => {
+  const es = (name: string, host: string): ExternalServiceSpec => ({
+    name, host, ports: [{ port: 443, protocol: 'http', targetPort: 443 }], endpoints: [], tls: DEFAULT_TLS, pool: DEFAULT_POOL, injectHeaders: [],
+  });
+  const policy = compilePolicy(config({ externalServices: [es('wide', '*.example.com'), es('narrow', '*.api.example.com'), es('exact', 'x.api.example.com')] }));
+  test.each([
+    ['x.api.example.com', 'exact'],
+    ['y.api.example.com', 'narrow'],
+    ['api.example.com', 'wide'],
+    ['example.com', undefined],
+    ['other.org', undefined],
+  ])('%s → %s', (host, name) => {
+    expect(findExternalService(policy, host)?.name).toBe(name);
+    expect(decide(policy, httpTarget({ host })).externalService?.name).toBe(name);
+  });
+});
+
+/* ------------------------------------------------------------------ compile errors */
+
+describe('compilePolicy', () => {
+  test('throws when a regex is invalid, naming the route and field', () => {
+    const bad = http('bad-regex', { rules: [rule({ matches: [regex('/a(')] })] });
+    expect(() => compilePolicy(config({ routes: [bad] }))).toThrow(PolicyCompileError);
+    expect(() => compilePolicy(config({ routes: [bad] }))).toThrow(/HTTPRoute egress-test\/bad-regex rules\[0\]\.matches\[0\]\.path: regular expression "\/a\(" is not supported/);
+  });
+
+  test('throws when several things are wrong, listing all of them', () => {
+    const routes = [
+      http('one', { rules: [rule({ matches: [match({ headers: [{ type: 'RegularExpression', name: 'h', value: '(?=x)' }] })] })] }),
+      http('two', { rules: [rule({ matches: [match({ queryParams: [{ type: 'RegularExpression', name: 'q', value: '\\1' }] })] })] }),
+      route('GRPCRoute', 'three', { rules: [rule({ matches: [match({ grpcMethod: { type: 'RegularExpression', service: '[' } })] })] }),
+      http('four', { rules: [rule({ matches: [exact('/x')], filters: [{ type: 'RequestRedirect', requestRedirect: { statusCode: 302, path: { type: 'ReplacePrefixMatch', value: '/y' } } }] })] }),
+    ];
+    try {
+      compilePolicy(config({ routes, networks: [{ cidr: '10.0.0.1/8', except: [] }] }));
+      throw new Error('expected a throw');
+    } catch (e) {
+      expect(e).toBeInstanceOf(PolicyCompileError);
+      const problems = (e as PolicyCompileError).problems;
+      expect(problems).toHaveLength(5);
+      expect(problems[0]).toMatch(/^HTTPRoute egress-test\/one rules\[0\]\.matches\[0\]\.headers: .*lookaround/);
+      expect(problems[1]).toMatch(/^HTTPRoute egress-test\/two rules\[0\]\.matches\[0\]\.queryParams: .*backreference/);
+      expect(problems[2]).toMatch(/^GRPCRoute egress-test\/three rules\[0\]\.matches\[0\]\.method: /);
+      expect(problems[3]).toMatch(/^HTTPRoute egress-test\/four rules\[0\]: a ReplacePrefixMatch redirect needs PathPrefix/);
+      expect(problems[4]).toMatch(/networks: .*did you mean "10\.0\.0\.0\/8"/);
+      expect((e as Error).message).toMatch(/^invalid policy \(5 problems\)/);
+    }
+  });
+
+  test('indexes routes by kind and port', () => {
+    const p = compilePolicy(config({ routes: [http('a'), http('b', { port: 80 }), route('TLSRoute', 't', { port: 443 })] }));
+    expect(p.tables.HTTPRoute.anyPort.map((r) => r.ref.name)).toEqual(['a']);
+    expect(p.tables.HTTPRoute.byPort.get(80)?.map((r) => r.ref.name)).toEqual(['a', 'b']);
+    expect(p.tables.TLSRoute.byPort.get(443)?.map((r) => r.ref.name)).toEqual(['t']);
+    expect(p.tables.GRPCRoute.anyPort).toHaveLength(0);
+  });
+});
+
+/* ------------------------------------------------------------------ networks */
+
+describe('checkNetworks', () => {
+  const networks: NetworkSpec[] = [
+    { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '192.168.0.0/16'] },
+    { cidr: '10.20.0.0/16', except: [] },
+    { cidr: '2001:db8::/32', except: ['2001:db8:dead::/48'] },
+  ];
+  const policy = compilePolicy(config({ networks }));
+
+  test.each([
+    ['203.0.113.9', true, 'in-network', '0.0.0.0/0'],
+    ['10.1.2.3', false, 'network-except', '10.0.0.0/8'],
+    ['10.20.1.1', true, 'in-network', '10.20.0.0/16'], // excepted by one network, admitted by another
+    ['::ffff:192.168.1.1', false, 'network-except', '192.168.0.0/16'],
+    ['2001:db8::1', true, 'in-network', '2001:db8::/32'],
+    ['2001:db8:dead::1', false, 'network-except', '2001:db8:dead::/48'],
+    ['2001:4860::8888', false, 'outside-networks', undefined],
+    ['not-an-ip', false, 'invalid-address', undefined],
+  ])('%s → ok %s (%s)', (ip, ok, reason, network) => {
+    const c = checkNetworks(policy, ip);
+    expect(c).toMatchObject({ ok, reason, reportOnly: false });
+    expect(c.network).toBe(network);
+    expect(checkNetworks(policy.config.parent, ip)).toEqual(c);
+    if (reason !== 'invalid-address') expect(checkNetworks(policy, parseIp(ip))).toEqual(c);
+  });
+
+  test('no networks: everything passes here (address vetting still applies)', () => {
+    expect(checkNetworks(compilePolicy(config()), '8.8.8.8')).toEqual({ ok: true, reason: 'no-networks', reportOnly: false });
+  });
+
+  test('report-only lets it through and says why', () => {
+    const p = compilePolicy(config({ networks, mode: 'ReportOnly' }));
+    expect(checkNetworks(p, '10.1.2.3')).toEqual({ ok: true, reason: 'report-only', wouldReason: 'network-except', network: '10.0.0.0/8', reportOnly: true });
+    expect(checkNetworks(p, '2001:4860::8888')).toMatchObject({ ok: true, reason: 'report-only', wouldReason: 'outside-networks' });
+    expect(checkNetworks(p, 'nope')).toMatchObject({ ok: false, reason: 'invalid-address' });
+  });
+});
