@@ -226,6 +226,11 @@ export interface RetrySpec {
   readonly budgetMinPerSecond: number;
   /** The window "recent" means. */
   readonly budgetTtlMs: number;
+  /**
+   * gRPC routes: grpc-status codes that are retried (1 cancelled, 4 deadline-exceeded,
+   * 8 resource-exhausted, 13 internal, 14 unavailable). Unset: none.
+   */
+  readonly grpcStatusCodes?: readonly number[];
 }
 
 export type RetryConditionSpec = 'connect-failure' | 'reset' | 'timeout';
