@@ -40,6 +40,47 @@ export interface EgressGatewayTarget {
    * @default 'egress.local'
    */
   readonly suffix?: string;
+  /**
+   * The cluster's pod and service CIDRs, as the gateway knows them: cut out of its internet
+   * egress and kept direct in clients' `NO_PROXY`.
+   * @default []
+   */
+  readonly clusterCidrs?: string[];
+  /**
+   * Whether the gateway accepts `http_proxy` requests and CONNECT tunnels.
+   * @default false
+   */
+  readonly forwardProxy?: boolean;
+}
+
+/**
+ * A kplus NetworkPolicy whose gateway-dependent rules are added when it is first rendered, so
+ * that listeners and external services added to a gateway after the policy still count.
+ */
+class DeferredNetworkPolicy extends kplus.NetworkPolicy {
+  private readonly deferred: Array<() => void> = [];
+  private flushed = false;
+
+  public defer(fn: () => void): void {
+    if (this.flushed) fn();
+    else this.deferred.push(fn);
+  }
+
+  /** @internal */
+  public _toKube(): ReturnType<kplus.NetworkPolicy['_toKube']> {
+    if (!this.flushed) {
+      this.flushed = true;
+      for (const fn of this.deferred) fn();
+    }
+    return super._toKube();
+  }
+}
+
+/** Where a construct reads its gateway from: a fixed description or a live gateway. */
+type TargetSource = () => EgressGatewayTarget;
+
+function invalid(what: string, problems: string[]): Error {
+  return new Error(`${what}: invalid props:\n- ${problems.join('\n- ')}`);
 }
 
 /** Label `EgressClient.configure()` puts on client pods; its value names the gateway. */
@@ -83,6 +124,10 @@ function splitCidrs(prop: string, cidrs: readonly string[], problems: string[]):
     }
   }
   return { v4, v6 };
+}
+
+function unique<T>(xs: readonly T[]): T[] {
+  return [...new Set(xs)];
 }
 
 function tcp(ports: readonly number[]): kplus.NetworkPolicyPort[] {
@@ -158,24 +203,27 @@ export interface EgressGatewayPolicyProps {
 export class EgressGatewayPolicy extends Construct {
   /** The NetworkPolicy. */
   public readonly policy: kplus.NetworkPolicy;
-  private readonly gateway: EgressGatewayTarget;
+  private readonly deferredPolicy: DeferredNetworkPolicy;
+  private targetSource: TargetSource;
   private readonly peers = new Set<kplus.INetworkPolicyPeer>();
 
   constructor(scope: Construct, id: string, props: EgressGatewayPolicyProps) {
     super(scope, id);
     const problems: string[] = [];
     checkTarget(props.gateway, problems);
-    const cidrs = splitCidrs('clusterCidrs', props.clusterCidrs ?? [], problems);
-    if (problems.length) throw new Error(`EgressGatewayPolicy ${this.node.path}: invalid props:\n- ${problems.join('\n- ')}`);
-    this.gateway = props.gateway;
+    splitCidrs('clusterCidrs', [...(props.clusterCidrs ?? []), ...(props.gateway.clusterCidrs ?? [])], problems);
+    if (problems.length) throw invalid(`EgressGatewayPolicy ${this.node.path}`, problems);
+    const fixed = props.gateway;
+    this.targetSource = () => fixed;
     const gw = props.gateway;
 
-    this.policy = new kplus.NetworkPolicy(this, 'Resource', {
+    this.deferredPolicy = new DeferredNetworkPolicy(this, 'Resource', {
       metadata: { namespace: gw.namespace },
       selector: kplus.Pods.select(this, 'GatewayPods', { labels: gw.podSelectorLabels }),
       ingress: { default: kplus.NetworkPolicyTrafficDefault.DENY },
       egress: { default: kplus.NetworkPolicyTrafficDefault.DENY },
     });
+    this.policy = this.deferredPolicy;
 
     if (props.allowLabelledClients ?? true) {
       this.allowFrom(kplus.Pods.select(this, 'LabelledClients', {
@@ -186,14 +234,20 @@ export class EgressGatewayPolicy extends Construct {
     for (const peer of props.allowFrom ?? []) this.allowFrom(peer);
 
     const scrapers = props.metricsScrapers ?? kplus.Namespaces.select(this, 'Monitoring', { names: ['monitoring'] });
-    this.policy.addIngressRule(scrapers, tcp([gw.adminPort ?? DEFAULT_ADMIN_PORT]));
+    this.deferredPolicy.defer(() => this.policy.addIngressRule(scrapers, tcp([this.target().adminPort ?? DEFAULT_ADMIN_PORT])));
 
     this.policy.addEgressRule(props.dns ?? defaultDnsPeer(this), DNS_PORTS());
-    const external = tcp(gw.externalPorts ?? [DEFAULT_TLS_TARGET_PORT]);
-    this.policy.addEgressRule(
-      kplus.NetworkPolicyIpBlock.ipv4(this, 'PublicIpv4', '0.0.0.0/0', [...NON_PUBLIC_V4, ...cidrs.v4]), external);
-    this.policy.addEgressRule(
-      kplus.NetworkPolicyIpBlock.ipv6(this, 'PublicIpv6', '::/0', [...NON_PUBLIC_V6, ...cidrs.v6]), external);
+    // The ipBlock peers are constructs, created now (the tree is locked during synthesis); only
+    // their ports, which grow with the gateway's external services, wait for rendering.
+    const cidrs = splitCidrs('clusterCidrs', [...(props.clusterCidrs ?? []), ...(gw.clusterCidrs ?? [])], problems);
+    const publicV4 = kplus.NetworkPolicyIpBlock.ipv4(this, 'PublicIpv4', '0.0.0.0/0', unique([...NON_PUBLIC_V4, ...cidrs.v4]));
+    const publicV6 = kplus.NetworkPolicyIpBlock.ipv6(this, 'PublicIpv6', '::/0', unique([...NON_PUBLIC_V6, ...cidrs.v6]));
+    this.deferredPolicy.defer(() => {
+      const target = this.target();
+      const external = tcp(target.externalPorts?.length ? target.externalPorts : [DEFAULT_TLS_TARGET_PORT]);
+      this.policy.addEgressRule(publicV4, external);
+      this.policy.addEgressRule(publicV6, external);
+    });
     for (const peer of props.allowEgressTo ?? []) this.allowEgressTo(peer);
   }
 
@@ -201,7 +255,7 @@ export class EgressGatewayPolicy extends Construct {
   public allowFrom(peer: kplus.INetworkPolicyPeer): void {
     if (this.peers.has(peer)) return;
     this.peers.add(peer);
-    this.policy.addIngressRule(peer, tcp(this.gateway.proxyPorts));
+    this.deferredPolicy.defer(() => this.policy.addIngressRule(peer, tcp(this.target().proxyPorts)));
   }
 
   /**
@@ -210,6 +264,22 @@ export class EgressGatewayPolicy extends Construct {
    */
   public allowEgressTo(peer: kplus.INetworkPolicyPeer, ports?: kplus.NetworkPolicyPort[]): void {
     this.policy.addEgressRule(peer, ports);
+  }
+
+  /**
+   * @internal reads the gateway from `source` when rendering, so ports added to a live
+   * gateway after this policy was created are covered.
+   */
+  public _useTarget(source: () => EgressGatewayTarget): void {
+    this.targetSource = source;
+  }
+
+  private target(): EgressGatewayTarget {
+    const target = this.targetSource();
+    const problems: string[] = [];
+    checkTarget(target, problems);
+    if (problems.length) throw invalid(`EgressGatewayPolicy ${this.node.path}`, problems);
+    return target;
   }
 }
 
@@ -248,6 +318,7 @@ export interface EgressLockdownProps {
 export class EgressLockdown extends Construct {
   /** The NetworkPolicy. */
   public readonly policy: kplus.NetworkPolicy;
+  private targetSource: TargetSource;
 
   constructor(scope: Construct, id: string, props: EgressLockdownProps) {
     super(scope, id);
@@ -255,17 +326,27 @@ export class EgressLockdown extends Construct {
     checkTarget(props.gateway, problems);
     const selector = props.selector.toPodSelector();
     if (!selector) problems.push(`'selector' ${props.selector.node.path} selects addresses, not pods; give a workload, Pods.select() or Namespaces.select()`);
-    if (problems.length) throw new Error(`EgressLockdown ${this.node.path}: invalid props:\n- ${problems.join('\n- ')}`);
+    if (problems.length) throw invalid(`EgressLockdown ${this.node.path}`, problems);
+    const fixed = props.gateway;
+    this.targetSource = () => fixed;
     const gw = props.gateway;
-    this.policy = new kplus.NetworkPolicy(this, 'Resource', {
+    const policy = new DeferredNetworkPolicy(this, 'Resource', {
       selector,
       egress: { default: kplus.NetworkPolicyTrafficDefault.DENY },
     });
+    this.policy = policy;
     this.policy.addEgressRule(props.dns ?? defaultDnsPeer(this), DNS_PORTS());
-    this.policy.addEgressRule(kplus.Pods.select(this, 'Gateway', {
+    const gatewayPods = kplus.Pods.select(this, 'Gateway', {
       labels: gw.podSelectorLabels,
       namespaces: kplus.Namespaces.select(this, 'GatewayNamespace', { names: [gw.namespace] }),
-    }), tcp(gw.proxyPorts));
+    });
+    policy.defer(() => {
+      const target = this.targetSource();
+      const problems2: string[] = [];
+      checkTarget(target, problems2);
+      if (problems2.length) throw invalid(`EgressLockdown ${this.node.path}`, problems2);
+      this.policy.addEgressRule(gatewayPods, tcp(target.proxyPorts));
+    });
     for (const peer of props.allowInCluster ?? []) this.allowTo(peer);
   }
 
@@ -275,6 +356,11 @@ export class EgressLockdown extends Construct {
    */
   public allowTo(peer: kplus.INetworkPolicyPeer, ports?: kplus.NetworkPolicyPort[]): void {
     this.policy.addEgressRule(peer, ports);
+  }
+
+  /** @internal reads the gateway's ports from `source` when rendering (see EgressGatewayPolicy). */
+  public _useTarget(source: () => EgressGatewayTarget): void {
+    this.targetSource = source;
   }
 }
 
