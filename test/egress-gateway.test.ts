@@ -1,0 +1,517 @@
+import { spawnSync } from 'child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { ApiObject, App, Chart, Duration, Size, Testing } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { ConfigReload, EgressGateway, LogLevel } from '../src/egress-gateway';
+import { EgressNetwork } from '../src/egress-network';
+import { ExternalServiceProtocol, InjectedHeader } from '../src/external-service';
+import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_TLS } from '../src/model/defaults';
+import type { ProxyConfig } from '../src/model/proxy-config';
+import { ProxyImage } from '../src/proxy-image';
+import { CertificateSource, TlsOrigination } from '../src/tls';
+import { EnforcementMode, TrafficPolicy } from '../src/traffic-policy';
+
+const IMAGE = ProxyImage.fromRegistry('registry.example.com/egress/proxy:1.0.0');
+
+function newChart(): Chart {
+  return new Chart(Testing.app(), 'test');
+}
+
+type Manifest = { kind: string; apiVersion: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
+
+function objects(chart: Chart): Manifest[] {
+  return Testing.synth(chart) as Manifest[];
+}
+
+function one(all: Manifest[], kind: string): Manifest {
+  const found = all.filter((o) => o.kind === kind);
+  expect(found).toHaveLength(1);
+  return found[0];
+}
+
+function config(all: Manifest[]): ProxyConfig {
+  return JSON.parse(one(all, 'ConfigMap').data['config.json']);
+}
+
+function podSpec(all: Manifest[]): any {
+  return one(all, 'Deployment').spec.template.spec;
+}
+
+function proxyContainer(all: Manifest[]): any {
+  const containers = podSpec(all).containers;
+  expect(containers).toHaveLength(1);
+  return containers[0];
+}
+
+function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error('expected an error');
+}
+
+describe('EgressGateway defaults', () => {
+  const chart = newChart();
+  const gateway = new EgressGateway(chart, 'egress', { image: IMAGE });
+  const all = objects(chart);
+
+  test('snapshot', () => {
+    expect(all).toMatchSnapshot();
+  });
+
+  test('emits Namespace, ServiceAccount, ConfigMap, Deployment, Service and PodDisruptionBudget', () => {
+    expect(all.map((o) => `${o.apiVersion} ${o.kind} ${o.metadata.name}`)).toEqual([
+      'v1 Namespace egress',
+      'v1 ServiceAccount egress-gateway',
+      'v1 ConfigMap egress-gateway-config',
+      'apps/v1 Deployment egress-gateway',
+      'v1 Service proxy',
+      'policy/v1 PodDisruptionBudget egress-gateway',
+    ]);
+    for (const o of all.filter((x) => x.kind !== 'Namespace')) expect(o.metadata.namespace).toBe('egress');
+  });
+
+  test('exposes the names and ports other constructs need', () => {
+    expect(gateway.namespaceName).toBe('egress');
+    expect(gateway.serviceName).toBe('proxy');
+    expect(gateway.serviceFqdn).toBe('proxy.egress.svc.cluster.local');
+    expect(gateway.suffix).toBe('egress.local');
+    expect(gateway.httpPort).toBe(8080);
+    expect(gateway.servicePort).toBe(80);
+    expect(gateway.adminPort).toBe(9901);
+    expect(gateway.tlsPort).toBeUndefined();
+    expect(gateway.configReload).toBe(ConfigReload.HOT);
+    expect(gateway.deployment).toBeInstanceOf(kplus.Deployment);
+    expect(gateway.service).toBeInstanceOf(kplus.Service);
+    expect(gateway.configMap).toBeInstanceOf(kplus.ConfigMap);
+  });
+
+  test('the Service and the Deployment select exactly the pod labels', () => {
+    const labels = one(all, 'Deployment').spec.template.metadata.labels;
+    expect(one(all, 'Deployment').spec.selector).toEqual({ matchLabels: gateway.podSelectorLabels });
+    expect(one(all, 'Service').spec.selector).toEqual(gateway.podSelectorLabels);
+    expect(one(all, 'PodDisruptionBudget').spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: gateway.podSelectorLabels } });
+    for (const [k, v] of Object.entries(gateway.podSelectorLabels)) expect(labels[k]).toBe(v);
+  });
+
+  test('the Service maps port 80 to the HTTP listener', () => {
+    expect(one(all, 'Service').spec.ports).toEqual([{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 }]);
+  });
+
+  test('the pods run hardened: non-root, read-only root, no capabilities, RuntimeDefault seccomp, no token', () => {
+    const spec = podSpec(all);
+    expect(spec.automountServiceAccountToken).toBe(false);
+    expect(spec.serviceAccountName).toBe('egress-gateway');
+    expect(one(all, 'ServiceAccount').automountServiceAccountToken).toBe(false);
+    expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532 });
+    expect(proxyContainer(all).securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      privileged: false,
+      readOnlyRootFilesystem: true,
+      runAsGroup: 65532,
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(proxyContainer(all).resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } });
+  });
+
+  test('the proxy container reads its config from the mounted ConfigMap directory', () => {
+    const c = proxyContainer(all);
+    expect(c.image).toBe('registry.example.com/egress/proxy:1.0.0');
+    expect(c.args).toEqual(['--config', '/etc/egress/config.json']);
+    expect(c.volumeMounts).toContainEqual({ mountPath: '/etc/egress', name: 'config', readOnly: true });
+    expect(podSpec(all).volumes).toContainEqual({ name: 'config', configMap: { name: 'egress-gateway-config' } });
+    expect(c.ports).toEqual([{ containerPort: 8080, name: 'http' }, { containerPort: 9901, name: 'admin' }]);
+    expect(c.env).toEqual([{ name: 'EGRESS_LOG_LEVEL', value: 'info' }]);
+  });
+
+  test('liveness and readiness probes hit the admin port', () => {
+    const c = proxyContainer(all);
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/live', port: 9901, scheme: 'HTTP' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/ready', port: 9901, scheme: 'HTTP' });
+  });
+
+  test('pod annotations: Linkerd injection and Prometheus scraping, no checksum under HOT reload', () => {
+    expect(one(all, 'Deployment').spec.template.metadata.annotations).toEqual({
+      'linkerd.io/inject': 'enabled',
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': '9901',
+      'prometheus.io/path': '/metrics',
+    });
+  });
+
+  test('replicas spread across nodes and outlive the proxy\'s shutdown grace', () => {
+    const d = one(all, 'Deployment');
+    expect(d.spec.replicas).toBe(2);
+    expect(d.spec.template.spec.topologySpreadConstraints).toEqual([{
+      maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: gateway.podSelectorLabels },
+    }]);
+    expect(d.spec.template.spec.terminationGracePeriodSeconds).toBe(30);
+    expect(config(all).timeouts.shutdownGraceMs).toBe(20_000);
+    expect(d.spec.strategy.rollingUpdate).toEqual({ maxSurge: 1, maxUnavailable: 0 });
+  });
+
+  test('the ConfigMap holds the rendered proxy config', () => {
+    const parsed = config(all);
+    expect(parsed).toEqual(JSON.parse(JSON.stringify(gateway._renderConfig())));
+    expect(parsed.apiVersion).toBe('egress.cdk8s.io/v1alpha1');
+    expect(parsed.kind).toBe('EgressProxyConfig');
+    expect(parsed.gateway).toEqual({ name: 'egress-gateway', namespace: 'egress' });
+    expect(parsed.listeners).toEqual({
+      bindAddress: '0.0.0.0',
+      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80 },
+      tcp: [],
+      admin: { port: 9901 },
+    });
+    expect(parsed.parent).toEqual({
+      group: 'policy.linkerd.io', kind: 'EgressNetwork', name: 'egress-gateway', namespace: 'egress', trafficPolicy: 'Allow', networks: [], mode: 'Enforce',
+    });
+    expect(parsed.externalServices).toEqual([]);
+    expect(parsed.routes).toEqual([]);
+    expect(parsed.addressPolicy).toEqual({ allowCidrs: [], denyCidrs: [] });
+    expect(parsed.timeouts).toEqual(DEFAULT_TIMEOUTS);
+    expect(parsed.limits).toEqual(DEFAULT_LIMITS);
+    expect(parsed.defaultTls).toEqual(DEFAULT_TLS);
+  });
+
+  test('the config JSON has a stable key order (apiVersion and kind first, then sorted)', () => {
+    const text: string = one(all, 'ConfigMap').data['config.json'];
+    expect(Object.keys(JSON.parse(text))).toEqual([
+      'apiVersion', 'kind', 'addressPolicy', 'defaultTls', 'externalServices', 'gateway', 'limits', 'listeners', 'parent', 'routes', 'timeouts',
+    ]);
+    expect(Object.keys(JSON.parse(text).parent)).toEqual(['group', 'kind', 'mode', 'name', 'namespace', 'networks', 'trafficPolicy']);
+  });
+});
+
+describe('EgressGateway props', () => {
+  test('renders every config-level prop', () => {
+    const chart = newChart();
+    const gw = new EgressGateway(chart, 'egress', {
+      name: 'edge',
+      namespace: 'egress-system',
+      serviceName: 'egress',
+      clusterDomain: 'corp.internal',
+      suffix: 'out.internal',
+      additionalSuffixes: ['egress.local'],
+      trafficPolicy: TrafficPolicy.DENY,
+      enforcement: EnforcementMode.REPORT_ONLY,
+      forwardProxy: true,
+      tlsPassthrough: true,
+      timeouts: { connect: Duration.seconds(3), total: Duration.minutes(5) },
+      shutdownGrace: Duration.seconds(40),
+      allowedCidrs: ['10.20.0.0/16'],
+      clusterCidrs: ['10.0.0.0/14', 'fd00:10::/64'],
+      maxConcurrentRequests: 500,
+      maxHeaderBytes: 32768,
+      logLevel: LogLevel.DEBUG,
+      image: IMAGE,
+    });
+    const all = objects(chart);
+    const parsed = config(all);
+    expect(gw.serviceFqdn).toBe('egress.egress-system.svc.corp.internal');
+    expect(gw.suffixes).toEqual(['out.internal', 'egress.local']);
+    expect(parsed.gateway).toEqual({ name: 'edge', namespace: 'egress-system' });
+    expect(parsed.listeners.http).toEqual({ port: 8080, suffixes: ['out.internal', 'egress.local'], forwardProxy: true, parentPort: 80 });
+    expect(parsed.listeners.tls).toEqual({ port: 8443, parentPort: 443 });
+    expect(parsed.parent).toMatchObject({ name: 'edge', namespace: 'egress-system', trafficPolicy: 'Deny', mode: 'ReportOnly' });
+    expect(parsed.addressPolicy).toEqual({ allowCidrs: ['10.20.0.0/16'], denyCidrs: ['10.0.0.0/14', 'fd00:10::/64'] });
+    expect(parsed.timeouts).toEqual({ ...DEFAULT_TIMEOUTS, connectMs: 3000, totalMs: 300_000, shutdownGraceMs: 40_000 });
+    expect(parsed.limits).toEqual({ maxConcurrent: 500, maxHeaderBytes: 32768 });
+    expect(one(all, 'Service').metadata.name).toBe('egress');
+    expect(one(all, 'Service').spec.ports).toEqual([
+      { name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 },
+      { name: 'tls', port: 443, protocol: 'TCP', targetPort: 8443 },
+    ]);
+    expect(proxyContainer(all).ports).toContainEqual({ containerPort: 8443, name: 'tls' });
+    expect(proxyContainer(all).env).toEqual([{ name: 'EGRESS_LOG_LEVEL', value: 'debug' }]);
+    expect(podSpec(all).terminationGracePeriodSeconds).toBe(50);
+  });
+
+  test('createNamespace: false leaves the Namespace out', () => {
+    const chart = newChart();
+    new EgressGateway(chart, 'egress', { createNamespace: false, image: IMAGE });
+    expect(objects(chart).map((o) => o.kind)).not.toContain('Namespace');
+  });
+
+  test('a single replica gets no PodDisruptionBudget', () => {
+    const chart = newChart();
+    new EgressGateway(chart, 'egress', { replicas: 1, image: IMAGE });
+    const all = objects(chart);
+    expect(all.map((o) => o.kind)).not.toContain('PodDisruptionBudget');
+    expect(one(all, 'Deployment').spec.replicas).toBe(1);
+  });
+
+  test('three replicas keep the budget at one pod down', () => {
+    const chart = newChart();
+    new EgressGateway(chart, 'egress', { replicas: 3, image: IMAGE });
+    expect(one(objects(chart), 'PodDisruptionBudget').spec.maxUnavailable).toBe(1);
+  });
+
+  test('Linkerd injection and Prometheus annotations can be switched off', () => {
+    const chart = newChart();
+    new EgressGateway(chart, 'egress', { linkerdInject: false, prometheusScrape: false, image: IMAGE });
+    expect(one(objects(chart), 'Deployment').spec.template.metadata.annotations).toBeUndefined();
+  });
+
+  test('custom resources replace the defaults', () => {
+    const chart = newChart();
+    new EgressGateway(chart, 'egress', { image: IMAGE, resources: { cpu: { request: kplus.Cpu.millis(250) }, memory: { request: Size.mebibytes(64), limit: Size.mebibytes(256) } } });
+    expect(proxyContainer(objects(chart)).resources).toEqual({ requests: { cpu: '250m', memory: '64Mi' }, limits: { memory: '256Mi' } });
+  });
+
+  test('an explicit terminationGracePeriod above the shutdown grace is used', () => {
+    const chart = newChart();
+    new EgressGateway(chart, 'egress', { image: IMAGE, shutdownGrace: Duration.seconds(5), terminationGracePeriod: Duration.seconds(6) });
+    expect(podSpec(objects(chart)).terminationGracePeriodSeconds).toBe(6);
+  });
+});
+
+describe('EgressGateway config reload', () => {
+  const checksum = (all: Manifest[]) => one(all, 'Deployment').spec.template.metadata.annotations?.['egress.cdk8s.io/config-checksum'];
+
+  test('ROLLING puts a checksum of the config on the pod template, and it changes with the config', () => {
+    const chart = newChart();
+    const gw = new EgressGateway(chart, 'egress', { configReload: ConfigReload.ROLLING, image: IMAGE });
+    const before = checksum(objects(chart));
+    expect(before).toMatch(/^[a-f0-9]{64}$/);
+    expect(checksum(objects(chart))).toBe(before);
+    gw.addExternalService('github', { host: 'api.github.com' });
+    const after = checksum(objects(chart));
+    expect(after).toMatch(/^[a-f0-9]{64}$/);
+    expect(after).not.toBe(before);
+  });
+
+  test('HOT leaves the pod template alone when the config changes', () => {
+    const chart = newChart();
+    const gw = new EgressGateway(chart, 'egress', { image: IMAGE });
+    const before = JSON.stringify(one(objects(chart), 'Deployment'));
+    gw.addExternalService('github', { host: 'api.github.com' });
+    const all = objects(chart);
+    expect(checksum(all)).toBeUndefined();
+    expect(JSON.stringify(one(all, 'Deployment'))).toBe(before);
+  });
+});
+
+describe('EgressGateway external services', () => {
+  test('a service added after construction lands in the ConfigMap', () => {
+    const chart = newChart();
+    const gw = new EgressGateway(chart, 'egress', { image: IMAGE });
+    const svc = gw.addExternalService('github', { host: 'api.github.com' });
+    expect(svc.node.scope).toBe(gw);
+    expect(svc.namespace).toBe('egress');
+    const parsed = config(objects(chart));
+    expect(parsed.externalServices).toEqual([JSON.parse(JSON.stringify(svc._toSpec()))]);
+    expect(parsed.externalServices[0]).toMatchObject({ name: 'github', host: 'api.github.com', ports: [{ port: 80, protocol: 'http', targetPort: 443 }] });
+  });
+
+  test('Secrets and ConfigMaps are mounted once each, read-only, where the config points', () => {
+    const chart = newChart();
+    const gw = new EgressGateway(chart, 'egress', { image: IMAGE });
+    gw.addExternalService('github', { host: 'api.github.com', injectHeaders: [InjectedHeader.fromSecret('Authorization', 'api-tokens', 'github')] });
+    gw.addExternalService('stripe', {
+      host: 'api.stripe.com',
+      injectHeaders: [InjectedHeader.fromSecret('Authorization', 'api-tokens', 'stripe')],
+      tls: TlsOrigination.originate({
+        caCertificate: CertificateSource.fromConfigMap('corp.ca', 'ca.crt'),
+        clientCertificate: CertificateSource.fromSecret('stripe-mtls', 'tls.crt'),
+        clientKey: CertificateSource.fromSecret('stripe-mtls', 'tls.key'),
+      }),
+    });
+    const all = objects(chart);
+    const spec = podSpec(all);
+    const secretVolumes = spec.volumes.filter((v: any) => v.secret);
+    expect(secretVolumes).toEqual([
+      { name: 'secret-api-tokens', secret: { secretName: 'api-tokens', defaultMode: 0o440 } },
+      { name: 'secret-stripe-mtls', secret: { secretName: 'stripe-mtls', defaultMode: 0o440 } },
+    ]);
+    const caVolume = spec.volumes.find((v: any) => v.configMap?.name === 'corp.ca');
+    expect(caVolume.name).toMatch(/^configmap-corp-ca-[a-f0-9]{8}$/);
+    const mounts = proxyContainer(all).volumeMounts;
+    expect(mounts).toContainEqual({ name: 'secret-api-tokens', mountPath: '/var/run/egress/secrets/api-tokens', readOnly: true });
+    expect(mounts).toContainEqual({ name: 'secret-stripe-mtls', mountPath: '/var/run/egress/secrets/stripe-mtls', readOnly: true });
+    expect(mounts).toContainEqual({ name: caVolume.name, mountPath: '/var/run/egress/configmaps/corp.ca', readOnly: true });
+
+    const parsed = config(all);
+    const stripe = parsed.externalServices.find((s) => s.name === 'stripe')!;
+    expect(stripe.injectHeaders).toEqual([{ name: 'Authorization', valueFile: '/var/run/egress/secrets/api-tokens/stripe' }]);
+    expect(stripe.tls.clientKeyFile).toBe('/var/run/egress/secrets/stripe-mtls/tls.key');
+    expect(stripe.tls.caFile).toBe('/var/run/egress/configmaps/corp.ca/ca.crt');
+    // every file the config names sits under a mounted directory
+    const files = [stripe.tls.caFile!, stripe.tls.clientCertFile!, stripe.tls.clientKeyFile!, ...parsed.externalServices.flatMap((s) => s.injectHeaders.map((h) => h.valueFile))];
+    for (const f of files) expect(mounts.some((m: any) => f.startsWith(`${m.mountPath}/`))).toBe(true);
+  });
+
+  test('a TCP port gets its own listener, container port and Service port; other HTTP ports share the HTTP listener', () => {
+    const chart = newChart();
+    const gw = new EgressGateway(chart, 'egress', { image: IMAGE });
+    gw.addExternalService('pg', { host: 'db.example.com', ports: [{ port: 5432, protocol: ExternalServiceProtocol.TCP }] });
+    gw.addExternalService('grpc', { host: 'grpc.example.com', ports: [{ port: 9000, protocol: ExternalServiceProtocol.GRPC }] });
+    gw.addExternalService('grpc2', { host: 'grpc2.example.com', ports: [{ port: 9000, protocol: ExternalServiceProtocol.GRPC }] });
+    const all = objects(chart);
+    expect(config(all).listeners.tcp).toEqual([{ port: 10000, externalService: 'pg', servicePort: 5432 }]);
+    expect(proxyContainer(all).ports).toContainEqual({ containerPort: 10000, name: 'tcp-10000' });
+    expect(one(all, 'Service').spec.ports).toEqual([
+      { name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 },
+      { name: 'tcp-5432', port: 5432, protocol: 'TCP', targetPort: 10000 },
+      { name: 'http-9000', port: 9000, protocol: 'TCP', targetPort: 8080 },
+    ]);
+  });
+
+  test('throws when a host is declared twice on one gateway', () => {
+    const gw = new EgressGateway(newChart(), 'egress', { image: IMAGE });
+    gw.addExternalService('github', { host: 'api.github.com' });
+    expect(() => gw.addExternalService('github2', { host: 'api.github.com' }))
+      .toThrow(/EgressGateway "test\/egress": 'host' "api.github.com" of ExternalService "test\/egress\/github2" is already served by ExternalService "test\/egress\/github"; declare each host once per gateway/);
+    expect(gw.externalServices).toHaveLength(1);
+  });
+
+  test('throws when two services get the same name', () => {
+    const gw = new EgressGateway(newChart(), 'egress', { image: IMAGE });
+    gw.addExternalService('GitHub', { host: 'api.github.com' });
+    expect(() => gw.addExternalService('github', { host: 'github.com' })).toThrow(/'name' "github" of ExternalService "test\/egress\/github" is already used/);
+  });
+
+  test('throws when a TCP port collides with another service\'s port', () => {
+    const gw = new EgressGateway(newChart(), 'egress', { image: IMAGE });
+    gw.addExternalService('pg', { host: 'db.example.com', ports: [{ port: 5432, protocol: ExternalServiceProtocol.TCP }] });
+    expect(() => gw.addExternalService('pg2', { host: 'db2.example.com', ports: [{ port: 5432, protocol: ExternalServiceProtocol.TCP }] }))
+      .toThrow(/'ports' 5432 of ExternalService "test\/egress\/pg2" \(tcp\) is already taken on Service "proxy" by TCP port of ExternalService "test\/egress\/pg"/);
+  });
+
+  test('throws when a TCP port would take the HTTP listener\'s port 80', () => {
+    const gw = new EgressGateway(newChart(), 'egress', { image: IMAGE });
+    expect(() => gw.addExternalService('raw', { host: 'raw.example.com', ports: [{ port: 80, protocol: ExternalServiceProtocol.TCP }] }))
+      .toThrow(/'ports' 80 .* is already taken on Service "proxy" by the HTTP listener/);
+  });
+
+  test('throws when an HTTP port would take the TLS passthrough port', () => {
+    const gw = new EgressGateway(newChart(), 'egress', { image: IMAGE, tlsPassthrough: true });
+    expect(() => gw.addExternalService('x', { host: 'x.example.com', ports: [{ port: 443 }] }))
+      .toThrow(/is already taken on Service "proxy" by the TLS passthrough listener/);
+  });
+
+  test('throws at synth when a host is under the gateway suffix (the gateway would call itself)', () => {
+    const app = Testing.app();
+    const chart = new Chart(app, 'test');
+    const gw = new EgressGateway(chart, 'egress', { image: IMAGE });
+    gw.addExternalService('loop', { host: 'api.github.com.egress.local' });
+    expect(() => app.synthYaml()).toThrow(/'host' "api.github.com.egress.local" of ExternalService "test\/egress\/loop" is under the gateway suffix "egress.local", so the gateway would call itself; use the real upstream name, e.g. "api.github.com"/);
+  });
+});
+
+describe('EgressGateway networks', () => {
+  test('an attached network is the parent and supplies the routes', () => {
+    const chart = newChart();
+    const gw = new EgressGateway(chart, 'egress', { image: IMAGE });
+    const net = new EgressNetwork(chart, 'internet', { namespace: 'apps' });
+    gw.attachNetwork(net);
+    gw.attachNetwork(net); // the same network again is a no-op
+    expect(gw.network).toBe(net);
+    const parsed = config(objects(chart));
+    expect(parsed.parent).toEqual(JSON.parse(JSON.stringify(net._renderParent())));
+    expect(parsed.parent.namespace).toBe('apps');
+    expect(parsed.routes).toEqual(JSON.parse(JSON.stringify(net._renderRoutes())));
+  });
+
+  test('the network prop attaches it too, and the gateway\'s enforcement overrides its mode', () => {
+    const chart = newChart();
+    const net = new EgressNetwork(chart, 'internet', { namespace: 'apps' });
+    new EgressGateway(chart, 'egress', { image: IMAGE, network: net, enforcement: EnforcementMode.REPORT_ONLY });
+    const parent = config(objects(chart)).parent;
+    expect(parent.name).toBe(net._renderParent().name);
+    expect(parent.mode).toBe('ReportOnly');
+  });
+
+  test('throws when a second network is attached', () => {
+    const chart = newChart();
+    const gw = new EgressGateway(chart, 'egress', { image: IMAGE });
+    gw.attachNetwork(new EgressNetwork(chart, 'a', { namespace: 'apps' }));
+    expect(() => gw.attachNetwork(new EgressNetwork(chart, 'b', { namespace: 'apps' })))
+      .toThrow(/EgressGateway "test\/egress": 'network' EgressNetwork "test\/b" cannot be attached because EgressNetwork "test\/a" already is, and a gateway enforces exactly one parent; attach "test\/b" to another EgressGateway/);
+  });
+
+  test('throws at synth when trafficPolicy is set on a gateway with a network', () => {
+    const app = Testing.app();
+    const chart = new Chart(app, 'test');
+    const net = new EgressNetwork(chart, 'internet', { namespace: 'apps' });
+    new EgressGateway(chart, 'egress', { image: IMAGE, network: net, trafficPolicy: TrafficPolicy.DENY });
+    expect(() => app.synthYaml()).toThrow(/'trafficPolicy' "Deny" is set although EgressNetwork "test\/internet" is attached and decides what unmatched traffic gets; set trafficPolicy on the EgressNetwork/);
+  });
+});
+
+describe('EgressGateway validation', () => {
+  test('throws when several props are wrong, listing every problem in one error', () => {
+    const message = errorOf(() => new EgressGateway(newChart(), 'egress', {
+      namespace: 'Egress_NS',
+      suffix: 'egress..local',
+      replicas: 0,
+      allowedCidrs: ['10.0.0.0'],
+      clusterCidrs: ['10.0.0.1/8'],
+      maxHeaderBytes: 10,
+    }));
+    expect(message.split('\n')[0]).toBe('EgressGateway "test/egress": 6 problems:');
+    expect(message).toContain("'namespace' \"Egress_NS\" is not a DNS label");
+    expect(message).toContain("'suffix' \"egress..local\" is not a valid DNS name (empty label); did you mean \"egress.local\"?");
+    expect(message).toContain("'replicas' 0 must be a whole number of at least 1");
+    expect(message).toContain("'allowedCidrs[0]' \"10.0.0.0\" is not a CIDR");
+    expect(message).toContain("'clusterCidrs[0]' \"10.0.0.1/8\" is not a CIDR");
+    expect(message).toContain("'maxHeaderBytes' 10");
+  });
+
+  test('throws when terminationGracePeriod is not above shutdownGrace', () => {
+    expect(() => new EgressGateway(newChart(), 'egress', { shutdownGrace: Duration.seconds(30), terminationGracePeriod: Duration.seconds(30) }))
+      .toThrow(/'terminationGracePeriod' "30 seconds" must be whole seconds and longer than 'shutdownGrace' \(30 s\).*use at least Duration.seconds\(31\)/);
+  });
+
+  test('throws when the suffix is a wildcard', () => {
+    expect(() => new EgressGateway(newChart(), 'egress', { suffix: '*.egress.local' })).toThrow(/'suffix' "\*.egress.local" is not a valid DNS name \(wildcards are not allowed here\)/);
+  });
+
+  test('throws when an additional suffix repeats the main one', () => {
+    expect(() => new EgressGateway(newChart(), 'egress', { additionalSuffixes: ['egress.local'] })).toThrow(/'additionalSuffixes\[0\]' "egress.local" is already accepted/);
+  });
+
+  test('throws when the default TLS is disabled', () => {
+    expect(() => new EgressGateway(newChart(), 'egress', { defaultTls: TlsOrigination.disabled() }))
+      .toThrow(/'defaultTls' "TlsOrigination.disabled\(\)" would send every undeclared host plaintext/);
+  });
+
+  test('throws when the service name is not a DNS label', () => {
+    expect(() => new EgressGateway(newChart(), 'egress', { serviceName: 'Proxy.Svc' })).toThrow(/'serviceName' "Proxy.Svc" is not a DNS label.*use e.g. "proxy-svc"/);
+  });
+});
+
+describe('EgressGateway manifests', () => {
+  test('a full-featured chart passes validate-manifests against the Kubernetes schemas', () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'egress-gateway-'));
+    try {
+      const app = new App({ outdir });
+      const chart = new Chart(app, 'egress');
+      const gw = new EgressGateway(chart, 'gateway', {
+        image: IMAGE, tlsPassthrough: true, forwardProxy: true, configReload: ConfigReload.ROLLING, replicas: 3,
+      });
+      // The CA bundle is part of the set, as the validator checks ConfigMap references.
+      new ApiObject(chart, 'CorpCa', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'corp-ca', namespace: 'egress' }, data: { 'ca.crt': 'x' } });
+      gw.addExternalService('github', { host: 'api.github.com', injectHeaders: [InjectedHeader.fromSecret('Authorization', 'github-token', 'token')] });
+      gw.addExternalService('pg', {
+        host: 'db.example.com',
+        ports: [{ port: 5432, protocol: ExternalServiceProtocol.TCP }],
+        tls: TlsOrigination.originate({ caCertificate: CertificateSource.fromConfigMap('corp-ca', 'ca.crt') }),
+      });
+      gw.addExternalService('s3', { host: '*.s3.amazonaws.com', ports: [{ port: 80 }, { port: 8080, protocol: ExternalServiceProtocol.HTTP2 }] });
+      app.synth();
+      expect(readdirSync(outdir).length).toBeGreaterThan(0);
+      const result = spawnSync('/work/shared/tools/validate-manifests', [outdir], { encoding: 'utf-8', timeout: 120_000 });
+      expect(result.stdout).toMatch(/\b0 failed\b/);
+      expect(result.status).toBe(0);
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+});
