@@ -1,0 +1,109 @@
+// OsmEgress: renders an ExternalService as an Open Service Mesh Egress policy for the
+// ServiceAccounts allowed to call it.
+import { ApiObject, ApiObjectProps } from 'cdk8s';
+import { Construct } from 'constructs';
+import type { ExternalService, IExternalServiceRenderer } from './external-service';
+import { Problems } from './internal/problems';
+import { renderOsmEgress } from './mesh/osm';
+import { DNS_LABEL, renderInputOf } from './mesh/render-input';
+
+/** A ServiceAccount whose pods may call the external service. */
+export interface OsmEgressSource {
+  /** ServiceAccount name. */
+  readonly serviceAccount: string;
+  /** ServiceAccount namespace. */
+  readonly namespace: string;
+}
+
+/** Props of `OsmEgress`. */
+export interface OsmEgressProps {
+  /**
+   * ServiceAccounts the policy applies to. OSM allows the egress for pods running as these
+   * accounts and for no one else.
+   * @see https://github.com/openservicemesh/osm/blob/v1.2.4/pkg/apis/policy/v1alpha1/egress.go
+   */
+  readonly sources: OsmEgressSource[];
+
+  /**
+   * Namespace of the Egress object (and of the HTTPRouteGroups it references).
+   * @default - the ExternalService's namespace
+   */
+  readonly namespace?: string;
+
+  /**
+   * Names of SMI HTTPRouteGroups (specs.smi-spec.io/v1alpha4, in `namespace`) that narrow the
+   * plaintext HTTP ports to their paths, methods and headers.
+   * @see https://docs.openservicemesh.io/docs/tasks/traffic_management/egress/
+   * @default - every request to the host is allowed
+   */
+  readonly httpRouteGroups?: string[];
+}
+
+/**
+ * Renders an `ExternalService` as an OSM Egress policy.
+ *
+ * OSM's sidecars pass egress traffic through unchanged to the address and port the client
+ * dialled; they never originate TLS. A service with TLS origination is therefore rendered as the
+ * client speaking TLS itself: its target port (443 by default) with protocol `https`, matched by
+ * SNI. Plaintext HTTP, HTTP/2 and gRPC ports become `http` ports matched by Host header, and
+ * plaintext TCP ports need IPv4 endpoints because OSM matches TCP by IP range only.
+ *
+ * Errors at bind time, naming OSM and the field: TLS origination settings (verification modes,
+ * CA, client certificate, SNI, SANs, versions, renegotiation), port remapping for plaintext,
+ * endpoints of HTTP services, retries, timeouts, injected headers and pool tuning.
+ *
+ * Egress policies only take effect with the `enableEgressPolicy` feature flag on and mesh-wide
+ * egress off; see `OsmMeshConfig`.
+ *
+ * @see https://docs.openservicemesh.io/docs/tasks/traffic_management/egress/
+ */
+export class OsmEgress implements IExternalServiceRenderer {
+  private readonly sources: OsmEgressSource[];
+  private readonly namespace?: string;
+  private readonly httpRouteGroups: string[];
+
+  public constructor(props: OsmEgressProps) {
+    const problems = new Problems('OsmEgress');
+    this.sources = [...(props.sources ?? [])];
+    if (this.sources.length === 0) {
+      problems.add('sources', [], 'is empty; an Egress policy allows nothing without ServiceAccounts',
+        'list the ServiceAccounts of the calling workloads, e.g. [{ serviceAccount: "curl", namespace: "curl" }]');
+    }
+    this.sources.forEach((s, i) => {
+      if (typeof s.serviceAccount !== 'string' || !isSubdomain(s.serviceAccount)) {
+        problems.add(`sources[${i}].serviceAccount`, s.serviceAccount, 'is not a valid ServiceAccount name', 'use lower-case letters, digits, "-" and "."');
+      }
+      if (typeof s.namespace !== 'string' || !DNS_LABEL.test(s.namespace) || s.namespace.length > 63) {
+        problems.add(`sources[${i}].namespace`, s.namespace, 'is not a valid namespace name (DNS label)', 'use lower-case letters, digits and "-"');
+      }
+    });
+    if (props.namespace !== undefined && (!DNS_LABEL.test(props.namespace) || props.namespace.length > 63)) {
+      problems.add('namespace', props.namespace, 'is not a valid namespace name (DNS label)', 'use lower-case letters, digits and "-"');
+    }
+    this.httpRouteGroups = [...(props.httpRouteGroups ?? [])];
+    this.httpRouteGroups.forEach((n, i) => {
+      if (typeof n !== 'string' || !isSubdomain(n)) {
+        problems.add(`httpRouteGroups[${i}]`, n, 'is not a valid object name', 'use the HTTPRouteGroup\'s metadata.name');
+      }
+    });
+    problems.throwIfAny();
+    this.namespace = props.namespace;
+  }
+
+  /** Creates the Egress as a child of `service` (construct id `Osm`). */
+  public bind(service: ExternalService): void {
+    const egress = renderOsmEgress(renderInputOf(service), {
+      name: service.name,
+      namespace: this.namespace ?? service.namespace,
+      sources: this.sources.map((s) => ({ name: s.serviceAccount, namespace: s.namespace })),
+      httpRouteGroups: this.httpRouteGroups,
+      subject: `OsmEgress for ExternalService "${service.node.path}"`,
+    });
+    const scope = new Construct(service, 'Osm');
+    new ApiObject(scope, 'Egress', JSON.parse(JSON.stringify(egress)) as ApiObjectProps);
+  }
+}
+
+function isSubdomain(s: string): boolean {
+  return s.length <= 253 && s.split('.').every((l) => DNS_LABEL.test(l));
+}

@@ -1,0 +1,75 @@
+// OsmMeshConfig: OSM's mesh-wide egress switches (MeshConfig traffic.enableEgress and
+// featureFlags.enableEgressPolicy), for platforms that manage their MeshConfig as code.
+import { ApiObject, ApiObjectProps } from 'cdk8s';
+import { Construct } from 'constructs';
+import { Problems } from './internal/problems';
+import {
+  DEFAULT_OSM_MESH_CONFIG_NAME, DEFAULT_OSM_NAMESPACE, renderOsmMeshConfig,
+} from './mesh/osm';
+import { DNS_LABEL } from './mesh/render-input';
+
+/** Props of `OsmMeshConfig`. */
+export interface OsmMeshConfigProps {
+  /**
+   * Mesh-wide egress passthrough: every pod may reach any destination outside the mesh, with no
+   * filtering. While it is on, OSM ignores every Egress policy, so the default is off.
+   * @see https://docs.openservicemesh.io/docs/tasks/traffic_management/egress/
+   * @default false
+   */
+  readonly enableEgress?: boolean;
+
+  /**
+   * The feature flag that makes OSM enforce Egress policies (`OsmEgress`).
+   * @see https://docs.openservicemesh.io/docs/tasks/traffic_management/egress/
+   * @default true
+   */
+  readonly enableEgressPolicy?: boolean;
+
+  /**
+   * Name of the MeshConfig osm-controller reads.
+   * @default "osm-mesh-config"
+   */
+  readonly name?: string;
+
+  /**
+   * OSM's control plane namespace.
+   * @default "osm-system"
+   */
+  readonly namespace?: string;
+}
+
+/**
+ * OSM's MeshConfig with only the egress switches set. OSM installs its own `osm-mesh-config`;
+ * apply this one only where the platform owns that object (server-side apply merges the two
+ * fields and leaves the rest to OSM's defaults).
+ *
+ * The default (`enableEgress: false`, `enableEgressPolicy: true`) is the one this library is
+ * about: nothing leaves the mesh except what an Egress policy allows. `enableEgress: true` is
+ * OSM's global passthrough, which turns every Egress policy off.
+ *
+ * @see https://docs.openservicemesh.io/docs/tasks/traffic_management/egress/
+ */
+export class OsmMeshConfig extends Construct {
+  /** Whether mesh-wide passthrough is on. */
+  public readonly enableEgress: boolean;
+  /** Whether Egress policies are enforced. */
+  public readonly enableEgressPolicy: boolean;
+
+  public constructor(scope: Construct, id: string, props: OsmMeshConfigProps = {}) {
+    super(scope, id);
+    const problems = new Problems(`OsmMeshConfig "${this.node.path}"`);
+    const name = props.name ?? DEFAULT_OSM_MESH_CONFIG_NAME;
+    const namespace = props.namespace ?? DEFAULT_OSM_NAMESPACE;
+    if (name.length > 253 || !name.split('.').every((l) => DNS_LABEL.test(l))) {
+      problems.add('name', name, 'is not a valid object name', 'use the MeshConfig\'s name, "osm-mesh-config" unless OSM was installed otherwise');
+    }
+    if (namespace.length > 63 || !DNS_LABEL.test(namespace)) {
+      problems.add('namespace', namespace, 'is not a valid namespace name (DNS label)', 'use the namespace OSM runs in, e.g. "osm-system"');
+    }
+    problems.throwIfAny();
+    this.enableEgress = props.enableEgress ?? false;
+    this.enableEgressPolicy = props.enableEgressPolicy ?? true;
+    const obj = renderOsmMeshConfig({ name, namespace, enableEgress: this.enableEgress, enableEgressPolicy: this.enableEgressPolicy });
+    new ApiObject(this, 'Resource', JSON.parse(JSON.stringify(obj)) as ApiObjectProps);
+  }
+}
