@@ -1,0 +1,175 @@
+// Classify what a client asked for (Host under an egress suffix, absolute-form URI, CONNECT
+// authority, TLS SNI) into a normalised Target for decide(). No I/O.
+import { isIP } from 'node:net';
+import { EgressError } from './errors';
+import type { Target, TargetProtocol } from './decide';
+
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** A DNS name of letters, digits and hyphens (lower case after normalising), at most 253 bytes. */
+export function isValidDnsName(name: string): boolean {
+  if (name.length === 0 || name.length > 253) return false;
+  const labels = name.split('.');
+  for (const l of labels) if (!LABEL.test(l)) return false;
+  return true;
+}
+
+/** Exact name or a leading wildcard '*.example.com'. */
+export function isValidHostPattern(pattern: string): boolean {
+  return pattern.startsWith('*.') ? isValidDnsName(pattern.slice(2)) : isValidDnsName(pattern);
+}
+
+/** Lower case and drop one trailing dot; undefined if what is left is not a DNS name. */
+export function normaliseDnsName(raw: string): string | undefined {
+  let name = raw.toLowerCase();
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  return isValidDnsName(name) ? name : undefined;
+}
+
+/** Split 'host', 'host:port', '[v6]' or '[v6]:port'. Undefined when malformed. */
+export function splitHostPort(authority: string): { host: string; port?: number } | undefined {
+  let host: string;
+  let portText: string | undefined;
+  if (authority.startsWith('[')) {
+    const end = authority.indexOf(']');
+    if (end < 0) return undefined;
+    host = authority.slice(1, end);
+    const rest = authority.slice(end + 1);
+    if (rest !== '') {
+      if (!rest.startsWith(':')) return undefined;
+      portText = rest.slice(1);
+    }
+    if (isIP(host) !== 6) return undefined;
+  } else {
+    const colon = authority.lastIndexOf(':');
+    if (colon >= 0) {
+      if (authority.indexOf(':') !== colon) return undefined; // bare IPv6 without brackets
+      host = authority.slice(0, colon);
+      portText = authority.slice(colon + 1);
+    } else {
+      host = authority;
+    }
+  }
+  if (host === '') return undefined;
+  if (portText === undefined) return { host };
+  if (!/^[0-9]{1,5}$/.test(portText)) return undefined;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return undefined;
+  return { host, port };
+}
+
+/** Normalise a destination host: DNS name (lower case, no trailing dot) or an IP literal. */
+function destinationHost(raw: string, allowIp: boolean): string {
+  if (isIP(raw)) {
+    if (!allowIp) throw new EgressError('BAD_REQUEST', 'IP literal under an egress suffix');
+    return raw.toLowerCase();
+  }
+  const name = normaliseDnsName(raw);
+  if (!name) throw new EgressError('BAD_REQUEST', 'invalid host name');
+  return name;
+}
+
+/** The egress suffixes of a config, precompiled as '.suffix' for endsWith checks. */
+export class SuffixMatcher {
+  private readonly dotted: readonly string[];
+  constructor(suffixes: readonly string[]) {
+    this.dotted = suffixes.map((s) => `.${s.toLowerCase().replace(/^\.+|\.+$/g, '')}`);
+  }
+  /** The name without its suffix, or undefined when no suffix matches. Input is lower case. */
+  public strip(name: string): string | undefined {
+    for (const d of this.dotted) {
+      if (name.length > d.length && name.endsWith(d)) return name.slice(0, name.length - d.length);
+    }
+    return undefined;
+  }
+}
+
+export interface ClassifiedRequest {
+  readonly target: Target;
+  /** Origin-form path and query to send upstream. */
+  readonly path: string;
+  /** The request used absolute-form (http_proxy style). */
+  readonly absolute: boolean;
+}
+
+export interface RequestLike {
+  readonly method: string;
+  readonly url: string;
+  /** Lower-case header names. */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+function isGrpc(headers: RequestLike['headers']): boolean {
+  const ct = headers['content-type'];
+  return typeof ct === 'string' && ct.startsWith('application/grpc');
+}
+
+function splitPathQuery(pathAndQuery: string): { path: string; query?: string } {
+  const q = pathAndQuery.indexOf('?');
+  return q < 0 ? { path: pathAndQuery } : { path: pathAndQuery.slice(0, q), query: pathAndQuery.slice(q + 1) };
+}
+
+/**
+ * A plaintext HTTP request: absolute-form (when forwardProxy is on) or origin-form with
+ * `Host: <name>.<suffix>`. Throws BAD_REQUEST for malformed input and UNKNOWN_NAME when the
+ * request is not addressed to the gateway.
+ */
+export function classifyHttp(
+  req: RequestLike, authority: string | undefined, suffixes: SuffixMatcher, forwardProxy: boolean, parentPort: number, pick: number,
+): ClassifiedRequest {
+  const protocol: TargetProtocol = isGrpc(req.headers) ? 'grpc' : 'http';
+  let host: string;
+  let port = parentPort;
+  let pathAndQuery: string;
+  let absolute = false;
+  if (req.url.startsWith('/')) {
+    pathAndQuery = req.url;
+    if (!authority) throw new EgressError('BAD_REQUEST', 'missing Host header');
+    const hp = splitHostPort(authority);
+    if (!hp) throw new EgressError('BAD_REQUEST', 'malformed Host header');
+    const lower = hp.host.toLowerCase().replace(/\.$/, '');
+    const name = suffixes.strip(lower);
+    if (name === undefined) throw new EgressError('UNKNOWN_NAME');
+    host = destinationHost(name, false);
+  } else {
+    if (!forwardProxy) throw new EgressError('UNKNOWN_NAME', 'absolute-form request without forwardProxy');
+    let url: URL;
+    try {
+      url = new URL(req.url);
+    } catch {
+      throw new EgressError('BAD_REQUEST', 'malformed request target');
+    }
+    if (url.protocol !== 'http:') throw new EgressError('BAD_REQUEST', 'absolute-form scheme must be http');
+    if (url.username || url.password) throw new EgressError('BAD_REQUEST', 'credentials in request target');
+    absolute = true;
+    const rawHost = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const lower = rawHost.toLowerCase().replace(/\.$/, '');
+    const stripped = isIP(lower) ? undefined : suffixes.strip(lower);
+    host = destinationHost(stripped ?? lower, stripped === undefined);
+    port = url.port ? Number(url.port) : 80;
+    pathAndQuery = `${url.pathname}${url.search}`;
+  }
+  const { path, query } = splitPathQuery(pathAndQuery);
+  return {
+    target: { protocol, host, port, method: req.method, path, query, headers: req.headers, pick },
+    path: pathAndQuery,
+    absolute,
+  };
+}
+
+/** A CONNECT authority 'host:port': protocol 'tls' for 443, else 'tcp'. */
+export function classifyConnect(authority: string, suffixes: SuffixMatcher): Target {
+  const hp = splitHostPort(authority);
+  if (!hp || hp.port === undefined) throw new EgressError('BAD_REQUEST', 'CONNECT needs host:port');
+  const lower = hp.host.toLowerCase().replace(/\.$/, '');
+  const stripped = isIP(lower) ? undefined : suffixes.strip(lower);
+  const host = destinationHost(stripped ?? lower, stripped === undefined);
+  return { protocol: hp.port === 443 ? 'tls' : 'tcp', host, port: hp.port };
+}
+
+/** A TLS ClientHello's SNI. IP literals are not valid SNI (RFC 6066). */
+export function classifySni(serverName: string, parentPort: number): Target {
+  const host = normaliseDnsName(serverName);
+  if (!host) throw new EgressError('BAD_REQUEST', 'invalid SNI');
+  return { protocol: 'tls', host, port: parentPort };
+}

@@ -1,0 +1,650 @@
+// The config boundary: parse the versioned JSON document, validate every field, fill defaults
+// from the shared model, and return a deep-frozen ProxyConfig, or every problem at once.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import {
+  DEFAULT_ADDRESS_POLICY, DEFAULT_ADMIN_PORT, DEFAULT_EGRESS_SUFFIX, DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT,
+  DEFAULT_LIMITS, DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT,
+} from '../model/defaults';
+import {
+  PROXY_CONFIG_API_VERSION, PROXY_CONFIG_KIND,
+  type BackendRefSpec, type EndpointSpec, type ExternalServicePortSpec, type ExternalServiceSpec, type InjectedHeaderSpec,
+  type ListenersSpec, type NetworkSpec, type ParentSpec, type ProxyConfig, type RetrySpec, type RouteFilterSpec,
+  type RouteMatchSpec, type RouteRuleSpec, type RouteSpec, type TcpListenerSpec, type TimeoutsSpec, type TlsOriginationSpec,
+  type ValueMatchSpec,
+} from '../model/proxy-config';
+import { parseCidr } from './cidr';
+import { isValidDnsName, isValidHostPattern } from './classify';
+import { compileRegex } from './route-match';
+
+/** One problem: where (JSON path), what rule, and the offending value. */
+export interface ConfigProblem {
+  readonly path: string;
+  readonly message: string;
+  readonly value?: unknown;
+}
+
+export class ConfigError extends Error {
+  public readonly problems: readonly ConfigProblem[];
+  constructor(source: string, problems: readonly ConfigProblem[]) {
+    super(`${source}: ${problems.length} problem(s) in the egress proxy config:\n${formatProblems(problems)}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export function formatProblems(problems: readonly ConfigProblem[]): string {
+  return problems.map((p) => `  - ${p.path}: ${p.message}${'value' in p ? ` (got ${show(p.value)})` : ''}`).join('\n');
+}
+
+function show(v: unknown): string {
+  const s = v === undefined ? 'undefined' : JSON.stringify(v);
+  return s.length > 120 ? `${s.slice(0, 117)}...` : s;
+}
+
+export type ValidationResult =
+  | { readonly ok: true; readonly config: ProxyConfig }
+  | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
+
+/** Read and validate a config file. Throws ConfigError listing every problem. */
+export function loadConfigFile(file: string): ProxyConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '$', message: `cannot read file: ${(err as NodeJS.ErrnoException).code ?? 'error'}` }]);
+  }
+  return parseConfigText(text, file);
+}
+
+/** Parse JSON text and validate. Throws ConfigError. */
+export function parseConfigText(text: string, source = 'config'): ProxyConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(source, [{ path: '$', message: `not valid JSON: ${(err as Error).message}` }]);
+  }
+  const r = validateConfig(raw);
+  if (!r.ok) throw new ConfigError(source, r.problems);
+  return r.config;
+}
+
+/** Validate a parsed document (hand-written or synthesised alike); never throws. */
+export function validateConfig(raw: unknown): ValidationResult {
+  const c = new Checker();
+  const config = c.document(raw);
+  if (c.problems.length > 0 || !config) return { ok: false, problems: c.problems };
+  return { ok: true, config: deepFreeze(config) };
+}
+
+export function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o as object)) deepFreeze(v);
+  }
+  return o;
+}
+
+type Json = Record<string, unknown>;
+const MISSING = Symbol('missing');
+const TLS_VERSIONS = ['TLSAuto', 'TLS10', 'TLS11', 'TLS12', 'TLS13'] as const;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HTTP_METHOD = /^[A-Z]+$/;
+const RETRY_CONDITIONS = ['connect-failure', 'reset', 'timeout'] as const;
+
+/** Collects problems while building the typed config; every accessor returns a usable value. */
+class Checker {
+  public readonly problems: ConfigProblem[] = [];
+
+  private problem(path: string, message: string, value?: unknown): void {
+    this.problems.push(arguments.length >= 3 ? { path, message, value } : { path, message });
+  }
+
+  /** An object with only `allowed` keys; undefined (and a problem) otherwise. */
+  private obj(path: string, v: unknown, allowed: readonly string[], required = true): Json | undefined {
+    if (v === undefined) {
+      if (required) this.problem(path, 'is required');
+      return undefined;
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      this.problem(path, 'must be an object', v);
+      return undefined;
+    }
+    for (const k of Object.keys(v)) {
+      if (!allowed.includes(k)) this.problem(`${path}.${k}`, `unknown field; expected one of ${allowed.join(', ')}`, (v as Json)[k]);
+    }
+    return v as Json;
+  }
+
+  private arr<T>(path: string, v: unknown, item: (p: string, x: unknown, i: number) => T | undefined, dflt: T[] = []): T[] {
+    if (v === undefined) return dflt;
+    if (!Array.isArray(v)) {
+      this.problem(path, 'must be an array', v);
+      return dflt;
+    }
+    const out: T[] = [];
+    v.forEach((x, i) => {
+      const r = item(`${path}[${i}]`, x, i);
+      if (r !== undefined) out.push(r);
+    });
+    return out;
+  }
+
+  private str(path: string, v: unknown, dflt: string | typeof MISSING = MISSING): string {
+    if (v === undefined) {
+      if (dflt === MISSING) {
+        this.problem(path, 'is required');
+        return '';
+      }
+      return dflt;
+    }
+    if (typeof v !== 'string') {
+      this.problem(path, 'must be a string', v);
+      return dflt === MISSING ? '' : dflt;
+    }
+    return v;
+  }
+
+  private optStr(path: string, v: unknown): string | undefined {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || v === '') {
+      this.problem(path, 'must be a non-empty string', v);
+      return undefined;
+    }
+    return v;
+  }
+
+  private oneOf<T extends string>(path: string, v: unknown, choices: readonly T[], dflt: T | typeof MISSING = MISSING): T {
+    const s = this.str(path, v, dflt);
+    if (v !== undefined && typeof v === 'string' && !choices.includes(s as T)) {
+      this.problem(path, `must be one of ${choices.map((x) => `"${x}"`).join(', ')}`, v);
+      return (dflt === MISSING ? choices[0] : dflt);
+    }
+    return (s || (dflt === MISSING ? choices[0] : dflt)) as T;
+  }
+
+  private int(path: string, v: unknown, min: number, max: number, dflt: number | typeof MISSING = MISSING): number {
+    if (v === undefined) {
+      if (dflt === MISSING) {
+        this.problem(path, 'is required');
+        return min;
+      }
+      return dflt;
+    }
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      this.problem(path, `must be an integer from ${min} to ${max}`, v);
+      return dflt === MISSING ? min : dflt;
+    }
+    return v;
+  }
+
+  private num(path: string, v: unknown, min: number, max: number, dflt: number): number {
+    if (v === undefined) return dflt;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+      this.problem(path, `must be a number from ${min} to ${max}`, v);
+      return dflt;
+    }
+    return v;
+  }
+
+  private bool(path: string, v: unknown, dflt: boolean): boolean {
+    if (v === undefined) return dflt;
+    if (typeof v !== 'boolean') {
+      this.problem(path, 'must be true or false', v);
+      return dflt;
+    }
+    return v;
+  }
+
+  private dnsName(path: string, v: unknown, wildcard: boolean): string {
+    const s = this.str(path, v);
+    if (typeof v !== 'string') return s;
+    const ok = wildcard ? isValidHostPattern(s) : isValidDnsName(s);
+    if (!ok) {
+      this.problem(path, `must be a lower-case DNS name${wildcard ? " or a leading wildcard like '*.example.com'" : ''}`, v);
+    }
+    return s;
+  }
+
+  private cidr(path: string, v: unknown): string | undefined {
+    if (typeof v !== 'string') {
+      this.problem(path, 'must be a CIDR string like "10.0.0.0/8"', v);
+      return undefined;
+    }
+    try {
+      parseCidr(v);
+      return v;
+    } catch (err) {
+      this.problem(path, (err as Error).message, v);
+      return undefined;
+    }
+  }
+
+  private regex(path: string, v: string): void {
+    try {
+      compileRegex(v);
+    } catch (err) {
+      // Same compiler as the matcher, so a config that validates is a config that runs.
+      this.problem(path, (err as Error).message, v);
+    }
+  }
+
+  public document(raw: unknown): ProxyConfig | undefined {
+    const o = this.obj('$', raw, [
+      'apiVersion', 'kind', 'gateway', 'listeners', 'parent', 'externalServices', 'routes', 'addressPolicy', 'timeouts', 'limits', 'defaultTls',
+    ]);
+    if (!o) return undefined;
+    if (o.apiVersion !== PROXY_CONFIG_API_VERSION) this.problem('$.apiVersion', `must be "${PROXY_CONFIG_API_VERSION}"`, o.apiVersion);
+    if (o.kind !== PROXY_CONFIG_KIND) this.problem('$.kind', `must be "${PROXY_CONFIG_KIND}"`, o.kind);
+    const g = this.obj('$.gateway', o.gateway, ['name', 'namespace']);
+    const gateway = { name: this.str('$.gateway.name', g?.name, g ? MISSING : ''), namespace: this.str('$.gateway.namespace', g?.namespace, g ? MISSING : '') };
+    const externalServices = this.arr('$.externalServices', o.externalServices, (p, x) => this.externalService(p, x));
+    const seen = new Map<string, number>();
+    externalServices.forEach((s, i) => {
+      const prev = seen.get(s.name);
+      if (prev !== undefined) this.problem(`$.externalServices[${i}].name`, `duplicates $.externalServices[${prev}].name; names must be unique`, s.name);
+      else seen.set(s.name, i);
+    });
+    const hosts = new Map<string, number>();
+    externalServices.forEach((s, i) => {
+      const prev = hosts.get(s.host);
+      if (prev !== undefined) this.problem(`$.externalServices[${i}].host`, `duplicates $.externalServices[${prev}].host; one service per host`, s.host);
+      else hosts.set(s.host, i);
+    });
+    const config: ProxyConfig = {
+      apiVersion: PROXY_CONFIG_API_VERSION,
+      kind: PROXY_CONFIG_KIND,
+      gateway,
+      listeners: this.listeners('$.listeners', o.listeners, externalServices),
+      parent: this.parent('$.parent', o.parent),
+      externalServices,
+      routes: this.arr('$.routes', o.routes, (p, x, i) => this.route(p, x, i)),
+      addressPolicy: this.addressPolicy('$.addressPolicy', o.addressPolicy),
+      timeouts: this.timeouts('$.timeouts', o.timeouts, DEFAULT_TIMEOUTS) as TimeoutsSpec,
+      limits: this.limits('$.limits', o.limits),
+      defaultTls: this.tls('$.defaultTls', o.defaultTls),
+    };
+    return config;
+  }
+
+  private listeners(path: string, v: unknown, services: readonly ExternalServiceSpec[]): ListenersSpec {
+    const o = this.obj(path, v, ['bindAddress', 'http', 'tls', 'tcp', 'admin'], false) ?? {};
+    const h = this.obj(`${path}.http`, o.http, ['port', 'suffixes', 'forwardProxy', 'parentPort'], false) ?? {};
+    const suffixes = this.arr(`${path}.http.suffixes`, h.suffixes, (p, x) => {
+      const s = this.dnsName(p, x, false);
+      return s || undefined;
+    }, [DEFAULT_EGRESS_SUFFIX]);
+    if (Array.isArray(h.suffixes) && h.suffixes.length === 0) this.problem(`${path}.http.suffixes`, 'must list at least one suffix', h.suffixes);
+    const http = {
+      port: this.int(`${path}.http.port`, h.port, 0, 65535, DEFAULT_HTTP_PORT),
+      suffixes,
+      forwardProxy: this.bool(`${path}.http.forwardProxy`, h.forwardProxy, false),
+      parentPort: this.int(`${path}.http.parentPort`, h.parentPort, 1, 65535, DEFAULT_HTTP_PARENT_PORT),
+    };
+    let tls: ListenersSpec['tls'];
+    if (o.tls !== undefined) {
+      const t = this.obj(`${path}.tls`, o.tls, ['port', 'parentPort']) ?? {};
+      tls = { port: this.int(`${path}.tls.port`, t.port, 0, 65535, DEFAULT_TLS_PORT), parentPort: this.int(`${path}.tls.parentPort`, t.parentPort, 1, 65535, 443) };
+    }
+    const tcp = this.arr(`${path}.tcp`, o.tcp, (p, x): TcpListenerSpec | undefined => {
+      const t = this.obj(p, x, ['port', 'externalService', 'servicePort']);
+      if (!t) return undefined;
+      const spec = {
+        port: this.int(`${p}.port`, t.port, 0, 65535),
+        externalService: this.str(`${p}.externalService`, t.externalService),
+        servicePort: this.int(`${p}.servicePort`, t.servicePort, 1, 65535),
+      };
+      const svc = services.find((s) => s.name === spec.externalService);
+      if (typeof t.externalService === 'string' && !svc) {
+        this.problem(`${p}.externalService`, `names no entry of $.externalServices (known: ${services.map((s) => s.name).join(', ') || 'none'})`, t.externalService);
+      } else if (svc && !svc.ports.some((sp) => sp.port === spec.servicePort)) {
+        this.problem(`${p}.servicePort`, `is not a port of external service "${svc.name}" (ports: ${svc.ports.map((sp) => sp.port).join(', ')})`, t.servicePort);
+      } else if (svc && svc.host.startsWith('*.') && svc.endpoints.length === 0) {
+        this.problem(`${p}.externalService`, `service "${svc.name}" has a wildcard host and no endpoints, so a TCP listener has nowhere to connect`, t.externalService);
+      }
+      return spec;
+    });
+    const a = this.obj(`${path}.admin`, o.admin, ['port'], false) ?? {};
+    const listeners: ListenersSpec = {
+      bindAddress: this.str(`${path}.bindAddress`, o.bindAddress, '0.0.0.0'),
+      http,
+      tls,
+      tcp,
+      admin: { port: this.int(`${path}.admin.port`, a.port, 0, 65535, DEFAULT_ADMIN_PORT) },
+    };
+    const used = new Map<number, string>();
+    const claim = (port: number, where: string) => {
+      if (port === 0) return; // ephemeral: never collides
+      const prev = used.get(port);
+      if (prev) this.problem(where, `port ${port} is already used by ${prev}`, port);
+      else used.set(port, where);
+    };
+    claim(http.port, `${path}.http.port`);
+    if (tls) claim(tls.port, `${path}.tls.port`);
+    tcp.forEach((t, i) => claim(t.port, `${path}.tcp[${i}].port`));
+    claim(listeners.admin.port, `${path}.admin.port`);
+    return listeners;
+  }
+
+  private parent(path: string, v: unknown): ParentSpec {
+    const o = this.obj(path, v, ['group', 'kind', 'name', 'namespace', 'trafficPolicy', 'networks', 'mode']) ?? {};
+    const present = v !== undefined;
+    const networks = this.arr(`${path}.networks`, o.networks, (p, x): NetworkSpec | undefined => {
+      const n = this.obj(p, x, ['cidr', 'except']);
+      if (!n) return undefined;
+      const cidr = this.cidr(`${p}.cidr`, n.cidr) ?? '';
+      const except = this.arr(`${p}.except`, n.except, (pp, e) => this.cidr(pp, e));
+      return { cidr, except };
+    });
+    return {
+      group: this.oneOf(`${path}.group`, o.group, ['policy.linkerd.io'] as const, 'policy.linkerd.io'),
+      kind: this.oneOf(`${path}.kind`, o.kind, ['EgressNetwork'] as const, 'EgressNetwork'),
+      name: present ? this.str(`${path}.name`, o.name) : '',
+      namespace: present ? this.str(`${path}.namespace`, o.namespace) : '',
+      trafficPolicy: present ? this.oneOf(`${path}.trafficPolicy`, o.trafficPolicy, ['Allow', 'Deny'] as const) : 'Deny',
+      networks,
+      mode: this.oneOf(`${path}.mode`, o.mode, ['Enforce', 'ReportOnly'] as const, 'Enforce'),
+    };
+  }
+
+  private addressPolicy(path: string, v: unknown) {
+    const o = this.obj(path, v, ['allowCidrs', 'denyCidrs'], false) ?? {};
+    return {
+      allowCidrs: this.arr(`${path}.allowCidrs`, o.allowCidrs, (p, x) => this.cidr(p, x), [...DEFAULT_ADDRESS_POLICY.allowCidrs]),
+      denyCidrs: this.arr(`${path}.denyCidrs`, o.denyCidrs, (p, x) => this.cidr(p, x), [...DEFAULT_ADDRESS_POLICY.denyCidrs]),
+    };
+  }
+
+  /** Full timeouts (with defaults) or, with `base` undefined, only the fields given (overrides). */
+  private timeouts(path: string, v: unknown, base: TimeoutsSpec | undefined): Partial<TimeoutsSpec> {
+    const keys = Object.keys(DEFAULT_TIMEOUTS) as (keyof TimeoutsSpec)[];
+    const o = this.obj(path, v, keys, false) ?? {};
+    const out: Partial<Record<keyof TimeoutsSpec, number>> = {};
+    const day = 86_400_000;
+    for (const k of keys) {
+      // 0 disables only the total timeout; every other phase needs a bound.
+      const min = k === 'totalMs' ? 0 : 1;
+      if (o[k] !== undefined || base) out[k] = this.int(`${path}.${k}`, o[k], min, day, base ? base[k] : DEFAULT_TIMEOUTS[k]);
+    }
+    return out;
+  }
+
+  private limits(path: string, v: unknown) {
+    const o = this.obj(path, v, ['maxConcurrent', 'maxHeaderBytes'], false) ?? {};
+    return {
+      maxConcurrent: this.int(`${path}.maxConcurrent`, o.maxConcurrent, 1, 1_000_000, DEFAULT_LIMITS.maxConcurrent),
+      maxHeaderBytes: this.int(`${path}.maxHeaderBytes`, o.maxHeaderBytes, 1024, 1_048_576, DEFAULT_LIMITS.maxHeaderBytes),
+    };
+  }
+
+  private tls(path: string, v: unknown): TlsOriginationSpec {
+    const o = this.obj(path, v, [
+      'enabled', 'minVersion', 'maxVersion', 'mode', 'caFile', 'caPem', 'clientCertFile', 'clientKeyFile', 'serverName', 'subjectAltNames', 'allowRenegotiation',
+    ], false) ?? {};
+    const minVersion = this.oneOf(`${path}.minVersion`, o.minVersion, TLS_VERSIONS, DEFAULT_TLS.minVersion);
+    const maxVersion = this.oneOf(`${path}.maxVersion`, o.maxVersion, TLS_VERSIONS, DEFAULT_TLS.maxVersion);
+    const rank = (x: string, isMin: boolean) => (x === 'TLSAuto' ? (isMin ? 2 : 3) : TLS_VERSIONS.indexOf(x as typeof TLS_VERSIONS[number]) - 1);
+    if (rank(minVersion, true) > rank(maxVersion, false)) {
+      this.problem(`${path}.minVersion`, `is above maxVersion "${maxVersion}"`, minVersion);
+    }
+    const spec: { -readonly [K in keyof TlsOriginationSpec]: TlsOriginationSpec[K] } = {
+      enabled: this.bool(`${path}.enabled`, o.enabled, DEFAULT_TLS.enabled),
+      minVersion,
+      maxVersion,
+      mode: this.oneOf(`${path}.mode`, o.mode, ['Secured', 'SkipSAN', 'SkipCA', 'SkipAll'] as const, DEFAULT_TLS.mode),
+      subjectAltNames: this.arr(`${path}.subjectAltNames`, o.subjectAltNames, (p, x) => {
+        const s = this.obj(p, x, ['type', 'value']);
+        if (!s) return undefined;
+        return { type: this.oneOf(`${p}.type`, s.type, ['Exact', 'Prefix'] as const, 'Exact'), value: this.str(`${p}.value`, s.value) };
+      }),
+      allowRenegotiation: this.bool(`${path}.allowRenegotiation`, o.allowRenegotiation, DEFAULT_TLS.allowRenegotiation),
+    };
+    const caFile = this.optStr(`${path}.caFile`, o.caFile);
+    if (caFile) spec.caFile = caFile;
+    const caPem = this.optStr(`${path}.caPem`, o.caPem);
+    if (caPem) {
+      if (!caPem.includes('-----BEGIN CERTIFICATE-----')) this.problem(`${path}.caPem`, 'must hold PEM certificates (-----BEGIN CERTIFICATE-----)', `${caPem.slice(0, 40)}`);
+      spec.caPem = caPem;
+    }
+    const cert = this.optStr(`${path}.clientCertFile`, o.clientCertFile);
+    const key = this.optStr(`${path}.clientKeyFile`, o.clientKeyFile);
+    if ((cert === undefined) !== (key === undefined)) {
+      this.problem(cert ? `${path}.clientKeyFile` : `${path}.clientCertFile`, 'client certificate and key must be given together', cert ?? key);
+    }
+    if (cert) spec.clientCertFile = cert;
+    if (key) spec.clientKeyFile = key;
+    if (o.serverName !== undefined) spec.serverName = this.dnsName(`${path}.serverName`, o.serverName, false);
+    return spec;
+  }
+
+  private externalService(path: string, v: unknown): ExternalServiceSpec | undefined {
+    const o = this.obj(path, v, ['name', 'host', 'ports', 'endpoints', 'tls', 'timeouts', 'retry', 'pool', 'injectHeaders']);
+    if (!o) return undefined;
+    const tls = this.tls(`${path}.tls`, o.tls);
+    const ports = this.arr(`${path}.ports`, o.ports, (p, x): ExternalServicePortSpec | undefined => {
+      const po = this.obj(p, x, ['port', 'protocol', 'targetPort']);
+      if (!po) return undefined;
+      const port = this.int(`${p}.port`, po.port, 1, 65535);
+      return {
+        port,
+        protocol: this.oneOf(`${p}.protocol`, po.protocol, ['http', 'http2', 'grpc', 'tcp'] as const, 'http'),
+        targetPort: this.int(`${p}.targetPort`, po.targetPort, 1, 65535, tls.enabled ? DEFAULT_TLS_TARGET_PORT : port),
+      };
+    }, [{ port: DEFAULT_HTTP_PARENT_PORT, protocol: 'http' as const, targetPort: tls.enabled ? DEFAULT_TLS_TARGET_PORT : DEFAULT_HTTP_PARENT_PORT }]);
+    const portSeen = new Set<number>();
+    ports.forEach((p, i) => {
+      if (portSeen.has(p.port)) this.problem(`${path}.ports[${i}].port`, 'is listed twice', p.port);
+      portSeen.add(p.port);
+    });
+    const endpoints = this.arr(`${path}.endpoints`, o.endpoints, (p, x): EndpointSpec | undefined => {
+      const e = this.obj(p, x, ['address', 'port', 'priority']);
+      if (!e) return undefined;
+      const address = this.str(`${p}.address`, e.address);
+      if (typeof e.address === 'string' && !isValidDnsName(address) && !isIpText(address)) {
+        this.problem(`${p}.address`, 'must be a DNS name or an IP address', e.address);
+      }
+      const ep: { -readonly [K in keyof EndpointSpec]: EndpointSpec[K] } = { address, priority: this.int(`${p}.priority`, e.priority, 0, 1000, 0) };
+      if (e.port !== undefined) ep.port = this.int(`${p}.port`, e.port, 1, 65535);
+      return ep;
+    });
+    const injectHeaders = this.arr(`${path}.injectHeaders`, o.injectHeaders, (p, x): InjectedHeaderSpec | undefined => {
+      const h = this.obj(p, x, ['name', 'valueFile']);
+      if (!h) return undefined;
+      const name = this.str(`${p}.name`, h.name);
+      if (typeof h.name === 'string' && !HEADER_NAME.test(name)) this.problem(`${p}.name`, 'is not a valid HTTP header name', h.name);
+      if (typeof h.name === 'string' && HOP_BY_HOP_OR_HOST.has(name.toLowerCase())) {
+        this.problem(`${p}.name`, 'names a hop-by-hop or Host header, which the proxy controls', h.name);
+      }
+      return { name: name.toLowerCase(), valueFile: this.str(`${p}.valueFile`, h.valueFile) };
+    });
+    const pool = this.obj(`${path}.pool`, o.pool, ['maxConnections', 'keepAliveTimeoutMs'], false) ?? {};
+    const spec: { -readonly [K in keyof ExternalServiceSpec]: ExternalServiceSpec[K] } = {
+      name: this.str(`${path}.name`, o.name),
+      host: this.dnsName(`${path}.host`, o.host, true),
+      ports,
+      endpoints,
+      tls,
+      pool: {
+        maxConnections: this.int(`${path}.pool.maxConnections`, pool.maxConnections, 1, 100_000, DEFAULT_POOL.maxConnections),
+        keepAliveTimeoutMs: this.int(`${path}.pool.keepAliveTimeoutMs`, pool.keepAliveTimeoutMs, 1, 86_400_000, DEFAULT_POOL.keepAliveTimeoutMs),
+      },
+      injectHeaders,
+    };
+    if (o.timeouts !== undefined) spec.timeouts = this.timeouts(`${path}.timeouts`, o.timeouts, undefined);
+    if (o.retry !== undefined) spec.retry = this.retry(`${path}.retry`, o.retry);
+    return spec;
+  }
+
+  private retry(path: string, v: unknown): RetrySpec {
+    const o = this.obj(path, v, Object.keys(DEFAULT_RETRY)) ?? {};
+    const d = DEFAULT_RETRY;
+    const r: RetrySpec = {
+      maxRetries: this.int(`${path}.maxRetries`, o.maxRetries, 0, 10, d.maxRetries),
+      statusCodes: this.arr(`${path}.statusCodes`, o.statusCodes, (p, x) => this.int(p, x, 100, 599), [...d.statusCodes]),
+      conditions: this.arr(`${path}.conditions`, o.conditions, (p, x) => this.oneOf(p, x, RETRY_CONDITIONS), [...d.conditions]),
+      retryNonIdempotent: this.bool(`${path}.retryNonIdempotent`, o.retryNonIdempotent, d.retryNonIdempotent),
+      perTryTimeoutMs: this.int(`${path}.perTryTimeoutMs`, o.perTryTimeoutMs, 0, 86_400_000, d.perTryTimeoutMs),
+      backoffBaseMs: this.int(`${path}.backoffBaseMs`, o.backoffBaseMs, 0, 60_000, d.backoffBaseMs),
+      backoffMaxMs: this.int(`${path}.backoffMaxMs`, o.backoffMaxMs, 0, 600_000, d.backoffMaxMs),
+      budgetRatio: this.num(`${path}.budgetRatio`, o.budgetRatio, 0, 1000, d.budgetRatio),
+      budgetMinPerSecond: this.num(`${path}.budgetMinPerSecond`, o.budgetMinPerSecond, 0, 1_000_000, d.budgetMinPerSecond),
+      budgetTtlMs: this.int(`${path}.budgetTtlMs`, o.budgetTtlMs, 1, 3_600_000, d.budgetTtlMs),
+    };
+    if (r.backoffBaseMs > r.backoffMaxMs) this.problem(`${path}.backoffBaseMs`, `is above backoffMaxMs (${r.backoffMaxMs})`, r.backoffBaseMs);
+    return r;
+  }
+
+  private route(path: string, v: unknown, index: number): RouteSpec | undefined {
+    const o = this.obj(path, v, ['group', 'kind', 'name', 'namespace', 'order', 'parentPort', 'parentSectionName', 'hostnames', 'rules']);
+    if (!o) return undefined;
+    const kind = this.oneOf(`${path}.kind`, o.kind, ['HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute'] as const);
+    const namespace = this.str(`${path}.namespace`, o.namespace);
+    const r: { -readonly [K in keyof RouteSpec]: RouteSpec[K] } = {
+      group: this.oneOf(`${path}.group`, o.group, ['gateway.networking.k8s.io'] as const, 'gateway.networking.k8s.io'),
+      kind,
+      name: this.str(`${path}.name`, o.name),
+      namespace,
+      order: this.int(`${path}.order`, o.order, 0, Number.MAX_SAFE_INTEGER, index),
+      hostnames: this.arr(`${path}.hostnames`, o.hostnames, (p, x) => this.dnsName(p, x, true)),
+      rules: this.arr(`${path}.rules`, o.rules, (p, x) => this.rule(p, x, kind, namespace)),
+    };
+    if (o.parentPort !== undefined) r.parentPort = this.int(`${path}.parentPort`, o.parentPort, 1, 65535);
+    if (o.parentSectionName !== undefined) r.parentSectionName = this.optStr(`${path}.parentSectionName`, o.parentSectionName);
+    if (kind === 'TCPRoute' && r.hostnames.length > 0) this.problem(`${path}.hostnames`, 'TCPRoute has no hostnames', o.hostnames);
+    return r;
+  }
+
+  private rule(path: string, v: unknown, kind: RouteSpec['kind'], namespace: string): RouteRuleSpec | undefined {
+    const o = this.obj(path, v, ['name', 'matches', 'filters', 'backendRefs', 'requestTimeoutMs', 'backendRequestTimeoutMs', 'retry']);
+    if (!o) return undefined;
+    const l4 = kind === 'TLSRoute' || kind === 'TCPRoute';
+    if (l4 && Array.isArray(o.matches) && o.matches.length > 0) this.problem(`${path}.matches`, `${kind} rules have no matches`, o.matches);
+    if (l4 && Array.isArray(o.filters) && o.filters.length > 0) this.problem(`${path}.filters`, `${kind} rules have no filters`, o.filters);
+    const r: { -readonly [K in keyof RouteRuleSpec]: RouteRuleSpec[K] } = {
+      matches: this.arr(`${path}.matches`, o.matches, (p, x) => this.match(p, x, kind)),
+      filters: this.arr(`${path}.filters`, o.filters, (p, x) => this.filter(p, x)),
+      backendRefs: this.arr(`${path}.backendRefs`, o.backendRefs, (p, x) => this.backendRef(p, x, namespace)),
+    };
+    if (o.name !== undefined) r.name = this.optStr(`${path}.name`, o.name);
+    if (o.requestTimeoutMs !== undefined) r.requestTimeoutMs = this.int(`${path}.requestTimeoutMs`, o.requestTimeoutMs, 0, 86_400_000);
+    if (o.backendRequestTimeoutMs !== undefined) r.backendRequestTimeoutMs = this.int(`${path}.backendRequestTimeoutMs`, o.backendRequestTimeoutMs, 0, 86_400_000);
+    if (o.retry !== undefined) r.retry = this.retry(`${path}.retry`, o.retry);
+    return r;
+  }
+
+  private valueMatches(path: string, v: unknown): ValueMatchSpec[] {
+    return this.arr(path, v, (p, x) => {
+      const m = this.obj(p, x, ['type', 'name', 'value']);
+      if (!m) return undefined;
+      const type = this.oneOf(`${p}.type`, m.type, ['Exact', 'RegularExpression'] as const, 'Exact');
+      const value = this.str(`${p}.value`, m.value);
+      if (type === 'RegularExpression') this.regex(`${p}.value`, value);
+      return { type, name: this.str(`${p}.name`, m.name), value };
+    });
+  }
+
+  private match(path: string, v: unknown, kind: RouteSpec['kind']): RouteMatchSpec | undefined {
+    const o = this.obj(path, v, ['path', 'method', 'grpcMethod', 'headers', 'queryParams']);
+    if (!o) return undefined;
+    const m: { -readonly [K in keyof RouteMatchSpec]: RouteMatchSpec[K] } = {
+      headers: this.valueMatches(`${path}.headers`, o.headers),
+      queryParams: this.valueMatches(`${path}.queryParams`, o.queryParams),
+    };
+    if (kind !== 'HTTPRoute') {
+      for (const k of ['path', 'method', 'queryParams'] as const) if (o[k] !== undefined) this.problem(`${path}.${k}`, `only HTTPRoute matches have ${k}`, o[k]);
+    }
+    if (kind !== 'GRPCRoute' && o.grpcMethod !== undefined) this.problem(`${path}.grpcMethod`, 'only GRPCRoute matches have grpcMethod', o.grpcMethod);
+    if (o.path !== undefined) {
+      const p = this.obj(`${path}.path`, o.path, ['type', 'value']) ?? {};
+      const type = this.oneOf(`${path}.path.type`, p.type, ['Exact', 'PathPrefix', 'RegularExpression'] as const, 'PathPrefix');
+      const value = this.str(`${path}.path.value`, p.value, '/');
+      if (type === 'RegularExpression') this.regex(`${path}.path.value`, value);
+      else if (!value.startsWith('/')) this.problem(`${path}.path.value`, "must start with '/'", value);
+      m.path = { type, value };
+    }
+    if (o.method !== undefined) {
+      const method = this.str(`${path}.method`, o.method);
+      if (!HTTP_METHOD.test(method)) this.problem(`${path}.method`, 'must be an upper-case HTTP method like "GET"', o.method);
+      m.method = method;
+    }
+    if (o.grpcMethod !== undefined) {
+      const g = this.obj(`${path}.grpcMethod`, o.grpcMethod, ['type', 'service', 'method']) ?? {};
+      const type = this.oneOf(`${path}.grpcMethod.type`, g.type, ['Exact', 'RegularExpression'] as const, 'Exact');
+      const gm: { type: 'Exact' | 'RegularExpression'; service?: string; method?: string } = { type };
+      if (g.service !== undefined) gm.service = this.optStr(`${path}.grpcMethod.service`, g.service);
+      if (g.method !== undefined) gm.method = this.optStr(`${path}.grpcMethod.method`, g.method);
+      if (type === 'RegularExpression') {
+        if (gm.service) this.regex(`${path}.grpcMethod.service`, gm.service);
+        if (gm.method) this.regex(`${path}.grpcMethod.method`, gm.method);
+      }
+      if (!gm.service && !gm.method) this.problem(`${path}.grpcMethod`, 'needs service, method or both', o.grpcMethod);
+      m.grpcMethod = gm;
+    }
+    return m;
+  }
+
+  private filter(path: string, v: unknown): RouteFilterSpec | undefined {
+    const o = this.obj(path, v, ['type', 'headerModifier', 'requestRedirect']);
+    if (!o) return undefined;
+    const type = this.oneOf(`${path}.type`, o.type, ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect'] as const);
+    if (type === 'RequestRedirect') {
+      const r = this.obj(`${path}.requestRedirect`, o.requestRedirect, ['scheme', 'hostname', 'port', 'path', 'statusCode']) ?? {};
+      const redirect: { -readonly [K in keyof NonNullable<RouteFilterSpec['requestRedirect']>]: NonNullable<RouteFilterSpec['requestRedirect']>[K] } = {
+        statusCode: this.int(`${path}.requestRedirect.statusCode`, r.statusCode, 301, 302, 302) as 301 | 302,
+      };
+      if (r.scheme !== undefined) redirect.scheme = this.oneOf(`${path}.requestRedirect.scheme`, r.scheme, ['http', 'https'] as const);
+      if (r.hostname !== undefined) redirect.hostname = this.dnsName(`${path}.requestRedirect.hostname`, r.hostname, false);
+      if (r.port !== undefined) redirect.port = this.int(`${path}.requestRedirect.port`, r.port, 1, 65535);
+      if (r.path !== undefined) {
+        const p = this.obj(`${path}.requestRedirect.path`, r.path, ['type', 'value']) ?? {};
+        redirect.path = {
+          type: this.oneOf(`${path}.requestRedirect.path.type`, p.type, ['ReplaceFullPath', 'ReplacePrefixMatch'] as const),
+          value: this.str(`${path}.requestRedirect.path.value`, p.value),
+        };
+      }
+      return { type, requestRedirect: redirect };
+    }
+    const h = this.obj(`${path}.headerModifier`, o.headerModifier, ['set', 'add', 'remove']) ?? {};
+    const pairs = (p: string, x: unknown) => this.arr(p, x, (pp, e) => {
+      const kv = this.obj(pp, e, ['name', 'value']);
+      if (!kv) return undefined;
+      const name = this.str(`${pp}.name`, kv.name);
+      if (typeof kv.name === 'string' && !HEADER_NAME.test(name)) this.problem(`${pp}.name`, 'is not a valid HTTP header name', kv.name);
+      return { name, value: this.str(`${pp}.value`, kv.value) };
+    });
+    return {
+      type,
+      headerModifier: {
+        set: pairs(`${path}.headerModifier.set`, h.set),
+        add: pairs(`${path}.headerModifier.add`, h.add),
+        remove: this.arr(`${path}.headerModifier.remove`, h.remove, (p, x) => this.str(p, x)),
+      },
+    };
+  }
+
+  private backendRef(path: string, v: unknown, namespace: string): BackendRefSpec | undefined {
+    const o = this.obj(path, v, ['kind', 'name', 'namespace', 'port', 'weight', 'host']);
+    if (!o) return undefined;
+    const kind = this.oneOf(`${path}.kind`, o.kind, ['EgressNetwork', 'Service'] as const, 'Service');
+    const name = this.str(`${path}.name`, o.name);
+    const ns = this.str(`${path}.namespace`, o.namespace, namespace);
+    const b: { -readonly [K in keyof BackendRefSpec]: BackendRefSpec[K] } = {
+      kind, name, namespace: ns, weight: this.int(`${path}.weight`, o.weight, 0, 1_000_000, 1),
+    };
+    if (o.port !== undefined) b.port = this.int(`${path}.port`, o.port, 1, 65535);
+    if (kind === 'Service') {
+      b.host = o.host !== undefined ? this.dnsName(`${path}.host`, o.host, false) : `${name}.${ns}.svc.cluster.local`;
+      if (o.port === undefined) this.problem(`${path}.port`, 'is required for a Service backend (Gateway API)');
+    } else if (o.host !== undefined) {
+      this.problem(`${path}.host`, 'only Service backends have a host', o.host);
+    }
+    return b;
+  }
+}
+
+const HOP_BY_HOP_OR_HOST = new Set(['host', 'connection', 'keep-alive', 'proxy-authorization', 'proxy-authenticate', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length']);
+
+function isIpText(s: string): boolean {
+  return isIP(s) !== 0;
+}

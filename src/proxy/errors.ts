@@ -1,0 +1,133 @@
+// Typed proxy errors with stable codes, and the one place that maps a code to the HTTP status,
+// the `x-egress-error` header and the short body a client sees. Nothing branches on message text.
+
+export type EgressErrorCode =
+  | 'EGRESS_DENIED'
+  | 'ADDRESS_REFUSED'
+  | 'BAD_REQUEST'
+  | 'UNKNOWN_NAME'
+  | 'NO_BACKEND'
+  | 'DNS_FAILED'
+  | 'CONNECT_FAILED'
+  | 'TLS_FAILED'
+  | 'UPSTREAM_RESET'
+  | 'UPSTREAM_ERROR'
+  | 'DNS_TIMEOUT'
+  | 'CONNECT_TIMEOUT'
+  | 'TLS_TIMEOUT'
+  | 'RESPONSE_TIMEOUT'
+  | 'IDLE_TIMEOUT'
+  | 'TOTAL_TIMEOUT'
+  | 'DRAINING'
+  | 'OVERLOADED'
+  | 'INTERNAL';
+
+interface CodeInfo {
+  readonly status: number;
+  /** Short, fixed, safe for clients: never includes addresses or upstream error text. */
+  readonly text: string;
+  /** Failed before any request byte could reach the upstream: safe to try another address. */
+  readonly beforeRequest: boolean;
+}
+
+const CODES: Readonly<Record<EgressErrorCode, CodeInfo>> = {
+  EGRESS_DENIED: { status: 403, text: 'egress denied by policy', beforeRequest: true },
+  ADDRESS_REFUSED: { status: 403, text: 'destination address refused by policy', beforeRequest: true },
+  BAD_REQUEST: { status: 400, text: 'bad request', beforeRequest: true },
+  UNKNOWN_NAME: { status: 400, text: 'request is not addressed to an egress name (expected Host: <name>.<egress suffix>)', beforeRequest: true },
+  NO_BACKEND: { status: 500, text: 'route has no backend', beforeRequest: true },
+  DNS_FAILED: { status: 502, text: 'upstream name did not resolve', beforeRequest: true },
+  CONNECT_FAILED: { status: 502, text: 'could not connect to upstream', beforeRequest: true },
+  TLS_FAILED: { status: 502, text: 'upstream TLS handshake or verification failed', beforeRequest: true },
+  UPSTREAM_RESET: { status: 502, text: 'upstream closed the connection', beforeRequest: false },
+  UPSTREAM_ERROR: { status: 502, text: 'upstream protocol error', beforeRequest: false },
+  DNS_TIMEOUT: { status: 504, text: 'upstream name resolution timed out', beforeRequest: true },
+  CONNECT_TIMEOUT: { status: 504, text: 'upstream connect timed out', beforeRequest: true },
+  TLS_TIMEOUT: { status: 504, text: 'upstream TLS handshake timed out', beforeRequest: true },
+  RESPONSE_TIMEOUT: { status: 504, text: 'upstream did not send response headers in time', beforeRequest: false },
+  IDLE_TIMEOUT: { status: 504, text: 'upstream exchange was idle too long', beforeRequest: false },
+  TOTAL_TIMEOUT: { status: 504, text: 'request exceeded its total time limit', beforeRequest: false },
+  DRAINING: { status: 503, text: 'proxy is shutting down', beforeRequest: true },
+  OVERLOADED: { status: 503, text: 'proxy is at its concurrency limit', beforeRequest: true },
+  INTERNAL: { status: 500, text: 'internal proxy error', beforeRequest: false },
+};
+
+export class EgressError extends Error {
+  public readonly code: EgressErrorCode;
+  /** Set only for diagnostics in logs; never sent to clients. */
+  public readonly detail?: string;
+  constructor(code: EgressErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(detail ? `${code}: ${detail}` : code, options);
+    this.name = 'EgressError';
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+export function isEgressError(err: unknown): err is EgressError {
+  return err instanceof EgressError;
+}
+
+export function statusOf(code: EgressErrorCode): number {
+  return CODES[code].status;
+}
+
+export function isBeforeRequest(code: EgressErrorCode): boolean {
+  return CODES[code].beforeRequest;
+}
+
+/** What a client receives for an error: status, headers and a one-line body. */
+export interface ErrorResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+const RESPONSES = new Map<EgressErrorCode, ErrorResponse>(
+  (Object.keys(CODES) as EgressErrorCode[]).map((code) => {
+    const body = `${CODES[code].text} (${code})\n`;
+    return [code, {
+      status: CODES[code].status,
+      headers: {
+        'content-type': 'text/plain; charset=utf-8',
+        'content-length': String(Buffer.byteLength(body)),
+        'x-egress-error': code,
+      },
+      body,
+    }];
+  }),
+);
+
+/** The precomputed response for a code (the only code → status mapping in the proxy). */
+export function errorResponse(code: EgressErrorCode): ErrorResponse {
+  return RESPONSES.get(code)!;
+}
+
+/**
+ * Translate anything thrown on the data path into a typed error, by error code only.
+ * Node and undici codes are stable API; their messages are not.
+ */
+export function toEgressError(err: unknown, fallback: EgressErrorCode = 'UPSTREAM_ERROR'): EgressError {
+  if (err instanceof EgressError) return err;
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  switch (code) {
+    case 'UND_ERR_HEADERS_TIMEOUT': return new EgressError('RESPONSE_TIMEOUT', undefined, { cause: err });
+    case 'UND_ERR_BODY_TIMEOUT': return new EgressError('IDLE_TIMEOUT', undefined, { cause: err });
+    case 'UND_ERR_CONNECT_TIMEOUT': return new EgressError('CONNECT_TIMEOUT', undefined, { cause: err });
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED':
+      return new EgressError('UPSTREAM_RESET', String(code), { cause: err });
+    case 'ECONNREFUSED':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return new EgressError('CONNECT_FAILED', String(code), { cause: err });
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'ENODATA':
+      return new EgressError('DNS_FAILED', String(code), { cause: err });
+    default:
+      return new EgressError(fallback, typeof code === 'string' ? code : undefined, { cause: err });
+  }
+}

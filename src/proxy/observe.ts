@@ -1,0 +1,113 @@
+// Observe: turn one finished request or connection into its metrics (Linkerd-named, bounded
+// labels) and its single canonical log line. The last stage; nothing depends on it but callers.
+import type { Decision, RouteRef, Target } from './decide';
+import type { EgressErrorCode } from './errors';
+import type { HttpOutcome } from './forward-http';
+import { ms, type AccessRecord } from './log';
+import { OutcomeLabels } from './metrics';
+import type { ProxyContext, RuntimeState } from './runtime';
+import type { OpenedUpstream, UpstreamPlan } from './upstream';
+
+const httpOutcomeLabels = new OutcomeLabels('http_status');
+const grpcOutcomeLabels = new OutcomeLabels('grpc_status');
+
+function routeText(r: RouteRef): string {
+  return r.kind === 'default' ? r.name : `${r.kind}/${r.namespace}/${r.name}`;
+}
+
+export interface HttpRecord {
+  readonly target?: Target;
+  readonly decision?: Decision;
+  readonly plan?: UpstreamPlan;
+  readonly parentPort: number;
+  readonly grpc: boolean;
+  readonly outcome: HttpOutcome;
+  readonly started: number;
+  readonly method?: string;
+}
+
+/** Count and log one HTTP or gRPC exchange. Requests refused before a decision are logged only. */
+export function observeHttp(ctx: ProxyContext, state: RuntimeState, r: HttpRecord): void {
+  const totalMs = performance.now() - r.started;
+  const o = r.outcome;
+  if (r.decision && r.target) {
+    const base = state.labels.get(r.parentPort, r.decision.route, state.hostnameLabel(r.target.host, r.decision.externalService));
+    // Linkerd reports a policy deny as a plain 403 response (error=""); proxy failures name their code.
+    const error = o.error && o.error !== 'EGRESS_DENIED' ? o.error : '';
+    const status = String(o.status);
+    const labels = httpOutcomeLabels.get(base, status, error);
+    ctx.metrics.httpStatuses.inc(labels);
+    ctx.metrics.httpDuration.observe(labels, totalMs / 1000);
+    if (r.grpc) ctx.metrics.grpcStatuses.inc(grpcOutcomeLabels.get(base, o.grpcStatus ?? '', error));
+  }
+  const c = o.candidate;
+  const line: AccessRecord = {
+    kind: r.grpc ? 'grpc' : 'http',
+    decision: r.decision?.action,
+    reason: r.decision?.reason,
+    route: r.decision ? routeText(r.decision.route) : undefined,
+    host: r.target?.host,
+    port: r.target?.port,
+    method: r.method,
+    path: r.target?.path,
+    upstream: r.plan ? { host: r.plan.host, address: c?.address, port: c?.port ?? r.plan.port, tls: r.plan.tls !== undefined } : undefined,
+    status: o.status,
+    error: o.error,
+    errorDetail: o.errorDetail,
+    bytesIn: o.bytesIn,
+    bytesOut: o.bytesOut,
+    attempts: o.attempts,
+    durations: { dns: ms(c?.dnsMs), ttfb: ms(o.ttfbMs), total: ms(totalMs) },
+  };
+  if (r.decision?.reportOnly) (line as AccessRecord & { reportOnly: boolean }).reportOnly = true;
+  ctx.logger.info(line, 'request');
+}
+
+export interface TunnelRecord {
+  kind: 'connect' | 'tls' | 'tcp';
+  parentPort: number;
+  target?: Target;
+  decision?: Decision;
+  opened?: OpenedUpstream;
+  error?: EgressErrorCode;
+  errorDetail?: string;
+  bytesIn: number;
+  bytesOut: number;
+  started: number;
+}
+
+/**
+ * 'open' counts the opened connection; 'close' (the default) counts its end and writes the log
+ * line. A denied or failed connection is only ever closed, with error="forbidden" for a deny.
+ */
+export function observeTunnel(ctx: ProxyContext, state: RuntimeState, r: TunnelRecord, phase: 'open' | 'close' = 'close'): void {
+  if (r.decision && r.target) {
+    const base = state.labels.get(r.parentPort, r.decision.route, state.hostnameLabel(r.target.host, r.decision.externalService));
+    const tls = r.target.protocol === 'tls';
+    if (phase === 'open') {
+      (tls ? ctx.metrics.tlsOpen : ctx.metrics.tcpOpen).inc(base);
+      return;
+    }
+    const error = r.error === 'EGRESS_DENIED' ? 'forbidden' : (r.error ?? '');
+    (tls ? ctx.metrics.tlsClose : ctx.metrics.tcpClose).inc({ ...base, error });
+  } else if (phase === 'open') {
+    return;
+  }
+  const c = r.opened?.candidate;
+  const line: AccessRecord = {
+    kind: r.kind,
+    decision: r.decision?.action,
+    reason: r.decision?.reason,
+    route: r.decision ? routeText(r.decision.route) : undefined,
+    host: r.target?.host,
+    port: r.target?.port,
+    upstream: c ? { host: c.host, address: c.address, port: c.port, tls: r.opened?.tlsMs !== undefined } : undefined,
+    error: r.error,
+    errorDetail: r.errorDetail,
+    bytesIn: r.bytesIn,
+    bytesOut: r.bytesOut,
+    attempts: r.opened?.attempts,
+    durations: { dns: ms(c?.dnsMs), connect: ms(r.opened?.connectMs), tls: ms(r.opened?.tlsMs), total: ms(performance.now() - r.started) },
+  };
+  ctx.logger.info(line, 'connection');
+}

@@ -1,0 +1,75 @@
+// Name resolution for upstreams: an injectable resolver bounded by the DNS timeout, whose answers
+// are vetted before anything dials them. Callers get IPs only; the name is never dialled again.
+import { promises as dns } from 'node:dns';
+import { isIP } from 'node:net';
+import { EgressError } from './errors';
+import type { AddressVetter, VetVerdict } from './vet';
+
+export interface ResolvedAddress {
+  readonly address: string;
+  readonly family: number;
+}
+
+/** Returns every address of `host`. Injected by tests; the default asks the system resolver. */
+export type Resolver = (host: string) => Promise<readonly ResolvedAddress[]>;
+
+export const systemResolver: Resolver = async (host) => dns.lookup(host, { all: true, verbatim: true });
+
+export interface VettedAddresses {
+  readonly addresses: readonly string[];
+  /** Answers the vetter refused (logged, and asserted by tests). */
+  readonly refused: readonly VetVerdict[];
+  readonly dnsMs: number;
+}
+
+/**
+ * Resolve (IP literals skip the resolver) and vet. `exempt` skips the address policy: in-cluster
+ * Service backends resolve to cluster IPs by design.
+ */
+export async function resolveAndVet(
+  resolver: Resolver, host: string, timeoutMs: number, vetter: AddressVetter, exempt = false,
+): Promise<VettedAddresses> {
+  const started = performance.now();
+  let answers: readonly ResolvedAddress[];
+  if (isIP(host)) {
+    answers = [{ address: host, family: isIP(host) }];
+  } else {
+    answers = await withTimeout(resolver(host), timeoutMs);
+  }
+  const dnsMs = performance.now() - started;
+  if (answers.length === 0) throw new EgressError('DNS_FAILED', `no addresses for ${host}`);
+  const addresses: string[] = [];
+  const refused: VetVerdict[] = [];
+  for (const a of answers) {
+    if (exempt) {
+      if (isIP(a.address)) addresses.push(a.address);
+      continue;
+    }
+    const v = vetter.vet(a.address);
+    if (v.ok) {
+      if (!addresses.includes(v.address)) addresses.push(v.address);
+    } else {
+      refused.push(v);
+    }
+  }
+  if (addresses.length === 0) {
+    const first = refused[0];
+    throw new EgressError('ADDRESS_REFUSED', first && !first.ok ? `${host} → ${first.address}: ${first.reason}` : host);
+  }
+  return { addresses, refused, dnsMs };
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new EgressError('DNS_TIMEOUT')), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } catch (err) {
+    if (err instanceof EgressError) throw err;
+    throw new EgressError('DNS_FAILED', (err as { code?: string }).code, { cause: err });
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,135 @@
+// The compiled runtime state of one config generation ({config, compiledPolicy, pools, ...}),
+// swapped as a single reference on reload, and the injected I/O seams (dial, resolve, log).
+import { readFileSync } from 'node:fs';
+import * as net from 'node:net';
+import type { Pool } from 'undici';
+import type {
+  EndpointSpec, ExternalServicePortSpec, ExternalServiceSpec, ProxyConfig, TimeoutsSpec,
+} from '../model/proxy-config';
+import { SuffixMatcher } from './classify';
+import { ConfigError, type ConfigProblem } from './config';
+import { compilePolicy, type CompiledPolicy } from './decide';
+import type { Logger } from './log';
+import { LabelCache, type ProxyMetrics } from './metrics';
+import type { Resolver } from './resolve';
+import { compileTlsProfile, type TlsProfile } from './tls-origin';
+import { AddressVetter } from './vet';
+
+/**
+ * Opens a TCP connection to an already-vetted IP. The whole data path dials through this, so
+ * tests inject one that refuses anything but loopback.
+ */
+export type Dialer = (address: string, port: number) => net.Socket;
+
+export const defaultDialer: Dialer = (address, port) => net.connect({ host: address, port, noDelay: true });
+
+/** Everything the data path needs from outside: injected once at start, shared by generations. */
+export interface ProxyContext {
+  readonly dial: Dialer;
+  readonly resolver: Resolver;
+  readonly logger: Logger;
+  readonly metrics: ProxyMetrics;
+}
+
+export interface CompiledService {
+  readonly spec: ExternalServiceSpec;
+  readonly tls: TlsProfile;
+  readonly timeouts: TimeoutsSpec;
+  /** [lower-case name, value] read from the valueFiles at load; never logged or dumped. */
+  readonly injected: ReadonlyArray<readonly [string, string]>;
+  readonly portsByPort: ReadonlyMap<number, ExternalServicePortSpec>;
+  /** Endpoints grouped by priority, lowest first. */
+  readonly endpointGroups: ReadonlyArray<readonly EndpointSpec[]>;
+}
+
+export class RuntimeState {
+  public readonly policy: CompiledPolicy;
+  public readonly vetter: AddressVetter;
+  public readonly suffixes: SuffixMatcher;
+  public readonly labels: LabelCache;
+  public readonly defaultTls: TlsProfile;
+  public readonly services: ReadonlyMap<ExternalServiceSpec, CompiledService>;
+  public readonly servicesByName: ReadonlyMap<string, CompiledService>;
+  /** Declared route hostnames, for the bounded `hostname` metric label. */
+  public readonly routeHostnames: readonly string[];
+  /** undici pools of this generation, keyed by vetted IP, port, TLS profile and SNI. */
+  public readonly pools = new Map<string, Pool>();
+
+  /** Compiles everything a request needs; throws ConfigError when a referenced file is unusable. */
+  constructor(public readonly config: ProxyConfig, public readonly generation: number) {
+    const problems: ConfigProblem[] = [];
+    this.policy = compilePolicy(config);
+    this.vetter = new AddressVetter(config.addressPolicy, config.parent.networks);
+    this.suffixes = new SuffixMatcher(config.listeners.http.suffixes);
+    this.labels = new LabelCache(config.parent);
+    this.defaultTls = this.profile('$.defaultTls', () => compileTlsProfile(config.defaultTls, `g${generation}:default`), problems)!;
+    const services = new Map<ExternalServiceSpec, CompiledService>();
+    const byName = new Map<string, CompiledService>();
+    config.externalServices.forEach((spec, i) => {
+      const tls = this.profile(`$.externalServices[${i}].tls`, () => compileTlsProfile(spec.tls, `g${generation}:svc:${spec.name}`), problems);
+      const injected: Array<readonly [string, string]> = [];
+      spec.injectHeaders.forEach((h, j) => {
+        const where = `$.externalServices[${i}].injectHeaders[${j}].valueFile`;
+        try {
+          // Secrets are mounted with or without a final newline; the value never has one.
+          const value = readFileSync(h.valueFile, 'utf8').replace(/\r?\n$/, '');
+          if (/[\r\n\0]/.test(value)) problems.push({ path: where, message: 'file content is not a valid header value (line break or NUL)', value: h.valueFile });
+          else injected.push([h.name.toLowerCase(), value]);
+        } catch (err) {
+          problems.push({ path: where, message: `cannot read file: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, value: h.valueFile });
+        }
+      });
+      const groups = new Map<number, EndpointSpec[]>();
+      for (const e of spec.endpoints) {
+        const g = groups.get(e.priority) ?? [];
+        g.push(e);
+        groups.set(e.priority, g);
+      }
+      const compiled: CompiledService = {
+        spec,
+        tls: tls ?? this.defaultTls,
+        timeouts: { ...config.timeouts, ...(spec.timeouts ?? {}) },
+        injected,
+        portsByPort: new Map(spec.ports.map((p) => [p.port, p])),
+        endpointGroups: [...groups.entries()].sort((a, b) => a[0] - b[0]).map(([, g]) => g),
+      };
+      services.set(spec, compiled);
+      byName.set(spec.name, compiled);
+    });
+    this.services = services;
+    this.servicesByName = byName;
+    this.routeHostnames = [...new Set(config.routes.flatMap((r) => r.hostnames))];
+    if (problems.length > 0) throw new ConfigError('config files', problems);
+  }
+
+  private profile(path: string, build: () => TlsProfile, problems: ConfigProblem[]): TlsProfile | undefined {
+    try {
+      return build();
+    } catch (err) {
+      problems.push({ path, message: `cannot load TLS material: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+      return undefined;
+    }
+  }
+
+  /** The declared host a target matches, for metrics: service host (pattern), route hostname, or ''. */
+  public hostnameLabel(host: string, service: ExternalServiceSpec | undefined): string {
+    if (service) return service.host;
+    for (const h of this.routeHostnames) {
+      if (h === host) return h;
+      if (h.startsWith('*.') && host.endsWith(h.slice(1)) && host.length > h.length - 1) return h;
+    }
+    return '';
+  }
+
+  /** Close every pool: in-flight requests finish, idle connections close. */
+  public async closePools(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.allSettled(pools.map((p) => p.close()));
+  }
+
+  public destroyPools(): void {
+    for (const p of this.pools.values()) p.destroy().catch(() => undefined);
+    this.pools.clear();
+  }
+}

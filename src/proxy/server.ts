@@ -1,0 +1,524 @@
+// The proxy's lifecycle: bind listeners (HTTP/1.1 + h2c, TLS passthrough, TCP, admin), run each
+// request through classify → decide → forward → observe, reload config atomically, drain.
+import { createHash } from 'node:crypto';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import { dirname } from 'node:path';
+import type { ProxyConfig } from '../model/proxy-config';
+import { createAdminServer } from './admin';
+import { classifyHttp, type ClassifiedRequest } from './classify';
+import { ConfigError, parseConfigText, validateConfig, type ConfigProblem } from './config';
+import { decide, type Decision } from './decide';
+import { EgressError, toEgressError } from './errors';
+import { forwardHttp, sendError, type ClientRequest, type ClientResponse, type HttpOutcome } from './forward-http';
+import { createLogger, type Logger } from './log';
+import { ProxyMetrics } from './metrics';
+import { observeHttp } from './observe';
+import { systemResolver, type Resolver } from './resolve';
+import { redirectLocation, pathMatchesPrefix } from './route-match';
+import { RuntimeState, defaultDialer, type Dialer, type ProxyContext } from './runtime';
+import { handleConnect, handleTcp, handleTlsPassthrough, type TunnelDeps } from './tunnel';
+import { planHttp, type UpstreamPlan } from './upstream';
+
+export interface StartProxyOptions {
+  /** Config file to load and watch (a ConfigMap mount). One of configPath or config is required. */
+  readonly configPath?: string;
+  /** A config object (validated like a file; not watched). */
+  readonly config?: ProxyConfig | Record<string, unknown>;
+  /** Name resolution; default: the system resolver (all addresses). */
+  readonly resolver?: Resolver;
+  /** TCP dialler for upstream connections; default net.connect. */
+  readonly dial?: Dialer;
+  readonly logger?: Logger;
+  /** Watch configPath for changes. @default true when configPath is given */
+  readonly watch?: boolean;
+  /** Fallback poll of the config file's content hash. @default 2000 */
+  readonly pollIntervalMs?: number;
+  /** Register Node process metrics on the registry. @default false */
+  readonly processMetrics?: boolean;
+}
+
+export interface ProxyPorts {
+  readonly http: number;
+  readonly tls?: number;
+  readonly tcp: readonly number[];
+  readonly admin: number;
+}
+
+export interface ReloadResult {
+  readonly ok: boolean;
+  /** True when the file was unchanged and nothing was done. */
+  readonly unchanged?: boolean;
+  readonly problems: readonly ConfigProblem[];
+  readonly generation: number;
+}
+
+export interface ProxyHandle {
+  /** The bound ports (port 0 in the config means an ephemeral port, reported here). */
+  readonly ports: ProxyPorts;
+  readonly metrics: ProxyMetrics;
+  /** The live config. */
+  config(): ProxyConfig;
+  /** Ready: config loaded and not draining. */
+  isReady(): boolean;
+  /** In-flight requests and tunnels. */
+  inflight(): number;
+  /** Re-read configPath now. Invalid: keeps the last good config and reports the problems. */
+  reload(): Promise<ReloadResult>;
+  /**
+   * Graceful stop: not ready, stop accepting, let in-flight work finish for graceMs
+   * (default timeouts.shutdownGraceMs), then close everything, admin last.
+   */
+  drain(graceMs?: number): Promise<void>;
+  /** Immediate stop: every connection is closed. */
+  close(): Promise<void>;
+}
+
+const H2_PREFACE_START = Buffer.from('PRI ');
+
+/** Start the proxy. Rejects with ConfigError (every problem listed) before binding anything. */
+export async function startProxy(options: StartProxyOptions): Promise<ProxyHandle> {
+  const proxy = new Proxy(options);
+  await proxy.start();
+  return proxy;
+}
+
+class Proxy implements ProxyHandle {
+  public readonly metrics: ProxyMetrics;
+  public ports: ProxyPorts = { http: 0, tcp: [], admin: 0 };
+  private readonly ctx: ProxyContext;
+  private state!: RuntimeState;
+  private generation = 0;
+  private loadedAt = new Date();
+  private lastHash = '';
+  private draining = false;
+  private closed = false;
+  private active = 0;
+  private readonly servers: net.Server[] = [];
+  private adminServer?: http.Server;
+  private h1!: http.Server;
+  private h2!: http2.Http2Server;
+  /** Every client socket, and how many requests each is serving (for idle closing on drain). */
+  private readonly sockets = new Map<net.Socket, number>();
+  private readonly sessions = new Set<http2.Http2Session>();
+  private watcher?: FSWatcher;
+  private pollTimer?: NodeJS.Timeout;
+  private reloadDebounce?: NodeJS.Timeout;
+  private reloading: Promise<ReloadResult> | undefined;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly options: StartProxyOptions) {
+    this.metrics = new ProxyMetrics({ defaultMetrics: options.processMetrics });
+    this.ctx = {
+      dial: options.dial ?? defaultDialer,
+      resolver: options.resolver ?? systemResolver,
+      logger: options.logger ?? createLogger(),
+      metrics: this.metrics,
+    };
+  }
+
+  public async start(): Promise<void> {
+    const { config, hash } = this.readInitialConfig();
+    this.state = new RuntimeState(config, ++this.generation);
+    this.lastHash = hash;
+    this.loadedAt = new Date();
+    this.metrics.reloadSuccesses.inc();
+    this.metrics.lastReloadSuccess.set(Date.now() / 1000);
+    this.configureHttp(config);
+    const l = config.listeners;
+    const bind = l.bindAddress;
+    const httpServer = net.createServer({ pauseOnConnect: false }, (s) => this.onHttpConnection(s));
+    const httpPort = await this.listen(httpServer, l.http.port, bind);
+    let tlsPort: number | undefined;
+    if (l.tls) {
+      const tlsServer = net.createServer((s) => void handleTlsPassthrough(this.tunnelDeps, this.adopt(s)));
+      tlsPort = await this.listen(tlsServer, l.tls.port, bind);
+    }
+    const tcpPorts: number[] = [];
+    for (const t of l.tcp) {
+      const srv = net.createServer((s) => void handleTcp(this.tunnelDeps, this.adopt(s), t.externalService, t.servicePort));
+      tcpPorts.push(await this.listen(srv, t.port, bind));
+    }
+    this.adminServer = createAdminServer({
+      metrics: this.metrics,
+      isReady: () => this.isReady(),
+      currentConfig: () => this.state?.config,
+      configInfo: () => ({ generation: this.generation, loadedAt: this.loadedAt.toISOString(), source: this.options.configPath ?? 'inline' }),
+    });
+    const adminPort = await this.listen(this.adminServer, l.admin.port, bind, false);
+    this.ports = { http: httpPort, tls: tlsPort, tcp: tcpPorts, admin: adminPort };
+    if (this.options.configPath && this.options.watch !== false) this.startWatching(this.options.configPath);
+    this.ctx.logger.info({ event: 'started', ports: this.ports, gateway: config.gateway, generation: this.generation }, 'egress proxy listening');
+  }
+
+  private readInitialConfig(): { config: ProxyConfig; hash: string } {
+    if (this.options.configPath) {
+      let text: string;
+      try {
+        text = readFileSync(this.options.configPath, 'utf8');
+      } catch (err) {
+        throw new ConfigError(this.options.configPath, [{ path: '$', message: `cannot read file: ${(err as NodeJS.ErrnoException).code}` }]);
+      }
+      return { config: parseConfigText(text, this.options.configPath), hash: sha256(text) };
+    }
+    if (!this.options.config) throw new ConfigError('options', [{ path: '$', message: 'startProxy needs configPath or config' }]);
+    const r = validateConfig(this.options.config);
+    if (!r.ok) throw new ConfigError('config', r.problems);
+    return { config: r.config, hash: '' };
+  }
+
+  private configureHttp(config: ProxyConfig): void {
+    const t = config.timeouts;
+    this.h1 = http.createServer({ maxHeaderSize: config.limits.maxHeaderBytes }, (req, res) => this.onRequest(req, res));
+    this.h2 = http2.createServer({ maxSendHeaderBlockLength: config.limits.maxHeaderBytes }, (req, res) => this.onRequest(req, res));
+    // Slowloris bound; long uploads are bounded by idle and total timeouts instead.
+    this.h1.headersTimeout = t.requestHeadersMs;
+    this.h1.requestTimeout = 0;
+    this.h1.keepAliveTimeout = 5_000;
+    this.h1.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      if (!this.state.config.listeners.http.forwardProxy) {
+        socket.on('error', () => undefined);
+        socket.end('HTTP/1.1 405 Method Not Allowed\r\nx-egress-error: BAD_REQUEST\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        return;
+      }
+      void handleConnect(this.tunnelDeps, req, socket, head);
+    });
+    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+      if (socket.writable && !socket.destroyed) {
+        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+        socket.end(`HTTP/1.1 ${status}\r\nx-egress-error: BAD_REQUEST\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+      }
+      socket.destroy();
+    });
+    this.h2.on('session', (session: http2.Http2Session) => {
+      this.sessions.add(session);
+      session.on('close', () => this.sessions.delete(session));
+      session.on('error', () => undefined);
+      if (this.draining) session.close();
+    });
+    this.h2.on('sessionError', () => undefined);
+  }
+
+  private readonly tunnelDeps: TunnelDeps = {
+    ctx: undefined as unknown as ProxyContext,
+    getState: () => this.state,
+    track: (socket) => this.admit(socket),
+  };
+
+  private listen(server: net.Server, port: number, host: string, dataPlane = true): Promise<number> {
+    if (dataPlane) this.servers.push(server);
+    (this.tunnelDeps as { ctx: ProxyContext }).ctx = this.ctx;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port, host }, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.ctx.logger.error({ err }, 'listener error'));
+        resolve((server.address() as net.AddressInfo).port);
+      });
+    });
+  }
+
+  /** Sniff the HTTP/2 preface: gRPC clients speak h2c with prior knowledge, others HTTP/1.1. */
+  private onHttpConnection(socket: net.Socket): void {
+    if (this.draining) {
+      socket.on('error', () => undefined);
+      socket.destroy();
+      return;
+    }
+    this.adopt(socket);
+    const onData = (chunk: Buffer) => {
+      socket.off('data', onData);
+      socket.pause();
+      socket.unshift(chunk);
+      const n = Math.min(chunk.length, H2_PREFACE_START.length);
+      if (chunk.subarray(0, n).equals(H2_PREFACE_START.subarray(0, n)) && n === H2_PREFACE_START.length) {
+        this.h2.emit('connection', socket);
+      } else {
+        this.h1.emit('connection', socket);
+      }
+      socket.resume();
+    };
+    socket.on('data', onData);
+  }
+
+  /** Track a data-plane socket so shutdown can close it. */
+  private adopt(socket: net.Socket): net.Socket {
+    socket.on('error', () => undefined);
+    this.sockets.set(socket, 0);
+    socket.once('close', () => this.sockets.delete(socket));
+    return socket;
+  }
+
+  /**
+   * Admission for a request or tunnel: undefined when draining or overloaded. `socket` (HTTP/1.1
+   * and tunnels) is marked busy, so a drain closes only connections with nothing in flight.
+   */
+  private admit(socket?: net.Socket): (() => void) | undefined {
+    if (this.draining || this.active >= this.state.config.limits.maxConcurrent) return undefined;
+    this.active++;
+    this.metrics.inflight.inc();
+    if (socket && this.sockets.has(socket)) this.sockets.set(socket, (this.sockets.get(socket) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.active--;
+      this.metrics.inflight.dec();
+      if (socket && this.sockets.has(socket)) {
+        const n = Math.max(0, (this.sockets.get(socket) ?? 1) - 1);
+        this.sockets.set(socket, n);
+        if (this.draining && n === 0) socket.destroySoon();
+      }
+      if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
+    };
+  }
+
+  private onRequest(req: ClientRequest, res: ClientResponse): void {
+    const started = performance.now();
+    const state = this.state;
+    const grpc = typeof req.headers['content-type'] === 'string' && req.headers['content-type'].startsWith('application/grpc');
+    const outcome: HttpOutcome = { status: 0, bytesIn: 0, bytesOut: 0, attempts: 0 };
+    const parentPort = state.config.listeners.http.parentPort;
+    const h1 = req.httpVersionMajor < 2;
+    const release = this.admit(h1 ? req.socket as net.Socket : undefined);
+    if (!release) {
+      outcome.error = this.draining ? 'DRAINING' : 'OVERLOADED';
+      outcome.status = sendError(res, outcome.error, grpc, h1 ? { connection: 'close' } : undefined);
+      observeHttp(this.ctx, state, { parentPort, grpc, outcome, started, method: req.method });
+      return;
+    }
+    res.once('close', release);
+    if (h1 && this.draining) res.setHeader('connection', 'close');
+    void this.serve(state, req, res, grpc, outcome, started, parentPort);
+  }
+
+  private async serve(
+    state: RuntimeState, req: ClientRequest, res: ClientResponse, grpc: boolean, outcome: HttpOutcome, started: number, parentPort: number,
+  ): Promise<void> {
+    let classified: ClassifiedRequest | undefined;
+    let decision: Decision | undefined;
+    let plan: UpstreamPlan | undefined;
+    const controller = new AbortController();
+    let totalTimer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const onClose = () => {
+      if (!res.writableFinished) controller.abort();
+    };
+    res.once('close', onClose);
+    try {
+      const authority = (req.headers[':authority'] as string | undefined) ?? req.headers.host;
+      classified = classifyHttp(req as { method: string; url: string; headers: typeof req.headers }, authority, state.suffixes,
+        state.config.listeners.http.forwardProxy, parentPort, Math.random());
+      const target = classified.target;
+      decision = decide(state.policy, target);
+      if (decision.action === 'deny') {
+        outcome.error = 'EGRESS_DENIED';
+        outcome.status = sendError(res, 'EGRESS_DENIED', grpc);
+        if (grpc) outcome.grpcStatus = '7';
+        return;
+      }
+      if (decision.action === 'redirect') {
+        outcome.status = this.redirect(res, decision, classified, authority);
+        return;
+      }
+      if (decision.reason === 'no-backend') throw new EgressError('NO_BACKEND');
+      plan = planHttp(state, decision, target);
+      const timeouts = plan.timeouts;
+      const limit = minPositive(timeouts.totalMs, decision.rule?.requestTimeoutMs);
+      if (limit > 0) {
+        totalTimer = setTimeout(() => {
+          timedOut = true;
+          controller.abort();
+        }, limit);
+      }
+      await forwardHttp({
+        ctx: this.ctx, state, plan, target, rule: decision.rule, req, res, path: classified.path, grpc, signal: controller.signal, outcome,
+      });
+    } catch (err) {
+      const e = timedOut ? new EgressError('TOTAL_TIMEOUT') : toEgressError(err, 'INTERNAL');
+      outcome.error = e.code;
+      outcome.errorDetail = e.detail;
+      if (!res.headersSent) outcome.status = sendError(res, e.code, grpc);
+      else sendError(res, e.code, grpc);
+      if (e.code === 'INTERNAL') this.ctx.logger.error({ err }, 'internal error on the request path');
+    } finally {
+      clearTimeout(totalTimer);
+      res.off('close', onClose);
+      observeHttp(this.ctx, state, {
+        target: classified?.target, decision, plan, parentPort, grpc, outcome, started, method: req.method,
+      });
+    }
+  }
+
+  private redirect(res: ClientResponse, decision: Decision, c: ClassifiedRequest, authority: string | undefined): number {
+    const filter = decision.rule?.filters.find((f) => f.type === 'RequestRedirect');
+    if (!filter?.requestRedirect) return sendError(res, 'NO_BACKEND', false);
+    const prefix = decision.rule?.matches.find((m) => m.path?.type === 'PathPrefix' && pathMatchesPrefix(c.target.path ?? '/', m.path.value))?.path?.value;
+    // Location names the host the way the client addressed it (with its egress suffix).
+    const clientHost = c.absolute ? c.target.host : (authority ?? c.target.host).replace(/:\d+$/, '');
+    const location = redirectLocation({ host: clientHost, port: c.target.port, path: c.target.path, query: c.target.query }, filter.requestRedirect, prefix);
+    (res as http.ServerResponse).writeHead(filter.requestRedirect.statusCode, { location, 'content-length': '0' });
+    res.end();
+    return filter.requestRedirect.statusCode;
+  }
+
+  public config(): ProxyConfig {
+    return this.state.config;
+  }
+
+  public isReady(): boolean {
+    return !this.draining && !this.closed && this.state !== undefined;
+  }
+
+  public inflight(): number {
+    return this.active;
+  }
+
+  /* ------------------------------------------------------------------ reload */
+
+  private startWatching(file: string): void {
+    const dir = dirname(file);
+    const schedule = () => {
+      clearTimeout(this.reloadDebounce);
+      // A ConfigMap update is several renames; let them settle.
+      this.reloadDebounce = setTimeout(() => void this.reload(), 50);
+    };
+    try {
+      // The directory, not the file: kubelet swaps the `..data` symlink, the file's inode never changes.
+      this.watcher = watch(dir, { persistent: false }, schedule);
+      this.watcher.on('error', () => undefined);
+    } catch (err) {
+      this.ctx.logger.warn({ err, dir }, 'cannot watch config directory; relying on polling');
+    }
+    const interval = this.options.pollIntervalMs ?? 2_000;
+    this.pollTimer = setInterval(() => void this.reload(), interval);
+    this.pollTimer.unref();
+  }
+
+  public reload(): Promise<ReloadResult> {
+    // One reload at a time; a burst of events coalesces into the running one plus a re-check.
+    if (this.reloading) return this.reloading.then(() => this.doReload());
+    this.reloading = this.doReload().finally(() => {
+      this.reloading = undefined;
+    });
+    return this.reloading;
+  }
+
+  private async doReload(): Promise<ReloadResult> {
+    const file = this.options.configPath;
+    if (!file || this.closed) return { ok: false, problems: [{ path: '$', message: 'no config file to reload' }], generation: this.generation };
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      // Mid-swap the file can be briefly absent; the next event or poll picks it up.
+      return this.reloadFailed([{ path: '$', message: `cannot read file: ${(err as NodeJS.ErrnoException).code}` }], sha256(''));
+    }
+    const hash = sha256(text);
+    if (hash === this.lastHash) return { ok: true, unchanged: true, problems: [], generation: this.generation };
+    let next: RuntimeState;
+    try {
+      const config = parseConfigText(text, file);
+      next = new RuntimeState(config, this.generation + 1);
+    } catch (err) {
+      const problems = err instanceof ConfigError ? err.problems : [{ path: '$', message: (err as Error).message }];
+      return this.reloadFailed(problems, hash);
+    }
+    const prev = this.state;
+    this.warnUnreloadable(prev.config, next.config);
+    this.state = next; // the one atomic swap: config, compiled policy and pools travel together
+    this.generation = next.generation;
+    this.lastHash = hash;
+    this.loadedAt = new Date();
+    this.metrics.reloadSuccesses.inc();
+    this.metrics.lastReloadSuccess.set(Date.now() / 1000);
+    this.ctx.logger.info({ event: 'config-reloaded', generation: this.generation }, 'config reloaded');
+    void prev.closePools();
+    return { ok: true, problems: [], generation: this.generation };
+  }
+
+  private lastFailedHash = '';
+
+  private reloadFailed(problems: readonly ConfigProblem[], hash: string): ReloadResult {
+    // Count a bad file once, not on every poll while it stays bad.
+    if (hash !== this.lastFailedHash) {
+      this.lastFailedHash = hash;
+      this.metrics.reloadFailures.inc();
+      this.ctx.logger.error({ event: 'config-reload-failed', problems, generation: this.generation }, 'config reload rejected; keeping the last good config');
+    }
+    return { ok: false, problems, generation: this.generation };
+  }
+
+  private warnUnreloadable(a: ProxyConfig, b: ProxyConfig): void {
+    if (JSON.stringify(a.listeners) !== JSON.stringify(b.listeners) || a.limits.maxHeaderBytes !== b.limits.maxHeaderBytes) {
+      this.ctx.logger.warn({ event: 'config-restart-needed' }, 'listener changes take effect after a restart');
+    }
+  }
+
+  /* ------------------------------------------------------------------ shutdown */
+
+  public async drain(graceMs?: number): Promise<void> {
+    if (this.closed) return;
+    const grace = graceMs ?? this.state.config.timeouts.shutdownGraceMs;
+    this.draining = true;
+    this.stopWatching();
+    this.ctx.logger.info({ event: 'draining', inflight: this.active, graceMs: grace }, 'draining');
+    const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+    for (const [socket, n] of this.sockets) if (n === 0 && !this.isH2Socket(socket)) socket.destroySoon();
+    for (const s of this.sessions) s.close();
+    if (this.active > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, grace);
+        this.idleWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    await this.shutdown(closing);
+  }
+
+  private isH2Socket(socket: net.Socket): boolean {
+    for (const s of this.sessions) if (s.socket === socket) return true;
+    return false;
+  }
+
+  public async close(): Promise<void> {
+    if (this.closed) return;
+    this.draining = true;
+    this.stopWatching();
+    const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+    await this.shutdown(closing);
+  }
+
+  private async shutdown(closing: Promise<void>[]): Promise<void> {
+    this.closed = true;
+    for (const s of this.sessions) s.destroy();
+    for (const socket of this.sockets.keys()) socket.destroy();
+    this.state.destroyPools();
+    await Promise.all(closing);
+    if (this.adminServer) {
+      this.adminServer.closeAllConnections();
+      await new Promise<void>((r) => this.adminServer!.close(() => r()));
+    }
+    this.ctx.logger.info({ event: 'stopped' }, 'egress proxy stopped');
+  }
+
+  private stopWatching(): void {
+    this.watcher?.close();
+    clearInterval(this.pollTimer);
+    clearTimeout(this.reloadDebounce);
+  }
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function minPositive(a: number, b: number | undefined): number {
+  if (!b) return a;
+  if (!a) return b;
+  return Math.min(a, b);
+}

@@ -1,0 +1,271 @@
+// Byte tunnels: CONNECT, TLS passthrough by SNI and raw TCP listeners. Decide, open the vetted
+// upstream (originating TLS only for TCP services that ask for it), then splice with an idle bound.
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { classifyConnect, classifySni } from './classify';
+import { decide, type Decision, type Target } from './decide';
+import { EgressError, errorResponse, toEgressError, type EgressErrorCode } from './errors';
+import { observeTunnel, type TunnelRecord } from './observe';
+import type { CompiledService, ProxyContext, RuntimeState } from './runtime';
+import { MAX_CLIENT_HELLO_BYTES, parseClientHello } from './sni';
+import { openUpstream, planTcp, planTunnel, type OpenedUpstream } from './upstream';
+
+export interface SpliceResult {
+  bytesIn: number;
+  bytesOut: number;
+  error?: EgressErrorCode;
+}
+
+/**
+ * Copy bytes both ways until either side closes; silence for idleMs on either socket ends it.
+ * Backpressure comes from pipe().
+ */
+export function splice(client: Socket, upstream: Socket, idleMs: number, record: { bytesIn: number; bytesOut: number }): Promise<SpliceResult> {
+  return new Promise((resolve) => {
+    let error: EgressErrorCode | undefined;
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      client.destroy();
+      upstream.destroy();
+      resolve({ bytesIn: record.bytesIn, bytesOut: record.bytesOut, error });
+    };
+    client.on('data', (c: Buffer) => { record.bytesIn += c.length; });
+    upstream.on('data', (c: Buffer) => { record.bytesOut += c.length; });
+    const onIdle = () => {
+      error = 'IDLE_TIMEOUT';
+      finish();
+    };
+    client.setTimeout(idleMs, onIdle);
+    upstream.setTimeout(idleMs, onIdle);
+    client.on('error', () => finish());
+    upstream.on('error', () => {
+      error ??= 'UPSTREAM_RESET';
+      finish();
+    });
+    client.on('close', finish);
+    upstream.on('close', finish);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.resume();
+  });
+}
+
+export interface TunnelDeps {
+  readonly ctx: ProxyContext;
+  readonly getState: () => RuntimeState;
+  /** Registers the tunnel for drain/overload accounting; returns a release function. */
+  readonly track: (socket: Socket) => (() => void) | undefined;
+}
+
+function httpStatusLine(code: EgressErrorCode): string {
+  const r = errorResponse(code);
+  const reason = r.status === 403 ? 'Forbidden' : r.status === 400 ? 'Bad Request' : r.status === 503 ? 'Service Unavailable'
+    : r.status === 504 ? 'Gateway Timeout' : r.status === 502 ? 'Bad Gateway' : 'Internal Server Error';
+  return `HTTP/1.1 ${r.status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\nx-egress-error: ${code}\r\n` +
+    `content-length: ${Buffer.byteLength(r.body)}\r\nconnection: close\r\n\r\n${r.body}`;
+}
+
+function newRecord(kind: TunnelRecord['kind'], parentPort: number): TunnelRecord {
+  return { kind, parentPort, bytesIn: 0, bytesOut: 0, started: performance.now() };
+}
+
+/** `CONNECT host:port`: policy as 'tls' (port 443) or 'tcp', then splice to the vetted address. */
+export async function handleConnect(deps: TunnelDeps, req: IncomingMessage, client: Socket, head: Buffer): Promise<void> {
+  const state = deps.getState();
+  const { ctx } = deps;
+  const record = newRecord('connect', 0);
+  client.on('error', () => undefined);
+  const release = deps.track(client);
+  if (!release) {
+    client.end(httpStatusLine('DRAINING'));
+    return;
+  }
+  try {
+    let target: Target;
+    try {
+      target = classifyConnect(req.url ?? '', state.suffixes);
+    } catch (err) {
+      record.error = toEgressError(err, 'BAD_REQUEST').code;
+      client.end(httpStatusLine(record.error));
+      observeTunnel(ctx, state, record);
+      return;
+    }
+    record.parentPort = target.port;
+    record.target = target;
+    const decision = decide(state.policy, target);
+    record.decision = decision;
+    if (decision.action !== 'allow') {
+      record.error = 'EGRESS_DENIED';
+      client.end(httpStatusLine('EGRESS_DENIED'));
+      observeTunnel(ctx, state, record);
+      return;
+    }
+    let opened: OpenedUpstream;
+    try {
+      opened = await openUpstream(ctx, state, planTunnel(state, decision, target, target.port));
+    } catch (err) {
+      const e = toEgressError(err, 'CONNECT_FAILED');
+      record.error = e.code;
+      record.errorDetail = e.detail;
+      client.end(httpStatusLine(e.code));
+      observeTunnel(ctx, state, record);
+      return;
+    }
+    record.opened = opened;
+    observeTunnel(ctx, state, record, 'open');
+    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) {
+      record.bytesIn += head.length;
+      opened.socket.write(head);
+    }
+    const r = await splice(client, opened.socket, timeoutsOf(state, decision).tunnelIdleMs, record);
+    record.error = r.error;
+    observeTunnel(ctx, state, record, 'close');
+  } finally {
+    release();
+  }
+}
+
+function timeoutsOf(state: RuntimeState, decision: Decision) {
+  const svc = decision.externalService ? state.services.get(decision.externalService) : undefined;
+  return svc?.timeouts ?? state.config.timeouts;
+}
+
+/** Read the ClientHello without consuming it for the upstream: returns every byte read so far. */
+function readClientHello(client: Socket, timeoutMs: number): Promise<{ buffered: Buffer; serverName?: string }> {
+  return new Promise((resolve, reject) => {
+    let buf: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => fail(new EgressError('BAD_REQUEST', 'no ClientHello in time')), timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      client.off('data', onData);
+      client.off('end', onEnd);
+      client.off('error', onEnd);
+    };
+    const fail = (e: EgressError) => {
+      cleanup();
+      reject(e);
+    };
+    const onEnd = () => fail(new EgressError('BAD_REQUEST', 'closed before ClientHello'));
+    const onData = (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      const r = parseClientHello(buf);
+      if (r.kind === 'need-more') {
+        if (buf.length > MAX_CLIENT_HELLO_BYTES) fail(new EgressError('BAD_REQUEST', 'ClientHello too large'));
+        return;
+      }
+      cleanup();
+      client.pause();
+      if (r.kind === 'invalid') reject(new EgressError('BAD_REQUEST', r.why));
+      else if (!r.serverName) reject(new EgressError('BAD_REQUEST', 'no SNI'));
+      else resolve({ buffered: buf, serverName: r.serverName });
+    };
+    client.on('data', onData);
+    client.once('end', onEnd);
+    client.once('error', onEnd);
+  });
+}
+
+/** TLS passthrough: decide on the SNI name and splice to it on 443 without terminating TLS. */
+export async function handleTlsPassthrough(deps: TunnelDeps, client: Socket): Promise<void> {
+  const state = deps.getState();
+  const { ctx } = deps;
+  const parentPort = state.config.listeners.tls?.parentPort ?? 443;
+  const record = newRecord('tls', parentPort);
+  client.on('error', () => undefined);
+  const release = deps.track(client);
+  if (!release) {
+    client.destroy();
+    return;
+  }
+  try {
+    let hello;
+    try {
+      hello = await readClientHello(client, state.config.timeouts.requestHeadersMs);
+    } catch (err) {
+      record.error = toEgressError(err, 'BAD_REQUEST').code;
+      record.errorDetail = (err as EgressError).detail;
+      client.destroy();
+      observeTunnel(ctx, state, record);
+      return;
+    }
+    let target: Target;
+    try {
+      target = classifySni(hello.serverName!, parentPort);
+    } catch (err) {
+      record.error = 'BAD_REQUEST';
+      client.destroy();
+      observeTunnel(ctx, state, record);
+      return;
+    }
+    record.target = target;
+    await admitAndSplice(deps, state, record, client, target, hello.buffered, (decision) => planTunnel(state, decision, target, 443));
+  } finally {
+    release();
+  }
+}
+
+/** A raw TCP listener bound to one external service port. */
+export async function handleTcp(deps: TunnelDeps, client: Socket, serviceName: string, servicePort: number): Promise<void> {
+  const state = deps.getState();
+  const { ctx } = deps;
+  const record = newRecord('tcp', servicePort);
+  client.on('error', () => undefined);
+  client.pause();
+  const release = deps.track(client);
+  if (!release) {
+    client.destroy();
+    return;
+  }
+  try {
+    const svc: CompiledService | undefined = state.servicesByName.get(serviceName);
+    if (!svc) {
+      record.error = 'NO_BACKEND';
+      client.destroy();
+      observeTunnel(ctx, state, record);
+      return;
+    }
+    const target: Target = { protocol: 'tcp', host: svc.spec.host, port: servicePort };
+    record.target = target;
+    await admitAndSplice(deps, state, record, client, target, undefined, () => planTcp(svc, servicePort));
+  } finally {
+    release();
+  }
+}
+
+async function admitAndSplice(
+  deps: TunnelDeps, state: RuntimeState, record: TunnelRecord, client: Socket, target: Target, buffered: Buffer | undefined,
+  plan: (d: Decision) => ReturnType<typeof planTunnel>,
+): Promise<void> {
+  const { ctx } = deps;
+  const decision = decide(state.policy, target);
+  record.decision = decision;
+  if (decision.action !== 'allow') {
+    record.error = 'EGRESS_DENIED';
+    client.destroy();
+    observeTunnel(ctx, state, record);
+    return;
+  }
+  let opened: OpenedUpstream;
+  try {
+    opened = await openUpstream(ctx, state, plan(decision));
+  } catch (err) {
+    const e = toEgressError(err, 'CONNECT_FAILED');
+    record.error = e.code;
+    record.errorDetail = e.detail;
+    client.destroy();
+    observeTunnel(ctx, state, record);
+    return;
+  }
+  record.opened = opened;
+  observeTunnel(ctx, state, record, 'open');
+  if (buffered) {
+    record.bytesIn += buffered.length;
+    opened.socket.write(buffered);
+  }
+  const r = await splice(client, opened.socket, timeoutsOf(state, decision).tunnelIdleMs, record);
+  record.error = r.error;
+  observeTunnel(ctx, state, record, 'close');
+}

@@ -1,0 +1,199 @@
+// Where a decided request goes and how to reach it: plan the upstream (endpoints by priority,
+// port, TLS profile, SNI), resolve and vet each candidate, dial the vetted IP with a deadline.
+import type { Socket } from 'node:net';
+import type { TimeoutsSpec } from '../model/proxy-config';
+import type { Decision, Target } from './decide';
+import { EgressError, isEgressError } from './errors';
+import { resolveAndVet } from './resolve';
+import type { CompiledService, ProxyContext, RuntimeState } from './runtime';
+import { originateTls, serverNameFor, type TlsProfile } from './tls-origin';
+
+export interface UpstreamEndpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface UpstreamPlan {
+  /** 'service': an in-cluster Service backend (plaintext, exempt from the address policy). */
+  readonly kind: 'external' | 'service';
+  /** The real host the request is for: Host header and, by default, SNI. */
+  readonly host: string;
+  /** The port the request goes to (for the Host header). */
+  readonly port: number;
+  readonly groups: ReadonlyArray<readonly UpstreamEndpoint[]>;
+  readonly tls?: TlsProfile;
+  readonly servername?: string;
+  readonly exempt: boolean;
+  readonly timeouts: TimeoutsSpec;
+  readonly service?: CompiledService;
+}
+
+/** Plan an HTTP (or gRPC) exchange: TLS is originated unless the service says plaintext. */
+export function planHttp(state: RuntimeState, decision: Decision, target: Target): UpstreamPlan {
+  const backend = decision.backend;
+  if (backend && backend.kind === 'Service') {
+    const host = backend.host ?? `${backend.name}.${backend.namespace}.svc.cluster.local`;
+    const port = backend.port ?? 80;
+    return { kind: 'service', host, port, groups: [[{ host, port }]], exempt: true, timeouts: state.config.timeouts };
+  }
+  const service = decision.externalService ? state.services.get(decision.externalService) : undefined;
+  const tls = service ? service.tls : state.defaultTls;
+  const portSpec = service?.portsByPort.get(target.port);
+  const defaultPort = tls.spec.enabled
+    ? (target.port === state.config.listeners.http.parentPort ? 443 : target.port)
+    : target.port;
+  const port = portSpec?.targetPort ?? (service && tls.spec.enabled ? 443 : defaultPort);
+  return {
+    kind: 'external',
+    host: target.host,
+    port,
+    groups: endpointGroups(service, target.host, port),
+    tls: tls.spec.enabled ? tls : undefined,
+    servername: tls.spec.enabled ? serverNameFor(tls, target.host) : undefined,
+    exempt: false,
+    timeouts: service?.timeouts ?? state.config.timeouts,
+    service,
+  };
+}
+
+/** Plan a tunnel (CONNECT, TLS passthrough): raw bytes to the requested host and port. */
+export function planTunnel(state: RuntimeState, decision: Decision, target: Target, port: number): UpstreamPlan {
+  const service = decision.externalService ? state.services.get(decision.externalService) : undefined;
+  return {
+    kind: 'external', host: target.host, port, groups: [[{ host: target.host, port }]], exempt: false,
+    timeouts: service?.timeouts ?? state.config.timeouts, service,
+  };
+}
+
+/** Plan a raw TCP listener's connection: the service's endpoints, TLS when the service says so. */
+export function planTcp(service: CompiledService, servicePort: number): UpstreamPlan {
+  const portSpec = service.portsByPort.get(servicePort);
+  const port = portSpec?.targetPort ?? servicePort;
+  const enabled = service.tls.spec.enabled;
+  return {
+    kind: 'external', host: service.spec.host, port, groups: endpointGroups(service, service.spec.host, port),
+    tls: enabled ? service.tls : undefined, servername: enabled ? serverNameFor(service.tls, service.spec.host) : undefined,
+    exempt: false, timeouts: service.timeouts, service,
+  };
+}
+
+function endpointGroups(service: CompiledService | undefined, host: string, port: number): ReadonlyArray<readonly UpstreamEndpoint[]> {
+  if (!service || service.endpointGroups.length === 0) return [[{ host, port }]];
+  return service.endpointGroups.map((g) => g.map((e) => ({ host: e.address, port: e.port ?? port })));
+}
+
+/** A vetted address to dial, in failover order. */
+export interface Candidate {
+  readonly host: string;
+  readonly address: string;
+  readonly port: number;
+  readonly dnsMs: number;
+}
+
+/**
+ * Yields vetted addresses lazily, lower priority groups first, resolving a name only when the
+ * previous candidates failed. Throws the most telling error once nothing is left.
+ */
+export async function* candidates(ctx: ProxyContext, state: RuntimeState, plan: UpstreamPlan): AsyncGenerator<Candidate> {
+  let lastError: EgressError | undefined;
+  let yielded = false;
+  for (const group of plan.groups) {
+    for (const ep of group) {
+      let vetted;
+      try {
+        vetted = await resolveAndVet(ctx.resolver, ep.host, plan.timeouts.dnsMs, state.vetter, plan.exempt);
+      } catch (err) {
+        lastError = preferred(lastError, isEgressError(err) ? err : new EgressError('DNS_FAILED', undefined, { cause: err }));
+        if (lastError.code === 'ADDRESS_REFUSED') ctx.metrics.addressRefusals.inc({ reason: 'all-answers-refused' });
+        continue;
+      }
+      for (const r of vetted.refused) if (!r.ok) ctx.metrics.addressRefusals.inc({ reason: r.reason });
+      for (const address of vetted.addresses) {
+        yielded = true;
+        yield { host: ep.host, address, port: ep.port, dnsMs: vetted.dnsMs };
+      }
+    }
+  }
+  // When addresses were yielded the caller reports its own (connect) failure.
+  if (!yielded) throw lastError ?? new EgressError('DNS_FAILED');
+}
+
+/** A refusal is the most important thing to report: it is policy, not an outage. */
+function preferred(a: EgressError | undefined, b: EgressError): EgressError {
+  if (a?.code === 'ADDRESS_REFUSED') return a;
+  return b;
+}
+
+export interface DialResult {
+  readonly socket: Socket;
+  readonly connectMs: number;
+}
+
+/** Dial a vetted IP within connectMs. Rejects with CONNECT_TIMEOUT or CONNECT_FAILED. */
+export function dialVetted(ctx: ProxyContext, address: string, port: number, connectMs: number): Promise<DialResult> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    let socket: Socket;
+    try {
+      socket = ctx.dial(address, port);
+    } catch (err) {
+      reject(new EgressError('CONNECT_FAILED', (err as { code?: string }).code, { cause: err }));
+      return;
+    }
+    let done = false;
+    const finish = (err?: EgressError) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.off('connect', onConnect);
+      socket.off('error', onError);
+      if (err) {
+        socket.destroy();
+        reject(err);
+      } else {
+        socket.on('error', noop);
+        resolve({ socket, connectMs: performance.now() - started });
+      }
+    };
+    const onConnect = () => finish();
+    const onError = (err: NodeJS.ErrnoException) => finish(new EgressError('CONNECT_FAILED', err.code, { cause: err }));
+    const timer = setTimeout(() => finish(new EgressError('CONNECT_TIMEOUT')), connectMs);
+    socket.once('connect', onConnect);
+    socket.once('error', onError);
+    // A dialer may hand back an already connected socket.
+    if (!socket.connecting && !socket.destroyed && socket.remoteAddress) finish();
+  });
+}
+
+function noop(): void { /* errors surface through the socket's owner */ }
+
+export interface OpenedUpstream {
+  readonly socket: Socket;
+  readonly candidate: Candidate;
+  readonly connectMs: number;
+  readonly tlsMs?: number;
+  readonly attempts: number;
+}
+
+/**
+ * Open a connection for a tunnel or TCP listener: fail over across candidates on connect
+ * failures only; TLS failures are final (the same name would fail the same way).
+ */
+export async function openUpstream(ctx: ProxyContext, state: RuntimeState, plan: UpstreamPlan, alpn?: readonly string[]): Promise<OpenedUpstream> {
+  let attempts = 0;
+  let lastError: EgressError | undefined;
+  for await (const c of candidates(ctx, state, plan)) {
+    attempts++;
+    let dialled: DialResult;
+    try {
+      dialled = await dialVetted(ctx, c.address, c.port, plan.timeouts.connectMs);
+    } catch (err) {
+      lastError = err as EgressError;
+      continue;
+    }
+    if (!plan.tls) return { socket: dialled.socket, candidate: c, connectMs: dialled.connectMs, attempts };
+    const t = await originateTls(dialled.socket, plan.tls, plan.servername ?? plan.host, plan.timeouts.tlsHandshakeMs, alpn ?? []);
+    return { socket: t.socket, candidate: c, connectMs: dialled.connectMs, tlsMs: t.tlsMs, attempts };
+  }
+  throw lastError ?? new EgressError('CONNECT_FAILED');
+}

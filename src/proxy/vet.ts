@@ -1,0 +1,86 @@
+// Address vetting (SSRF defence): decides whether a resolved IP may be dialled, from the built-in
+// refusals, the config's addressPolicy and the parent's networks. Pure; compiled once per config.
+import type { AddressPolicySpec, NetworkSpec } from '../model/proxy-config';
+import { CidrSet, tryParseIp, unmapIp, formatIp } from './cidr';
+
+/**
+ * Ranges no egress proxy should reach unless told to: they address the proxy's own host, the
+ * cluster, cloud metadata or nothing routable. IPv4-mapped IPv6 forms match through cidr.ts.
+ */
+export const BUILT_IN_REFUSED_CIDRS: readonly string[] = [
+  '0.0.0.0/8', // "this network", includes the unspecified address
+  '10.0.0.0/8', // RFC 1918
+  '100.64.0.0/10', // CGNAT (RFC 6598), often used for cluster pod ranges
+  '127.0.0.0/8', // loopback
+  '169.254.0.0/16', // link-local, includes cloud metadata 169.254.169.254
+  '172.16.0.0/12', // RFC 1918
+  '192.0.0.0/24', // IETF protocol assignments
+  '192.0.2.0/24', // TEST-NET-1
+  '192.88.99.0/24', // deprecated 6to4 relay anycast
+  '192.168.0.0/16', // RFC 1918
+  '198.18.0.0/15', // benchmarking
+  '198.51.100.0/24', // TEST-NET-2
+  '203.0.113.0/24', // TEST-NET-3
+  '224.0.0.0/4', // multicast
+  '240.0.0.0/4', // reserved, includes broadcast
+  '::/128', // unspecified
+  '::1/128', // loopback
+  '64:ff9b:1::/48', // local-use NAT64
+  '100::/64', // discard-only
+  '2001:db8::/32', // documentation
+  'fc00::/7', // unique local
+  'fe80::/10', // link-local
+  'fec0::/10', // deprecated site-local
+  'ff00::/8', // multicast
+];
+
+export type VetVerdict =
+  | { readonly ok: true; readonly address: string; readonly family: 4 | 6 }
+  | { readonly ok: false; readonly address: string; readonly reason: VetReason; readonly matched?: string };
+
+export type VetReason = 'invalid-address' | 'built-in-refusal' | 'deny-cidr' | 'outside-networks' | 'network-except';
+
+/** One compiled vetting policy; build per config load. */
+export class AddressVetter {
+  private readonly builtIn = new CidrSet(BUILT_IN_REFUSED_CIDRS);
+  private readonly allow: CidrSet;
+  private readonly deny: CidrSet;
+  private readonly networks: ReadonlyArray<{ readonly cidr: CidrSet; readonly except: CidrSet }>;
+
+  /** Throws CidrParseError on a bad CIDR: config validation reports those first. */
+  constructor(policy: AddressPolicySpec, networks: readonly NetworkSpec[]) {
+    this.allow = new CidrSet(policy.allowCidrs);
+    this.deny = new CidrSet(policy.denyCidrs);
+    this.networks = networks.map((n) => ({ cidr: new CidrSet([n.cidr]), except: new CidrSet(n.except) }));
+  }
+
+  /**
+   * Order: denyCidrs refuse; built-in refusals apply unless allowCidrs lists the address; then
+   * the address must be inside one of the parent's networks (if any) and not in its except list.
+   */
+  public vet(address: string): VetVerdict {
+    const parsed = tryParseIp(address);
+    if (!parsed) return { ok: false, address, reason: 'invalid-address' };
+    const ip = unmapIp(parsed);
+    const text = formatIp(ip);
+    const denied = this.deny.find(ip);
+    if (denied) return { ok: false, address: text, reason: 'deny-cidr', matched: cidrText(denied) };
+    const refused = this.builtIn.find(ip);
+    if (refused && !this.allow.has(ip)) return { ok: false, address: text, reason: 'built-in-refusal', matched: cidrText(refused) };
+    if (this.networks.length > 0) {
+      let inside = false;
+      for (const n of this.networks) {
+        if (!n.cidr.has(ip)) continue;
+        if (n.except.has(ip)) return { ok: false, address: text, reason: 'network-except' };
+        inside = true;
+        break;
+      }
+      if (!inside) return { ok: false, address: text, reason: 'outside-networks' };
+    }
+    return { ok: true, address: text, family: ip.family };
+  }
+}
+
+function cidrText(c: { family: 4 | 6; network: bigint; prefix: number }): string {
+  return `${formatIp({ family: c.family, value: c.network })}/${c.prefix}`;
+}

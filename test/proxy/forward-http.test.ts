@@ -1,0 +1,375 @@
+// Forwarding over real sockets: verified TLS origination, SNI and Host, keep-alive reuse, hop-by-hop
+// hygiene, injected headers, filters, streaming of large bodies both ways, timeouts and failures.
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import * as http from 'node:http';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import {
+  startHttpsUpstream, startHttpUpstream, startSilentServer, startTestProxy, testConfig, testPki, testService, viaProxy,
+  type TestProxy, type TestUpstream,
+} from './helpers';
+
+const NAMES = { 'api.test.example': '127.0.0.1', 'other.test.example': '127.0.0.1' };
+
+let upstream: TestUpstream | undefined;
+let extra: Array<{ close(): Promise<void> }> = [];
+let tp: TestProxy | undefined;
+
+afterEach(async () => {
+  await tp?.proxy.close();
+  await upstream?.close();
+  for (const e of extra) await e.close();
+  tp = undefined;
+  upstream = undefined;
+  extra = [];
+});
+
+/** A proxy whose service api.test.example points at the given upstream port over verified TLS. */
+async function proxyTo(port: number, svc: Record<string, unknown> = {}, cfg: Record<string, unknown> = {}, tls: Record<string, unknown> = {}) {
+  tp = await startTestProxy(testConfig({
+    externalServices: [testService('api', 'api.test.example', {
+      ports: [{ port: 80, targetPort: port }], tls: { caFile: testPki().caFile, ...tls }, ...svc,
+    })],
+    ...cfg,
+  }), NAMES);
+  return tp;
+}
+
+describe('verified TLS origination', () => {
+  test('forwards over TLS with SNI and Host set to the real host', async () => {
+    upstream = await startHttpsUpstream();
+    const { proxy } = await proxyTo(0 || (upstream.port));
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/get?x=1');
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('hello GET /get?x=1');
+    expect(upstream.seen[0].servername).toBe('api.test.example');
+    expect(upstream.seen[0].headers.host).toBe(`api.test.example:${upstream.port}`);
+  });
+
+  test('untrusted CA → 502 TLS_FAILED and the upstream saw no request', async () => {
+    const p = testPki();
+    upstream = await startHttpsUpstream(undefined, { cert: p.untrustedCert, key: p.untrustedKey });
+    const { proxy } = await proxyTo(upstream.port);
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(502);
+    expect(r.headers['x-egress-error']).toBe('TLS_FAILED');
+    expect(upstream.connections()).toBeGreaterThan(0);
+    expect(upstream.requests()).toBe(0);
+  });
+
+  test('certificate for another name → 502 TLS_FAILED and no request', async () => {
+    const p = testPki();
+    upstream = await startHttpsUpstream(undefined, { cert: p.wrongNameCert, key: p.wrongNameKey });
+    const { proxy } = await proxyTo(upstream.port);
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(502);
+    expect(r.headers['x-egress-error']).toBe('TLS_FAILED');
+    expect(upstream.requests()).toBe(0);
+  });
+
+  test('SkipSAN accepts a wrong-name certificate from the trusted CA', async () => {
+    const p = testPki();
+    upstream = await startHttpsUpstream(undefined, { cert: p.wrongNameCert, key: p.wrongNameKey });
+    const { proxy } = await proxyTo(upstream.port, {}, {}, { mode: 'SkipSAN' });
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(200);
+  });
+
+  test('SkipCA still checks the name: untrusted CA with the right name passes, wrong name fails', async () => {
+    const p = testPki();
+    upstream = await startHttpsUpstream(undefined, { cert: p.untrustedCert, key: p.untrustedKey });
+    const { proxy } = await proxyTo(upstream.port, {}, {}, { mode: 'SkipCA' });
+    expect((await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/')).status).toBe(200);
+    await proxy.close();
+    await upstream.close();
+    upstream = await startHttpsUpstream(undefined, { cert: p.wrongNameCert, key: p.wrongNameKey });
+    const second = await proxyTo(upstream.port, {}, {}, { mode: 'SkipCA' });
+    const r = await viaProxy(second.proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(502);
+    expect(r.headers['x-egress-error']).toBe('TLS_FAILED');
+  });
+
+  test('subjectAltNames Prefix match is enough; a non-matching list fails', async () => {
+    upstream = await startHttpsUpstream();
+    const { proxy } = await proxyTo(upstream.port, {}, {}, { serverName: 'api.test.example', subjectAltNames: [{ type: 'Prefix', value: 'api.' }] });
+    expect((await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/')).status).toBe(200);
+    await proxy.close();
+    const second = await proxyTo(upstream.port, {}, {}, { subjectAltNames: [{ type: 'Exact', value: 'billing.test.example' }] });
+    const r = await viaProxy(second.proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.headers['x-egress-error']).toBe('TLS_FAILED');
+  });
+
+  test('mTLS: the client certificate is presented when configured, refused without it', async () => {
+    const p = testPki();
+    upstream = await startHttpsUpstream(undefined, { requestClientCert: true });
+    const { proxy } = await proxyTo(upstream.port, {}, {}, { clientCertFile: p.clientCertFile, clientKeyFile: p.clientKeyFile });
+    expect((await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/')).status).toBe(200);
+    await proxy.close();
+    const second = await proxyTo(upstream.port);
+    const r = await viaProxy(second.proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(502);
+  });
+
+  test('TLS 1.0 upstream works only when min version allows it (SECLEVEL handled)', async () => {
+    upstream = await startHttpsUpstream(undefined, { minVersion: 'TLSv1', maxVersion: 'TLSv1', ciphers: 'DEFAULT:@SECLEVEL=0' });
+    const { proxy } = await proxyTo(upstream.port);
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.headers['x-egress-error']).toBe('TLS_FAILED');
+    await proxy.close();
+    const second = await proxyTo(upstream.port, {}, {}, { minVersion: 'TLS10', maxVersion: 'TLS12' });
+    expect((await viaProxy(second.proxy.ports.http, 'api.test.example.egress.local', '/')).status).toBe(200);
+  });
+});
+
+describe('connection reuse and headers', () => {
+  test('50 requests reuse a few keep-alive connections', async () => {
+    upstream = await startHttpsUpstream();
+    const { proxy } = await proxyTo(upstream.port);
+    const agent = new Agent({ connections: 4 });
+    try {
+      for (let i = 0; i < 50; i++) {
+        const r = await request(`http://127.0.0.1:${proxy.ports.http}/n/${i}`, { headers: { host: 'api.test.example.egress.local' }, dispatcher: agent });
+        expect(r.statusCode).toBe(200);
+        await r.body.text();
+      }
+    } finally {
+      await agent.close();
+    }
+    expect(upstream.requests()).toBe(50);
+    expect(upstream.connections()).toBeLessThanOrEqual(3);
+  });
+
+  test('hop-by-hop and proxy headers are removed, forwarding headers never added, end-to-end ones kept', async () => {
+    upstream = await startHttpsUpstream((req, res) => {
+      res.writeHead(200, { 'x-keep': 'yes', 'x-drop-me': 'no', connection: 'x-drop-me', 'keep-alive': 'timeout=5' });
+      res.end('ok');
+    });
+    const { proxy } = await proxyTo(upstream.port);
+    // node:http, not undici: undici would rewrite the client's Connection header itself.
+    const r = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.get({
+        host: '127.0.0.1', port: proxy.ports.http, path: '/', agent: false,
+        headers: {
+          'host': 'api.test.example.egress.local', 'x-custom': 'kept', 'connection': 'x-secret-hop', 'x-secret-hop': '1',
+          'proxy-authorization': 'Basic Zm9vOmJhcg==', 'x-forwarded-for': '10.1.2.3', 'te': 'trailers',
+        },
+      }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res));
+      }).on('error', reject);
+    });
+    const h = upstream.seen[0].headers;
+    expect(h['x-custom']).toBe('kept');
+    expect(h['x-secret-hop']).toBeUndefined();
+    expect(h['proxy-authorization']).toBeUndefined();
+    expect(h['x-forwarded-for']).toBeUndefined();
+    expect(h.forwarded).toBeUndefined();
+    expect(h.via).toBeUndefined();
+    expect(h.te).toBeUndefined();
+    expect(r.headers['x-keep']).toBe('yes');
+    expect(r.headers['x-drop-me']).toBeUndefined();
+  });
+
+  test('injected headers come from files, override the client, and never appear in logs', async () => {
+    upstream = await startHttpsUpstream();
+    const secretFile = join(testPki().dir, 'token');
+    writeFileSync(secretFile, 'Bearer s3cr3t-value\n');
+    const { proxy } = await proxyTo(upstream.port, { injectHeaders: [{ name: 'Authorization', valueFile: secretFile }] });
+    await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/', { headers: { authorization: 'client-supplied' } });
+    expect(upstream.seen[0].headers.authorization).toBe('Bearer s3cr3t-value');
+    expect(JSON.stringify(tp!.logs.lines)).not.toContain('s3cr3t');
+    const cfg = await request(`http://127.0.0.1:${proxy.ports.admin}/config`);
+    const text = await cfg.body.text();
+    expect(text).toContain(secretFile);
+    expect(text).not.toContain('s3cr3t');
+  });
+
+  test('plaintext service (tls.enabled false) is reached over HTTP with Host port only when non-default', async () => {
+    upstream = await startHttpUpstream();
+    const { proxy } = await proxyTo(upstream.port, {}, {}, { enabled: false });
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/plain');
+    expect(r.status).toBe(200);
+    expect(upstream.seen[0].headers.host).toBe(`api.test.example:${upstream.port}`);
+  });
+
+  test('endpoint priorities: a refused first endpoint fails over to the next', async () => {
+    upstream = await startHttpsUpstream();
+    const dead = await startSilentServer();
+    await dead.close(); // a port nothing listens on: connection refused
+    const { proxy } = await proxyTo(upstream.port, {
+      endpoints: [{ address: '127.0.0.2', port: dead.port, priority: 0 }, { address: '127.0.0.1', port: upstream.port, priority: 1 }],
+    });
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(200);
+    expect(tp!.dialer.calls.map((c) => c.address)).toEqual(['127.0.0.2', '127.0.0.1']);
+  });
+});
+
+describe('streaming', () => {
+  const SIZE = 100 * 1024 * 1024;
+
+  test('100 MB upload and 100 MB download stream in bounded memory with matching bytes', async () => {
+    let uploadHash = '';
+    let uploadBytes = 0;
+    upstream = await startHttpsUpstream((req, res) => {
+      if (req.method === 'POST') {
+        const h = createHash('sha256');
+        req.on('data', (c: Buffer) => {
+          uploadBytes += c.length;
+          h.update(c);
+        });
+        req.on('end', () => {
+          uploadHash = h.digest('hex');
+          res.end('stored');
+        });
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      let sent = 0;
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      const pump = () => {
+        while (sent < SIZE) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+    });
+    const { proxy } = await proxyTo(upstream.port);
+    global.gc?.();
+    const rssBefore = process.memoryUsage().rss;
+    let peak = rssBefore;
+    const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 50);
+    try {
+      // Upload: a generated body; the client hashes what it sends.
+      const sentHash = createHash('sha256');
+      const chunk = Buffer.alloc(64 * 1024);
+      const up = await new Promise<number>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: proxy.ports.http, method: 'POST', path: '/upload', headers: { host: 'api.test.example.egress.local', 'content-length': String(SIZE) } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        let written = 0;
+        let i = 0;
+        const write = () => {
+          while (written < SIZE) {
+            chunk.fill(i++ % 251);
+            sentHash.update(chunk);
+            written += chunk.length;
+            if (!req.write(chunk)) return void req.once('drain', write);
+          }
+          req.end();
+        };
+        write();
+      });
+      expect(up).toBe(200);
+      expect(uploadBytes).toBe(SIZE);
+      expect(uploadHash).toBe(sentHash.digest('hex'));
+
+      // Download: hash on the client side as it arrives.
+      const expected = createHash('sha256');
+      const c7 = Buffer.alloc(64 * 1024, 7);
+      for (let n = 0; n < SIZE; n += c7.length) expected.update(c7);
+      const got = createHash('sha256');
+      let gotBytes = 0;
+      const r = await request(`http://127.0.0.1:${proxy.ports.http}/download`, { headers: { host: 'api.test.example.egress.local' } });
+      for await (const c of r.body) {
+        gotBytes += (c as Buffer).length;
+        got.update(c as Buffer);
+      }
+      expect(gotBytes).toBe(SIZE);
+      expect(got.digest('hex')).toBe(expected.digest('hex'));
+    } finally {
+      clearInterval(sampler);
+    }
+    // Proxy, upstream and client share this process: buffering either body would add ≥100 MB.
+    expect(peak - rssBefore).toBeLessThan(100 * 1024 * 1024);
+  }, 120_000);
+});
+
+describe('timeouts and failures', () => {
+  test('connect timeout: a dial that never completes → 504 CONNECT_TIMEOUT', async () => {
+    tp = await startTestProxy(testConfig({
+      externalServices: [testService('api', 'api.test.example', { ports: [{ port: 80, targetPort: 9 }] })],
+      timeouts: { connectMs: 100 },
+    }), NAMES, { neverConnect: true });
+    const r = await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(504);
+    expect(r.headers['x-egress-error']).toBe('CONNECT_TIMEOUT');
+  });
+
+  test('TLS handshake timeout: a server that accepts and never speaks → 504 TLS_TIMEOUT', async () => {
+    const silent = await startSilentServer();
+    extra.push(silent);
+    const { proxy } = await proxyTo(silent.port, {}, { timeouts: { tlsHandshakeMs: 150 } });
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(504);
+    expect(r.headers['x-egress-error']).toBe('TLS_TIMEOUT');
+    expect(silent.connections()).toBe(1);
+  });
+
+  test('response headers timeout → 504 RESPONSE_TIMEOUT', async () => {
+    upstream = await startHttpsUpstream(() => undefined /* never answers */);
+    const { proxy } = await proxyTo(upstream.port, {}, { timeouts: { responseHeadersMs: 150 } });
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(504);
+    expect(r.headers['x-egress-error']).toBe('RESPONSE_TIMEOUT');
+  });
+
+  test('idle timeout (nothing either way) → 504 IDLE_TIMEOUT', async () => {
+    upstream = await startHttpsUpstream(() => undefined);
+    const { proxy } = await proxyTo(upstream.port, {}, { timeouts: { idleMs: 150 } });
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(504);
+    expect(r.headers['x-egress-error']).toBe('IDLE_TIMEOUT');
+  });
+
+  test('idle timeout mid-body cuts the response and logs IDLE_TIMEOUT', async () => {
+    upstream = await startHttpsUpstream((_req, res) => {
+      res.writeHead(200);
+      res.write('partial');
+    });
+    const { proxy } = await proxyTo(upstream.port, {}, { timeouts: { idleMs: 150 } });
+    const r = await request(`http://127.0.0.1:${proxy.ports.http}/`, { headers: { host: 'api.test.example.egress.local' } });
+    expect(r.statusCode).toBe(200);
+    await expect(r.body.text()).rejects.toThrow();
+    const line = tp!.logs.lines.find((l) => l.msg === 'request');
+    expect(line?.error).toBe('IDLE_TIMEOUT');
+  });
+
+  test('total timeout → 504 TOTAL_TIMEOUT', async () => {
+    upstream = await startHttpsUpstream(() => undefined);
+    const { proxy } = await proxyTo(upstream.port, {}, { timeouts: { totalMs: 150 } });
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(504);
+    expect(r.headers['x-egress-error']).toBe('TOTAL_TIMEOUT');
+  });
+
+  test('upstream down → 502 CONNECT_FAILED', async () => {
+    const dead = await startSilentServer();
+    await dead.close();
+    const { proxy } = await proxyTo(dead.port);
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(502);
+    expect(r.headers['x-egress-error']).toBe('CONNECT_FAILED');
+  });
+
+  test('DNS failure → 502 DNS_FAILED', async () => {
+    tp = await startTestProxy(testConfig(), {});
+    const r = await viaProxy(tp.proxy.ports.http, 'nowhere.test.example.egress.local', '/');
+    expect(r.status).toBe(502);
+    expect(r.headers['x-egress-error']).toBe('DNS_FAILED');
+    expect(tp.dialer.calls).toEqual([]);
+  });
+
+  test('upstream reset mid-request → 502 UPSTREAM_RESET', async () => {
+    upstream = await startHttpsUpstream((req) => req.socket.destroy());
+    const { proxy } = await proxyTo(upstream.port);
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(502);
+    expect(r.headers['x-egress-error']).toBe('UPSTREAM_RESET');
+  });
+});
