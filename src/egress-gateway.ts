@@ -6,6 +6,12 @@ import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { EgressNetwork } from './egress-network';
 import { ExternalService, ExternalServiceOptions, ExternalServiceProtocol, ProxyTimeouts } from './external-service';
+import { cidrReason, dnsNameProblem, isDnsLabel } from './internal/dns';
+import { durationMs } from './internal/duration';
+import { stableJson } from './internal/json';
+import { MountRef, mountDir, volumeName } from './internal/mounts';
+import { Problems } from './internal/problems';
+import { timeoutsToSpec } from './internal/timeouts';
 import {
   DEFAULT_ADMIN_PORT, DEFAULT_EGRESS_SUFFIX, DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT, DEFAULT_LIMITS,
   DEFAULT_TIMEOUTS, DEFAULT_TLS_PORT,
@@ -14,12 +20,6 @@ import {
   PROXY_CONFIG_API_VERSION, PROXY_CONFIG_FILE, PROXY_CONFIG_KIND,
   ParentSpec, ProxyConfig, TcpListenerSpec, TimeoutsSpec,
 } from './model/proxy-config';
-import { cidrReason, dnsNameProblem, isDnsLabel } from './internal/dns';
-import { durationMs } from './internal/duration';
-import { stableJson } from './internal/json';
-import { MountRef, mountDir, volumeName } from './internal/mounts';
-import { Problems } from './internal/problems';
-import { timeoutsToSpec } from './internal/timeouts';
 import { ProxyImage } from './proxy-image';
 import { TlsOrigination } from './tls';
 import { EnforcementMode, TrafficPolicy } from './traffic-policy';
@@ -179,7 +179,7 @@ export interface EgressGatewayProps {
 
   /**
    * The proxy image.
-   * @default ProxyImage.DEFAULT
+   * @default ProxyImage.default()
    */
   readonly image?: ProxyImage;
 
@@ -356,7 +356,8 @@ export class EgressGateway extends Construct {
     if (props.maxConcurrentRequests !== undefined && (!Number.isInteger(props.maxConcurrentRequests) || props.maxConcurrentRequests < 1)) {
       problems.add('maxConcurrentRequests', props.maxConcurrentRequests, 'must be a whole number of at least 1', `use e.g. ${DEFAULT_LIMITS.maxConcurrent}`);
     }
-    if (props.maxHeaderBytes !== undefined && (!Number.isInteger(props.maxHeaderBytes) || props.maxHeaderBytes < 1024 || props.maxHeaderBytes > 1_048_576)) {
+    const maxHeaderBytes = props.maxHeaderBytes;
+    if (maxHeaderBytes !== undefined && (!Number.isInteger(maxHeaderBytes) || maxHeaderBytes < 1024 || maxHeaderBytes > 1_048_576)) {
       problems.add('maxHeaderBytes', props.maxHeaderBytes, 'must be a whole number from 1024 to 1048576', `use e.g. ${DEFAULT_LIMITS.maxHeaderBytes}`);
     }
     problems.throwIfAny();
@@ -405,7 +406,10 @@ export class EgressGateway extends Construct {
       serviceAccount: this.serviceAccount,
       automountServiceAccountToken: false,
       securityContext: {
-        user: RUN_AS, group: RUN_AS, fsGroup: RUN_AS, ensureNonRoot: true,
+        user: RUN_AS,
+        group: RUN_AS,
+        fsGroup: RUN_AS,
+        ensureNonRoot: true,
         fsGroupChangePolicy: kplus.FsGroupChangePolicy.ON_ROOT_MISMATCH,
       },
       terminationGracePeriod: Duration.seconds(terminationS),
@@ -428,7 +432,7 @@ export class EgressGateway extends Construct {
     if (this.tlsPort) ports.push({ number: this.tlsPort, name: 'tls' });
     this.container = this.deployment.addContainer({
       name: 'proxy',
-      image: (props.image ?? ProxyImage.DEFAULT).uri,
+      image: (props.image ?? ProxyImage.default()).uri,
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
       args: ['--config', `${CONFIG_DIR}/${PROXY_CONFIG_FILE}`],
       ports,

@@ -4,15 +4,15 @@
 import { Duration } from 'cdk8s';
 import { Construct } from 'constructs';
 import type { EgressGateway } from './egress-gateway';
-import { DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TLS_TARGET_PORT } from './model/defaults';
-import type {
-  EndpointSpec, ExternalServicePortSpec, ExternalServiceSpec, InjectedHeaderSpec, RetrySpec, TimeoutsSpec,
-} from './model/proxy-config';
 import { dnsNameProblem, isDnsLabel, isDnsSubdomain, isIpAddress } from './internal/dns';
 import { durationMs } from './internal/duration';
 import { MountRef, mountedFile } from './internal/mounts';
 import { Problems } from './internal/problems';
 import { timeoutsToSpec } from './internal/timeouts';
+import { DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TLS_TARGET_PORT } from './model/defaults';
+import type {
+  EndpointSpec, ExternalServicePortSpec, ExternalServiceSpec, InjectedHeaderSpec, RetrySpec, TimeoutsSpec,
+} from './model/proxy-config';
 import { TlsOrigination } from './tls';
 
 /**

@@ -32,9 +32,9 @@ function packageVersion(): string {
 export class ProxyImage {
   /**
    * The image published with this package version: `ghcr.io/cdk8s-egress/proxy:<version>`,
-   * the version read from this package's package.json when accessed.
+   * the version read from this package's package.json at synth time.
    */
-  public static get DEFAULT(): ProxyImage {
+  public static default(): ProxyImage {
     return new ProxyImage(`${DEFAULT_REPOSITORY}:${packageVersion()}`);
   }
 

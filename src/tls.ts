@@ -1,9 +1,9 @@
 // TLS origination settings for external services, modelled on Kuma's MeshExternalService `tls`:
 // versions, verification modes, CA and client certificate sources, SNI and SAN matching.
-import type { SubjectAltNameSpec, TlsOriginationSpec } from './model/proxy-config';
 import { dnsNameProblem, isDnsSubdomain } from './internal/dns';
 import { MountRef, mountedFile } from './internal/mounts';
 import { Problems } from './internal/problems';
+import type { SubjectAltNameSpec, TlsOriginationSpec } from './model/proxy-config';
 
 /**
  * TLS protocol version bound, spelt as Kuma spells it.

@@ -19,7 +19,12 @@ function newChart(): Chart {
   return new Chart(Testing.app(), 'test');
 }
 
-type Manifest = { kind: string; apiVersion: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
+interface Manifest {
+  kind: string;
+  apiVersion: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [k: string]: any;
+}
 
 function objects(chart: Chart): Manifest[] {
   return Testing.synth(chart) as Manifest[];
@@ -343,7 +348,10 @@ describe('EgressGateway external services', () => {
     expect(stripe.tls.clientKeyFile).toBe('/var/run/egress/secrets/stripe-mtls/tls.key');
     expect(stripe.tls.caFile).toBe('/var/run/egress/configmaps/corp.ca/ca.crt');
     // every file the config names sits under a mounted directory
-    const files = [stripe.tls.caFile!, stripe.tls.clientCertFile!, stripe.tls.clientKeyFile!, ...parsed.externalServices.flatMap((s) => s.injectHeaders.map((h) => h.valueFile))];
+    const files = [
+      stripe.tls.caFile!, stripe.tls.clientCertFile!, stripe.tls.clientKeyFile!,
+      ...parsed.externalServices.flatMap((s) => s.injectHeaders.map((h) => h.valueFile)),
+    ];
     for (const f of files) expect(mounts.some((m: any) => f.startsWith(`${m.mountPath}/`))).toBe(true);
   });
 

@@ -3,9 +3,9 @@ import { join } from 'path';
 import { ProxyImage } from '../src/proxy-image';
 
 describe('ProxyImage', () => {
-  test('DEFAULT is the published image tagged with this package version', () => {
+  test('default() is the published image tagged with this package version', () => {
     const version = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf-8')).version;
-    expect(ProxyImage.DEFAULT.uri).toBe(`ghcr.io/cdk8s-egress/proxy:${version}`);
+    expect(ProxyImage.default().uri).toBe(`ghcr.io/cdk8s-egress/proxy:${version}`);
   });
 
   test.each([

@@ -11,7 +11,9 @@ describe('TlsOrigination.originate()', () => {
     const tls = TlsOrigination.originate();
     expect(tls.enabled).toBe(true);
     expect(tls.verification.mode).toBe(TlsVerificationMode.SECURED);
-    expect(tls._toSpec()).toEqual({ ...DEFAULT_TLS, caFile: undefined, caPem: undefined, clientCertFile: undefined, clientKeyFile: undefined, serverName: undefined });
+    expect(tls._toSpec()).toEqual({
+      ...DEFAULT_TLS, caFile: undefined, caPem: undefined, clientCertFile: undefined, clientKeyFile: undefined, serverName: undefined,
+    });
     expect(tls._mounts()).toEqual([]);
   });
 
