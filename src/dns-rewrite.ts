@@ -364,6 +364,27 @@ export interface DnsRewriteProps {
   readonly hijackHosts?: string[];
 }
 
+/** Options of `EgressGateway.addDnsRewrite()`: the DnsRewrite props the gateway does not know. */
+export interface EgressGatewayAddDnsRewriteOptions {
+  /** How the rewrite reaches the cluster's DNS. */
+  readonly flavor: IDnsFlavor;
+  /**
+   * Real host names to rewrite to the gateway; needs the gateway's `tlsPassthrough`.
+   * See `DnsRewriteProps.hijackHosts` for the risks.
+   * @default - none
+   */
+  readonly hijackHosts?: string[];
+}
+
+/** What a gateway tells `DnsRewrite._forGateway()` about itself. */
+interface GatewayDnsFacts {
+  readonly serviceName: string;
+  readonly namespace: string;
+  readonly clusterDomain: string;
+  readonly suffixes: string[];
+  readonly tlsPassthrough: boolean;
+}
+
 /**
  * DNS configuration that makes `<name>.<suffix>` resolve to the egress gateway's Service, for
  * CoreDNS (whole ConfigMap or `coredns-custom`) or kube-dns (stub domain + small CoreDNS).
@@ -383,6 +404,21 @@ export class DnsRewrite extends Construct {
   public readonly suffixes: string[];
   /** The real host names rewritten (hijacked). */
   public readonly hijackHosts: string[];
+
+  /** @internal EgressGateway's seam: a DnsRewrite for the gateway's Service and suffixes. */
+  public static _forGateway(gateway: Construct, id: string, facts: GatewayDnsFacts, options: EgressGatewayAddDnsRewriteOptions): DnsRewrite {
+    if ((options.hijackHosts ?? []).length > 0 && !facts.tlsPassthrough) {
+      throw new Error(`EgressGateway "${gateway.node.path}": addDnsRewrite() 'hijackHosts' ${JSON.stringify(options.hijackHosts)} needs the gateway's TLS passthrough listener, which is off; set 'tlsPassthrough: true' on the gateway or drop 'hijackHosts'`);
+    }
+    return new DnsRewrite(gateway, id, {
+      flavor: options.flavor,
+      hijackHosts: options.hijackHosts,
+      serviceName: facts.serviceName,
+      serviceNamespace: facts.namespace,
+      clusterDomain: facts.clusterDomain,
+      suffixes: facts.suffixes,
+    });
+  }
 
   constructor(scope: Construct, id: string, props: DnsRewriteProps) {
     super(scope, id);

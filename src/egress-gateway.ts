@@ -4,6 +4,11 @@ import { createHash } from 'crypto';
 import { ApiObject, Duration, JsonPatch, Lazy, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { DnsRewrite, EgressGatewayAddDnsRewriteOptions } from './dns-rewrite';
+import {
+  EgressClient, EgressGatewayConfigureClientOptions, EgressGatewayLockDownOptions, EgressGatewayPolicy,
+  EgressGatewayRestrictEgressOfOptions, EgressGatewayTarget, EgressLockdown,
+} from './egress-lockdown';
 import type { EgressNetwork } from './egress-network';
 import { ExternalService, ExternalServiceOptions, ExternalServiceProtocol, ProxyTimeouts } from './external-service';
 import { cidrReason, dnsNameProblem, isDnsLabel } from './internal/dns';
@@ -14,7 +19,7 @@ import { Problems } from './internal/problems';
 import { timeoutsToSpec } from './internal/timeouts';
 import {
   DEFAULT_ADMIN_PORT, DEFAULT_EGRESS_SUFFIX, DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT, DEFAULT_LIMITS,
-  DEFAULT_TIMEOUTS, DEFAULT_TLS_PORT,
+  DEFAULT_TIMEOUTS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT,
 } from './model/defaults';
 import {
   PROXY_CONFIG_API_VERSION, PROXY_CONFIG_FILE, PROXY_CONFIG_KIND,
@@ -34,7 +39,8 @@ export enum ConfigReload {
   HOT = 'Hot',
   /**
    * A checksum of the config is written on the pod template, so every config change rolls the
-   * pods (slower, but every pod runs a config a fresh start has validated).
+   * pods (slower, but every pod runs a config a fresh start has validated). The contents of
+   * mounted Secrets are not part of the checksum: rotating a credential does not roll the pods.
    */
   ROLLING = 'Rolling',
 }
@@ -284,6 +290,12 @@ export class EgressGateway extends Construct {
   public readonly service: kplus.Service;
   /** How config changes reach the pods. */
   public readonly configReload: ConfigReload;
+  /** Whether the HTTP listener accepts `http_proxy` requests and CONNECT tunnels. */
+  public readonly forwardProxy: boolean;
+  /** Destination ranges allowed although the built-in address policy refuses them. */
+  public readonly allowedCidrs: string[];
+  /** The cluster's pod and service ranges, always refused as destinations. */
+  public readonly clusterCidrs: string[];
 
   private readonly props: EgressGatewayProps;
   private readonly services: ExternalService[] = [];
@@ -292,8 +304,6 @@ export class EgressGateway extends Construct {
   private readonly tcpListeners: TcpListenerSpec[] = [];
   private readonly timeoutsSpec: TimeoutsSpec;
   private readonly defaultTls: TlsOrigination;
-  private readonly allowedCidrs: string[];
-  private readonly clusterCidrs: string[];
   private attached?: EgressNetwork;
 
   public constructor(scope: Construct, id: string, props: EgressGatewayProps = {}) {
@@ -363,6 +373,7 @@ export class EgressGateway extends Construct {
     problems.throwIfAny();
 
     this.configReload = props.configReload ?? ConfigReload.HOT;
+    this.forwardProxy = props.forwardProxy ?? false;
     this.httpPort = DEFAULT_HTTP_PORT;
     this.servicePort = DEFAULT_HTTP_PARENT_PORT;
     this.adminPort = DEFAULT_ADMIN_PORT;
@@ -505,6 +516,27 @@ export class EgressGateway extends Construct {
     return this.attached;
   }
 
+  /**
+   * Container ports clients' connections arrive on: the HTTP listener, the TLS passthrough
+   * listener when enabled, and one per TCP external service port (grows as services are added).
+   */
+  public get proxyPorts(): number[] {
+    return [this.httpPort, ...(this.tlsPort ? [this.tlsPort] : []), ...this.tcpListeners.map((l) => l.port)];
+  }
+
+  /**
+   * Upstream ports the gateway dials: 443 (TLS to undeclared hosts) plus every external
+   * service's target ports and explicit endpoint ports, sorted (grows as services are added).
+   */
+  public get upstreamPorts(): number[] {
+    const ports = new Set<number>([DEFAULT_TLS_TARGET_PORT]);
+    for (const svc of this.services) {
+      for (const p of svc.ports) ports.add(p.targetPort!);
+      for (const e of svc.endpoints) if (e.port !== undefined) ports.add(e.port);
+    }
+    return [...ports].sort((a, b) => a - b);
+  }
+
   /** The external services this gateway serves, in the order they were added. */
   public get externalServices(): ExternalService[] {
     return [...this.services];
@@ -573,6 +605,69 @@ export class EgressGateway extends Construct {
     }
   }
 
+  /**
+   * Locks the gateway down with its own NetworkPolicy: proxy ports only from allowed clients,
+   * the admin port only from the metrics scraper, egress only to DNS and to public addresses
+   * on its external services' ports. Call it before `allowFrom()`/`restrictEgressOf()` to pass
+   * options; they create it with defaults otherwise.
+   */
+  public lockDown(options?: EgressGatewayLockDownOptions): EgressGatewayPolicy {
+    return EgressGatewayPolicy._ofGateway(this, () => this._egressTarget(), options, (this.props.linkerdInject ?? true) ? 'linkerd' : undefined);
+  }
+
+  /** Lets `peer` (a workload, `Pods.select()`, `Namespaces.select()`) use the gateway; locks the gateway down. */
+  public allowFrom(peer: kplus.INetworkPolicyPeer): void {
+    this.lockDown().allowFrom(peer);
+  }
+
+  /**
+   * Makes the gateway the only way out for `peer`'s pods: default-deny egress except DNS, the
+   * gateway and `allowInCluster`; the gateway admits them (and is locked down).
+   */
+  public restrictEgressOf(peer: kplus.INetworkPolicyPeer, options: EgressGatewayRestrictEgressOfOptions = {}): EgressLockdown {
+    const lockdown = EgressLockdown._forGateway(this, () => this._egressTarget(), peer, options);
+    this.allowFrom(peer);
+    return lockdown;
+  }
+
+  /** Labels `workload` as a client of this gateway and sets its environment (`EgressClient.configure()`). */
+  public configureClient(workload: kplus.AbstractPod, options: EgressGatewayConfigureClientOptions = {}): void {
+    EgressClient.configure(workload, { ...options, gateway: this._egressTarget(), clusterDomain: this.props.clusterDomain });
+  }
+
+  /** Adds the DNS rewrite that sends `<name>.<suffix>` for every suffix of this gateway to its Service. */
+  public addDnsRewrite(id: string, options: EgressGatewayAddDnsRewriteOptions): DnsRewrite {
+    return DnsRewrite._forGateway(this, id, {
+      serviceName: this.serviceName,
+      namespace: this.namespaceName,
+      clusterDomain: this.props.clusterDomain ?? 'cluster.local',
+      suffixes: [...this.suffixes],
+      tlsPassthrough: this.tlsPort !== undefined,
+    }, options);
+  }
+
+  /** @internal the gateway as lock-down policies and clients see it; read again at synth time. */
+  public _egressTarget(): EgressGatewayTarget {
+    const externalPorts = new Set<number>();
+    for (const svc of this.services) {
+      for (const p of svc.ports) if (p.targetPort) externalPorts.add(p.targetPort);
+      for (const e of svc.endpoints) if (e.port) externalPorts.add(e.port);
+    }
+    return {
+      namespace: this.namespaceName,
+      serviceName: this.serviceName,
+      podSelectorLabels: { ...this.podSelectorLabels },
+      proxyPorts: [this.httpPort, ...(this.tlsPort ? [this.tlsPort] : []), ...this.tcpListeners.map((l) => l.port)],
+      servicePort: this.servicePort,
+      adminPort: this.adminPort,
+      externalPorts: externalPorts.size ? [...externalPorts] : undefined,
+      suffix: this.suffix,
+      clusterCidrs: [...this.clusterCidrs],
+      allowedCidrs: [...this.allowedCidrs],
+      forwardProxy: this.props.forwardProxy ?? false,
+    };
+  }
+
   /** @internal the complete proxy config, as the ConfigMap carries it. */
   public _renderConfig(): ProxyConfig {
     const props = this.props;
@@ -596,7 +691,7 @@ export class EgressGateway extends Construct {
         http: {
           port: this.httpPort,
           suffixes: [...this.suffixes],
-          forwardProxy: props.forwardProxy ?? false,
+          forwardProxy: this.forwardProxy,
           parentPort: this.servicePort,
         },
         tls: this.tlsPort && this.tlsServicePort ? { port: this.tlsPort, parentPort: this.tlsServicePort } : undefined,

@@ -47,6 +47,12 @@ export interface EgressGatewayTarget {
    */
   readonly clusterCidrs?: string[];
   /**
+   * Addresses inside the always-refused ranges that the gateway may still reach (an on-premises
+   * API at 10.20.0.0/16): its egress policy allows them on the external ports too.
+   * @default []
+   */
+  readonly allowedCidrs?: string[];
+  /**
    * Whether the gateway accepts `http_proxy` requests and CONNECT tunnels.
    * @default false
    */
@@ -82,6 +88,73 @@ type TargetSource = () => EgressGatewayTarget;
 function invalid(what: string, problems: string[]): Error {
   return new Error(`${what}: invalid props:\n- ${problems.join('\n- ')}`);
 }
+
+/** Options of `EgressGateway.lockDown()`: `EgressGatewayPolicyProps` without the gateway. */
+export interface EgressGatewayLockDownOptions {
+  /**
+   * Extra cluster CIDRs cut out of the gateway's internet egress, besides the gateway's own
+   * `clusterCidrs`.
+   * @default []
+   */
+  readonly clusterCidrs?: string[];
+  /**
+   * Peers allowed to send to the gateway's proxy ports. More with `EgressGateway.allowFrom()`.
+   * @default []
+   */
+  readonly allowFrom?: kplus.INetworkPolicyPeer[];
+  /**
+   * Admit pods labelled by `EgressGateway.configureClient()`.
+   * @default true
+   */
+  readonly allowLabelledClients?: boolean;
+  /**
+   * Namespaces labelled clients may run in.
+   * @default - every namespace
+   */
+  readonly clientNamespaces?: kplus.Namespaces;
+  /**
+   * Who may scrape the admin port.
+   * @default - every pod in the namespace named 'monitoring'
+   */
+  readonly metricsScrapers?: kplus.INetworkPolicyPeer;
+  /**
+   * In-cluster peers the gateway may reach (the Linkerd control plane is added when the gateway
+   * is meshed).
+   * @default []
+   */
+  readonly allowEgressTo?: kplus.INetworkPolicyPeer[];
+  /**
+   * The cluster DNS.
+   * @default - pods labelled k8s-app=kube-dns in kube-system
+   */
+  readonly dns?: kplus.INetworkPolicyPeer;
+}
+
+/** Options of `EgressGateway.restrictEgressOf()`. */
+export interface EgressGatewayRestrictEgressOfOptions {
+  /**
+   * In-cluster peers the pods may still reach, on any port (their databases, the mesh control
+   * plane when they are meshed).
+   * @default []
+   */
+  readonly allowInCluster?: kplus.INetworkPolicyPeer[];
+  /**
+   * The cluster DNS.
+   * @default - pods labelled k8s-app=kube-dns in kube-system
+   */
+  readonly dns?: kplus.INetworkPolicyPeer;
+}
+
+/** Options of `EgressGateway.configureClient()`. */
+export interface EgressGatewayConfigureClientOptions {
+  /**
+   * How the workload reaches the gateway; FORWARD_PROXY needs the gateway's `forwardProxy`.
+   * @default EgressClientMode.SUFFIX
+   */
+  readonly mode?: EgressClientMode;
+}
+
+const GATEWAY_POLICY_ID = 'NetworkPolicy';
 
 /** Label `EgressClient.configure()` puts on client pods; its value names the gateway. */
 const CLIENT_LABEL = 'egress.cdk8s.io/gateway';
@@ -212,6 +285,7 @@ export class EgressGatewayPolicy extends Construct {
     const problems: string[] = [];
     checkTarget(props.gateway, problems);
     splitCidrs('clusterCidrs', [...(props.clusterCidrs ?? []), ...(props.gateway.clusterCidrs ?? [])], problems);
+    splitCidrs('gateway.allowedCidrs', props.gateway.allowedCidrs ?? [], problems);
     if (problems.length) throw invalid(`EgressGatewayPolicy ${this.node.path}`, problems);
     const fixed = props.gateway;
     this.targetSource = () => fixed;
@@ -242,11 +316,15 @@ export class EgressGatewayPolicy extends Construct {
     const cidrs = splitCidrs('clusterCidrs', [...(props.clusterCidrs ?? []), ...(gw.clusterCidrs ?? [])], problems);
     const publicV4 = kplus.NetworkPolicyIpBlock.ipv4(this, 'PublicIpv4', '0.0.0.0/0', unique([...NON_PUBLIC_V4, ...cidrs.v4]));
     const publicV6 = kplus.NetworkPolicyIpBlock.ipv6(this, 'PublicIpv6', '::/0', unique([...NON_PUBLIC_V6, ...cidrs.v6]));
+    const allowed = (gw.allowedCidrs ?? []).map((c, i) => (parseCidr(c).family === 4
+      ? kplus.NetworkPolicyIpBlock.ipv4(this, `AllowedCidr${i}`, c)
+      : kplus.NetworkPolicyIpBlock.ipv6(this, `AllowedCidr${i}`, c)));
     this.deferredPolicy.defer(() => {
       const target = this.target();
       const external = tcp(target.externalPorts?.length ? target.externalPorts : [DEFAULT_TLS_TARGET_PORT]);
       this.policy.addEgressRule(publicV4, external);
       this.policy.addEgressRule(publicV6, external);
+      for (const block of allowed) this.policy.addEgressRule(block, external);
     });
     for (const peer of props.allowEgressTo ?? []) this.allowEgressTo(peer);
   }
@@ -264,6 +342,24 @@ export class EgressGatewayPolicy extends Construct {
    */
   public allowEgressTo(peer: kplus.INetworkPolicyPeer, ports?: kplus.NetworkPolicyPort[]): void {
     this.policy.addEgressRule(peer, ports);
+  }
+
+  /**
+   * @internal EgressGateway's seam: the gateway's policy, created under it on first use.
+   * `meshNamespace` names the mesh control plane the gateway's sidecar must reach.
+   */
+  public static _ofGateway(gateway: Construct, source: () => EgressGatewayTarget, options?: EgressGatewayLockDownOptions, meshNamespace?: string): EgressGatewayPolicy {
+    const existing = gateway.node.tryFindChild(GATEWAY_POLICY_ID);
+    if (existing) {
+      if (options) {
+        throw new Error(`EgressGateway "${gateway.node.path}": lockDown() options cannot apply because the gateway's NetworkPolicy already exists (an earlier lockDown(), allowFrom() or restrictEgressOf() created it); call lockDown(options) first`);
+      }
+      return existing as EgressGatewayPolicy;
+    }
+    const policy = new EgressGatewayPolicy(gateway, GATEWAY_POLICY_ID, { ...options, gateway: source() });
+    policy._useTarget(source);
+    if (meshNamespace) policy.allowEgressTo(kplus.Namespaces.select(policy, 'MeshControlPlane', { names: [meshNamespace] }));
+    return policy;
   }
 
   /**
@@ -358,6 +454,17 @@ export class EgressLockdown extends Construct {
     this.policy.addEgressRule(peer, ports);
   }
 
+  /** @internal EgressGateway's seam: a lock-down of `peer` towards the gateway, created under it. */
+  public static _forGateway(gateway: Construct, source: () => EgressGatewayTarget, peer: kplus.INetworkPolicyPeer, options: EgressGatewayRestrictEgressOfOptions = {}): EgressLockdown {
+    const id = `Lockdown-${peer.node.addr}`;
+    if (gateway.node.tryFindChild(id)) {
+      throw new Error(`EgressGateway "${gateway.node.path}": restrictEgressOf() was already called for "${peer.node.path}"; call it once per workload or namespace and add peers with allowTo()`);
+    }
+    const lockdown = new EgressLockdown(gateway, id, { ...options, selector: peer, gateway: source() });
+    lockdown._useTarget(source);
+    return lockdown;
+  }
+
   /** @internal reads the gateway's ports from `source` when rendering (see EgressGatewayPolicy). */
   public _useTarget(source: () => EgressGatewayTarget): void {
     this.targetSource = source;
@@ -414,7 +521,7 @@ export class EgressClient {
     const gw = options.gateway;
     const problems: string[] = [];
     checkTarget(gw, problems);
-    const cidrs = splitCidrs('clusterCidrs', options.clusterCidrs ?? [], problems);
+    const cidrs = splitCidrs('clusterCidrs', unique([...(options.clusterCidrs ?? []), ...(gw.clusterCidrs ?? [])]), problems);
     if (workload.containers.length === 0) {
       problems.push('the workload has no containers yet; add them before calling EgressClient.configure()');
     }
@@ -422,6 +529,9 @@ export class EgressClient {
     if ((options.mode ?? EgressClientMode.SUFFIX) === EgressClientMode.SUFFIX) {
       env.EGRESS_SUFFIX = gw.suffix ?? DEFAULT_EGRESS_SUFFIX;
     } else {
+      if (gw.forwardProxy === false) {
+        problems.push(`'mode' ForwardProxy needs a gateway that accepts http_proxy requests; enable 'forwardProxy' on gateway "${gatewayValue(gw)}" or use EgressClientMode.SUFFIX`);
+      }
       const domain = options.clusterDomain ?? 'cluster.local';
       const proxy = `http://${gw.serviceName}.${gw.namespace}.svc.${domain}:${gw.servicePort ?? 80}`;
       const noProxy = ['localhost', '127.0.0.1', '::1', '.svc', `.${domain}`, ...cidrs.v4, ...cidrs.v6].join(',');

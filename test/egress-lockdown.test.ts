@@ -1,8 +1,10 @@
 import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
+import { EgressGateway } from '../src/egress-gateway';
 import {
   EgressClient, EgressClientMode, EgressGatewayPolicy, EgressGatewayTarget, EgressLockdown,
 } from '../src/egress-lockdown';
+import { ExternalServiceProtocol } from '../src/external-service';
 import { Endpoint, NetworkPolicyEvaluator, PodInfo } from './util/netpol-eval';
 
 const GATEWAY: EgressGatewayTarget = {
@@ -245,5 +247,96 @@ describe('NetworkPolicyEvaluator (the test oracle itself)', () => {
     expect(e.allowed({ from: pod(p1), to: ip('8.8.8.8'), port: 1500, protocol: 'UDP' })).toBe(false);
     // A pod the expressions exclude is not isolated.
     expect(e.allowed({ from: pod({ ...p1, labels: { role: 'api', legacy: 'y' } }), to: ip('8.8.8.8'), port: 1 })).toBe(true);
+  });
+});
+
+describe('EgressGateway lock-down methods', () => {
+  function gatewayPod(objs: any[]): PodInfo {
+    const dep = objs.find(o => o.kind === 'Deployment' && o.metadata.namespace === 'egress');
+    return { name: 'gateway', namespace: 'egress', labels: dep.spec.template.metadata.labels, ip: '10.244.1.20' };
+  }
+
+  test('restrictEgressOf + services added afterwards: the fail-closed recipe, evaluated', () => {
+    const chart = new Chart(Testing.app(), 'test');
+    const gw = new EgressGateway(chart, 'Gw', { tlsPassthrough: true, clusterCidrs: ['10.244.0.0/16'], allowedCidrs: ['10.20.0.0/16'] });
+    const apps = kplus.Namespaces.select(chart, 'Apps', { names: ['apps'] });
+    gw.restrictEgressOf(apps, { allowInCluster: [kplus.Namespaces.select(chart, 'Linkerd', { names: ['linkerd'] })] });
+    // Declared after the policies: their ports must still be in them.
+    gw.addExternalService('GitHub', { host: 'api.github.com' });
+    gw.addExternalService('Db', { host: 'db.example.com', ports: [{ port: 5432, protocol: ExternalServiceProtocol.TCP }] });
+    const objs = Testing.synth(chart);
+    const policies = objs.filter(o => o.kind === 'NetworkPolicy');
+    expect(policies.map(p => p.metadata.namespace).sort()).toEqual(['apps', 'egress']);
+    const evaluator = new NetworkPolicyEvaluator(objs, NAMESPACES);
+    const g = gatewayPod(objs);
+    const tcpListener = gw._egressTarget().proxyPorts.find(p => p >= 10000)!;
+    expect(tcpListener).toBe(10000);
+    const cases: Array<[Endpoint, Endpoint, number, boolean]> = [
+      [pod(pods.web), pod(g), gw.httpPort, true],
+      [pod(pods.web), pod(g), gw.tlsPort!, true],
+      [pod(pods.web), pod(g), tcpListener, true],
+      [pod(pods.web), pod(g), gw.adminPort, false],
+      [pod(pods.web), ip('140.82.112.6'), 443, false],
+      [pod(pods.web), pod(pods.linkerdDestination), 8086, true],
+      [pod(pods.stranger), pod(g), gw.httpPort, false],
+      [pod(g), ip('140.82.112.6'), 443, true],
+      [pod(g), ip('192.0.2.80'), 5432, true],
+      [pod(g), ip('192.0.2.80'), 80, false],
+      [pod(g), ip('10.20.1.1'), 443, true], // allowedCidrs
+      [pod(g), ip('10.0.0.1'), 443, false],
+      [pod(g), ip('10.244.3.3'), 443, false],
+      [pod(g), ip('169.254.169.254'), 80, false],
+      [pod(g), pod(pods.linkerdDestination), 8086, true], // meshed gateway (linkerdInject defaults on)
+      [pod(g), pod(pods.dns), 53, true],
+    ];
+    for (const [from, to, port, expected] of cases) {
+      expect({ from, to, port, allowed: evaluator.allowed({ from, to, port }) }).toEqual({ from, to, port, allowed: expected });
+    }
+  });
+
+  test('configureClient labels the workload so the locked-down gateway admits it', () => {
+    const chart = new Chart(Testing.app(), 'test');
+    const gw = new EgressGateway(chart, 'Gw', { suffix: 'egress.internal' });
+    gw.lockDown({ metricsScrapers: kplus.Pods.select(chart, 'Prom', { labels: { app: 'prometheus' }, namespaces: kplus.Namespaces.select(chart, 'Mon', { names: ['monitoring'] }) }) });
+    const web = new kplus.Deployment(chart, 'Web', { metadata: { namespace: 'other' } });
+    web.addContainer({ image: 'example/web:1' });
+    gw.configureClient(web);
+    const objs = Testing.synth(chart);
+    const webObj = objs.find(o => o.kind === 'Deployment' && o.metadata.namespace === 'other');
+    expect(webObj.spec.template.spec.containers[0].env).toEqual([{ name: 'EGRESS_SUFFIX', value: 'egress.internal' }]);
+    const evaluator = new NetworkPolicyEvaluator(objs, NAMESPACES);
+    const g = gatewayPod(objs);
+    expect(evaluator.allowed({ from: pod({ namespace: 'other', labels: webObj.spec.template.metadata.labels }), to: pod(g), port: gw.httpPort })).toBe(true);
+    expect(evaluator.allowed({ from: pod(pods.stranger), to: pod(g), port: gw.httpPort })).toBe(false);
+    expect(evaluator.allowed({ from: pod(pods.prometheus), to: pod(g), port: gw.adminPort })).toBe(true);
+  });
+
+  test('throws when lockDown options come after the policy exists', () => {
+    const chart = new Chart(Testing.app(), 'test');
+    const gw = new EgressGateway(chart, 'Gw');
+    gw.allowFrom(kplus.Namespaces.select(chart, 'Apps', { names: ['apps'] }));
+    expect(gw.lockDown()).toBe(gw.lockDown());
+    expect(() => gw.lockDown({ allowLabelledClients: false })).toThrow(/EgressGateway "test\/Gw": lockDown\(\) options cannot apply because the gateway's NetworkPolicy already exists/);
+  });
+
+  test('throws when restrictEgressOf is called twice for one peer', () => {
+    const chart = new Chart(Testing.app(), 'test');
+    const gw = new EgressGateway(chart, 'Gw');
+    const apps = kplus.Namespaces.select(chart, 'Apps', { names: ['apps'] });
+    gw.restrictEgressOf(apps);
+    expect(() => gw.restrictEgressOf(apps)).toThrow(/restrictEgressOf\(\) was already called for "test\/Apps"/);
+  });
+
+  test('throws when forward-proxy mode is asked of a gateway without forwardProxy', () => {
+    const chart = new Chart(Testing.app(), 'test');
+    const gw = new EgressGateway(chart, 'Gw');
+    const web = new kplus.Deployment(chart, 'Web');
+    web.addContainer({ image: 'example/web:1' });
+    expect(() => gw.configureClient(web, { mode: EgressClientMode.FORWARD_PROXY }))
+      .toThrow(/'mode' ForwardProxy needs a gateway that accepts http_proxy requests/);
+    const fwd = new EgressGateway(chart, 'Fwd', { forwardProxy: true, namespace: 'edge', serviceName: 'gw' });
+    fwd.configureClient(web, { mode: EgressClientMode.FORWARD_PROXY });
+    const env = Testing.synth(chart).find(o => o.kind === 'Deployment' && o.metadata.name.includes('web')).spec.template.spec.containers[0].env;
+    expect(env).toContainEqual({ name: 'HTTPS_PROXY', value: 'http://gw.edge.svc.cluster.local:80' });
   });
 });
