@@ -46,6 +46,7 @@ export class Problems {
 export function quote(value: unknown): string {
   if (value === undefined) return '(unset)';
   if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {
