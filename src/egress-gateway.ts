@@ -648,23 +648,18 @@ export class EgressGateway extends Construct {
 
   /** @internal the gateway as lock-down policies and clients see it; read again at synth time. */
   public _egressTarget(): EgressGatewayTarget {
-    const externalPorts = new Set<number>();
-    for (const svc of this.services) {
-      for (const p of svc.ports) if (p.targetPort) externalPorts.add(p.targetPort);
-      for (const e of svc.endpoints) if (e.port) externalPorts.add(e.port);
-    }
     return {
       namespace: this.namespaceName,
       serviceName: this.serviceName,
       podSelectorLabels: { ...this.podSelectorLabels },
-      proxyPorts: [this.httpPort, ...(this.tlsPort ? [this.tlsPort] : []), ...this.tcpListeners.map((l) => l.port)],
+      proxyPorts: this.proxyPorts,
       servicePort: this.servicePort,
       adminPort: this.adminPort,
-      externalPorts: externalPorts.size ? [...externalPorts] : undefined,
+      externalPorts: this.upstreamPorts,
       suffix: this.suffix,
       clusterCidrs: [...this.clusterCidrs],
       allowedCidrs: [...this.allowedCidrs],
-      forwardProxy: this.props.forwardProxy ?? false,
+      forwardProxy: this.forwardProxy,
     };
   }
 

@@ -371,6 +371,19 @@ describe('EgressGateway external services', () => {
     ]);
   });
 
+  test('proxyPorts and upstreamPorts follow the services added', () => {
+    const gw = new EgressGateway(newChart(), 'egress', { image: IMAGE, tlsPassthrough: true, allowedCidrs: ['10.20.0.0/16'], clusterCidrs: ['10.96.0.0/12'] });
+    expect(gw.proxyPorts).toEqual([8080, 8443]);
+    expect(gw.upstreamPorts).toEqual([443]);
+    gw.addExternalService('pg', { host: 'db.example.com', ports: [{ port: 5432, protocol: ExternalServiceProtocol.TCP }] });
+    gw.addExternalService('api', { host: 'api.example.com', ports: [{ port: 80, targetPort: 8443 }], endpoints: [{ address: '203.0.113.5', port: 9443 }] });
+    expect(gw.proxyPorts).toEqual([8080, 8443, 10000]);
+    expect(gw.upstreamPorts).toEqual([443, 5432, 8443, 9443]);
+    expect(gw.allowedCidrs).toEqual(['10.20.0.0/16']);
+    expect(gw.clusterCidrs).toEqual(['10.96.0.0/12']);
+    expect(gw.forwardProxy).toBe(false);
+  });
+
   test('throws when a host is declared twice on one gateway', () => {
     const gw = new EgressGateway(newChart(), 'egress', { image: IMAGE });
     gw.addExternalService('github', { host: 'api.github.com' });
