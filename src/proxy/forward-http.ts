@@ -10,6 +10,7 @@ import type { Target } from './decide';
 import { EgressError, errorResponse, isBeforeRequest, toEgressError, type EgressErrorCode } from './errors';
 import { applyHeaderModifier, type HeaderRecord } from './route-match';
 import type { ProxyContext, RuntimeState } from './runtime';
+import { backoffMs, retryVerdict } from './retry';
 import { originateTls } from './tls-origin';
 import { candidates, dialVetted, type Candidate, type UpstreamPlan } from './upstream';
 
@@ -150,8 +151,9 @@ function requestHasBody(req: ClientRequest, grpc: boolean): boolean {
 }
 
 /**
- * Forward and stream the response. Fails over across candidates only while no request byte has
- * been sent (connect-phase errors); the retry policy (src/proxy/retry.ts) plugs in at `mayRetry`.
+ * Forward and stream the response. Each attempt fails over across vetted addresses on
+ * connect-phase errors (no request byte sent yet); whole attempts are retried as the route's or
+ * service's RetrySpec says (retry.ts), within its budget, and only while the body is replayable.
  */
 export async function forwardHttp(o: ForwardOptions): Promise<void> {
   const { ctx, state, plan, req, res, outcome } = o;
@@ -176,33 +178,67 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
     : null;
 
   const timeouts = plan.timeouts;
+  const retrySpec = o.rule?.retry ?? plan.service?.spec.retry;
+  const budget = retrySpec ? state.retryBudget(retrySpec) : undefined;
+  budget?.recordRequest();
   // One watchdog covers both "no response headers" phases; the shorter bound names the error.
-  const headersTimeout = Math.min(timeouts.responseHeadersMs, timeouts.idleMs);
+  let headersTimeout = Math.min(timeouts.responseHeadersMs, timeouts.idleMs);
   const headersTimeoutCode: EgressErrorCode = timeouts.idleMs < timeouts.responseHeadersMs ? 'IDLE_TIMEOUT' : 'RESPONSE_TIMEOUT';
+  if (retrySpec?.perTryTimeoutMs) headersTimeout = Math.min(headersTimeout, retrySpec.perTryTimeoutMs);
+  const backendTimeout = o.rule?.backendRequestTimeoutMs;
+  if (backendTimeout) headersTimeout = Math.min(headersTimeout, backendTimeout);
   const started = performance.now();
-  let lastError: EgressError | undefined;
-  for await (const c of candidates(ctx, state, plan)) {
-    outcome.attempts++;
-    outcome.candidate = c;
-    const pool = poolFor(ctx, state, plan, c, o.grpc);
-    let response;
+
+  /** One attempt: fail over across vetted addresses while no request byte has been sent. */
+  const attempt = async (): Promise<UndiciResponse> => {
+    let lastError: EgressError | undefined;
+    for await (const c of candidates(ctx, state, plan)) {
+      outcome.attempts++;
+      outcome.candidate = c;
+      const pool = poolFor(ctx, state, plan, c, o.grpc);
+      try {
+        return await pool.request({
+          method: req.method as string,
+          path: o.path,
+          headers,
+          // undici streams async iterables with backpressure; its types only list Readable.
+          body: body as unknown as Readable | null,
+          signal: o.signal,
+          headersTimeout,
+          bodyTimeout: timeouts.idleMs,
+        });
+      } catch (err) {
+        let e = toEgressError(err);
+        if (e.code === 'RESPONSE_TIMEOUT') e = new EgressError(headersTimeoutCode, undefined, { cause: err });
+        lastError = e;
+        if (!bodyStarted && (e.code === 'CONNECT_FAILED' || e.code === 'CONNECT_TIMEOUT')) continue;
+        throw e;
+      }
+    }
+    throw lastError ?? new EgressError('CONNECT_FAILED');
+  };
+
+  // The single place retries plug in: retry.ts decides, the budget caps, backoff spreads.
+  for (let retries = 0; ; retries++) {
+    let response: UndiciResponse;
     try {
-      response = await pool.request({
-        method: req.method as string,
-        path: o.path,
-        headers,
-        // undici streams async iterables with backpressure; its types only list Readable.
-        body: body as unknown as Readable | null,
-        signal: o.signal,
-        headersTimeout,
-        bodyTimeout: timeouts.idleMs,
-      });
+      response = await attempt();
     } catch (err) {
-      let e = toEgressError(err);
-      if (e.code === 'RESPONSE_TIMEOUT') e = new EgressError(headersTimeoutCode, undefined, { cause: err });
-      lastError = e;
-      if (mayRetry(e, bodyStarted)) continue;
+      const e = err as EgressError;
+      if (retrySpec && !o.signal.aborted && retryVerdict({
+        method: req.method ?? 'GET', errorCode: e.code, spec: retrySpec, retriesSoFar: retries, replayable: !bodyStarted,
+      }).retry && budget!.tryAcquireRetry()) {
+        await sleep(backoffMs(retries + 1, retrySpec, Math.random()), o.signal);
+        continue;
+      }
       throw e;
+    }
+    if (retrySpec && !o.signal.aborted && retryVerdict({
+      method: req.method ?? 'GET', status: response.statusCode, spec: retrySpec, retriesSoFar: retries, replayable: !bodyStarted,
+    }).retry && budget!.tryAcquireRetry()) {
+      await response.body.dump().catch(() => undefined);
+      await sleep(backoffMs(retries + 1, retrySpec, Math.random()), o.signal);
+      continue;
     }
     outcome.ttfbMs = performance.now() - started;
     outcome.status = response.statusCode;
@@ -211,17 +247,19 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
     await streamResponse(res, response, out, o);
     return;
   }
-  throw lastError ?? new EgressError('CONNECT_FAILED');
 }
 
-/**
- * The single place retries plug in. Today: fail over to the next address on connect-phase
- * errors, which never carried request bytes. Policy retries (status codes, budgets) belong to
- * src/proxy/retry.ts and are called from here once it lands.
- */
-function mayRetry(err: EgressError, bodyStarted: boolean): boolean {
-  if (bodyStarted) return false;
-  return err.code === 'CONNECT_FAILED' || err.code === 'CONNECT_TIMEOUT';
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0 || signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 type UndiciResponse = Awaited<ReturnType<Pool['request']>>;

@@ -4,11 +4,12 @@ import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import type { Pool } from 'undici';
 import type {
-  EndpointSpec, ExternalServicePortSpec, ExternalServiceSpec, ProxyConfig, TimeoutsSpec,
+  EndpointSpec, ExternalServicePortSpec, ExternalServiceSpec, ProxyConfig, RetrySpec, TimeoutsSpec,
 } from '../model/proxy-config';
 import { SuffixMatcher } from './classify';
 import { ConfigError, type ConfigProblem } from './config';
-import { compilePolicy, type CompiledPolicy } from './decide';
+import { compilePolicy, PolicyCompileError, type CompiledPolicy } from './decide';
+import { RetryBudget } from './retry';
 import type { Logger } from './log';
 import { LabelCache, type ProxyMetrics } from './metrics';
 import type { Resolver } from './resolve';
@@ -58,8 +59,15 @@ export class RuntimeState {
   /** Compiles everything a request needs; throws ConfigError when a referenced file is unusable. */
   constructor(public readonly config: ProxyConfig, public readonly generation: number) {
     const problems: ConfigProblem[] = [];
-    this.policy = compilePolicy(config);
-    this.vetter = new AddressVetter(config.addressPolicy, config.parent.networks);
+    let policy: CompiledPolicy | undefined;
+    try {
+      policy = compilePolicy(config);
+    } catch (err) {
+      const list = err instanceof PolicyCompileError ? err.problems : [(err as Error).message];
+      throw new ConfigError('routes', list.map((message) => ({ path: '$.routes', message })));
+    }
+    this.policy = policy;
+    this.vetter = new AddressVetter(config.addressPolicy, config.parent.networks, config.parent.mode === 'ReportOnly');
     this.suffixes = new SuffixMatcher(config.listeners.http.suffixes);
     this.labels = new LabelCache(config.parent);
     this.defaultTls = this.profile('$.defaultTls', () => compileTlsProfile(config.defaultTls, `g${generation}:default`), problems)!;
@@ -119,6 +127,15 @@ export class RuntimeState {
       if (h.startsWith('*.') && host.endsWith(h.slice(1)) && host.length > h.length - 1) return h;
     }
     return '';
+  }
+
+  private readonly budgets = new WeakMap<RetrySpec, RetryBudget>();
+
+  /** One retry budget per retry spec (a service's or a route rule's), for this generation. */
+  public retryBudget(spec: RetrySpec): RetryBudget {
+    let b = this.budgets.get(spec);
+    if (!b) this.budgets.set(spec, (b = RetryBudget.fromSpec(spec, () => performance.now())));
+    return b;
   }
 
   /** Close every pool: in-flight requests finish, idle connections close. */

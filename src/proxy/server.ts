@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import { dirname } from 'node:path';
 import type { ProxyConfig } from '../model/proxy-config';
 import { createAdminServer } from './admin';
-import { classifyHttp, type ClassifiedRequest } from './classify';
+import { classifyHttp, splitHostPort, type ClassifiedRequest } from './classify';
 import { ConfigError, parseConfigText, validateConfig, type ConfigProblem } from './config';
 import { decide, type Decision } from './decide';
 import { EgressError, toEgressError } from './errors';
@@ -17,7 +17,7 @@ import { createLogger, type Logger } from './log';
 import { ProxyMetrics } from './metrics';
 import { observeHttp } from './observe';
 import { systemResolver, type Resolver } from './resolve';
-import { redirectLocation, pathMatchesPrefix } from './route-match';
+import { redirectLocation } from './route-match';
 import { RuntimeState, defaultDialer, type Dialer, type ProxyContext } from './runtime';
 import { handleConnect, handleTcp, handleTlsPassthrough, type TunnelDeps } from './tunnel';
 import { planHttp, type UpstreamPlan } from './upstream';
@@ -313,6 +313,7 @@ class Proxy implements ProxyHandle {
         state.config.listeners.http.forwardProxy, parentPort, Math.random());
       const target = classified.target;
       decision = decide(state.policy, target);
+      if (decision.reason === 'no-backend') throw new EgressError('NO_BACKEND');
       if (decision.action === 'deny') {
         outcome.error = 'EGRESS_DENIED';
         outcome.status = sendError(res, 'EGRESS_DENIED', grpc);
@@ -323,7 +324,6 @@ class Proxy implements ProxyHandle {
         outcome.status = this.redirect(res, decision, classified, authority);
         return;
       }
-      if (decision.reason === 'no-backend') throw new EgressError('NO_BACKEND');
       plan = planHttp(state, decision, target);
       const timeouts = plan.timeouts;
       const limit = minPositive(timeouts.totalMs, decision.rule?.requestTimeoutMs);
@@ -353,15 +353,14 @@ class Proxy implements ProxyHandle {
   }
 
   private redirect(res: ClientResponse, decision: Decision, c: ClassifiedRequest, authority: string | undefined): number {
-    const filter = decision.rule?.filters.find((f) => f.type === 'RequestRedirect');
-    if (!filter?.requestRedirect) return sendError(res, 'NO_BACKEND', false);
-    const prefix = decision.rule?.matches.find((m) => m.path?.type === 'PathPrefix' && pathMatchesPrefix(c.target.path ?? '/', m.path.value))?.path?.value;
+    const spec = decision.redirect;
+    if (!spec) return sendError(res, 'NO_BACKEND', false);
     // Location names the host the way the client addressed it (with its egress suffix).
-    const clientHost = c.absolute ? c.target.host : (authority ?? c.target.host).replace(/:\d+$/, '');
-    const location = redirectLocation({ host: clientHost, port: c.target.port, path: c.target.path, query: c.target.query }, filter.requestRedirect, prefix);
-    (res as http.ServerResponse).writeHead(filter.requestRedirect.statusCode, { location, 'content-length': '0' });
+    const clientHost = c.absolute ? c.target.host : splitHostPort(authority ?? '')?.host ?? c.target.host;
+    const location = redirectLocation({ host: clientHost, port: c.target.port, path: c.target.path, query: c.target.query }, spec, decision.matchedPrefix);
+    (res as http.ServerResponse).writeHead(spec.statusCode, { location, 'content-length': '0' });
     res.end();
-    return filter.requestRedirect.statusCode;
+    return spec.statusCode;
   }
 
   public config(): ProxyConfig {

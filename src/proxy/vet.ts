@@ -35,7 +35,7 @@ export const BUILT_IN_REFUSED_CIDRS: readonly string[] = [
 ];
 
 export type VetVerdict =
-  | { readonly ok: true; readonly address: string; readonly family: 4 | 6 }
+  | { readonly ok: true; readonly address: string; readonly family: 4 | 6; readonly wouldRefuse?: VetReason }
   | { readonly ok: false; readonly address: string; readonly reason: VetReason; readonly matched?: string };
 
 export type VetReason = 'invalid-address' | 'built-in-refusal' | 'deny-cidr' | 'outside-networks' | 'network-except';
@@ -48,7 +48,11 @@ export class AddressVetter {
   private readonly networks: ReadonlyArray<{ readonly cidr: CidrSet; readonly except: CidrSet }>;
 
   /** Throws CidrParseError on a bad CIDR: config validation reports those first. */
-  constructor(policy: AddressPolicySpec, networks: readonly NetworkSpec[]) {
+  /**
+   * `networksReportOnly`: the parent is in ReportOnly mode, so an address outside its networks is
+   * allowed and flagged (`wouldRefuse`) instead of refused. The SSRF refusals always apply.
+   */
+  constructor(policy: AddressPolicySpec, networks: readonly NetworkSpec[], private readonly networksReportOnly = false) {
     this.allow = new CidrSet(policy.allowCidrs);
     this.deny = new CidrSet(policy.denyCidrs);
     this.networks = networks.map((n) => ({ cidr: new CidrSet([n.cidr]), except: new CidrSet(n.except) }));
@@ -71,11 +75,15 @@ export class AddressVetter {
       let inside = false;
       for (const n of this.networks) {
         if (!n.cidr.has(ip)) continue;
-        if (n.except.has(ip)) return { ok: false, address: text, reason: 'network-except' };
+        if (n.except.has(ip)) continue;
         inside = true;
         break;
       }
-      if (!inside) return { ok: false, address: text, reason: 'outside-networks' };
+      if (!inside) {
+        const reason: VetReason = this.networks.some((n) => n.cidr.has(ip)) ? 'network-except' : 'outside-networks';
+        if (this.networksReportOnly) return { ok: true, address: text, family: ip.family, wouldRefuse: reason };
+        return { ok: false, address: text, reason };
+      }
     }
     return { ok: true, address: text, family: ip.family };
   }

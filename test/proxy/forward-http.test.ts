@@ -141,7 +141,7 @@ describe('connection reuse and headers', () => {
   });
 
   test('hop-by-hop and proxy headers are removed, forwarding headers never added, end-to-end ones kept', async () => {
-    upstream = await startHttpsUpstream((req, res) => {
+    upstream = await startHttpsUpstream((_req, res) => {
       res.writeHead(200, { 'x-keep': 'yes', 'x-drop-me': 'no', connection: 'x-drop-me', 'keep-alive': 'timeout=5' });
       res.end('ok');
     });
@@ -371,5 +371,58 @@ describe('timeouts and failures', () => {
     const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
     expect(r.status).toBe(502);
     expect(r.headers['x-egress-error']).toBe('UPSTREAM_RESET');
+  });
+});
+
+describe('retries', () => {
+  const retry = { maxRetries: 2, statusCodes: [503], conditions: ['connect-failure', 'reset'], backoffBaseMs: 1, backoffMaxMs: 2 };
+
+  test('a GET answered 503 is retried and the second answer is returned', async () => {
+    let n = 0;
+    upstream = await startHttpsUpstream((_req, res) => {
+      n++;
+      res.writeHead(n === 1 ? 503 : 200);
+      res.end(n === 1 ? 'busy' : 'ok');
+    });
+    const { proxy } = await proxyTo(upstream.port, { retry });
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('ok');
+    expect(upstream.requests()).toBe(2);
+  });
+
+  test('retries stop at maxRetries and the last answer is returned', async () => {
+    upstream = await startHttpsUpstream((_req, res) => {
+      res.writeHead(503);
+      res.end('busy');
+    });
+    const { proxy } = await proxyTo(upstream.port, { retry });
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(503);
+    expect(upstream.requests()).toBe(3);
+  });
+
+  test('a POST is not retried (not idempotent, body already streamed)', async () => {
+    upstream = await startHttpsUpstream((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(503);
+        res.end();
+      });
+    });
+    const { proxy } = await proxyTo(upstream.port, { retry });
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/', { method: 'POST', body: 'payload' });
+    expect(r.status).toBe(503);
+    expect(upstream.requests()).toBe(1);
+  });
+
+  test('without a retry spec nothing is retried', async () => {
+    upstream = await startHttpsUpstream((_req, res) => {
+      res.writeHead(503);
+      res.end();
+    });
+    const { proxy } = await proxyTo(upstream.port);
+    expect((await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/')).status).toBe(503);
+    expect(upstream.requests()).toBe(1);
   });
 });

@@ -351,6 +351,25 @@ export async function viaProxy(
   return { status: r.statusCode, headers: r.headers as Record<string, string | string[] | undefined>, body: await r.body.text() };
 }
 
+/**
+ * A request with node:http, which sends the request target and headers as given: absolute-form
+ * (`GET http://host/path`, the http_proxy way) or a Connection header undici would rewrite.
+ */
+export function rawRequest(
+  port: number, init: { method?: string; path: string; headers?: Record<string, string>; body?: string },
+): Promise<ProxyResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: init.method ?? 'GET', path: init.path, headers: init.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
 /** Prometheus text of the admin listener. */
 export async function scrape(adminPort: number): Promise<string> {
   const r = await undiciRequest(`http://127.0.0.1:${adminPort}/metrics`);

@@ -1,0 +1,103 @@
+// Address vetting: the built-in refusals, allow/deny lists and parent networks as a table, then
+// end to end: a name resolving to a refused address is never dialled.
+import { AddressVetter } from '../../src/proxy/vet';
+import { rawRequest, startTestProxy, testConfig, viaProxy, type TestProxy } from './helpers';
+
+describe('AddressVetter', () => {
+  const strict = new AddressVetter({ allowCidrs: [], denyCidrs: [] }, []);
+
+  test.each([
+    ['127.0.0.1', 'built-in-refusal'],
+    ['0.0.0.0', 'built-in-refusal'],
+    ['10.0.0.1', 'built-in-refusal'],
+    ['172.16.5.4', 'built-in-refusal'],
+    ['192.168.1.1', 'built-in-refusal'],
+    ['169.254.169.254', 'built-in-refusal'],
+    ['100.64.0.1', 'built-in-refusal'],
+    ['192.0.0.8', 'built-in-refusal'],
+    ['224.0.0.1', 'built-in-refusal'],
+    ['240.0.0.1', 'built-in-refusal'],
+    ['255.255.255.255', 'built-in-refusal'],
+    ['::1', 'built-in-refusal'],
+    ['::', 'built-in-refusal'],
+    ['fe80::1', 'built-in-refusal'],
+    ['fd00::1', 'built-in-refusal'],
+    ['ff02::1', 'built-in-refusal'],
+    ['::ffff:10.0.0.1', 'built-in-refusal'],
+    ['::ffff:169.254.169.254', 'built-in-refusal'],
+    ['not-an-ip', 'invalid-address'],
+  ])('refuses %s (%s)', (address, reason) => {
+    const v = strict.vet(address);
+    expect(v.ok).toBe(false);
+    expect(!v.ok && v.reason).toBe(reason);
+  });
+
+  test.each(['93.184.216.34', '2606:2800:220:1:248:1893:25c8:1946', '8.8.8.8'])('accepts public %s', (address) => {
+    expect(strict.vet(address).ok).toBe(true);
+  });
+
+  test('an IPv4-mapped address is dialled as plain IPv4', () => {
+    const v = new AddressVetter({ allowCidrs: ['10.20.0.0/16'], denyCidrs: [] }, []).vet('::ffff:10.20.1.1');
+    expect(v).toEqual({ ok: true, address: '10.20.1.1', family: 4 });
+  });
+
+  test('allowCidrs lift a built-in refusal; denyCidrs win over allowCidrs', () => {
+    const v = new AddressVetter({ allowCidrs: ['10.20.0.0/16'], denyCidrs: ['10.20.9.0/24', '8.8.8.0/24'] }, []);
+    expect(v.vet('10.20.1.1').ok).toBe(true);
+    expect(v.vet('10.21.1.1')).toMatchObject({ ok: false, reason: 'built-in-refusal', matched: '10.0.0.0/8' });
+    expect(v.vet('10.20.9.9')).toMatchObject({ ok: false, reason: 'deny-cidr', matched: '10.20.9.0/24' });
+    expect(v.vet('8.8.8.8')).toMatchObject({ ok: false, reason: 'deny-cidr' });
+  });
+
+  test('parent networks: inside a network and not in its except, else refused', () => {
+    const v = new AddressVetter({ allowCidrs: [], denyCidrs: [] }, [{ cidr: '203.0.0.0/8', except: ['203.0.113.0/24'] }, { cidr: '1.1.1.0/24', except: [] }]);
+    expect(v.vet('1.1.1.1').ok).toBe(true);
+    expect(v.vet('203.1.2.3').ok).toBe(true);
+    expect(v.vet('203.0.113.5')).toMatchObject({ ok: false });
+    expect(v.vet('8.8.8.8')).toMatchObject({ ok: false, reason: 'outside-networks' });
+  });
+});
+
+describe('address refusal end to end', () => {
+  let tp: TestProxy | undefined;
+  afterEach(async () => {
+    await tp?.proxy.close();
+    tp = undefined;
+  });
+
+  test.each([
+    ['10.0.0.1'], ['169.254.169.254'], ['100.64.0.1'], ['::ffff:10.0.0.1'], ['fe80::1'], ['127.0.0.1'],
+  ])('a name resolving to %s gets 403 ADDRESS_REFUSED and is never dialled', async (address) => {
+    // No allowCidrs here: loopback is refused like any private range.
+    tp = await startTestProxy(testConfig({ addressPolicy: { allowCidrs: [] } }), { 'evil.test.example': address });
+    const r = await viaProxy(tp.proxy.ports.http, 'evil.test.example.egress.local', '/');
+    expect(r.status).toBe(403);
+    expect(r.headers['x-egress-error']).toBe('ADDRESS_REFUSED');
+    expect(tp.resolver.calls).toEqual(['evil.test.example']);
+    expect(tp.dialer.calls).toEqual([]);
+  });
+
+  test('IP literals in absolute-form requests are vetted too', async () => {
+    tp = await startTestProxy(testConfig({ addressPolicy: { allowCidrs: [] } }));
+    const r = await rawRequest(tp.proxy.ports.http, { path: 'http://169.254.169.254/latest/meta-data/', headers: { host: '169.254.169.254' } });
+    expect(r.status).toBe(403);
+    expect(tp.dialer.calls).toEqual([]);
+    expect(tp.resolver.calls).toEqual([]);
+  });
+
+  test('mixed answers: refused addresses are skipped, vetted ones dialled', async () => {
+    tp = await startTestProxy(testConfig({ addressPolicy: { allowCidrs: ['127.0.0.0/8'] } }), { 'mixed.test.example': ['10.0.0.1', '127.0.0.1'] });
+    await viaProxy(tp.proxy.ports.http, 'mixed.test.example.egress.local', '/');
+    expect(tp.dialer.calls.map((c) => c.address)).toEqual(['127.0.0.1']);
+    expect(tp.dialer.refused).toEqual([]);
+  });
+
+  test('an address outside the parent networks is refused', async () => {
+    tp = await startTestProxy(testConfig({
+      parent: { name: 'p', namespace: 'n', trafficPolicy: 'Allow', networks: [{ cidr: '203.0.113.0/24', except: [] }] },
+    }), { 'api.test.example': '127.0.0.1' });
+    const r = await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(403);
+    expect(tp.dialer.calls).toEqual([]);
+  });
+});
