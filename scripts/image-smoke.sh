@@ -13,6 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 IMAGE=${IMAGE:-localhost/cdk8s-egress-proxy:dev}
 export STORAGE_DRIVER=${STORAGE_DRIVER:-vfs}
 UPSTREAM_NAME=upstream.smoke.test   # never resolved: the ExternalService pins it to 127.0.0.1
+WRONG_NAME=wrong.smoke.test         # same upstream, but its certificate does not name this
 SUFFIX=egress.local
 
 buildah_() {
@@ -44,7 +45,7 @@ cleanup() {
     buildah_ umount "$ctr" >/dev/null 2>&1
     buildah_ rm "$ctr" >/dev/null 2>&1
   fi
-  rm -rf "$work"
+  [[ -n ${KEEP_SMOKE:-} ]] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -121,6 +122,18 @@ cat > "$cfg/config.json" <<EOF
     {
       "name": "smoke-upstream",
       "host": "$UPSTREAM_NAME",
+      "ports": [{ "port": 80, "protocol": "http", "targetPort": $upstream_port }],
+      "endpoints": [{ "address": "127.0.0.1", "port": $upstream_port, "priority": 0 }],
+      "tls": {
+        "enabled": true, "minVersion": "TLS12", "maxVersion": "TLSAuto", "mode": "Secured",
+        "caFile": "/etc/egress/upstream-ca.pem", "subjectAltNames": [], "allowRenegotiation": false
+      },
+      "pool": { "maxConnections": 8, "keepAliveTimeoutMs": 5000 },
+      "injectHeaders": []
+    },
+    {
+      "name": "smoke-wrong-name",
+      "host": "$WRONG_NAME",
       "ports": [{ "port": 80, "protocol": "http", "targetPort": $upstream_port }],
       "endpoints": [{ "address": "127.0.0.1", "port": $upstream_port, "priority": 0 }],
       "tls": {
@@ -218,6 +231,25 @@ node -e '
   || fail "upstream answer is wrong: $body"
 [[ $(wc -l < "$work/upstream.log") -eq 1 ]] || fail "the upstream saw $(wc -l < "$work/upstream.log") requests, expected 1"
 say "request via proxy: $status from the upstream (SNI $UPSTREAM_NAME, path /smoke/$nonce?via=image)"
+# The proxy's own account of it: one JSON line for the request, TLS to the pinned loopback address.
+logged=$(node -e '
+  const [file, nonce] = process.argv.slice(1);
+  const lines = require("node:fs").readFileSync(file, "utf8").split("\n").filter((l) => l.includes(nonce));
+  if (lines.length !== 1) { console.error(`${lines.length} log lines mention the request`); process.exit(1); }
+  const l = JSON.parse(lines[0]);
+  const u = l.upstream || {};
+  if (u.tls !== true || u.address !== "127.0.0.1") { console.error(`upstream ${JSON.stringify(u)}`); process.exit(1); }
+  console.log(`${l.decision}/${l.reason} route ${l.route} -> ${u.host} at ${u.address}:${u.port} tls=${u.tls} status ${l.status}`);' \
+  "$work/proxy.log" "$nonce") || fail "the proxy log does not show the request going out over TLS to 127.0.0.1"
+say "proxy log: $logged"
+
+# Verification is real: the same upstream under a name its certificate lacks is refused (502),
+# never retried in plaintext or unverified.
+wrong=$(curl -sS --max-time 10 -o "$work/wrong.body" -w '%{http_code} %header{x-egress-error}' \
+  -H "Host: $WRONG_NAME.$SUFFIX" "http://127.0.0.1:$http_port/wrong") || fail "the wrong-name request failed to complete"
+[[ ${wrong%% *} == 502 ]] || fail "a certificate without the requested name got \"$wrong\", expected 502: $(cat "$work/wrong.body")"
+[[ $(wc -l < "$work/upstream.log") -eq 1 ]] || fail "the upstream served a request for a name its certificate lacks"
+say "certificate name mismatch: ${wrong%% *} (x-egress-error: ${wrong#* })"
 
 metrics=$(curl -fsS "$admin/metrics") || fail "/metrics did not answer"
 grep -q '^outbound_http_route_request_statuses_total{.*http_status="200"' <<<"$metrics" \
