@@ -82,9 +82,10 @@ export function buildApp(outdir: string, stage: Stage = 'deny'): App {
   const service = new kplus.Service(internal, 'Service', {
     metadata: { name: 'internal-egress' },
     type: kplus.ServiceType.CLUSTER_IP,
-    selector: deployment,
     ports: [{ name: 'one', port: 80, targetPort: 80, protocol: kplus.Protocol.TCP }],
   });
+  // The guide's selector, rather than the cdk8s address label a `selector: deployment` would use.
+  service.selectLabel('app', 'internal-egress');
 
   network.addHttpRoute('UnencryptedHttp', {
     name: 'unencrypted-http',
