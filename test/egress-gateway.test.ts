@@ -9,6 +9,7 @@ import { EgressNetwork } from '../src/egress-network';
 import { ExternalServiceProtocol, InjectedHeader } from '../src/external-service';
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_TLS } from '../src/model/defaults';
 import type { ProxyConfig } from '../src/model/proxy-config';
+import { validateConfig } from '../src/proxy/config';
 import { ProxyImage } from '../src/proxy-image';
 import { CertificateSource, TlsOrigination } from '../src/tls';
 import { EnforcementMode, TrafficPolicy } from '../src/traffic-policy';
@@ -355,6 +356,17 @@ describe('EgressGateway external services', () => {
     for (const f of files) expect(mounts.some((m: any) => f.startsWith(`${m.mountPath}/`))).toBe(true);
   });
 
+  test('an object name too long for a volume name gets a shortened, hashed, stable volume name', () => {
+    const chart = newChart();
+    const gw = new EgressGateway(chart, 'egress', { image: IMAGE });
+    const longName = `partner-${'x'.repeat(70)}`;
+    gw.addExternalService('partner', { host: 'api.partner.example', injectHeaders: [InjectedHeader.fromSecret('X-Api-Key', longName, 'key')] });
+    const volume = podSpec(objects(chart)).volumes.find((v: any) => v.secret?.secretName === longName);
+    expect(volume.name.length).toBeLessThanOrEqual(63);
+    expect(volume.name).toMatch(/^secret-partner-x+-[a-f0-9]{8}$/);
+    expect(podSpec(objects(chart)).volumes.find((v: any) => v.secret?.secretName === longName).name).toBe(volume.name);
+  });
+
   test('a TCP port gets its own listener, container port and Service port; other HTTP ports share the HTTP listener', () => {
     const chart = newChart();
     const gw = new EgressGateway(chart, 'egress', { image: IMAGE });
@@ -505,6 +517,58 @@ describe('EgressGateway validation', () => {
 
   test('throws when the service name is not a DNS label', () => {
     expect(() => new EgressGateway(newChart(), 'egress', { serviceName: 'Proxy.Svc' })).toThrow(/'serviceName' "Proxy.Svc" is not a DNS label.*use e.g. "proxy-svc"/);
+  });
+});
+
+describe('EgressGateway config contract', () => {
+  test('a full-featured config passes the proxy\'s own boundary validation unchanged', () => {
+    const chart = newChart();
+    const gw = new EgressGateway(chart, 'egress', {
+      image: IMAGE,
+      tlsPassthrough: true,
+      forwardProxy: true,
+      trafficPolicy: TrafficPolicy.DENY,
+      enforcement: EnforcementMode.REPORT_ONLY,
+      allowedCidrs: ['10.20.0.0/16'],
+      clusterCidrs: ['10.0.0.0/14', 'fd00:10::/64'],
+      additionalSuffixes: ['out.internal'],
+      timeouts: { total: Duration.minutes(1) },
+      maxConcurrentRequests: 100,
+    });
+    gw.addExternalService('github', {
+      host: 'api.github.com',
+      injectHeaders: [InjectedHeader.fromSecret('Authorization', 'tokens', 'github')],
+      retries: { maxRetries: 1, perTryTimeout: Duration.seconds(2) },
+      timeouts: { connect: Duration.seconds(1) },
+      connectionPool: { maxConnections: 4 },
+    });
+    gw.addExternalService('s3', {
+      host: '*.s3.amazonaws.com',
+      endpoints: [{ address: '203.0.113.1', port: 443 }, { address: 'backup.example.com', priority: 1 }, { address: '2001:db8::1', priority: 2 }],
+    });
+    gw.addExternalService('pg', {
+      host: 'db.example.com',
+      ports: [{ port: 5432, protocol: ExternalServiceProtocol.TCP }, { port: 9000, protocol: ExternalServiceProtocol.GRPC }],
+      tls: TlsOrigination.originate({
+        caCertificate: CertificateSource.fromConfigMap('corp-ca', 'ca.crt'),
+        clientCertificate: CertificateSource.fromSecret('pg-mtls', 'tls.crt'),
+        clientKey: CertificateSource.fromSecret('pg-mtls', 'tls.key'),
+        serverName: 'db.internal.example.com',
+      }),
+    });
+    gw.addExternalService('legacy', { host: 'legacy.example.com', tls: TlsOrigination.disabled() });
+    const parsed = config(objects(chart));
+    const result = validateConfig(parsed);
+    expect(result.ok ? [] : result.problems).toEqual([]);
+    // The proxy's only normalisation: header names to lower case (HTTP names are case-insensitive).
+    const expected = {
+      ...parsed,
+      externalServices: parsed.externalServices.map((e) => ({
+        ...e,
+        injectHeaders: e.injectHeaders.map((h) => ({ ...h, name: h.name.toLowerCase() })),
+      })),
+    };
+    expect(result.ok && JSON.parse(JSON.stringify(result.config))).toEqual(expected);
   });
 });
 
