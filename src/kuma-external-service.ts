@@ -3,11 +3,11 @@
 import { ApiObject, ApiObjectProps } from 'cdk8s';
 import { Construct } from 'constructs';
 import type { ExternalService, IExternalServiceRenderer } from './external-service';
+import { Problems } from './internal/problems';
 import {
   DEFAULT_KUMA_HOSTNAME_TEMPLATE, DEFAULT_KUMA_MESH, DEFAULT_KUMA_SYSTEM_NAMESPACE, renderKuma,
 } from './mesh/kuma';
 import { DNS_LABEL, renderInputOf } from './mesh/render-input';
-import { Problems } from './internal/problems';
 
 /** Props of `KumaExternalService`. */
 export interface KumaExternalServiceProps {

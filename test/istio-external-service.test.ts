@@ -148,11 +148,14 @@ describe('IstioExternalService', () => {
       const istio = new IstioExternalService();
       new ExternalService(chart, 'httpbin', { host: 'httpbin.org', namespace: 'apps', renderers: [istio] });
       new ExternalService(chart, 'tcpbin', {
-        host: 'tcpbin.com', namespace: 'apps', ports: [{ port: 4244, protocol: ExternalServiceProtocol.TCP, targetPort: 4244 }],
+        host: 'tcpbin.com',
+        namespace: 'apps',
+        ports: [{ port: 4244, protocol: ExternalServiceProtocol.TCP, targetPort: 4244 }],
         endpoints: [{ address: '203.0.113.4' }],
         tls: TlsOrigination.originate({
           verification: TlsVerification.skipAll(),
-          clientCertificate: CertificateSource.fromSecret('tcpbin-client', 'tls.crt'), clientKey: CertificateSource.fromSecret('tcpbin-client', 'tls.key'),
+          clientCertificate: CertificateSource.fromSecret('tcpbin-client', 'tls.crt'),
+          clientKey: CertificateSource.fromSecret('tcpbin-client', 'tls.key'),
         }),
         renderers: [istio],
       });

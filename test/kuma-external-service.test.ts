@@ -64,7 +64,10 @@ describe('KumaExternalService', () => {
     const tls = tlsOf({
       host: 'httpbin.org',
       tls: TlsOrigination.originate({
-        minVersion: TlsVersion.TLS13, maxVersion: TlsVersion.TLS13, allowRenegotiation: true, serverName: 'origin.httpbin.org',
+        minVersion: TlsVersion.TLS13,
+        maxVersion: TlsVersion.TLS13,
+        allowRenegotiation: true,
+        serverName: 'origin.httpbin.org',
         subjectAltNames: [SubjectAltName.exact('httpbin.org'), SubjectAltName.prefix('spiffe://httpbin/')],
       }),
     });
@@ -177,15 +180,22 @@ describe('KumaExternalService', () => {
         ports: [{ port: 4244, protocol: ExternalServiceProtocol.TCP, targetPort: 4244 }],
         endpoints: [{ address: 'tcpbin.com' }, { address: '203.0.113.9', priority: 1 }],
         tls: TlsOrigination.originate({
-          minVersion: TlsVersion.TLS12, maxVersion: TlsVersion.TLS13, verification: TlsVerification.skipSan(), allowRenegotiation: true,
-          caCertificate: CertificateSource.fromInline(PEM), clientCertificate: CertificateSource.fromSecret('tcpbin-client-cert', 'value'),
+          minVersion: TlsVersion.TLS12,
+          maxVersion: TlsVersion.TLS13,
+          verification: TlsVerification.skipSan(),
+          allowRenegotiation: true,
+          caCertificate: CertificateSource.fromInline(PEM),
+          clientCertificate: CertificateSource.fromSecret('tcpbin-client-cert', 'value'),
           clientKey: CertificateSource.fromSecret('tcpbin-client-key', 'value'),
         }),
         renderers: [kuma],
       });
       new ExternalService(chart, 'grpcbin', {
         host: 'grpcbin.test.k6.io',
-        ports: [{ port: 9000, protocol: ExternalServiceProtocol.GRPC, targetPort: 9001 }, { port: 9443, protocol: ExternalServiceProtocol.HTTP2, targetPort: 9001 }],
+        ports: [
+          { port: 9000, protocol: ExternalServiceProtocol.GRPC, targetPort: 9001 },
+          { port: 9443, protocol: ExternalServiceProtocol.HTTP2, targetPort: 9001 },
+        ],
         tls: TlsOrigination.originate({ serverName: 'grpcbin.test.k6.io', subjectAltNames: [SubjectAltName.exact('grpcbin.test.k6.io'), SubjectAltName.prefix('grpcbin')] }),
         renderers: [kuma],
       });

@@ -119,8 +119,12 @@ describe('OsmEgress', () => {
         host: 'httpbin.org', namespace: 'curl', tls: TlsOrigination.disabled(), renderers: [new OsmEgress({ ...CURL, httpRouteGroups: ['httpbin-get'] })],
       });
       new ExternalService(chart, 'tcpbin', {
-        host: 'tcpbin.com', namespace: 'curl', tls: TlsOrigination.disabled(), ports: [{ port: 4242, protocol: ExternalServiceProtocol.TCP }],
-        endpoints: [{ address: '203.0.113.20' }], renderers: [osm],
+        host: 'tcpbin.com',
+        namespace: 'curl',
+        tls: TlsOrigination.disabled(),
+        ports: [{ port: 4242, protocol: ExternalServiceProtocol.TCP }],
+        endpoints: [{ address: '203.0.113.20' }],
+        renderers: [osm],
       });
       app.synth();
       const result = validatePath(outdir);

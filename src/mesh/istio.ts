@@ -1,11 +1,11 @@
 // Istio: typed shapes of the ServiceEntry and DestinationRule subset this library emits, and the
 // pure rendering of one ExternalServiceSpec into them (no constructs, no I/O).
 import { isIP } from 'net';
-import { Problems } from '../internal/problems';
-import type { AppProtocolSpec } from '../model/proxy-config';
 import {
   checkGatewayOnlyFeatures, CertSourceRef, isWildcardHost, MeshRenderInput, tlsSourcesOf,
 } from './render-input';
+import { Problems } from '../internal/problems';
+import type { AppProtocolSpec } from '../model/proxy-config';
 
 export const ISTIO_NETWORKING_API_VERSION = 'networking.istio.io/v1';
 const TARGET = 'Istio';

@@ -1,10 +1,10 @@
 // Kuma: typed shapes of the MeshExternalService and HostnameGenerator subset this library emits,
 // and the pure rendering of one ExternalServiceSpec into them (no constructs, no I/O).
-import { Problems } from '../internal/problems';
-import type { AppProtocolSpec, ExternalServicePortSpec, TlsVersionSpec, VerificationModeSpec } from '../model/proxy-config';
 import {
   checkGatewayOnlyFeatures, CertSourceRef, DNS_LABEL, isWildcardHost, MeshRenderInput, tlsSourcesOf,
 } from './render-input';
+import { Problems } from '../internal/problems';
+import type { AppProtocolSpec, ExternalServicePortSpec, TlsVersionSpec, VerificationModeSpec } from '../model/proxy-config';
 
 export const KUMA_API_VERSION = 'kuma.io/v1alpha1';
 /** Label that puts a Kuma resource into a mesh. */

@@ -1,10 +1,10 @@
 // Open Service Mesh: typed shapes of the Egress policy and MeshConfig subset this library emits,
 // and the pure rendering of one ExternalServiceSpec into an Egress (no constructs, no I/O).
 import { isIP } from 'net';
+import { checkGatewayOnlyFeatures, MeshRenderInput } from './render-input';
 import { Problems } from '../internal/problems';
 import { DEFAULT_TLS } from '../model/defaults';
 import type { ExternalServiceSpec } from '../model/proxy-config';
-import { checkGatewayOnlyFeatures, MeshRenderInput } from './render-input';
 
 export const OSM_POLICY_API_VERSION = 'policy.openservicemesh.io/v1alpha1';
 export const OSM_CONFIG_API_VERSION = 'config.openservicemesh.io/v1alpha2';

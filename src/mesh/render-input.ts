@@ -1,9 +1,9 @@
 // What every mesh renderer takes: the model's ExternalServiceSpec plus what only Kubernetes knows
 // (where TLS material lives), and the checks all meshes share for gateway-only features.
-import { DEFAULT_POOL } from '../model/defaults';
-import type { ExternalServiceSpec } from '../model/proxy-config';
 import type { ExternalService } from '../external-service';
 import type { Problems } from '../internal/problems';
+import { DEFAULT_POOL } from '../model/defaults';
+import type { ExternalServiceSpec } from '../model/proxy-config';
 import type { CertificateSource } from '../tls';
 
 /**

@@ -62,7 +62,8 @@ describe('examples/kuma-external-services', () => {
   });
 
   test('each scenario is also in its gateway\'s proxy config, with the same TLS decision', () => {
-    const served = (ns: string) => proxyConfig(ns).externalServices.map((s: any) => [s.name, s.host, s.ports[0].port, s.ports[0].targetPort, s.tls.enabled]);
+    const served = (ns: string) => proxyConfig(ns).externalServices
+      .map((s: any) => [s.name, s.host, s.ports[0].port, s.ports[0].targetPort, s.tls.enabled]);
     expect(served(GATEWAY_NAMESPACES.plaintext)).toEqual([
       ['tcpbin', 'tcpbin.com', 4242, 4242, false], ['httpbin', 'httpbin.org', 80, 80, false], ['grpcbin', 'grpcbin.test.k6.io', 9000, 9000, false],
     ]);

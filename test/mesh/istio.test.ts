@@ -1,8 +1,8 @@
-import { DEFAULT_RETRY } from '../../src/model/defaults';
-import { IstioRenderOptions, renderIstio } from '../../src/mesh/istio';
-import type { MeshRenderInput, TlsSourceRefs } from '../../src/mesh/render-input';
 import { PLAINTEXT, serviceSpec } from './spec-fixture';
 import { validateObjects } from './validate';
+import { IstioRenderOptions, renderIstio } from '../../src/mesh/istio';
+import type { MeshRenderInput, TlsSourceRefs } from '../../src/mesh/render-input';
+import { DEFAULT_RETRY } from '../../src/model/defaults';
 
 const OPTIONS: IstioRenderOptions = { name: 'httpbin', namespace: 'apps' };
 const render = (input: MeshRenderInput, options: Partial<IstioRenderOptions> = {}) => renderIstio(input, { ...OPTIONS, ...options });
@@ -50,7 +50,8 @@ describe('renderIstio', () => {
   });
 
   test.each([['http', 'HTTP'], ['http2', 'HTTP2'], ['grpc', 'GRPC'], ['tcp', 'TCP']] as const)('protocol %s maps to %s', (protocol, istio) => {
-    expect(render({ service: serviceSpec({ ports: [{ port: 9000, protocol, targetPort: 9000 }] }, PLAINTEXT) }).serviceEntry.spec.ports[0].protocol).toBe(istio);
+    const out = render({ service: serviceSpec({ ports: [{ port: 9000, protocol, targetPort: 9000 }] }, PLAINTEXT) });
+    expect(out.serviceEntry.spec.ports[0].protocol).toBe(istio);
   });
 
   test('every port gets its own port-level TLS setting', () => {

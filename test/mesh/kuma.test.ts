@@ -1,10 +1,10 @@
-import { DEFAULT_RETRY } from '../../src/model/defaults';
+import { PLAINTEXT, serviceSpec } from './spec-fixture';
+import { validateObjects } from './validate';
 import {
   DEFAULT_KUMA_HOSTNAME_TEMPLATE, KUMA_MESH_LABEL, KUMA_SERVICE_LABEL, KumaRenderOptions, renderKuma,
 } from '../../src/mesh/kuma';
 import type { MeshRenderInput, TlsSourceRefs } from '../../src/mesh/render-input';
-import { PLAINTEXT, serviceSpec } from './spec-fixture';
-import { validateObjects } from './validate';
+import { DEFAULT_RETRY } from '../../src/model/defaults';
 
 const OPTIONS: KumaRenderOptions = { name: 'httpbin', namespace: 'kuma-system', mesh: 'default', hostnameTemplate: DEFAULT_KUMA_HOSTNAME_TEMPLATE };
 const render = (input: MeshRenderInput, options: Partial<KumaRenderOptions> = {}) => renderKuma(input, { ...OPTIONS, ...options });
@@ -188,7 +188,11 @@ describe('renderKuma', () => {
         ports: [{ port: 80, protocol: 'http', targetPort: 443 }, { port: 4244, protocol: 'tcp', targetPort: 4244 }],
         endpoints: [{ address: 'httpbin.org', priority: 0 }, { address: '203.0.113.7', port: 8443, priority: 2 }],
       }, {
-        mode: 'SkipSAN', minVersion: 'TLS12', maxVersion: 'TLS13', allowRenegotiation: true, serverName: 'httpbin.org',
+        mode: 'SkipSAN',
+        minVersion: 'TLS12',
+        maxVersion: 'TLS13',
+        allowRenegotiation: true,
+        serverName: 'httpbin.org',
         subjectAltNames: [{ type: 'Exact', value: 'httpbin.org' }, { type: 'Prefix', value: 'httpbin' }],
       }),
       tlsSources: {

@@ -1,10 +1,10 @@
-import { DEFAULT_RETRY } from '../../src/model/defaults';
+import { PLAINTEXT, serviceSpec } from './spec-fixture';
+import { validateObjects } from './validate';
 import {
   OsmEgressRenderOptions, renderOsmEgress, renderOsmMeshConfig, SMI_SPECS_API_GROUP,
 } from '../../src/mesh/osm';
 import type { MeshRenderInput } from '../../src/mesh/render-input';
-import { PLAINTEXT, serviceSpec } from './spec-fixture';
-import { validateObjects } from './validate';
+import { DEFAULT_RETRY } from '../../src/model/defaults';
 
 const OPTIONS: OsmEgressRenderOptions = { name: 'httpbin', namespace: 'curl', sources: [{ name: 'curl', namespace: 'curl' }] };
 const render = (input: MeshRenderInput, options: Partial<OsmEgressRenderOptions> = {}) => renderOsmEgress(input, { ...OPTIONS, ...options });
