@@ -103,6 +103,16 @@ describe('ExternalService', () => {
     expect(gw._renderConfig().externalServices.map((s) => s.host)).toEqual(['api.github.com']);
   });
 
+  test('with a gateway elsewhere in the tree: its Secrets are mounted into that gateway\'s pods', () => {
+    const c = chart();
+    const gw = new EgressGateway(c, 'egress');
+    new ExternalService(c, 'stripe', { host: 'api.stripe.com', gateway: gw, injectHeaders: [InjectedHeader.fromSecret('Authorization', 'stripe-api', 'key')] });
+    const deployment = Testing.synth(c).find((o: any) => o.kind === 'Deployment');
+    expect(deployment.spec.template.spec.volumes).toContainEqual({ name: 'secret-stripe-api', secret: { secretName: 'stripe-api', defaultMode: 0o440 } });
+    expect(deployment.spec.template.spec.containers[0].volumeMounts)
+      .toContainEqual({ name: 'secret-stripe-api', mountPath: '/var/run/egress/secrets/stripe-api', readOnly: true });
+  });
+
   describe('renderers', () => {
     class Recorder implements IExternalServiceRenderer {
       public readonly seen: string[] = [];
