@@ -282,7 +282,7 @@ function checkNetwork(n: EgressNetworkCidr, prop: string, cluster: readonly Cidr
     if (!parsed) return;
     except.push(parsed);
     if (cidr && !covers(cidr, parsed)) {
-      problems.add(`${prop}.except[${j}]`, e, `is not inside the network's cidr "${n.cidr}", so it excludes nothing`, `remove it, or widen the cidr to cover it`);
+      problems.add(`${prop}.except[${j}]`, e, `is not inside the network's cidr "${n.cidr}", so it excludes nothing`, 'remove it, or widen the cidr to cover it');
     }
   });
   if (!cidr) return;

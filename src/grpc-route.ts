@@ -127,8 +127,13 @@ export class GrpcRoute extends Construct {
     super(scope, id);
     const problems = new Problems(subject('GrpcRoute', this));
     this.core = new RouteCore(this, props, {
-      kind: 'GRPCRoute', version: 'v1', requirePort: false, hostnamesAllowed: true, hostnamesRequired: false,
-      maxHostnames: GatewayApiLimits.HOSTNAMES_HTTP, hostnamePurpose: 'the gRPC :authority',
+      kind: 'GRPCRoute',
+      version: 'v1',
+      requirePort: false,
+      hostnamesAllowed: true,
+      hostnamesRequired: false,
+      maxHostnames: GatewayApiLimits.HOSTNAMES_HTTP,
+      hostnamePurpose: 'the gRPC :authority',
     }, problems);
     this.policy = linkerdPolicy(props.retry, true, props.timeouts, problems);
     const rules = props.rules ?? [];

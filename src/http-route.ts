@@ -165,8 +165,13 @@ export class HttpRoute extends Construct {
     super(scope, id);
     const problems = new Problems(subject('HttpRoute', this));
     this.core = new RouteCore(this, props, {
-      kind: 'HTTPRoute', version: 'v1', defaultPort: HTTP_ROUTE_DEFAULT_PORT, requirePort: false,
-      hostnamesAllowed: true, hostnamesRequired: false, maxHostnames: GatewayApiLimits.HOSTNAMES_HTTP,
+      kind: 'HTTPRoute',
+      version: 'v1',
+      defaultPort: HTTP_ROUTE_DEFAULT_PORT,
+      requirePort: false,
+      hostnamesAllowed: true,
+      hostnamesRequired: false,
+      maxHostnames: GatewayApiLimits.HOSTNAMES_HTTP,
       hostnamePurpose: 'the HTTP Host header',
     }, problems);
     this.policy = linkerdPolicy(props.retry, false, props.timeouts, problems);

@@ -69,8 +69,13 @@ export class TcpRoute extends Construct {
     const problems = new Problems(subject('TcpRoute', this));
     this.apiVersion = props.apiVersion ?? RouteApiVersion.V1ALPHA2;
     this.core = new RouteCore(this, props, {
-      kind: 'TCPRoute', version: this.apiVersion, requirePort: true, hostnamesAllowed: false, hostnamesRequired: false,
-      maxHostnames: 0, hostnamePurpose: 'nothing (TCP has no name)',
+      kind: 'TCPRoute',
+      version: this.apiVersion,
+      requirePort: true,
+      hostnamesAllowed: false,
+      hostnamesRequired: false,
+      maxHostnames: 0,
+      hostnamePurpose: 'nothing (TCP has no name)',
     }, problems);
     this.backends = [...(props.backends ?? [RouteBackend.passthrough()])];
     if (props.backends !== undefined && props.backends.length === 0) {

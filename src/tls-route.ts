@@ -85,9 +85,14 @@ export class TlsRoute extends Construct {
     const problems = new Problems(subject('TlsRoute', this));
     this.apiVersion = props.apiVersion ?? RouteApiVersion.V1ALPHA2;
     this.core = new RouteCore(this, props, {
-      kind: 'TLSRoute', version: this.apiVersion, defaultPort: TLS_ROUTE_DEFAULT_PORT, requirePort: true,
-      hostnamesAllowed: true, hostnamesRequired: this.apiVersion === RouteApiVersion.V1,
-      maxHostnames: GatewayApiLimits.HOSTNAMES_TLS, hostnamePurpose: 'the TLS SNI name',
+      kind: 'TLSRoute',
+      version: this.apiVersion,
+      defaultPort: TLS_ROUTE_DEFAULT_PORT,
+      requirePort: true,
+      hostnamesAllowed: true,
+      hostnamesRequired: this.apiVersion === RouteApiVersion.V1,
+      maxHostnames: GatewayApiLimits.HOSTNAMES_TLS,
+      hostnamePurpose: 'the TLS SNI name',
     }, problems);
     this.backends = [...(props.backends ?? [RouteBackend.passthrough()])];
     if (props.backends !== undefined && props.backends.length === 0) {

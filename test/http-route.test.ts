@@ -186,7 +186,11 @@ describe('HttpRoute', () => {
     const { chart, net } = setup();
     const r = net.addHttpRoute('Slow', {
       name: 'slow',
-      retry: { on: [HttpRetryStatus.GATEWAY_ERROR, HttpRetryStatus.code(429), HttpRetryStatus.range(500, 501)], limit: 3, timeout: Duration.millis(1500) },
+      retry: {
+        on: [HttpRetryStatus.GATEWAY_ERROR, HttpRetryStatus.code(429), HttpRetryStatus.range(500, 501)],
+        limit: 3,
+        timeout: Duration.millis(1500),
+      },
       timeouts: { idle: Duration.minutes(5) },
       rules: [{ timeout: Duration.seconds(90), backendTimeout: Duration.seconds(30) }],
     });

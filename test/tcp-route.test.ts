@@ -40,7 +40,10 @@ describe('TcpRoute', () => {
   test('v1 is selectable; Service backends render with port and model host', () => {
     const { chart, net } = setup();
     const r = net.addTcpRoute('Redis', {
-      name: 'redis', port: 6379, apiVersion: RouteApiVersion.V1, ruleName: 'cache',
+      name: 'redis',
+      port: 6379,
+      apiVersion: RouteApiVersion.V1,
+      ruleName: 'cache',
       backends: [RouteBackend.serviceRef('redis-proxy', { port: 6379, namespace: 'cache' })],
     });
     const obj = route(chart, 'redis');

@@ -3,6 +3,7 @@
 // the checks that go with each. Each route keeps its own rule shape.
 import { ApiObject, Chart, Duration } from 'cdk8s';
 import type { Construct } from 'constructs';
+import type { EgressNetwork } from '../egress-network';
 import { GatewayApiLimits, routeObject } from '../mesh/gateway-api';
 import type {
   BackendRefL1, HeaderModifierL1, ParentReferenceL1, RequestRedirectL1, RouteFilterL1, RouteSpecL1, ValueMatchL1,
@@ -12,7 +13,6 @@ import { DEFAULT_RETRY } from '../model/defaults';
 import type {
   BackendRefSpec, HeaderModifierSpec, RetrySpec, RouteFilterSpec, RouteKindSpec, RouteSpec, ValueMatchSpec,
 } from '../model/proxy-config';
-import type { EgressNetwork } from '../egress-network';
 import { RouteBackend, RouteBackendKind } from '../route-backend';
 import { RedirectPathType, RouteFilter, RouteFilterType } from '../route-filter';
 import type { HeaderModifierOptions } from '../route-filter';
@@ -438,7 +438,8 @@ export function linkerdPolicy(
     }
     if (retry.limit !== undefined && (!Number.isInteger(retry.limit) || retry.limit < 1 || retry.limit > 65535)) {
       found.push({
-        prop: '.limit', value: retry.limit,
+        prop: '.limit',
+        value: retry.limit,
         rule: retry.limit === 0 ? 'is 0, which Linkerd reads as unset and so retries once' : 'must be an integer in 1-65535',
         fix: retry.limit === 0 ? 'to turn retries off, leave retry out' : 'use a small number such as 2',
       });
