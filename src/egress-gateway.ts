@@ -238,6 +238,7 @@ const CONFIG_DIR = '/etc/egress';
 const RUN_AS = 65532;
 const FIRST_TCP_LISTENER_PORT = 10000;
 const CHECKSUM_ANNOTATION = 'egress.cdk8s.io/config-checksum';
+const LINKERD_OPAQUE_PORTS = 'config.linkerd.io/opaque-ports';
 const DEFAULT_SHUTDOWN_GRACE_MS = DEFAULT_TIMEOUTS.shutdownGraceMs;
 // Kubernetes must not SIGKILL a pod that is still draining; 10 s covers the Linkerd sidecar's own stop.
 const TERMINATION_MARGIN_S = 10;
@@ -601,6 +602,7 @@ export class EgressGateway extends Construct {
         this.tcpListeners.push({ port: containerPort, externalService: svc.name, servicePort: p.port });
         this.container.addPort({ number: containerPort, name: `tcp-${containerPort}` });
         this.service.bind(p.port, { name: `tcp-${p.port}`, targetPort: containerPort, protocol: kplus.Protocol.TCP });
+        this.markOpaque();
       }
     }
   }
@@ -704,6 +706,17 @@ export class EgressGateway extends Construct {
       },
       defaultTls: this.defaultTls._toSpec(),
     };
+  }
+
+  /**
+   * Linkerd sniffs the protocol of every new connection, and a server-speaks-first protocol on a
+   * TCP listener (SMTP, MySQL) would stall until the sniff times out; opaque ports skip the sniff.
+   * The Service carries client-facing ports (read by meshed clients), the pods container ports.
+   */
+  private markOpaque(): void {
+    if (!(this.props.linkerdInject ?? true)) return;
+    this.deployment.podMetadata.addAnnotation(LINKERD_OPAQUE_PORTS, this.tcpListeners.map((l) => l.port).join(','));
+    this.service.metadata.addAnnotation(LINKERD_OPAQUE_PORTS, this.tcpListeners.map((l) => l.servicePort).join(','));
   }
 
   private configJson(): string {

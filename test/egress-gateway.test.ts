@@ -396,6 +396,25 @@ describe('EgressGateway external services', () => {
     expect(gw.forwardProxy).toBe(false);
   });
 
+  test('TCP listener ports are opaque to Linkerd (no protocol sniffing), on pods and Service', () => {
+    const chart = newChart();
+    const gw = new EgressGateway(chart, 'egress', { image: IMAGE });
+    gw.addExternalService('pg', { host: 'db.example.com', ports: [{ port: 5432, protocol: ExternalServiceProtocol.TCP }] });
+    gw.addExternalService('smtp', { host: 'smtp.example.com', ports: [{ port: 25, protocol: ExternalServiceProtocol.TCP }] });
+    const all = objects(chart);
+    expect(one(all, 'Deployment').spec.template.metadata.annotations['config.linkerd.io/opaque-ports']).toBe('10000,10001');
+    expect(one(all, 'Service').metadata.annotations).toEqual({ 'config.linkerd.io/opaque-ports': '5432,25' });
+  });
+
+  test('without Linkerd injection no opaque-ports annotation is written', () => {
+    const chart = newChart();
+    const gw = new EgressGateway(chart, 'egress', { image: IMAGE, linkerdInject: false });
+    gw.addExternalService('pg', { host: 'db.example.com', ports: [{ port: 5432, protocol: ExternalServiceProtocol.TCP }] });
+    const all = objects(chart);
+    expect(one(all, 'Deployment').spec.template.metadata.annotations['config.linkerd.io/opaque-ports']).toBeUndefined();
+    expect(one(all, 'Service').metadata.annotations).toBeUndefined();
+  });
+
   test('throws when a host is declared twice on one gateway', () => {
     const gw = new EgressGateway(newChart(), 'egress', { image: IMAGE });
     gw.addExternalService('github', { host: 'api.github.com' });
