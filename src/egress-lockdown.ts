@@ -415,6 +415,7 @@ export class EgressLockdown extends Construct {
   /** The NetworkPolicy. */
   public readonly policy: kplus.NetworkPolicy;
   private targetSource: TargetSource;
+  private peer?: kplus.INetworkPolicyPeer;
 
   constructor(scope: Construct, id: string, props: EgressLockdownProps) {
     super(scope, id);
@@ -456,11 +457,15 @@ export class EgressLockdown extends Construct {
 
   /** @internal EgressGateway's seam: a lock-down of `peer` towards the gateway, created under it. */
   public static _forGateway(gateway: Construct, source: () => EgressGatewayTarget, peer: kplus.INetworkPolicyPeer, options: EgressGatewayRestrictEgressOfOptions = {}): EgressLockdown {
-    const id = `Lockdown-${peer.node.addr}`;
-    if (gateway.node.tryFindChild(id)) {
+    let id = `Lockdown${peer.node.id}`;
+    const existing = gateway.node.tryFindChild(id);
+    if (existing instanceof EgressLockdown && existing.peer === peer) {
       throw new Error(`EgressGateway "${gateway.node.path}": restrictEgressOf() was already called for "${peer.node.path}"; call it once per workload or namespace and add peers with allowTo()`);
     }
+    // Another peer with the same construct id: keep both, told apart by the peer's address.
+    if (existing) id = `${id}-${peer.node.addr.slice(0, 8)}`;
     const lockdown = new EgressLockdown(gateway, id, { ...options, selector: peer, gateway: source() });
+    lockdown.peer = peer;
     lockdown._useTarget(source);
     return lockdown;
   }

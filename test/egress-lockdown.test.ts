@@ -325,6 +325,11 @@ describe('EgressGateway lock-down methods', () => {
     const apps = kplus.Namespaces.select(chart, 'Apps', { names: ['apps'] });
     gw.restrictEgressOf(apps);
     expect(() => gw.restrictEgressOf(apps)).toThrow(/restrictEgressOf\(\) was already called for "test\/Apps"/);
+    // A different peer that happens to share the construct id gets a policy of its own.
+    const otherApps = kplus.Namespaces.select(new Chart(chart, 'nested'), 'Apps', { names: ['other'] });
+    gw.restrictEgressOf(otherApps);
+    const namespaces = Testing.synth(chart).filter(o => o.kind === 'NetworkPolicy').map(o => o.metadata.namespace).sort();
+    expect(namespaces).toEqual(['apps', 'egress', 'other']);
   });
 
   test('throws when forward-proxy mode is asked of a gateway without forwardProxy', () => {
