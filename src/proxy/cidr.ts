@@ -82,11 +82,107 @@ export function isIp(text: string): boolean {
 function parseIpInner(text: string): IpAddress | string {
   if (typeof text !== 'string' || text.length === 0) return 'empty';
   if (text.includes(':')) {
+    const fast = fastV6(text);
+    if (fast !== undefined) return { family: 6, value: fast };
     const v = parseV6(text);
     return typeof v === 'string' ? v : { family: 6, value: v };
   }
+  const fast = fastV4(text);
+  if (fast >= 0) return { family: 4, value: BigInt(fast) };
   const v = parseV4(text);
   return typeof v === 'string' ? v : { family: 4, value: BigInt(v) };
+}
+
+/** Dotted quad without allocation; -1 for anything parseV4 should explain. */
+function fastV4(text: string): number {
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (digits === 1 && octet === 0) return -1; // leading zero
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return -1;
+    } else if (c === 46 && digits > 0 && dots < 3) {
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else {
+      return -1;
+    }
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return value * 256 + octet;
+}
+
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  const lower = c | 0x20; // only 'A'-'F' and 'a'-'f' land in 'a'-'f'
+  return lower >= 97 && lower <= 102 ? lower - 87 : -1;
+}
+
+/** IPv6 in one pass with no intermediate strings; undefined for anything parseV6 should explain. */
+function fastV6(text: string): bigint | undefined {
+  const len = text.length;
+  const groups = [0, 0, 0, 0, 0, 0, 0, 0];
+  let n = 0;
+  let gap = -1;
+  let i = 0;
+  if (text.charCodeAt(0) === 58) {
+    if (text.charCodeAt(1) !== 58) return undefined;
+    gap = 0;
+    i = 2;
+  }
+  while (i < len) {
+    if (n === 8) return undefined;
+    const start = i;
+    let v = 0;
+    let h: number;
+    while (i < len && (h = hexDigit(text.charCodeAt(i))) >= 0) {
+      v = v * 16 + h;
+      i++;
+    }
+    if (i < len && text.charCodeAt(i) === 46) {
+      // An embedded IPv4 tail: re-read the group as decimal.
+      const v4 = n <= 6 ? fastV4(text.slice(start)) : -1;
+      if (v4 < 0) return undefined;
+      groups[n++] = Math.floor(v4 / 65536);
+      groups[n++] = v4 % 65536;
+      break;
+    }
+    if (i === start || i - start > 4) return undefined;
+    groups[n++] = v;
+    if (i === len) break;
+    if (text.charCodeAt(i) !== 58 || ++i === len) return undefined;
+    if (text.charCodeAt(i) === 58) {
+      if (gap !== -1) return undefined;
+      gap = n;
+      i++;
+    }
+  }
+  if (gap === -1 ? n !== 8 : n > 7) return undefined;
+  if (gap !== -1) {
+    const moved = n - gap;
+    for (let k = 0; k < moved; k++) groups[7 - k] = groups[n - 1 - k];
+    for (let k = gap; k < 8 - moved; k++) groups[k] = 0;
+  }
+  let value = 0n;
+  for (let k = 0; k < 8; k += 2) value = (value << 32n) | BigInt(groups[k] * 65536 + groups[k + 1]);
+  return value;
+}
+
+function isHexGroup(p: string): boolean {
+  if (p.length < 1 || p.length > 4) return false;
+  for (let i = 0; i < p.length; i++) {
+    const c = p.charCodeAt(i);
+    if (c >= 48 && c <= 57) continue;
+    const lower = c | 0x20; // only 'A'-'F' and 'a'-'f' land in 'a'-'f'
+    if (lower < 97 || lower > 102) return false;
+  }
+  return true;
 }
 
 function parseV4(text: string): number | string {
@@ -120,7 +216,7 @@ function parseV6(text: string): bigint | string {
         if (typeof v4 === 'string') return `embedded IPv4 ${JSON.stringify(p)}: ${v4}`;
         groups.push(Math.floor(v4 / 65536), v4 % 65536);
       } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(p)) return `group ${JSON.stringify(p)} is not 1-4 hex digits`;
+        if (!isHexGroup(p)) return `group ${JSON.stringify(p)} is not 1-4 hex digits`;
         groups.push(parseInt(p, 16));
       }
     }
@@ -140,8 +236,9 @@ function parseV6(text: string): bigint | string {
     if (head.length + tail.length > 7) return "too many groups around '::'";
     groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
   }
+  // Four 32-bit words keep the BigInt work to a handful of operations.
   let value = 0n;
-  for (const g of groups) value = (value << 16n) | BigInt(g);
+  for (let i = 0; i < 8; i += 2) value = (value << 32n) | BigInt(groups[i] * 65536 + groups[i + 1]);
   return value;
 }
 
@@ -269,28 +366,40 @@ export function cidrsOverlap(a: Cidr | string, b: Cidr | string): boolean {
 export class CidrSet {
   /** The networks as given (parsed), in order. */
   public readonly cidrs: readonly Cidr[];
-  private readonly v4: ReadonlyArray<{ readonly prefix: number; readonly mask: bigint; readonly nets: Map<bigint, Cidr> }>;
-  private readonly v6: ReadonlyArray<{ readonly prefix: number; readonly mask: bigint; readonly nets: Map<bigint, Cidr> }>;
+  // IPv4 tables use plain numbers: masking a double is far cheaper than masking a BigInt.
+  private readonly v4: ReadonlyArray<{ readonly mask: number; readonly nets: Map<number, Cidr> }>;
+  private readonly v6: ReadonlyArray<{ readonly mask: bigint; readonly nets: Map<bigint, Cidr> }>;
+  /**
+   * The widest IPv6 network holding all of ::ffff:0:0/96, if any. A network up to /96 holds the
+   * whole block or none of it, and narrower ones inside it became IPv4 tables, so this single
+   * answer settles every IPv4 address the IPv4 tables miss.
+   */
+  private readonly mappedCover?: Cidr;
 
   /** Throws CidrParseError on the first bad entry (strings are parsed strictly). */
   constructor(cidrs: Iterable<Cidr | string>) {
     const parsed = [...cidrs].map(toCidr);
     this.cidrs = parsed;
-    const build = (family: IpFamily) => {
+    const group = (family: IpFamily) => {
       const byPrefix = new Map<number, Map<bigint, Cidr>>();
-      parsed.forEach((orig) => {
+      for (const orig of parsed) {
         const c = unmapCidr(orig);
-        if (c.family !== family) return;
+        if (c.family !== family) continue;
         let nets = byPrefix.get(c.prefix);
         if (!nets) byPrefix.set(c.prefix, (nets = new Map()));
         if (!nets.has(c.network)) nets.set(c.network, orig);
-      });
+      }
       // Widest first, so find() reports the covering network a human listed most broadly.
-      return [...byPrefix.entries()].sort((p, q) => p[0] - q[0])
-        .map(([prefix, nets]) => ({ prefix, mask: maskOf(family, prefix), nets }));
+      return [...byPrefix.entries()].sort((p, q) => p[0] - q[0]);
     };
-    this.v4 = build(4);
-    this.v6 = build(6);
+    this.v4 = group(4).map(([prefix, nets]) => ({
+      mask: prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0,
+      nets: new Map([...nets].map(([k, v]) => [Number(k), v])),
+    }));
+    this.v6 = group(6).map(([prefix, nets]) => ({ mask: maskOf(6, prefix), nets }));
+    for (const t of this.v6) {
+      this.mappedCover ??= t.nets.get(MAPPED_PREFIX & t.mask);
+    }
   }
 
   public get size(): number {
@@ -304,19 +413,20 @@ export class CidrSet {
 
   /** The (widest) network containing `ip`, as it was given; undefined when none does. */
   public find(ip: IpAddress | string): Cidr | undefined {
-    const a = unmapIp(toIp(ip));
-    const tables = a.family === 4 ? this.v4 : this.v6;
-    for (const t of tables) {
-      const hit = t.nets.get(a.value & t.mask);
-      if (hit) return hit;
-    }
-    if (a.family === 4) {
-      const mapped = MAPPED_PREFIX | a.value;
+    const a = toIp(ip);
+    const mapped = a.family === 6 && (a.value >> 32n) === 0xffffn;
+    if (a.family === 6 && !mapped) {
       for (const t of this.v6) {
-        const hit = t.nets.get(mapped & t.mask);
+        const hit = t.nets.get(a.value & t.mask);
         if (hit) return hit;
       }
+      return undefined;
     }
-    return undefined;
+    const v4 = Number(mapped ? a.value & V4_MASK : a.value);
+    for (const t of this.v4) {
+      const hit = t.nets.get((v4 & t.mask) >>> 0);
+      if (hit) return hit;
+    }
+    return this.mappedCover;
   }
 }

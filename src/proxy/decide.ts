@@ -137,11 +137,27 @@ interface CompiledRoute {
   readonly needsQuery: boolean;
 }
 
+/** The routes one (kind, port) can reach, indexed by the hostnames they take. */
+interface CandidateSet {
+  /** All of them, in precedence-tie order (oldest, then namespace/name). */
+  readonly routes: readonly RankedRoute[];
+  readonly byExactHost: ReadonlyMap<string, readonly RankedRoute[]>;
+  /** Keyed by wildcard suffix ('.example.com'). */
+  readonly byWildcardSuffix: ReadonlyMap<string, readonly RankedRoute[]>;
+  /** Routes without hostnames. */
+  readonly anyHost: readonly RankedRoute[];
+}
+
+interface RankedRoute extends CompiledRoute {
+  /** Position in precedence-tie order among routes of its kind: lower wins a tie. */
+  readonly rank: number;
+}
+
 interface KindTable {
-  /** Routes without parentPort, in precedence-tie order. */
-  readonly anyPort: readonly CompiledRoute[];
-  /** For each port some route names: routes without parentPort plus that port's, in order. */
-  readonly byPort: ReadonlyMap<number, readonly CompiledRoute[]>;
+  /** Routes without parentPort. */
+  readonly anyPort: CandidateSet;
+  /** For each port some route names: routes without parentPort plus that port's. */
+  readonly byPort: ReadonlyMap<number, CandidateSet>;
 }
 
 export interface CompiledNetworks {
@@ -265,12 +281,27 @@ function compareRoutes(a: CompiledRoute, b: CompiledRoute): number {
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
+function candidateSet(routes: readonly RankedRoute[]): CandidateSet {
+  const byExactHost = new Map<string, RankedRoute[]>();
+  const byWildcardSuffix = new Map<string, RankedRoute[]>();
+  const push = (m: Map<string, RankedRoute[]>, key: string, r: RankedRoute) => {
+    const list = m.get(key);
+    if (!list) m.set(key, [r]);
+    else if (list[list.length - 1] !== r) list.push(r);
+  };
+  for (const r of routes) {
+    for (const h of r.exactHosts) push(byExactHost, h, r);
+    for (const w of r.wildcards) push(byWildcardSuffix, w.suffix, r);
+  }
+  return { routes, byExactHost, byWildcardSuffix, anyHost: routes.filter((r) => r.anyHost) };
+}
+
 function buildTable(routes: readonly CompiledRoute[]): KindTable {
-  const sorted = [...routes].sort(compareRoutes);
-  const anyPort = sorted.filter((r) => r.spec.parentPort === undefined);
-  const byPort = new Map<number, CompiledRoute[]>();
+  const sorted: RankedRoute[] = [...routes].sort(compareRoutes).map((r, rank) => ({ ...r, rank }));
+  const anyPort = candidateSet(sorted.filter((r) => r.spec.parentPort === undefined));
+  const byPort = new Map<number, CandidateSet>();
   for (const port of new Set(sorted.map((r) => r.spec.parentPort).filter((p): p is number => p !== undefined))) {
-    byPort.set(port, sorted.filter((r) => r.spec.parentPort === undefined || r.spec.parentPort === port));
+    byPort.set(port, candidateSet(sorted.filter((r) => r.spec.parentPort === undefined || r.spec.parentPort === port)));
   }
   return { anyPort, byPort };
 }
@@ -350,12 +381,6 @@ function hostScore(route: CompiledRoute, host: string): number {
   return -1;
 }
 
-interface Selection {
-  readonly route: CompiledRoute;
-  readonly rule: CompiledRule;
-  readonly match: CompiledMatch;
-}
-
 /** Request facts derived lazily, once per decide() call. */
 class RequestView {
   private queryMap?: ReadonlyMap<string, string>;
@@ -388,33 +413,62 @@ function matchOne(kind: RouteKindSpec, m: CompiledMatch, target: Target, view: R
   return true; // TLSRoute and TCPRoute rules have no matches
 }
 
-/**
- * Best rule across all candidate routes. Routes come in tie order and rules in list order, so a
- * later candidate must score strictly higher to win: ties go to the oldest route, then
- * namespace/name, then the first rule, as Gateway API requires.
- */
-function select(kind: RouteKindSpec, routes: readonly CompiledRoute[], host: string, target: Target, view: RequestView):
-{ selection?: Selection; hostAccepted: boolean } {
-  let best: Selection | undefined;
-  let bestScore = -1;
-  let hostAccepted = false;
+/** The best match so far while select() walks the candidates. */
+class Best {
+  public route?: RankedRoute;
+  public rule?: CompiledRule;
+  public match?: CompiledMatch;
+  public score = -1;
+  public hostAccepted = false;
+
+  /** Ties go to the oldest route, then namespace/name (rank), then the first rule, as Gateway API requires. */
+  public beats(score: number, route: RankedRoute, rule: CompiledRule): boolean {
+    if (score !== this.score) return score > this.score;
+    if (!this.route) return true;
+    if (route.rank !== this.route.rank) return route.rank < this.route.rank;
+    return rule.index < this.rule!.index;
+  }
+}
+
+function consider(
+  kind: RouteKindSpec, routes: readonly RankedRoute[] | undefined, host: string, target: Target, view: RequestView, best: Best,
+): void {
+  if (!routes) return;
   for (const route of routes) {
     const hs = hostScore(route, host);
     if (hs < 0) continue;
-    hostAccepted = true;
+    best.hostAccepted = true;
     const base = hs * HOST_WEIGHT;
-    if (base + route.maxScore <= bestScore) continue;
+    if (base + route.maxScore < best.score) continue;
     for (const rule of route.rules) {
       for (const m of rule.matches) {
         const score = base + m.score;
-        if (score <= bestScore) continue;
+        if (!best.beats(score, route, rule)) continue;
         if (!matchOne(kind, m, target, view)) continue;
-        best = { route, rule, match: m };
-        bestScore = score;
+        best.route = route;
+        best.rule = rule;
+        best.match = m;
+        best.score = score;
       }
     }
   }
-  return { selection: best, hostAccepted };
+}
+
+/**
+ * Best rule across the candidate routes that take this host: those naming it exactly, those
+ * with a wildcard covering it (one map lookup per label), and those naming no host. Precedence
+ * is explicit (score, then rank, then rule index), so the visiting order does not matter.
+ */
+function select(kind: RouteKindSpec, set: CandidateSet, host: string, target: Target, view: RequestView): Best {
+  const best = new Best();
+  consider(kind, set.byExactHost.get(host), host, target, view, best);
+  if (set.byWildcardSuffix.size > 0) {
+    for (let dot = host.indexOf('.', 1); dot !== -1; dot = host.indexOf('.', dot + 1)) {
+      consider(kind, set.byWildcardSuffix.get(host.slice(dot)), host, target, view, best);
+    }
+  }
+  consider(kind, set.anyHost, host, target, view, best);
+  return best;
 }
 
 function pickBackend(rule: CompiledRule, pick: number | undefined): BackendRefSpec | undefined {
@@ -481,24 +535,21 @@ export function decide(policy: CompiledPolicy, target: Target): Decision {
   const externalService = findExternalService(policy, host);
   const view = new RequestView(target);
 
-  let kind: RouteKindSpec;
-  let found: Selection | undefined;
+  let found: Best | undefined;
   if (target.protocol === 'grpc') {
     const g = candidates(policy, 'GRPCRoute', target.port);
-    const r = g.length > 0 ? select('GRPCRoute', g, host, target, view) : { hostAccepted: false };
-    kind = 'GRPCRoute';
-    found = r.selection;
-    if (!r.hostAccepted) {
-      kind = 'HTTPRoute';
-      found = select(kind, candidates(policy, kind, target.port), host, target, view).selection;
+    found = g.routes.length > 0 ? select('GRPCRoute', g, host, target, view) : undefined;
+    if (!found?.hostAccepted) {
+      const h = candidates(policy, 'HTTPRoute', target.port);
+      found = h.routes.length > 0 ? select('HTTPRoute', h, host, target, view) : undefined;
     }
   } else {
-    kind = KIND_OF[target.protocol];
+    const kind = KIND_OF[target.protocol];
     const c = candidates(policy, kind, target.port);
-    found = c.length > 0 ? select(kind, c, host, target, view).selection : undefined;
+    found = c.routes.length > 0 ? select(kind, c, host, target, view) : undefined;
   }
 
-  if (!found) {
+  if (!found?.route) {
     const allow = policy.config.parent.trafficPolicy === 'Allow';
     const d: Decision = allow
       ? { action: 'allow', reason: 'default-allow', route: defaultRoute(target.protocol, true), externalService, reportOnly: false }
@@ -506,32 +557,48 @@ export function decide(policy: CompiledPolicy, target: Target): Decision {
     return reportOnlyOr(policy, d);
   }
 
-  const { route, rule, match } = found;
-  const common = { route: route.ref, rule: rule.spec, ruleIndex: rule.index, externalService, reportOnly: false };
+  const route = found.route;
+  const rule = found.rule!;
+  const match = found.match!;
   const matchedPrefix = match.path?.type === 'PathPrefix' ? match.path.value : undefined;
   if (rule.redirect) {
-    return { ...common, action: 'redirect', reason: 'filter-redirect', redirect: rule.redirect, matchedPrefix };
+    return ruleDecision('redirect', 'filter-redirect', route, rule, externalService, undefined, rule.redirect, matchedPrefix);
   }
   if (rule.spec.backendRefs.length === 0) {
-    return { ...common, action: 'allow', reason: 'route-matched', matchedPrefix };
+    return ruleDecision('allow', 'route-matched', route, rule, externalService, undefined, undefined, matchedPrefix);
   }
   if (rule.totalWeight === 0) {
-    return reportOnlyOr(policy, { ...common, action: 'deny', reason: 'no-backend', matchedPrefix });
+    return reportOnlyOr(policy, ruleDecision('deny', 'no-backend', route, rule, externalService, undefined, undefined, matchedPrefix));
   }
   const ref = pickBackend(rule, target.pick);
+  return ruleDecision('allow', 'route-matched', route, rule, externalService, ref, undefined, matchedPrefix);
+}
+
+/** One object shape for every rule decision keeps decide()'s call sites monomorphic. */
+function ruleDecision(
+  action: DecisionAction, reason: DecisionReason, route: RankedRoute, rule: CompiledRule,
+  externalService: ExternalServiceSpec | undefined, ref: BackendRefSpec | undefined,
+  redirect: RequestRedirectSpec | undefined, matchedPrefix: string | undefined,
+): Decision {
   return {
-    ...common,
-    action: 'allow',
-    reason: 'route-matched',
-    backendRef: ref,
+    action,
+    reason,
+    route: route.ref,
+    rule: rule.spec,
+    ruleIndex: rule.index,
     backend: ref?.kind === 'EgressNetwork' ? undefined : ref,
+    backendRef: ref,
+    externalService,
+    reportOnly: false,
+    wouldReason: undefined,
+    redirect,
     matchedPrefix,
   };
 }
 
 const KIND_OF: Record<Exclude<TargetProtocol, 'grpc'>, RouteKindSpec> = { http: 'HTTPRoute', tls: 'TLSRoute', tcp: 'TCPRoute' };
 
-function candidates(policy: CompiledPolicy, kind: RouteKindSpec, port: number): readonly CompiledRoute[] {
+function candidates(policy: CompiledPolicy, kind: RouteKindSpec, port: number): CandidateSet {
   const t = policy.tables[kind];
   return t.byPort.get(port) ?? t.anyPort;
 }

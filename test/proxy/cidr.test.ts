@@ -244,3 +244,18 @@ describe('CidrSet', () => {
     expect(() => set.has('not-an-ip')).toThrow(CidrParseError);
   });
 });
+
+describe('parser edge cases', () => {
+  test.each([
+    '1.2.3.4.', '.1.2.3', '1..2.3', '1.2.3.4\n', '\u00311.2.3.4x', '1.2.3.1000', '00.1.2.3', '1.2.3.04',
+    '::\u0010', '::G', ':: 1', '1:2:3:4:5:6:7:8:', ':::', 'fffff::',
+  ])('rejects %j', (text) => {
+    expect(tryParseIp(text)).toBeUndefined();
+  });
+
+  test.each([
+    ['0.0.0.0', '0.0.0.0'], ['9.10.100.255', '9.10.100.255'], ['ABCD:EF01::', 'abcd:ef01::'], ['::FfFf:1.2.3.4', '::ffff:1.2.3.4'],
+  ])('accepts %j as %s', (text, canonical) => {
+    expect(formatIp(parseIp(text))).toBe(canonical);
+  });
+});

@@ -603,10 +603,10 @@ describe('compilePolicy', () => {
 
   test('indexes routes by kind and port', () => {
     const p = compilePolicy(config({ routes: [http('a'), http('b', { port: 80 }), route('TLSRoute', 't', { port: 443 })] }));
-    expect(p.tables.HTTPRoute.anyPort.map((r) => r.ref.name)).toEqual(['a']);
-    expect(p.tables.HTTPRoute.byPort.get(80)?.map((r) => r.ref.name)).toEqual(['a', 'b']);
-    expect(p.tables.TLSRoute.byPort.get(443)?.map((r) => r.ref.name)).toEqual(['t']);
-    expect(p.tables.GRPCRoute.anyPort).toHaveLength(0);
+    expect(p.tables.HTTPRoute.anyPort.routes.map((r) => r.ref.name)).toEqual(['a']);
+    expect(p.tables.HTTPRoute.byPort.get(80)?.routes.map((r) => r.ref.name)).toEqual(['a', 'b']);
+    expect(p.tables.TLSRoute.byPort.get(443)?.routes.map((r) => r.ref.name)).toEqual(['t']);
+    expect(p.tables.GRPCRoute.anyPort.routes).toHaveLength(0);
   });
 });
 
