@@ -503,6 +503,7 @@ function reportOnlyOr(policy: CompiledPolicy, d: Decision): Decision {
  *    gRPC falls back to HTTPRoutes (matching the call as the HTTP/2 POST to /service/method it
  *    is) when no GRPCRoute at this port takes the host, as Linkerd serves HTTPRoutes to gRPC
  *    clients when no GRPCRoute is attached; once one does, HTTPRoutes are not consulted.
+ *    parentSectionName is not used: an EgressNetwork has no sections.
  * 2. Hostnames: a route naming hostnames takes the host only if one matches (exact, or '*.x'
  *    matching any name ending in '.x'). Precedence: most characters in a matching exact hostname,
  *    then in a matching wildcard; routes without hostnames take every host with the lowest rank.
@@ -524,7 +525,8 @@ function reportOnlyOr(policy: CompiledPolicy, d: Decision): Decision {
  *    `backend`; an EgressNetwork ref passes through (backend undefined, backendRef set).
  * 5. Nothing matched → the parent's default route by trafficPolicy: '<proto>-egress-allow'
  *    (default-allow) or '<proto>-egress-deny' (default-deny). With Allow, traffic the declared
- *    routes do not match still goes out, as in Linkerd.
+ *    routes do not match still goes out, as in Linkerd. (A Gateway answers 404 here; an
+ *    EgressNetwork answers with its trafficPolicy.)
  * 6. ReportOnly parent: a deny becomes an allow to the original destination with reportOnly
  *    true, reason 'report-only', wouldReason the original reason, and the would-be route kept.
  * The networks check needs the resolved address: the I/O shell calls checkNetworks() after DNS.

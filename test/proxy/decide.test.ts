@@ -376,6 +376,31 @@ describe('hostnames', () => {
     expect(decide(policy, httpTarget({ host })).route.name).toBe(name);
   });
 
+  test('equal wildcards: the oldest route, whatever the declaration order', () => {
+    const p = compilePolicy(config({
+      routes: [http('newer', { order: 5, hostnames: ['*.example.com'] }), http('older', { order: 1, hostnames: ['*.example.com'] })],
+    }));
+    expect(decide(p, httpTarget({ host: 'deep.a.b.example.com' })).route.name).toBe('older');
+  });
+
+  test('a route listing exact and wildcard names ranks by the best one that matches', () => {
+    const p = compilePolicy(config({
+      routes: [
+        http('mixed', { order: 2, hostnames: ['*.example.com', 'api.example.com'] }),
+        http('wild-longer', { order: 1, hostnames: ['*.api.example.com', '*.eu.example.com'] }),
+      ],
+    }));
+    expect(decide(p, httpTarget({ host: 'api.example.com' })).route.name).toBe('mixed'); // exact
+    expect(decide(p, httpTarget({ host: 'v1.api.example.com' })).route.name).toBe('wild-longer'); // longer wildcard
+    expect(decide(p, httpTarget({ host: 'x.eu.example.com' })).route.name).toBe('wild-longer');
+    expect(decide(p, httpTarget({ host: 'www.example.com' })).route.name).toBe('mixed');
+  });
+
+  test('hostnames are compared case-insensitively on the route side', () => {
+    const p = compilePolicy(config({ routes: [http('r', { hostnames: ['API.Example.com'] })] }));
+    expect(decide(p, httpTarget({ host: 'api.example.com' })).route.name).toBe('r');
+  });
+
   test('TLSRoute wildcard by SNI', () => {
     const p = compilePolicy(config({ routes: [route('TLSRoute', 't', { hostnames: ['*.github.com'] })] }));
     expect(summary(decide(p, { protocol: 'tls', host: 'api.github.com', port: 443 }))).toEqual(routed('t', 'TLSRoute'));
