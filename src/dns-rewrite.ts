@@ -396,15 +396,6 @@ interface GatewayDnsFacts {
  * @see https://coredns.io/plugins/rewrite/
  */
 export class DnsRewrite extends Construct {
-  /** The rewrite lines, to paste into the root server block of a Corefile managed elsewhere. */
-  public readonly snippet: string;
-  /** The name clients' queries are rewritten to ('proxy.egress.svc.cluster.local'). */
-  public readonly targetName: string;
-  /** The suffixes rewritten. */
-  public readonly suffixes: string[];
-  /** The real host names rewritten (hijacked). */
-  public readonly hijackHosts: string[];
-
   /** @internal EgressGateway's seam: a DnsRewrite for the gateway's Service and suffixes. */
   public static _forGateway(gateway: Construct, id: string, facts: GatewayDnsFacts, options: EgressGatewayAddDnsRewriteOptions): DnsRewrite {
     if ((options.hijackHosts ?? []).length > 0 && !facts.tlsPassthrough) {
@@ -419,6 +410,15 @@ export class DnsRewrite extends Construct {
       suffixes: facts.suffixes,
     });
   }
+
+  /** The rewrite lines, to paste into the root server block of a Corefile managed elsewhere. */
+  public readonly snippet: string;
+  /** The name clients' queries are rewritten to ('proxy.egress.svc.cluster.local'). */
+  public readonly targetName: string;
+  /** The suffixes rewritten. */
+  public readonly suffixes: string[];
+  /** The real host names rewritten (hijacked). */
+  public readonly hijackHosts: string[];
 
   constructor(scope: Construct, id: string, props: DnsRewriteProps) {
     super(scope, id);

@@ -274,6 +274,26 @@ export interface EgressGatewayPolicyProps {
  * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/
  */
 export class EgressGatewayPolicy extends Construct {
+  /**
+   * @internal EgressGateway's seam: the gateway's policy, created under it on first use.
+   * `meshNamespace` names the mesh control plane the gateway's sidecar must reach.
+   */
+  public static _ofGateway(
+    gateway: Construct, source: () => EgressGatewayTarget, options?: EgressGatewayLockDownOptions, meshNamespace?: string,
+  ): EgressGatewayPolicy {
+    const existing = gateway.node.tryFindChild(GATEWAY_POLICY_ID);
+    if (existing) {
+      if (options) {
+        throw new Error(`EgressGateway "${gateway.node.path}": lockDown() options cannot apply because the gateway's NetworkPolicy already exists (an earlier lockDown(), allowFrom() or restrictEgressOf() created it); call lockDown(options) first`);
+      }
+      return existing as EgressGatewayPolicy;
+    }
+    const policy = new EgressGatewayPolicy(gateway, GATEWAY_POLICY_ID, { ...options, gateway: source() });
+    policy._useTarget(source);
+    if (meshNamespace) policy.allowEgressTo(kplus.Namespaces.select(policy, 'MeshControlPlane', { names: [meshNamespace] }));
+    return policy;
+  }
+
   /** The NetworkPolicy. */
   public readonly policy: kplus.NetworkPolicy;
   private readonly deferredPolicy: DeferredNetworkPolicy;
@@ -345,24 +365,6 @@ export class EgressGatewayPolicy extends Construct {
   }
 
   /**
-   * @internal EgressGateway's seam: the gateway's policy, created under it on first use.
-   * `meshNamespace` names the mesh control plane the gateway's sidecar must reach.
-   */
-  public static _ofGateway(gateway: Construct, source: () => EgressGatewayTarget, options?: EgressGatewayLockDownOptions, meshNamespace?: string): EgressGatewayPolicy {
-    const existing = gateway.node.tryFindChild(GATEWAY_POLICY_ID);
-    if (existing) {
-      if (options) {
-        throw new Error(`EgressGateway "${gateway.node.path}": lockDown() options cannot apply because the gateway's NetworkPolicy already exists (an earlier lockDown(), allowFrom() or restrictEgressOf() created it); call lockDown(options) first`);
-      }
-      return existing as EgressGatewayPolicy;
-    }
-    const policy = new EgressGatewayPolicy(gateway, GATEWAY_POLICY_ID, { ...options, gateway: source() });
-    policy._useTarget(source);
-    if (meshNamespace) policy.allowEgressTo(kplus.Namespaces.select(policy, 'MeshControlPlane', { names: [meshNamespace] }));
-    return policy;
-  }
-
-  /**
    * @internal reads the gateway from `source` when rendering, so ports added to a live
    * gateway after this policy was created are covered.
    */
@@ -412,6 +414,23 @@ export interface EgressLockdownProps {
  * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/#default-deny-all-egress-traffic
  */
 export class EgressLockdown extends Construct {
+  /** @internal EgressGateway's seam: a lock-down of `peer` towards the gateway, created under it. */
+  public static _forGateway(
+    gateway: Construct, source: () => EgressGatewayTarget, peer: kplus.INetworkPolicyPeer, options: EgressGatewayRestrictEgressOfOptions = {},
+  ): EgressLockdown {
+    let id = `Lockdown${peer.node.id}`;
+    const existing = gateway.node.tryFindChild(id);
+    if (existing instanceof EgressLockdown && existing.peer === peer) {
+      throw new Error(`EgressGateway "${gateway.node.path}": restrictEgressOf() was already called for "${peer.node.path}"; call it once per workload or namespace and add peers with allowTo()`);
+    }
+    // Another peer with the same construct id: keep both, told apart by the peer's address.
+    if (existing) id = `${id}-${peer.node.addr.slice(0, 8)}`;
+    const lockdown = new EgressLockdown(gateway, id, { ...options, selector: peer, gateway: source() });
+    lockdown.peer = peer;
+    lockdown._useTarget(source);
+    return lockdown;
+  }
+
   /** The NetworkPolicy. */
   public readonly policy: kplus.NetworkPolicy;
   private targetSource: TargetSource;
@@ -453,21 +472,6 @@ export class EgressLockdown extends Construct {
    */
   public allowTo(peer: kplus.INetworkPolicyPeer, ports?: kplus.NetworkPolicyPort[]): void {
     this.policy.addEgressRule(peer, ports);
-  }
-
-  /** @internal EgressGateway's seam: a lock-down of `peer` towards the gateway, created under it. */
-  public static _forGateway(gateway: Construct, source: () => EgressGatewayTarget, peer: kplus.INetworkPolicyPeer, options: EgressGatewayRestrictEgressOfOptions = {}): EgressLockdown {
-    let id = `Lockdown${peer.node.id}`;
-    const existing = gateway.node.tryFindChild(id);
-    if (existing instanceof EgressLockdown && existing.peer === peer) {
-      throw new Error(`EgressGateway "${gateway.node.path}": restrictEgressOf() was already called for "${peer.node.path}"; call it once per workload or namespace and add peers with allowTo()`);
-    }
-    // Another peer with the same construct id: keep both, told apart by the peer's address.
-    if (existing) id = `${id}-${peer.node.addr.slice(0, 8)}`;
-    const lockdown = new EgressLockdown(gateway, id, { ...options, selector: peer, gateway: source() });
-    lockdown.peer = peer;
-    lockdown._useTarget(source);
-    return lockdown;
   }
 
   /** @internal reads the gateway's ports from `source` when rendering (see EgressGatewayPolicy). */
@@ -541,8 +545,12 @@ export class EgressClient {
       const proxy = `http://${gw.serviceName}.${gw.namespace}.svc.${domain}:${gw.servicePort ?? 80}`;
       const noProxy = ['localhost', '127.0.0.1', '::1', '.svc', `.${domain}`, ...cidrs.v4, ...cidrs.v6].join(',');
       Object.assign(env, {
-        HTTP_PROXY: proxy, HTTPS_PROXY: proxy, NO_PROXY: noProxy,
-        http_proxy: proxy, https_proxy: proxy, no_proxy: noProxy,
+        HTTP_PROXY: proxy,
+        HTTPS_PROXY: proxy,
+        NO_PROXY: noProxy,
+        http_proxy: proxy,
+        https_proxy: proxy,
+        no_proxy: noProxy,
       });
     }
     for (const c of workload.containers) {

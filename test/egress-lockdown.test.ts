@@ -132,7 +132,7 @@ describe('EgressGatewayPolicy and EgressLockdown', () => {
       gateway: { ...GATEWAY, proxyPorts: [], podSelectorLabels: {}, externalPorts: [70000] },
       clusterCidrs: ['10.244.0.0/33', 'pods'],
     })).toThrow(new RegExp([
-      "EgressGatewayPolicy test/Bad: invalid props:",
+      'EgressGatewayPolicy test/Bad: invalid props:',
       "- 'gateway' port 70000 is not a port number \\(1-65535\\)",
       "- 'gateway.proxyPorts' is empty.*",
       "- 'gateway.podSelectorLabels' is empty.*",
