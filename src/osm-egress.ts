@@ -25,8 +25,9 @@ export interface OsmEgressProps {
   readonly sources: OsmEgressSource[];
 
   /**
-   * Namespace of the Egress object (and of the HTTPRouteGroups it references).
-   * @default - the ExternalService's namespace
+   * Namespace of the Egress object (and of the HTTPRouteGroups it references). OSM reads Egress
+   * policies only from namespaces it monitors, which the callers' namespace always is.
+   * @default - the namespace of the first source
    */
   readonly namespace?: string;
 
@@ -94,7 +95,7 @@ export class OsmEgress implements IExternalServiceRenderer {
   public bind(service: ExternalService): void {
     const egress = renderOsmEgress(renderInputOf(service), {
       name: service.name,
-      namespace: this.namespace ?? service.namespace,
+      namespace: this.namespace ?? this.sources[0].namespace,
       sources: this.sources.map((s) => ({ name: s.serviceAccount, namespace: s.namespace })),
       httpRouteGroups: this.httpRouteGroups,
       subject: `OsmEgress for ExternalService "${service.node.path}"`,

@@ -33,13 +33,13 @@ describe('OsmEgress', () => {
     });
   });
 
-  test('the namespace defaults to the service\'s and can be set; several sources', () => {
+  test('the namespace defaults to the first source\'s (OSM monitors it) and can be set; several sources', () => {
     const [egress] = synth({ host: 'httpbin.org', namespace: 'apps' }, new OsmEgress({
       sources: [{ serviceAccount: 'curl', namespace: 'curl' }, { serviceAccount: 'worker', namespace: 'jobs' }], namespace: 'egress-policies',
     }));
     expect(egress.metadata.namespace).toBe('egress-policies');
     expect(egress.spec.sources.map((s: any) => `${s.namespace}/${s.name}`)).toEqual(['curl/curl', 'jobs/worker']);
-    expect(synth({ host: 'httpbin.org', namespace: 'apps' })[0].metadata.namespace).toBe('apps');
+    expect(synth({ host: 'httpbin.org', namespace: 'apps' })[0].metadata.namespace).toBe('curl');
   });
 
   test('plaintext HTTP and gRPC ports become http ports; HTTPRouteGroups become matches', () => {
