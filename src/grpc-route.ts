@@ -113,9 +113,13 @@ export interface GrpcRouteProps extends GrpcRouteOptions {
  * @see https://gateway-api.sigs.k8s.io/reference/spec/#grpcroute
  */
 export class GrpcRoute extends Construct {
+  /** The object name. */
   public readonly name: string;
+  /** The route's namespace. */
   public readonly namespace: string;
+  /** The EgressNetwork the route attaches to. */
   public readonly network: EgressNetwork;
+  /** The parentRef port; undefined: every port of the network. */
   public readonly port?: number;
   /** The GRPCRoute object. */
   public readonly apiObject: ApiObject;

@@ -77,7 +77,7 @@ export class RouteBackend {
     /** The EgressNetwork named, when given explicitly. */
     public readonly network?: EgressNetwork,
     /** The cdk8s-plus Service, for `service()`. */
-    public readonly service?: kplus.Service,
+    public readonly serviceResource?: kplus.Service,
     /** The Service name, for `serviceRef()`. */
     public readonly serviceName?: string,
     /** The Service namespace, for `serviceRef()`. */

@@ -111,6 +111,6 @@ export class RouteFilter {
     /** Header edits, for the two header modifier types. */
     public readonly headerModifier?: HeaderModifierOptions,
     /** Redirect target, for REQUEST_REDIRECT. */
-    public readonly requestRedirect?: RequestRedirectOptions,
+    public readonly redirect?: RequestRedirectOptions,
   ) {}
 }

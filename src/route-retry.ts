@@ -18,17 +18,17 @@ export class HttpRetryStatus {
   }
 
   /** An inclusive range of status codes, e.g. 500-504. */
-  public static range(from: number, to: number): HttpRetryStatus {
-    return new HttpRetryStatus(`${from}-${to}`, from, to);
+  public static range(first: number, last: number): HttpRetryStatus {
+    return new HttpRetryStatus(`${first}-${last}`, first, last);
   }
 
   private constructor(
     /** The annotation spelling. */
     public readonly value: string,
     /** Lowest status retried. */
-    public readonly from: number,
+    public readonly minStatus: number,
     /** Highest status retried. */
-    public readonly to: number,
+    public readonly maxStatus: number,
   ) {}
 }
 

@@ -52,9 +52,13 @@ export interface TcpRouteProps extends TcpRouteOptions {
  * @see https://gateway-api.sigs.k8s.io/reference/spec/#tcproute
  */
 export class TcpRoute extends Construct {
+  /** The object name. */
   public readonly name: string;
+  /** The route's namespace. */
   public readonly namespace: string;
+  /** The EgressNetwork the route attaches to. */
   public readonly network: EgressNetwork;
+  /** The parentRef port. */
   public readonly port: number;
   /** API version the object is written in. */
   public readonly apiVersion: RouteApiVersion;

@@ -68,9 +68,13 @@ export class TlsRoute extends Construct {
   /** The parentRef port used when `port` is unset: HTTPS. */
   public static readonly DEFAULT_PORT = TLS_ROUTE_DEFAULT_PORT;
 
+  /** The object name. */
   public readonly name: string;
+  /** The route's namespace. */
   public readonly namespace: string;
+  /** The EgressNetwork the route attaches to. */
   public readonly network: EgressNetwork;
+  /** The parentRef port. */
   public readonly port?: number;
   /** API version the object is written in. */
   public readonly apiVersion: RouteApiVersion;

@@ -263,8 +263,10 @@ describe('HttpRoute', () => {
       .toThrow(/4 problems:[\s\S]*"HTTPBIN\.org" is not a valid hostname[^\n]*lower case: "httpbin\.org"[\s\S]*"api\.\*\.com"[^\n]*wildcard may only be the whole first label[\s\S]*"203\.0\.113\.1" is an IP address[\s\S]*"a\.\.b"[^\n]*"a\.b"/);
   });
 
-  test('throws when rules or matches exceed the CRD limits', () => {
+  test('throws when rules, matches or hostnames exceed the CRD limits', () => {
     const { net } = setup();
+    expect(() => net.addHttpRoute('Hosts', { hostnames: Array.from({ length: 17 }, (_, i) => `h${i}.example.com`) }))
+      .toThrow(/'hostnames' "17 entries" exceed the HTTPRoute limit of 16/);
     const many = Array.from({ length: 65 }, (_, i) => ({ path: PathMatch.exact(`/p${i}`) }));
     expect(() => net.addHttpRoute('M', { rules: [{ matches: many }] })).toThrow(/'rules\[0\]\.matches' "65 entries" exceed the Gateway API limit of 64 per rule/);
     const fortyEach = Array.from({ length: 40 }, (_, i) => ({ path: PathMatch.exact(`/p${i}`) }));

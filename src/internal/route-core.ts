@@ -175,12 +175,12 @@ export class RouteCore {
         }
         return;
       }
-      if (b.service) {
-        const ports = b.service.ports.map((sp) => sp.port);
+      if (b.serviceResource) {
+        const ports = b.serviceResource.ports.map((sp) => sp.port);
         if (b.port === undefined && ports.length === 0) {
-          problems.add(`${p}.port`, undefined, `is required: Service "${b.service.name}" has no ports yet`, 'bind a port on the Service before adding the route, or pass port');
+          problems.add(`${p}.port`, undefined, `is required: Service "${b.serviceResource.name}" has no ports yet`, 'bind a port on the Service before adding the route, or pass port');
         } else if (b.port !== undefined && ports.length > 0 && !ports.includes(b.port)) {
-          problems.add(`${p}.port`, b.port, `is not a port of Service "${b.service.name}" (it has ${ports.join(', ')})`, `use one of ${ports.join(', ')}`);
+          problems.add(`${p}.port`, b.port, `is not a port of Service "${b.serviceResource.name}" (it has ${ports.join(', ')})`, `use one of ${ports.join(', ')}`);
         }
         problems.addAll(`${p}.port`, checkPort(b.port));
         return;
@@ -195,9 +195,9 @@ export class RouteCore {
     if (b.kind === RouteBackendKind.EGRESS_NETWORK) {
       return { kind: 'EgressNetwork', name: this.network.name, namespace: this.network.namespace };
     }
-    if (b.service) {
-      const ns = b.service.metadata.namespace ?? Chart.of(b.service).namespace ?? this.namespace;
-      return { kind: 'Service', name: b.service.name, namespace: ns, port: b.port ?? b.service.port };
+    if (b.serviceResource) {
+      const ns = b.serviceResource.metadata.namespace ?? Chart.of(b.serviceResource).namespace ?? this.namespace;
+      return { kind: 'Service', name: b.serviceResource.name, namespace: ns, port: b.port ?? b.serviceResource.port };
     }
     return { kind: 'Service', name: b.serviceName!, namespace: b.serviceNamespace ?? this.namespace, port: b.port };
   }
@@ -324,7 +324,7 @@ function checkHeaderModifier(h: HeaderModifierOptions, prop: string, problems: P
 }
 
 function checkRedirect(f: RouteFilter, prop: string, ctx: FilterCheckContext, problems: Problems): void {
-  const r = f.requestRedirect ?? {};
+  const r = f.redirect ?? {};
   if (r.hostname !== undefined) problems.addAll(`${prop}.hostname`, checkDnsSubdomain(r.hostname, 'a redirect host, no wildcard'));
   problems.addAll(`${prop}.port`, checkPort(r.port));
   if (r.statusCode !== undefined && r.statusCode !== 301 && r.statusCode !== 302) {
@@ -359,7 +359,7 @@ export function renderFilters(filters: readonly RouteFilter[]): RouteFilterL1[] 
       case RouteFilterType.RESPONSE_HEADER_MODIFIER:
         return { type: f.type, responseHeaderModifier: headerModifierL1(f.headerModifier) };
       default: {
-        const r = f.requestRedirect ?? {};
+        const r = f.redirect ?? {};
         const path: RequestRedirectL1['path'] = r.path === undefined ? undefined
           : r.path.type === RedirectPathType.REPLACE_FULL_PATH
             ? { type: 'ReplaceFullPath', replaceFullPath: r.path.value }
@@ -378,7 +378,7 @@ function headerModifierSpec(h: HeaderModifierOptions | undefined): HeaderModifie
 export function filterSpecs(filters: readonly RouteFilter[]): RouteFilterSpec[] {
   return filters.map((f) => {
     if (f.type !== RouteFilterType.REQUEST_REDIRECT) return { type: f.type, headerModifier: headerModifierSpec(f.headerModifier) };
-    const r = f.requestRedirect ?? {};
+    const r = f.redirect ?? {};
     return {
       type: f.type,
       requestRedirect: {
@@ -456,11 +456,11 @@ export function linkerdPolicy(
     } else {
       const on = (retry as HttpRouteRetry).on;
       on.forEach((s, i) => {
-        if (!Number.isInteger(s.from) || !Number.isInteger(s.to) || s.from < 100 || s.to > 599 || s.from > s.to) {
+        if (!Number.isInteger(s.minStatus) || !Number.isInteger(s.maxStatus) || s.minStatus < 100 || s.maxStatus > 599 || s.minStatus > s.maxStatus) {
           problems.add(`retry.on[${i}]`, s.value, 'must be a status code or ascending range within 100-599', 'use e.g. HttpRetryStatus.code(503) or HttpRetryStatus.range(500, 504)');
           return;
         }
-        for (let c = s.from; c <= s.to; c++) if (!statusCodes.includes(c)) statusCodes.push(c);
+        for (let c = s.minStatus; c <= s.maxStatus; c++) if (!statusCodes.includes(c)) statusCodes.push(c);
       });
       annotations[LinkerdRouteAnnotation.RETRY_HTTP] = on.map((s) => s.value).join(',');
     }
