@@ -176,19 +176,21 @@ export function pathMatches(m: CompiledPathMatch, path: string): boolean {
  * Remove '.' and '..' segments (RFC 3986 §5.2.4) so that '/get/../admin' cannot pass a '/get'
  * prefix rule and then reach '/admin' upstream. Listeners should match AND forward the result.
  * Returns undefined when '..' would climb above the root, or the path does not start with '/'.
- * Percent-encoded dots and slashes are left alone (they are data, not structure, to most servers).
+ * '%2e' counts as a dot, as WHATWG URL parsing (and so many servers) treat it; an encoded slash
+ * ('%2f') is data, not structure, and is left alone.
  */
 export function normalizePath(path: string): string | undefined {
   if (!path.startsWith('/')) return undefined;
-  if (!path.includes('/.')) return path; // fast path: nothing to resolve
+  if (!path.includes('/.') && !/\/%2e/i.test(path)) return path; // fast path: nothing to resolve
   const out: string[] = [];
   const segs = path.split('/');
   for (let i = 1; i < segs.length; i++) {
     const s = segs[i];
     const last = i === segs.length - 1;
-    if (s === '.') {
+    const dots = dotSegment(s);
+    if (dots === 1) {
       if (last) out.push('');
-    } else if (s === '..') {
+    } else if (dots === 2) {
       if (out.length === 0) return undefined;
       out.pop();
       if (last) out.push('');
@@ -197,6 +199,13 @@ export function normalizePath(path: string): string | undefined {
     }
   }
   return '/' + out.join('/');
+}
+
+/** 1 for '.', 2 for '..' (either possibly written '%2e'), else 0. */
+function dotSegment(s: string): number {
+  if (s.length === 0 || s.length > 6) return 0;
+  const t = s.toLowerCase().replace(/%2e/g, '.');
+  return t === '.' ? 1 : t === '..' ? 2 : 0;
 }
 
 /* ------------------------------------------------------------------------- headers and query */
