@@ -104,8 +104,8 @@ export interface KumaManifests {
  * Renders one external service for Kuma.
  *
  * A MeshExternalService matches exactly one port, so a service with several ports becomes one
- * object per port, named `<name>-<port>` (each gets its own hostname, as in Kuma's examples where
- * httpbin on 80 and 443 are two services); a single-port service keeps `<name>`. Whatever Kuma
+ * object per port, named `<name>-<port>`, each with its own hostname (Kuma's own examples declare
+ * plaintext and TLS httpbin.org as two services); a single-port service keeps `<name>`. Whatever Kuma
  * cannot express is collected and thrown as one Error naming Kuma and the field.
  */
 export function renderKuma(input: MeshRenderInput, options: KumaRenderOptions): KumaManifests {
@@ -127,7 +127,6 @@ export function renderKuma(input: MeshRenderInput, options: KumaRenderOptions): 
       'give the ExternalService a shorter lower-case name');
   }
 
-  const priorities = new Set(spec.endpoints.map((e) => e.priority));
   spec.endpoints.forEach((e, i) => {
     if (!Number.isInteger(e.priority) || e.priority < 0 || e.priority > KUMA_MAX_PRIORITY) {
       problems.add(`endpoints[${i}].priority`, e.priority, `is outside Kuma's priority levels 0..${KUMA_MAX_PRIORITY}`, 'use a priority between 0 and 128');
@@ -143,7 +142,7 @@ export function renderKuma(input: MeshRenderInput, options: KumaRenderOptions): 
     metadata: { name: names[i], namespace: options.namespace, labels: { ...labels } },
     spec: {
       match: { type: 'HostnameGenerator', port: port.port, protocol: port.protocol },
-      endpoints: renderEndpoints(input, port, priorities.size > 1 || [...priorities].some((p) => p !== 0)),
+      endpoints: renderEndpoints(input, port, spec.endpoints.some((e) => e.priority !== 0)),
       ...(tls ? { tls } : {}),
     },
   }));
