@@ -2,7 +2,7 @@ import { ApiObject, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import {
-  dnsNameProblem, insertIntoRootBlock, parseCorefile, renderRewriteRule, RewriteRuleSpec, suffixRegex,
+  dnsNameProblem, findRootServerBlock, insertIntoRootBlock, parseCorefile, renderRewriteRule, RewriteRuleSpec, suffixRegex,
 } from './internal/corefile';
 import { DEFAULT_EGRESS_SUFFIX } from './model/defaults';
 import { isIp } from './proxy/cidr';
@@ -184,12 +184,19 @@ class CorednsConfigMapFlavor implements IDnsFlavor {
   constructor(private readonly options: CorednsConfigMapOptions) {}
   public bind(scope: Construct, binding: DnsRewriteBinding): void {
     const base = this.options.baseCorefile ?? KUBEADM_COREFILE.replace('CLUSTER_DOMAIN', binding.clusterDomain);
+    const where = `DnsRewrite ${scope.node.path}: DnsFlavor.corednsConfigMap() 'baseCorefile' cannot take the rewrite`;
     let corefile: string;
     try {
       corefile = insertIntoRootBlock(base, binding.rewriteLines).text;
-      parseCorefile(corefile);
     } catch (e) {
-      throw new Error(`DnsRewrite ${scope.node.path}: DnsFlavor.corednsConfigMap() 'baseCorefile' cannot take the rewrite: ${(e as Error).message}. Give a Corefile with a '.:53 { ... }' block, one plugin per line.`);
+      throw new Error(`${where}: ${(e as Error).message}. Give a Corefile with a '.:53 { ... }' block, one plugin per line.`);
+    }
+    // Applying the output as the base again must not stack a second copy of the rule.
+    const root = findRootServerBlock(parseCorefile(base))!;
+    const clash = root.directives.find(d => d.name === 'rewrite'
+      && [...d.args, ...(d.block ?? []).flatMap(b => [b.name, ...b.args])].includes(`${binding.targetName}.`));
+    if (clash) {
+      throw new Error(`${where}: its root block already rewrites to "${binding.targetName}." on line ${clash.line}; give the Corefile without the egress rewrite.`);
     }
     new ApiObject(scope, 'CorednsConfigMap', {
       apiVersion: 'v1',

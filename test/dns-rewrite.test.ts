@@ -1,5 +1,6 @@
 import { Chart, Testing } from 'cdk8s';
 import { DnsFlavor, DnsRewrite } from '../src/dns-rewrite';
+import { EgressGateway } from '../src/egress-gateway';
 import { findRootServerBlock, parseCorefile, simulateRegexRewrite } from '../src/internal/corefile';
 
 function synth(build: (chart: Chart) => void): any[] {
@@ -10,6 +11,27 @@ function synth(build: (chart: Chart) => void): any[] {
 }
 
 const byKind = (objs: any[], kind: string) => objs.filter(o => o.kind === kind);
+
+describe('EgressGateway.addDnsRewrite', () => {
+  test('uses the gateway\'s Service, namespace, cluster domain and every suffix', () => {
+    let rewrite!: DnsRewrite;
+    synth(c => {
+      const gw = new EgressGateway(c, 'Gw', { namespace: 'edge', serviceName: 'gw', clusterDomain: 'k8s.example', suffix: 'egress.internal', additionalSuffixes: ['egress.local'] });
+      rewrite = gw.addDnsRewrite('Dns', { flavor: DnsFlavor.snippetOnly() });
+    });
+    expect(rewrite.targetName).toBe('gw.edge.svc.k8s.example');
+    expect(rewrite.suffixes).toEqual(['egress.internal', 'egress.local']);
+    expect(rewrite.snippet).toContain('name regex ^(.+)\\.egress\\.internal\\.$ gw.edge.svc.k8s.example. answer auto');
+    expect(rewrite.snippet).toContain('name regex ^(.+)\\.egress\\.local\\.$ gw.edge.svc.k8s.example. answer auto');
+  });
+
+  test('throws when hosts are hijacked without the TLS passthrough listener', () => {
+    expect(() => synth(c => new EgressGateway(c, 'Gw').addDnsRewrite('Dns', { flavor: DnsFlavor.snippetOnly(), hijackHosts: ['api.github.com'] })))
+      .toThrow(/EgressGateway "test\/Gw": addDnsRewrite\(\) 'hijackHosts' \["api.github.com"\] needs the gateway's TLS passthrough listener/);
+    const objs = synth(c => new EgressGateway(c, 'Gw', { tlsPassthrough: true }).addDnsRewrite('Dns', { flavor: DnsFlavor.corednsCustom(), hijackHosts: ['api.github.com'] }));
+    expect(objs.find(o => o.metadata.name === 'coredns-custom').data['egress-rewrite.override']).toContain('rewrite stop name exact api.github.com. proxy.egress.svc.cluster.local.');
+  });
+});
 
 describe('DnsRewrite', () => {
   test('snippet: anchored regex with answer auto, nothing synthesised', () => {
@@ -67,6 +89,22 @@ describe('DnsRewrite', () => {
     expect(() => synth(c => new DnsRewrite(c, 'Dns', {
       flavor: DnsFlavor.corednsConfigMap({ baseCorefile: 'example.com {\n  forward . 1.1.1.1\n}\n' }),
     }))).toThrow(/DnsRewrite test\/Dns: DnsFlavor.corednsConfigMap\(\) 'baseCorefile' cannot take the rewrite: the Corefile has no root server block/);
+  });
+
+  test('throws when the base Corefile already carries the egress rewrite', () => {
+    const first = synth(c => new DnsRewrite(c, 'Dns', { flavor: DnsFlavor.corednsConfigMap() }))[0].data.Corefile;
+    expect(() => synth(c => new DnsRewrite(c, 'Dns', { flavor: DnsFlavor.corednsConfigMap({ baseCorefile: first }) })))
+      .toThrow(/'baseCorefile' cannot take the rewrite: its root block already rewrites to "proxy.egress.svc.cluster.local." on line 7; give the Corefile without the egress rewrite\.$/);
+  });
+
+  test('coredns ConfigMap: hijacked hosts get exact rules, answered back automatically', () => {
+    const objs = synth(c => new DnsRewrite(c, 'Dns', { flavor: DnsFlavor.corednsConfigMap(), hijackHosts: ['api.github.com', 'uploads.github.com'] }));
+    const root = findRootServerBlock(parseCorefile(objs[0].data.Corefile))!;
+    const exact = root.directives.filter(d => d.name === 'rewrite' && d.args[1] === 'name').map(d => d.args);
+    expect(exact).toEqual([
+      ['stop', 'name', 'exact', 'api.github.com.', 'proxy.egress.svc.cluster.local.'],
+      ['stop', 'name', 'exact', 'uploads.github.com.', 'proxy.egress.svc.cluster.local.'],
+    ]);
   });
 
   test('coredns-custom: one .override key with the rewrite lines', () => {
