@@ -3,7 +3,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { DEFAULT_POOL } from '../model/defaults';
 import type { RouteRuleSpec } from '../model/proxy-config';
 import type { Target } from './decide';
@@ -79,6 +79,7 @@ export function clientResponseHeaders(headers: Record<string, string | string[] 
 }
 
 function hostHeaderFor(plan: UpstreamPlan): string {
+  if (plan.hostHeader) return plan.hostHeader;
   const defaultPort = plan.tls ? 443 : 80;
   const host = plan.host.includes(':') ? `[${plan.host}]` : plan.host;
   return plan.port === defaultPort ? host : `${host}:${plan.port}`;
@@ -190,23 +191,22 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
   const started = performance.now();
 
   /** One attempt: fail over across vetted addresses while no request byte has been sent. */
-  const attempt = async (): Promise<UndiciResponse> => {
+  const attempt = async (): Promise<PendingResponse> => {
     let lastError: EgressError | undefined;
     for await (const c of candidates(ctx, state, plan)) {
       outcome.attempts++;
       outcome.candidate = c;
       const pool = poolFor(ctx, state, plan, c, o.grpc);
       try {
-        return await pool.request({
+        return await dispatchOnce(pool, {
           method: req.method as string,
           path: o.path,
           headers,
           // undici streams async iterables with backpressure; its types only list Readable.
           body: body as unknown as Readable | null,
-          signal: o.signal,
           headersTimeout,
           bodyTimeout: timeouts.idleMs,
-        });
+        }, o.signal);
       } catch (err) {
         let e = toEgressError(err);
         if (e.code === 'RESPONSE_TIMEOUT') e = new EgressError(headersTimeoutCode, undefined, { cause: err });
@@ -220,7 +220,7 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
 
   // The single place retries plug in: retry.ts decides, the budget caps, backoff spreads.
   for (let retries = 0; ; retries++) {
-    let response: UndiciResponse;
+    let response: PendingResponse;
     try {
       response = await attempt();
     } catch (err) {
@@ -236,7 +236,7 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
     if (retrySpec && !o.signal.aborted && retryVerdict({
       method: req.method ?? 'GET', status: response.statusCode, spec: retrySpec, retriesSoFar: retries, replayable: !bodyStarted,
     }).retry && budget!.tryAcquireRetry()) {
-      await response.body.dump().catch(() => undefined);
+      response.discard();
       await sleep(backoffMs(retries + 1, retrySpec, Math.random()), o.signal);
       continue;
     }
@@ -262,52 +262,147 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-type UndiciResponse = Awaited<ReturnType<Pool['request']>>;
+/** A response whose head arrived; the body waits (paused) until commit() or discard(). */
+interface PendingResponse {
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[]>;
+  /** Stream the body into `sink`; resolves at the end (trailers included), rejects on failure. */
+  commit(sink: ResponseSink): Promise<void>;
+  /** Drop this response (a retry follows). */
+  discard(): void;
+}
 
-async function streamResponse(res: ClientResponse, response: UndiciResponse, headers: Record<string, string | string[]>, o: ForwardOptions): Promise<void> {
+interface ResponseSink {
+  write(chunk: Buffer): boolean;
+  onDrain(resume: () => void): void;
+  end(trailers: Record<string, string | string[]>): void;
+}
+
+/** undici passes raw [name, value, ...] buffers over HTTP/1.1 and a plain object over HTTP/2. */
+function headerRecord(raw: unknown): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  if (!raw) return out;
+  if (Array.isArray(raw)) {
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = String(raw[i]).toLowerCase();
+      const value = Array.isArray(raw[i + 1]) ? (raw[i + 1] as unknown[]).map(String) : String(raw[i + 1]);
+      const prev = out[name];
+      if (prev === undefined) out[name] = value;
+      else out[name] = [...(Array.isArray(prev) ? prev : [prev]), ...(Array.isArray(value) ? value : [value])];
+    }
+    return out;
+  }
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (k.startsWith(':') || v === undefined) continue;
+    out[k.toLowerCase()] = Array.isArray(v) ? v.map(String) : String(v);
+  }
+  return out;
+}
+
+/**
+ * Dispatch with undici's handler API rather than request(): the body stays paused until the
+ * caller commits (so a retry can drop it), backpressure goes straight to the upstream, and
+ * HTTP/2 trailers (gRPC status) arrive intact.
+ */
+function dispatchOnce(pool: Pool, opts: Dispatcher.DispatchOptions, signal: AbortSignal): Promise<PendingResponse> {
+  return new Promise((resolveHead, rejectHead) => {
+    let abortFn: ((reason?: Error) => void) | undefined;
+    let resumeFn: (() => void) | undefined;
+    let sink: ResponseSink | undefined;
+    let headDone = false;
+    let bodyResolve: (() => void) | undefined;
+    let bodyReject: ((err: unknown) => void) | undefined;
+    let finished = false;
+    let failure: unknown;
+    const onAbort = () => abortFn?.(new EgressError('TOTAL_TIMEOUT', 'aborted'));
+    if (signal.aborted) return rejectHead(new EgressError('TOTAL_TIMEOUT', 'aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    const cleanup = () => signal.removeEventListener('abort', onAbort);
+    const handler = {
+      onConnect(abort: (reason?: Error) => void) {
+        abortFn = abort;
+      },
+      onHeaders(statusCode: number, rawHeaders: unknown, resume: () => void): boolean {
+        if (statusCode < 200) return true; // 1xx: undici handles 100-continue; nothing to relay
+        headDone = true;
+        resumeFn = resume;
+        resolveHead({
+          statusCode,
+          headers: headerRecord(rawHeaders),
+          commit(s: ResponseSink) {
+            sink = s;
+            s.onDrain(() => resumeFn?.());
+            return new Promise<void>((res, rej) => {
+              if (finished) return failure ? rej(failure) : res();
+              bodyResolve = res;
+              bodyReject = rej;
+              resumeFn?.();
+            });
+          },
+          discard() {
+            cleanup();
+            abortFn?.(new EgressError('UPSTREAM_RESET', 'discarded for retry'));
+          },
+        });
+        return false; // paused until commit()
+      },
+      onData(chunk: Buffer): boolean {
+        return sink ? sink.write(chunk) : false;
+      },
+      onComplete(trailers: unknown) {
+        cleanup();
+        finished = true;
+        sink?.end(headerRecord(trailers));
+        bodyResolve?.();
+      },
+      onError(err: Error) {
+        cleanup();
+        finished = true;
+        failure = err;
+        if (!headDone) rejectHead(err);
+        else bodyReject?.(err);
+      },
+    };
+    pool.dispatch(opts, handler as unknown as Parameters<Pool['dispatch']>[1]);
+  });
+}
+
+async function streamResponse(res: ClientResponse, response: PendingResponse, headers: Record<string, string | string[]>, o: ForwardOptions): Promise<void> {
   const { outcome } = o;
   if (res.writableEnded || res.destroyed) {
-    response.body.destroy();
+    response.discard();
     return;
   }
   // Trailers are only meaningful end to end over HTTP/2 (gRPC status lives there).
   const h2 = o.req.httpVersionMajor === 2;
   (res as ServerResponse).writeHead(response.statusCode, headers);
   if (o.grpc) outcome.grpcStatus = firstHeader(response.headers['grpc-status']);
-  await new Promise<void>((resolve, reject) => {
-    const body = response.body;
-    let settled = false;
-    const done = (err?: Error) => {
-      if (settled) return;
-      settled = true;
-      if (err) reject(err);
-      else resolve();
-    };
-    body.on('data', (chunk: Buffer) => {
-      outcome.bytesOut += chunk.length;
-      if (!(res as ServerResponse).write(chunk)) {
-        body.pause();
-        res.once('drain', () => body.resume());
-      }
+  let ended: Promise<void> | undefined;
+  const onClose = () => {
+    if (!res.writableFinished) response.discard();
+  };
+  res.once('close', onClose);
+  try {
+    await response.commit({
+      write: (chunk) => {
+        outcome.bytesOut += chunk.length;
+        return (res as ServerResponse).write(chunk);
+      },
+      onDrain: (resume) => res.on('drain', resume),
+      end: (trailers) => {
+        if (h2 && Object.keys(trailers).length > 0) {
+          if (o.grpc && trailers['grpc-status'] !== undefined) outcome.grpcStatus = firstHeader(trailers['grpc-status']);
+          (res as Http2ServerResponse).addTrailers(trailers as Record<string, string>);
+        }
+        ended = new Promise<void>((r) => res.end(() => r()));
+      },
     });
-    body.once('error', (err) => {
-      done(toEgressError(err, 'UPSTREAM_RESET'));
-    });
-    body.once('end', () => {
-      const trailers = response.trailers;
-      if (h2 && trailers && Object.keys(trailers).length > 0) {
-        if (o.grpc && trailers['grpc-status'] !== undefined) outcome.grpcStatus = firstHeader(trailers['grpc-status']);
-        (res as Http2ServerResponse).addTrailers(trailers as Record<string, string>);
-      }
-      res.end(() => done());
-    });
-    res.once('close', () => {
-      if (!res.writableFinished) {
-        body.destroy();
-        done(new EgressError('UPSTREAM_RESET', 'client closed'));
-      }
-    });
-  });
+    await ended;
+  } catch (err) {
+    throw res.writableFinished ? err : toEgressError(err, 'UPSTREAM_RESET');
+  } finally {
+    res.off('close', onClose);
+  }
 }
 
 function firstHeader(v: string | string[] | undefined): string | undefined {

@@ -234,11 +234,12 @@ class Proxy implements ProxyHandle {
       socket.unshift(chunk);
       const n = Math.min(chunk.length, H2_PREFACE_START.length);
       if (chunk.subarray(0, n).equals(H2_PREFACE_START.subarray(0, n)) && n === H2_PREFACE_START.length) {
+        // The session reads the unshifted bytes itself on the next tick; resuming would drop them.
         this.h2.emit('connection', socket);
       } else {
         this.h1.emit('connection', socket);
+        socket.resume();
       }
-      socket.resume();
     };
     socket.on('data', onData);
   }

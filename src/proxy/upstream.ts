@@ -20,6 +20,8 @@ export interface UpstreamPlan {
   readonly host: string;
   /** The port the request goes to (for the Host header). */
   readonly port: number;
+  /** Host header override: Service backends get the name the client asked for, as a mesh would. */
+  readonly hostHeader?: string;
   readonly groups: ReadonlyArray<readonly UpstreamEndpoint[]>;
   readonly tls?: TlsProfile;
   readonly servername?: string;
@@ -34,7 +36,7 @@ export function planHttp(state: RuntimeState, decision: Decision, target: Target
   if (backend && backend.kind === 'Service') {
     const host = backend.host ?? `${backend.name}.${backend.namespace}.svc.cluster.local`;
     const port = backend.port ?? 80;
-    return { kind: 'service', host, port, groups: [[{ host, port }]], exempt: true, timeouts: state.config.timeouts };
+    return { kind: 'service', host, port, hostHeader: target.host, groups: [[{ host, port }]], exempt: true, timeouts: state.config.timeouts };
   }
   const service = decision.externalService ? state.services.get(decision.externalService) : undefined;
   const tls = service ? service.tls : state.defaultTls;

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import * as http from 'node:http';
+import * as http2 from 'node:http2';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import {
@@ -424,5 +425,50 @@ describe('retries', () => {
     const { proxy } = await proxyTo(upstream.port);
     expect((await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/')).status).toBe(503);
     expect(upstream.requests()).toBe(1);
+  });
+});
+
+describe('gRPC', () => {
+  test('an allowed gRPC call goes over HTTP/2 + TLS upstream and its trailers come back', async () => {
+    const p = testPki();
+    const h2server = http2.createSecureServer({ cert: p.serverCert, key: p.serverKey, allowHTTP1: false });
+    let seenPath = '';
+    let seenAuthority = '';
+    h2server.on('stream', (stream, headers) => {
+      seenPath = String(headers[':path']);
+      seenAuthority = String(headers[':authority']);
+      stream.on('data', () => undefined);
+      stream.on('end', () => {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'OK' }));
+        stream.end(Buffer.from([0, 0, 0, 0, 2, 8, 1]));
+      });
+    });
+    await new Promise<void>((r) => h2server.listen(0, '127.0.0.1', () => r()));
+    extra.push({ close: () => new Promise<void>((r) => h2server.close(() => r())) });
+    const port = (h2server.address() as { port: number }).port;
+    const { proxy } = await proxyTo(port, { ports: [{ port: 80, protocol: 'grpc', targetPort: port }] });
+
+    const client = http2.connect(`http://127.0.0.1:${proxy.ports.http}`);
+    extra.push({ close: async () => { client.destroy(); } });
+    const result = await new Promise<{ status: unknown; trailers: http2.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+      const stream = client.request({
+        ':method': 'POST', ':path': '/grpc.test.Echo/Say', ':authority': 'api.test.example.egress.local', 'content-type': 'application/grpc', te: 'trailers',
+      });
+      const chunks: Buffer[] = [];
+      let status: unknown;
+      let trailers: http2.IncomingHttpHeaders = {};
+      stream.on('response', (h) => { status = h[':status']; });
+      stream.on('trailers', (t) => { trailers = t; });
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => resolve({ status, trailers, body: Buffer.concat(chunks) }));
+      stream.on('error', reject);
+      stream.end(Buffer.from([0, 0, 0, 0, 0]));
+    });
+    expect(result.status).toBe(200);
+    expect(result.trailers['grpc-status']).toBe('0');
+    expect(result.body).toEqual(Buffer.from([0, 0, 0, 0, 2, 8, 1]));
+    expect(seenPath).toBe('/grpc.test.Echo/Say');
+    expect(seenAuthority).toBe(`api.test.example:${port}`);
   });
 });

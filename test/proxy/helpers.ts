@@ -379,6 +379,7 @@ export async function scrape(adminPort: number): Promise<string> {
 /** The value of one sample with exactly these labels, or undefined. */
 export function sample(metricsText: string, name: string, labels: Record<string, string>): number | undefined {
   for (const line of metricsText.split('\n')) {
+    if (line.startsWith(`${name} `) && Object.keys(labels).length === 0) return Number(line.slice(name.length + 1).trim());
     if (!line.startsWith(`${name}{`)) continue;
     const close = line.lastIndexOf('}');
     const body = line.slice(name.length + 1, close);

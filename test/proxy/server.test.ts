@@ -1,0 +1,310 @@
+// The proxy as a whole over real sockets: addressing (suffix names, absolute-form, CONNECT with
+// curl), policy responses, gRPC deny trailers, admin endpoints, overload, reload and drain.
+import { execFile } from 'node:child_process';
+import * as http2 from 'node:http2';
+import { promisify } from 'node:util';
+import { request } from 'undici';
+import { startProxy } from '../../src/proxy/server';
+import {
+  configMapDir, eventually, rawRequest, sample, scrape, startHttpsUpstream, startHttpUpstream, startTestProxy, testConfig, testPki, testService,
+  viaProxy, capturingLogger, loopbackDialer, loopbackResolver, type TestProxy, type TestUpstream,
+} from './helpers';
+
+const run = promisify(execFile);
+const NAMES = { 'api.test.example': '127.0.0.1' };
+
+let upstream: TestUpstream | undefined;
+let tp: TestProxy | undefined;
+let cleanups: Array<() => Promise<unknown> | void> = [];
+
+afterEach(async () => {
+  await tp?.proxy.close();
+  await upstream?.close();
+  for (const c of cleanups) await c();
+  tp = undefined;
+  upstream = undefined;
+  cleanups = [];
+});
+
+function apiService(port: number, extra: Record<string, unknown> = {}) {
+  return testService('api', 'api.test.example', { ports: [{ port: 80, targetPort: port }], ...extra });
+}
+
+describe('addressing', () => {
+  test('a Host outside every suffix gets 400 UNKNOWN_NAME with a clear body', async () => {
+    tp = await startTestProxy(testConfig(), NAMES);
+    const r = await viaProxy(tp.proxy.ports.http, 'api.test.example', '/');
+    expect(r.status).toBe(400);
+    expect(r.headers['x-egress-error']).toBe('UNKNOWN_NAME');
+    expect(r.body).toContain('<name>.<egress suffix>');
+    expect(tp.resolver.calls).toEqual([]);
+  });
+
+  test.each([
+    ['IP literal under the suffix', '10.0.0.1.egress.local'],
+    ['invalid label', 'bad_name!.egress.local'],
+    ['empty label', 'api..example.egress.local'],
+  ])('%s → 400 BAD_REQUEST, nothing resolved', async (_what, host) => {
+    tp = await startTestProxy(testConfig(), NAMES);
+    const r = await viaProxy(tp.proxy.ports.http, host, '/');
+    expect(r.status).toBe(400);
+    expect(r.headers['x-egress-error']).toBe('BAD_REQUEST');
+    expect(tp.resolver.calls).toEqual([]);
+    expect(tp.dialer.calls).toEqual([]);
+  });
+
+  test('names are normalised: upper case and a trailing dot reach the same service', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({ externalServices: [apiService(upstream.port)] }), NAMES);
+    const r = await viaProxy(tp.proxy.ports.http, 'API.Test.Example.EGRESS.local.', '/');
+    expect(r.status).toBe(200);
+    expect(tp.resolver.calls).toEqual(['api.test.example']);
+  });
+
+  test('a second configured suffix works like the first', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({
+      listeners: { bindAddress: '127.0.0.1', http: { port: 0, suffixes: ['egress.local', 'out.internal'] }, admin: { port: 0 } },
+      externalServices: [apiService(upstream.port)],
+    }), NAMES);
+    expect((await viaProxy(tp.proxy.ports.http, 'api.test.example.out.internal', '/')).status).toBe(200);
+  });
+
+  test('absolute-form request (http_proxy) with curl -x upgrades to verified TLS', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({ externalServices: [apiService(upstream.port)] }), NAMES);
+    const { stdout } = await run('curl', ['-s', '-x', `http://127.0.0.1:${tp.proxy.ports.http}`, '-D', '-', 'http://api.test.example/seed-002']);
+    expect(stdout).toMatch(/^HTTP\/1\.1 200/);
+    expect(stdout).toContain('hello GET /seed-002');
+    expect(upstream.seen[0].servername).toBe('api.test.example');
+    expect(upstream.seen[0].url).toBe('/seed-002');
+  });
+
+  test('absolute-form is refused with 400 when forwardProxy is off', async () => {
+    tp = await startTestProxy(testConfig({ listeners: { bindAddress: '127.0.0.1', http: { port: 0, forwardProxy: false }, admin: { port: 0 } } }), NAMES);
+    const r = await rawRequest(tp.proxy.ports.http, { path: 'http://api.test.example/', headers: { host: 'api.test.example' } });
+    expect(r.status).toBe(400);
+    expect(tp.resolver.calls).toEqual([]);
+  });
+
+  test('CONNECT with curl -x: the tunnel reaches the vetted address and TLS is end to end', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig(), NAMES);
+    const { stdout } = await run('curl', ['-s', '--cacert', testPki().caFile, '-x', `http://127.0.0.1:${tp.proxy.ports.http}`,
+      `https://api.test.example:${upstream.port}/through-tunnel`]);
+    expect(stdout).toBe('hello GET /through-tunnel');
+    expect(upstream.seen[0].servername).toBe('api.test.example');
+    expect(tp.dialer.calls).toEqual([{ address: '127.0.0.1', port: upstream.port }]);
+  });
+
+  test('CONNECT under Deny → 403 and no dial', async () => {
+    tp = await startTestProxy(testConfig({ parent: { name: 'p', namespace: 'n', trafficPolicy: 'Deny' } }), NAMES);
+    const r = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_connect}', '-x', `http://127.0.0.1:${tp.proxy.ports.http}`,
+      'https://api.test.example/']).catch((e: { stdout: string }) => e);
+    expect(r.stdout).toBe('403');
+    expect(tp.dialer.calls).toEqual([]);
+  });
+});
+
+describe('policy responses', () => {
+  test('Deny → 403 EGRESS_DENIED; nothing resolved or dialled', async () => {
+    tp = await startTestProxy(testConfig({ parent: { name: 'p', namespace: 'n', trafficPolicy: 'Deny' } }), NAMES);
+    const r = await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(403);
+    expect(r.headers['x-egress-error']).toBe('EGRESS_DENIED');
+    expect(tp.resolver.calls).toEqual([]);
+    expect(tp.dialer.calls).toEqual([]);
+  });
+
+  test('Deny with an HTTPRoute allowing /get (Linkerd seed 001): /get passes, /post is denied', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({
+      parent: { name: 'all-egress-traffic', namespace: 'egress-test', trafficPolicy: 'Deny' },
+      externalServices: [apiService(upstream.port)],
+      routes: [{ kind: 'HTTPRoute', name: 'httpbin-get', namespace: 'egress-test', rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/get' } }] }] }],
+    }), NAMES);
+    expect((await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/get')).status).toBe(200);
+    expect((await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/post')).status).toBe(403);
+  });
+
+  test('a Service backendRef sends plaintext to the in-cluster name (exempt from private-range refusal)', async () => {
+    const internal = await startHttpUpstream((_req, res) => res.end('You cannot go there right now'));
+    cleanups.push(() => internal.close());
+    tp = await startTestProxy(testConfig({
+      addressPolicy: { allowCidrs: [] },
+      routes: [{
+        kind: 'HTTPRoute', name: 'unencrypted-http', namespace: 'egress-test',
+        rules: [{ backendRefs: [{ kind: 'Service', name: 'internal-egress', namespace: 'egress-test', port: internal.port }] }],
+      }],
+    }), { 'internal-egress.egress-test.svc.cluster.local': '127.0.0.1' });
+    const r = await viaProxy(tp.proxy.ports.http, 'google.com.egress.local', '/');
+    expect(r.body).toBe('You cannot go there right now');
+    expect(tp.resolver.calls).toEqual(['internal-egress.egress-test.svc.cluster.local']);
+    expect(internal.seen[0].headers.host).toBe('google.com');
+  });
+
+  test('RequestRedirect filter answers with Location and never dials', async () => {
+    tp = await startTestProxy(testConfig({
+      routes: [{
+        kind: 'HTTPRoute', name: 'moved', namespace: 'n', hostnames: ['old.test.example'],
+        rules: [{ filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'new.test.example', statusCode: 301 } }] }],
+      }],
+    }), NAMES);
+    const r = await viaProxy(tp.proxy.ports.http, 'old.test.example.egress.local', '/a?b=1');
+    expect(r.status).toBe(301);
+    expect(r.headers.location).toBe('http://new.test.example/a?b=1');
+    expect(tp.dialer.calls).toEqual([]);
+  });
+
+  test('request and response header modifiers apply', async () => {
+    upstream = await startHttpsUpstream((req, res) => {
+      res.setHeader('server', 'upstream');
+      res.end(String(req.headers['x-added']));
+    });
+    tp = await startTestProxy(testConfig({
+      externalServices: [apiService(upstream.port)],
+      routes: [{
+        kind: 'HTTPRoute', name: 'mods', namespace: 'n',
+        rules: [{ filters: [
+          { type: 'RequestHeaderModifier', headerModifier: { set: [{ name: 'x-added', value: 'by-route' }], add: [], remove: ['x-remove'] } },
+          { type: 'ResponseHeaderModifier', headerModifier: { set: [], add: [], remove: ['server'] } },
+        ] }],
+      }],
+    }), NAMES);
+    const r = await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/', { headers: { 'x-remove': 'gone' } });
+    expect(r.body).toBe('by-route');
+    expect(r.headers.server).toBeUndefined();
+    expect(upstream.seen[0].headers['x-remove']).toBeUndefined();
+  });
+
+  test('gRPC denied: HTTP 200 with grpc-status 7 in a trailers-only response', async () => {
+    tp = await startTestProxy(testConfig({ parent: { name: 'p', namespace: 'n', trafficPolicy: 'Deny' } }), NAMES);
+    const client = http2.connect(`http://127.0.0.1:${tp.proxy.ports.http}`);
+    cleanups.push(() => client.destroy());
+    const result = await new Promise<{ headers: http2.IncomingHttpHeaders; flags: number; ended: boolean }>((resolve, reject) => {
+      const stream = client.request({
+        ':method': 'POST', ':path': '/grpc.test.Echo/Say', ':authority': 'api.test.example.egress.local',
+        'content-type': 'application/grpc', te: 'trailers',
+      });
+      stream.on('response', (headers, flags) => {
+        stream.on('end', () => resolve({ headers, flags, ended: true }));
+        stream.resume();
+      });
+      stream.on('error', reject);
+      stream.end(Buffer.from([0, 0, 0, 0, 0]));
+    });
+    expect(result.headers[':status']).toBe(200);
+    expect(result.headers['grpc-status']).toBe('7');
+    expect(result.headers['x-egress-error']).toBe('EGRESS_DENIED');
+    // END_STREAM on the HEADERS frame: a trailers-only response.
+    expect(result.flags & http2.constants.NGHTTP2_FLAG_END_STREAM).toBeTruthy();
+    const metrics = await scrape(tp.proxy.ports.admin);
+    expect(metrics).toMatch(/outbound_grpc_route_request_statuses_total\{[^}]*route_name="grpc-egress-deny"[^}]*grpc_status="7"[^}]*\} 1/);
+  });
+
+  test('over maxConcurrent → 503 OVERLOADED while one request is in flight', async () => {
+    let release: () => void = () => undefined;
+    upstream = await startHttpsUpstream((_req, res) => {
+      release = () => res.end('slow');
+    });
+    tp = await startTestProxy(testConfig({ externalServices: [apiService(upstream.port)], limits: { maxConcurrent: 1 } }), NAMES);
+    const slow = viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/slow');
+    await eventually(() => upstream!.requests() === 1, 5_000, 'slow request at upstream');
+    const r = await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/fast');
+    expect(r.status).toBe(503);
+    expect(r.headers['x-egress-error']).toBe('OVERLOADED');
+    release();
+    expect((await slow).body).toBe('slow');
+  });
+});
+
+describe('admin', () => {
+  test('/live, /ready and /config', async () => {
+    tp = await startTestProxy(testConfig(), NAMES);
+    const base = `http://127.0.0.1:${tp.proxy.ports.admin}`;
+    expect((await request(`${base}/live`)).statusCode).toBe(200);
+    expect((await request(`${base}/ready`)).statusCode).toBe(200);
+    const cfg = await (await request(`${base}/config`)).body.json() as { generation: number; config: { gateway: { name: string } } };
+    expect(cfg.generation).toBe(1);
+    expect(cfg.config.gateway.name).toBe('egress-gateway');
+    expect((await request(`${base}/nope`)).statusCode).toBe(404);
+  });
+
+  test('an invalid config rejects startProxy with every problem and binds nothing', async () => {
+    const bad = testConfig({ parent: { name: 'p', namespace: 'n', trafficPolicy: 'Sometimes' }, timeouts: { connectMs: 0 } });
+    await expect(startProxy({ config: bad })).rejects.toMatchObject({
+      name: 'ConfigError',
+      problems: [
+        expect.objectContaining({ path: '$.parent.trafficPolicy', value: 'Sometimes' }),
+        expect.objectContaining({ path: '$.timeouts.connectMs', value: 0 }),
+      ],
+    });
+  });
+});
+
+describe('reload', () => {
+  test('a ConfigMap ..data swap is picked up; a bad file keeps the last good config and is counted', async () => {
+    upstream = await startHttpsUpstream();
+    const cm = configMapDir();
+    const allow = testConfig({ externalServices: [apiService(upstream.port)] });
+    cm.write(allow);
+    const { logger, logs } = capturingLogger();
+    const resolver = loopbackResolver(NAMES);
+    const proxy = await startProxy({ configPath: cm.file, resolver: resolver.resolve, dial: loopbackDialer().dial, logger, pollIntervalMs: 100 });
+    cleanups.push(() => proxy.close());
+    const host = 'api.test.example.egress.local';
+    expect((await viaProxy(proxy.ports.http, host, '/')).status).toBe(200);
+
+    // Good change: Deny.
+    cm.write({ ...allow, parent: { name: 'p', namespace: 'n', trafficPolicy: 'Deny' } });
+    await eventually(async () => (await viaProxy(proxy.ports.http, host, '/')).status === 403, 5_000, 'Deny to apply');
+    let m = await scrape(proxy.ports.admin);
+    expect(sample(m, 'egress_config_reload_successes_total', {})).toBe(2);
+    expect(sample(m, 'egress_config_reload_failures_total', {})).toBe(0);
+    expect(sample(m, 'egress_config_last_reload_success_timestamp_seconds', {})).toBeGreaterThan(0);
+
+    // Bad change: every problem logged, old (Deny) config kept.
+    cm.write({ ...allow, parent: { name: 'p', namespace: 'n', trafficPolicy: 'Open' }, limits: { maxConcurrent: -1 } });
+    await eventually(async () => sample(await scrape(proxy.ports.admin), 'egress_config_reload_failures_total', {}) === 1, 5_000, 'failure counted');
+    expect((await viaProxy(proxy.ports.http, host, '/')).status).toBe(403);
+    const failure = logs.lines.find((l) => l.event === 'config-reload-failed') as { problems: Array<{ path: string }> };
+    expect(failure.problems.map((p) => p.path)).toEqual(['$.parent.trafficPolicy', '$.limits.maxConcurrent']);
+    expect(proxy.config().parent.trafficPolicy).toBe('Deny');
+
+    // And back to a good one.
+    cm.write(allow);
+    await eventually(async () => (await viaProxy(proxy.ports.http, host, '/')).status === 200, 5_000, 'Allow to apply');
+    m = await scrape(proxy.ports.admin);
+    expect(sample(m, 'egress_config_reload_successes_total', {})).toBe(3);
+  });
+
+  test('reload() reports unchanged content without counting', async () => {
+    const cm = configMapDir();
+    cm.write(testConfig());
+    const proxy = await startProxy({ configPath: cm.file, resolver: loopbackResolver({}).resolve, dial: loopbackDialer().dial, logger: capturingLogger().logger, watch: false });
+    cleanups.push(() => proxy.close());
+    const r = await proxy.reload();
+    expect(r).toMatchObject({ ok: true, unchanged: true, generation: 1 });
+  });
+});
+
+describe('drain', () => {
+  test('drain(): not ready at once, in-flight request completes, new connections refused', async () => {
+    let finish: () => void = () => undefined;
+    upstream = await startHttpsUpstream((_req, res) => {
+      finish = () => res.end('finished');
+    });
+    tp = await startTestProxy(testConfig({ externalServices: [apiService(upstream.port)] }), NAMES);
+    const { proxy } = tp;
+    const inflight = viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/slow');
+    await eventually(() => upstream!.requests() === 1, 5_000, 'request at upstream');
+    const drained = proxy.drain(10_000);
+    expect(proxy.isReady()).toBe(false);
+    expect((await request(`http://127.0.0.1:${proxy.ports.admin}/ready`)).statusCode).toBe(503);
+    await expect(viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/new')).rejects.toThrow();
+    finish();
+    expect((await inflight).body).toBe('finished');
+    await drained;
+    expect(proxy.inflight()).toBe(0);
+  });
+});
