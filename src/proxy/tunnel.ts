@@ -201,7 +201,7 @@ export async function handleTlsPassthrough(deps: TunnelDeps, client: Socket): Pr
       return;
     }
     record.target = target;
-    await admitAndSplice(deps, state, record, client, target, hello.buffered, (decision) => planTunnel(state, decision, target, 443));
+    await admitAndSplice(deps, state, record, client, target, hello.buffered, (decision) => planTunnel(state, decision, target, parentPort));
   } finally {
     release();
   }

@@ -58,11 +58,15 @@ export function planHttp(state: RuntimeState, decision: Decision, target: Target
   };
 }
 
-/** Plan a tunnel (CONNECT, TLS passthrough): raw bytes to the requested host and port. */
+/**
+ * Plan a tunnel (CONNECT, TLS passthrough): raw bytes to the requested host and port, or where
+ * the host's ExternalService maps that port (ports[].targetPort) and its endpoints say.
+ */
 export function planTunnel(state: RuntimeState, decision: Decision, target: Target, port: number): UpstreamPlan {
   const service = decision.externalService ? state.services.get(decision.externalService) : undefined;
+  const upstreamPort = service?.portsByPort.get(port)?.targetPort ?? port;
   return {
-    kind: 'external', host: target.host, port, groups: [[{ host: target.host, port }]], exempt: false,
+    kind: 'external', host: target.host, port: upstreamPort, groups: endpointGroups(service, target.host, upstreamPort), exempt: false,
     timeouts: service?.timeouts ?? state.config.timeouts, service,
   };
 }
