@@ -358,4 +358,29 @@ describe('HttpRoute', () => {
     expect(result.failed).toBe(0);
     expect(result.passed).toBe(2);
   });
+
+  test('throws when backends exceed the CRD limit or a Service has no port to use', () => {
+    const { chart, net } = setup();
+    const portless = new kplus.Service(chart, 'Portless', { metadata: { name: 'portless' } });
+    expect(() => net.addHttpRoute('B', {
+      rules: [
+        { backends: Array.from({ length: 17 }, () => RouteBackend.passthrough()) },
+        { backends: [RouteBackend.service(portless)] },
+      ],
+    })).toThrow(/'rules\[0\]\.backends' "17 entries" exceed the Gateway API limit of 16 backends per rule[\s\S]*'rules\[1\]\.backends\[0\]\.port' \(unset\) is required: Service "portless" has no ports yet/);
+  });
+
+  test('throws when a header modifier edits nothing or too many headers', () => {
+    const { net } = setup();
+    const seventeen = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`x-h${i}`, 'v']));
+    expect(() => net.addHttpRoute('M', {
+      rules: [{ filters: [RouteFilter.requestHeaderModifier({}), RouteFilter.responseHeaderModifier({ add: seventeen })] }],
+    })).toThrow(/'rules\[0\]\.filters\[0\]' \{\} edits no header[\s\S]*'rules\[0\]\.filters\[1\]\.add' "17 entries" exceed the Gateway API limit of 16/);
+  });
+
+  test('throws when a timeout is not a whole number of milliseconds', () => {
+    const { net } = setup();
+    expect(() => net.addHttpRoute('D', { rules: [{ timeout: Duration.millis(1.5) }] }))
+      .toThrow(/'rules\[0\]\.timeout' "1\.5 millis" is not a whole[^\n]*number of milliseconds/);
+  });
 });
