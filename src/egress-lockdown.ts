@@ -155,6 +155,8 @@ export interface EgressGatewayConfigureClientOptions {
 }
 
 const GATEWAY_POLICY_ID = 'NetworkPolicy';
+/** linkerd-proxy's tap (4190) and admin/metrics (4191) ports. */
+const LINKERD_PROXY_ADMIN_PORTS = [4190, 4191];
 
 /** Label `EgressClient.configure()` puts on client pods; its value names the gateway. */
 const CLIENT_LABEL = 'egress.cdk8s.io/gateway';
@@ -290,7 +292,12 @@ export class EgressGatewayPolicy extends Construct {
     }
     const policy = new EgressGatewayPolicy(gateway, GATEWAY_POLICY_ID, { ...options, gateway: source() });
     policy._useTarget(source);
-    if (meshNamespace) policy.allowEgressTo(kplus.Namespaces.select(policy, 'MeshControlPlane', { names: [meshNamespace] }));
+    if (meshNamespace) {
+      // The sidecar talks to its control plane, and linkerd-viz scrapes (4191) and taps (4190) it:
+      // the gateway's request metrics come from there.
+      policy.allowEgressTo(kplus.Namespaces.select(policy, 'MeshControlPlane', { names: [meshNamespace] }));
+      policy.policy.addIngressRule(kplus.Namespaces.select(policy, 'MeshViz', { names: [`${meshNamespace}-viz`] }), tcp(LINKERD_PROXY_ADMIN_PORTS));
+    }
     return policy;
   }
 

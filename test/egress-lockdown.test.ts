@@ -16,7 +16,7 @@ const GATEWAY: EgressGatewayTarget = {
   externalPorts: [443],
 };
 
-const NAMESPACES = ['egress', 'apps', 'other', 'kube-system', 'monitoring', 'linkerd'].map(name => ({ name }));
+const NAMESPACES = ['egress', 'apps', 'other', 'kube-system', 'monitoring', 'linkerd', 'linkerd-viz'].map(name => ({ name }));
 
 const pods = {
   gateway: { name: 'gateway', namespace: 'egress', labels: { 'app.kubernetes.io/name': 'egress-gateway' }, ip: '10.244.1.10' },
@@ -288,6 +288,10 @@ describe('EgressGateway lock-down methods', () => {
       [pod(g), ip('169.254.169.254'), 80, false],
       [pod(g), pod(pods.linkerdDestination), 8086, true], // meshed gateway (linkerdInject defaults on)
       [pod(g), pod(pods.dns), 53, true],
+      // linkerd-viz scrapes the gateway's sidecar, where the request metrics are.
+      [pod({ namespace: 'linkerd-viz', labels: { app: 'prometheus' } }), pod(g), 4191, true],
+      [pod({ namespace: 'linkerd-viz', labels: { app: 'prometheus' } }), pod(g), gw.httpPort, false],
+      [pod(pods.web), pod(g), 4191, false],
     ];
     for (const [from, to, port, expected] of cases) {
       expect({ from, to, port, allowed: evaluator.allowed({ from, to, port }) }).toEqual({ from, to, port, allowed: expected });
