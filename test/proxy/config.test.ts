@@ -1,0 +1,163 @@
+// The config boundary: a minimal hand-written config gets the model's defaults; a bad one gets
+// every problem at once, each with its JSON path and offending value; the result is frozen.
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_POOL } from '../../src/model/defaults';
+import { ConfigError, loadConfigFile, parseConfigText, validateConfig, type ConfigProblem } from '../../src/proxy/config';
+
+const MINIMAL = {
+  apiVersion: 'egress.cdk8s.io/v1alpha1',
+  kind: 'EgressProxyConfig',
+  gateway: { name: 'egress-gateway', namespace: 'egress' },
+  parent: { name: 'all-egress', namespace: 'egress', trafficPolicy: 'Deny' },
+};
+
+function problems(doc: unknown): ConfigProblem[] {
+  const r = validateConfig(doc);
+  if (r.ok) throw new Error('expected problems');
+  return [...r.problems];
+}
+
+describe('valid configs', () => {
+  test('a minimal hand-written config is completed with the shared defaults', () => {
+    const r = validateConfig(MINIMAL);
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const c = r.config;
+    expect(c.timeouts).toEqual(DEFAULT_TIMEOUTS);
+    expect(c.defaultTls).toEqual(DEFAULT_TLS);
+    expect(c.listeners).toEqual({
+      bindAddress: '0.0.0.0', http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80 }, tls: undefined, tcp: [], admin: { port: 9901 },
+    });
+    expect(c.parent).toEqual({ group: 'policy.linkerd.io', kind: 'EgressNetwork', name: 'all-egress', namespace: 'egress', trafficPolicy: 'Deny', networks: [], mode: 'Enforce' });
+    expect(c.addressPolicy).toEqual({ allowCidrs: [], denyCidrs: [] });
+    expect(c.externalServices).toEqual([]);
+  });
+
+  test('external service defaults: port 80 → 443 with TLS, pool, no endpoints; plaintext keeps the port', () => {
+    const r = validateConfig({
+      ...MINIMAL,
+      externalServices: [{ name: 'github', host: 'api.github.com' }, { name: 'plain', host: 'plain.example', tls: { enabled: false }, ports: [{ port: 8080 }] }],
+    });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const [gh, plain] = r.config.externalServices;
+    expect(gh.ports).toEqual([{ port: 80, protocol: 'http', targetPort: 443 }]);
+    expect(gh.pool).toEqual(DEFAULT_POOL);
+    expect(gh.tls.mode).toBe('Secured');
+    expect(gh.endpoints).toEqual([]);
+    expect(plain.ports).toEqual([{ port: 8080, protocol: 'http', targetPort: 8080 }]);
+  });
+
+  test('the result is deeply frozen', () => {
+    const r = validateConfig({ ...MINIMAL, externalServices: [{ name: 'a', host: 'a.example' }] });
+    if (!r.ok) throw new Error('invalid');
+    expect(Object.isFrozen(r.config)).toBe(true);
+    expect(Object.isFrozen(r.config.externalServices[0].ports[0])).toBe(true);
+    expect(() => { (r.config.parent as { trafficPolicy: string }).trafficPolicy = 'Allow'; }).toThrow();
+  });
+
+  test('loadConfigFile reads and validates a file', () => {
+    const file = join(tmpdir(), `egress-config-${process.pid}.json`);
+    writeFileSync(file, JSON.stringify(MINIMAL));
+    expect(loadConfigFile(file).gateway.name).toBe('egress-gateway');
+  });
+});
+
+describe('invalid configs', () => {
+  test('throws with every problem at once, each with path and offending value', () => {
+    const bad = {
+      apiVersion: 'egress.cdk8s.io/v1',
+      kind: 'EgressProxyConfig',
+      gateway: { name: 'g', namespace: 'n' },
+      parent: { name: 'p', namespace: 'n', trafficPolicy: 'allow', networks: [{ cidr: '10.0.0.1/8', except: [] }] },
+      externalServices: [
+        { name: 'gh', host: 'api..github.com', tls: { mode: 'Insecure', minVersion: 'TLS13', maxVersion: 'TLS12' } },
+        { name: 'gh', host: 'ok.example', ports: [{ port: 70000 }], injectHeaders: [{ name: 'bad header', valueFile: '/x' }] },
+      ],
+      addressPolicy: { allowCidrs: ['10.0.0.0/33'] },
+      timeouts: { connectMs: 'ten seconds' },
+      limits: { maxConcurent: 5 },
+    };
+    const ps = problems(bad);
+    const byPath = Object.fromEntries(ps.map((p) => [p.path, p]));
+    expect(byPath['$.apiVersion'].value).toBe('egress.cdk8s.io/v1');
+    expect(byPath['$.parent.trafficPolicy']).toMatchObject({ value: 'allow', message: 'must be one of "Allow", "Deny"' });
+    expect(byPath['$.parent.networks[0].cidr'].message).toContain('did you mean "10.0.0.0/8"');
+    expect(byPath['$.externalServices[0].host'].value).toBe('api..github.com');
+    expect(byPath['$.externalServices[0].tls.mode'].value).toBe('Insecure');
+    expect(byPath['$.externalServices[0].tls.minVersion'].message).toContain('above maxVersion');
+    expect(byPath['$.externalServices[1].name'].message).toContain('unique');
+    expect(byPath['$.externalServices[1].ports[0].port'].value).toBe(70000);
+    expect(byPath['$.externalServices[1].injectHeaders[0].name'].value).toBe('bad header');
+    expect(byPath['$.addressPolicy.allowCidrs[0]'].value).toBe('10.0.0.0/33');
+    expect(byPath['$.timeouts.connectMs'].value).toBe('ten seconds');
+    expect(byPath['$.limits.maxConcurent'].message).toContain('unknown field');
+    expect(ps).toHaveLength(12);
+  });
+
+  test('ConfigError message lists every problem, one per line', () => {
+    expect(() => parseConfigText(JSON.stringify({ ...MINIMAL, kind: 'Nope', parent: { ...MINIMAL.parent, mode: 'Audit' } }), 'cm.json')).toThrow(ConfigError);
+    try {
+      parseConfigText(JSON.stringify({ ...MINIMAL, kind: 'Nope', parent: { ...MINIMAL.parent, mode: 'Audit' } }), 'cm.json');
+    } catch (e) {
+      const msg = (e as Error).message;
+      expect(msg).toContain('cm.json: 2 problem(s)');
+      expect(msg).toContain('  - $.kind: must be "EgressProxyConfig" (got "Nope")');
+      expect(msg).toContain('  - $.parent.mode: must be one of "Enforce", "ReportOnly" (got "Audit")');
+    }
+  });
+
+  test('not JSON, and not an object', () => {
+    expect(() => parseConfigText('{ apiVersion: ')).toThrow(/not valid JSON/);
+    expect(problems([])).toEqual([{ path: '$', message: 'must be an object', value: [] }]);
+  });
+
+  test('listener cross-checks: port collisions and TCP listeners naming unknown services or ports', () => {
+    const ps = problems({
+      ...MINIMAL,
+      listeners: {
+        http: { port: 8080 }, admin: { port: 8080 },
+        tcp: [{ port: 7000, externalService: 'nope', servicePort: 1 }, { port: 7001, externalService: 'db', servicePort: 9999 }],
+      },
+      externalServices: [{ name: 'db', host: 'db.example', ports: [{ port: 5432, protocol: 'tcp' }] }],
+    });
+    expect(ps.map((p) => p.path)).toEqual([
+      '$.listeners.tcp[0].externalService', '$.listeners.tcp[1].servicePort', '$.listeners.admin.port',
+    ]);
+    expect(ps[0].message).toContain('known: db');
+  });
+
+  test('routes: kinds, regexes (the matcher\'s own compiler), Service backends without port, L4 rules with matches', () => {
+    const ps = problems({
+      ...MINIMAL,
+      routes: [
+        { kind: 'HTTPRoute', name: 'r1', namespace: 'n', rules: [{ matches: [{ path: { type: 'RegularExpression', value: '(?<=x)y' } }] }] },
+        { kind: 'HTTPRoute', name: 'r2', namespace: 'n', rules: [{ backendRefs: [{ kind: 'Service', name: 'internal' }] }] },
+        { kind: 'TLSRoute', name: 'r3', namespace: 'n', rules: [{ matches: [{ headers: [] }] }] },
+        { kind: 'UDPRoute', name: 'r4', namespace: 'n', rules: [] },
+      ],
+    });
+    expect(ps.map((p) => p.path)).toEqual([
+      '$.routes[0].rules[0].matches[0].path.value',
+      '$.routes[1].rules[0].backendRefs[0].port',
+      '$.routes[2].rules[0].matches',
+      '$.routes[3].kind',
+    ]);
+  });
+
+  test('a client certificate without its key is refused', () => {
+    const ps = problems({ ...MINIMAL, defaultTls: { clientCertFile: '/certs/tls.crt' } });
+    expect(ps).toEqual([{ path: '$.defaultTls.clientKeyFile', message: 'client certificate and key must be given together', value: '/certs/tls.crt' }]);
+  });
+
+  test('injected headers may not name hop-by-hop or Host headers', () => {
+    const ps = problems({ ...MINIMAL, externalServices: [{ name: 'a', host: 'a.example', injectHeaders: [{ name: 'Host', valueFile: '/f' }] }] });
+    expect(ps[0].path).toBe('$.externalServices[0].injectHeaders[0].name');
+  });
+
+  test('loadConfigFile on a missing file reports it as a problem', () => {
+    expect(() => loadConfigFile('/nonexistent/config.json')).toThrow(/cannot read file: ENOENT/);
+  });
+});
