@@ -37,83 +37,147 @@ export class RegexSyntaxError extends Error {
   }
 }
 
+const KNOWN_ESCAPES = new Set(['f', 't', 'n', 'r', 'v', 'd', 'D', 's', 'S', 'w', 'W', 'b', 'B']);
+
 /**
  * Compile a Gateway API regular expression (RE2 syntax, which Envoy and Linkerd use) into a JS
  * RegExp that must match the whole input. Accepted beyond JS syntax: a leading `(?i)` / `(?s)` /
  * `(?is)` flag group, `(?P<name>...)`, `\A` and `\z`. Refused with a clear error, because RE2 has no
  * such thing and accepting them would make the same route behave differently elsewhere:
  * backreferences, lookaround, `\Q...\E`, POSIX classes, `\p{..}`, other inline flags.
- * RE2 guarantees linear time and JS does not: patterns with nested quantifiers over a
- * client-controlled path can backtrack; inputs stay bounded by the listener's header limit.
+ *
+ * RE2 guarantees linear time and V8's default engine does not: `(a+)+$` against 30 hostile
+ * characters blocks the event loop for minutes. The refusals above are exactly what V8's linear
+ * engine cannot run, and `(?i)` is compiled to explicit ASCII case classes ('a' → [aA]) instead
+ * of the `i` flag, which that engine also lacks, so with the process flag
+ * `--enable-experimental-regexp-engine-on-excessive-backtracks` (or
+ * v8.setFlagsFromString with it, at startup) a runaway match falls back to linear time.
+ * Case folding is ASCII only.
  */
-const KNOWN_ESCAPES = new Set(['f', 't', 'n', 'r', 'v', 'd', 'D', 's', 'S', 'w', 'W', 'b', 'B', 'x']);
-
 export function compileRegex(pattern: string): RegExp {
   let body = pattern;
   let flags = '';
+  let fold = false;
   const lead = /^\(\?([a-zA-Z]+)\)/.exec(body);
   if (lead) {
     for (const f of lead[1]) {
-      if (f !== 'i' && f !== 's') throw new RegexSyntaxError(pattern, `inline flag "${f}" is not supported (only i and s)`);
-      if (!flags.includes(f)) flags += f;
+      if (f === 'i') fold = true;
+      else if (f === 's') flags = 's';
+      else throw new RegexSyntaxError(pattern, `inline flag "${f}" is not supported (only i and s)`);
     }
     body = body.slice(lead[0].length);
   }
   let out = '';
-  let inClass = false;
-  for (let i = 0; i < body.length; i++) {
+  let i = 0;
+  /** Read one escape at body[i] === '\\'; returns its JS text and advances i. */
+  const escape = (inClass: boolean): string => {
+    const n = body[i + 1];
+    if (n === undefined) throw new RegexSyntaxError(pattern, 'trailing backslash');
+    if (/[1-9]/.test(n)) throw new RegexSyntaxError(pattern, `backreference \\${n} (RE2 has none)`);
+    if (n === 'k' && body[i + 2] === '<') throw new RegexSyntaxError(pattern, 'named backreference (RE2 has none)');
+    if (n === 'Q') throw new RegexSyntaxError(pattern, '\\Q...\\E literals; escape the characters instead');
+    if (n === 'p' || n === 'P') throw new RegexSyntaxError(pattern, 'Unicode classes \\p{...}');
+    i += 2;
+    if (!inClass && n === 'A') return '^';
+    if (!inClass && n === 'z') return '$';
+    if (n === 'a') return '\\x07';
+    if (n === 'x') {
+      const hex = body.slice(i, i + 2);
+      if (!/^[0-9a-fA-F]{2}$/.test(hex)) throw new RegexSyntaxError(pattern, '\\x needs two hex digits (\\x{...} is not supported)');
+      i += 2;
+      return `\\x${hex}`;
+    }
+    if (/[0-9a-zA-Z]/.test(n) && !KNOWN_ESCAPES.has(n)) {
+      // JS would read an unknown letter escape as the letter itself; RE2 rejects it.
+      throw new RegexSyntaxError(pattern, `unknown escape \\${n}`);
+    }
+    return `\\${n}`;
+  };
+  while (i < body.length) {
     const c = body[i];
     if (c === '\\') {
-      const n = body[i + 1];
-      if (n === undefined) throw new RegexSyntaxError(pattern, 'trailing backslash');
-      if (/[1-9]/.test(n)) throw new RegexSyntaxError(pattern, `backreference \\${n} (RE2 has none)`);
-      if (n === 'k' && body[i + 2] === '<') throw new RegexSyntaxError(pattern, 'named backreference (RE2 has none)');
-      if (n === 'Q') throw new RegexSyntaxError(pattern, '\\Q...\\E literals; escape the characters instead');
-      if (n === 'p' || n === 'P') throw new RegexSyntaxError(pattern, 'Unicode classes \\p{...}');
-      if (!inClass && n === 'A') { out += '^'; i++; continue; }
-      if (!inClass && n === 'z') { out += '$'; i++; continue; }
-      if (n === 'a') { out += '\\x07'; i++; continue; }
-      if (n === 'x' && body[i + 2] === '{') throw new RegexSyntaxError(pattern, '\\x{...} escapes; use \\xHH');
-      if (/[0-9a-zA-Z]/.test(n) && !KNOWN_ESCAPES.has(n)) {
-        // JS would read an unknown letter escape as the letter itself; RE2 rejects it.
-        throw new RegexSyntaxError(pattern, `unknown escape \\${n}`);
-      }
-      out += c + n;
-      i++;
-      continue;
-    }
-    if (inClass) {
-      if (c === '[' && body[i + 1] === ':') throw new RegexSyntaxError(pattern, 'POSIX classes like [[:alpha:]]; use a range such as [a-zA-Z]');
-      if (c === ']') inClass = false;
-      out += c;
-      continue;
-    }
-    if (c === '[') {
-      inClass = true;
-      out += c;
-      // A ']' right after '[' or '[^' is a literal in RE2 and in JS it would close the class.
-      if (body[i + 1] === '^') { out += '^'; i++; }
-      if (body[i + 1] === ']') { out += '\\]'; i++; }
-      continue;
-    }
-    if (c === '(' && body[i + 1] === '?') {
+      out += escape(false);
+    } else if (c === '[') {
+      out += readClass();
+    } else if (c === '(' && body[i + 1] === '?') {
       const rest = body.slice(i + 2);
       if (rest.startsWith('=') || rest.startsWith('!') || rest.startsWith('<=') || rest.startsWith('<!')) {
         throw new RegexSyntaxError(pattern, 'lookaround assertions (RE2 has none)');
       }
-      if (rest.startsWith('P<')) { out += '(?<'; i += 3; continue; }
-      if (!rest.startsWith(':') && !rest.startsWith('<')) {
+      if (rest.startsWith(':')) {
+        out += '(?:';
+        i += 3;
+      } else if (rest.startsWith('<') || rest.startsWith('P<')) {
+        // Named group: the name is copied as written, never case-folded.
+        const nameStart = i + 2 + (rest.startsWith('P') ? 2 : 1);
+        const close = body.indexOf('>', nameStart);
+        if (close === -1) throw new RegexSyntaxError(pattern, 'unterminated group name');
+        out += `(?<${body.slice(nameStart, close)}>`;
+        i = close + 1;
+      } else {
         throw new RegexSyntaxError(pattern, 'inline flags are only supported at the start, as (?i) or (?s)');
       }
+    } else {
+      out += fold && /[a-zA-Z]/.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : c;
+      i++;
     }
-    out += c;
   }
-  if (inClass) throw new RegexSyntaxError(pattern, 'unterminated character class');
   try {
     return new RegExp(`^(?:${out})$`, flags);
   } catch (e) {
     throw new RegexSyntaxError(pattern, (e as Error).message.replace(/^Invalid regular expression: /, ''));
   }
+
+  /** Read a character class at body[i] === '['; with (?i), add the other case of every letter. */
+  function readClass(): string {
+    i++;
+    let text = '[';
+    if (body[i] === '^') {
+      text += '^';
+      i++;
+    }
+    const extra: string[] = [];
+    let first = true;
+    for (;;) {
+      if (i >= body.length) throw new RegexSyntaxError(pattern, 'unterminated character class');
+      const c = body[i];
+      // A ']' first in the class is a literal in RE2; in JS it would close the class.
+      if (c === ']' && !first) {
+        i++;
+        return `${text}${extra.join('')}]`;
+      }
+      first = false;
+      if (c === '[' && body[i + 1] === ':') throw new RegexSyntaxError(pattern, 'POSIX classes like [[:alpha:]]; use a range such as [a-zA-Z]');
+      if (c === '\\') {
+        text += escape(true);
+        continue;
+      }
+      let lo = c.charCodeAt(0);
+      let hi = lo;
+      text += c === ']' || c === '[' ? `\\${c}` : c;
+      i++;
+      if (body[i] === '-' && body[i + 1] !== undefined && body[i + 1] !== ']' && body[i + 1] !== '\\') {
+        hi = body.charCodeAt(i + 1);
+        text += `-${body[i + 1] === '[' ? '\\[' : body[i + 1]}`;
+        i += 2;
+      }
+      if (fold) extra.push(...otherCase(lo, hi));
+    }
+  }
+}
+
+/** The ASCII letters of lo..hi in the other case, as class items. */
+function otherCase(lo: number, hi: number): string[] {
+  const out: string[] = [];
+  const add = (from: number, to: number, shift: number) => {
+    const a = Math.max(lo, from);
+    const b = Math.min(hi, to);
+    if (a > b) return;
+    out.push(a === b ? String.fromCharCode(a + shift) : `${String.fromCharCode(a + shift)}-${String.fromCharCode(b + shift)}`);
+  };
+  add(65, 90, 32); // A-Z → a-z
+  add(97, 122, -32); // a-z → A-Z
+  return out;
 }
 
 /* ------------------------------------------------------------------------- paths */

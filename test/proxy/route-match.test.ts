@@ -46,7 +46,9 @@ describe('compileRegex', () => {
     ['(?m)^a$', /inline flag "m"/],
     ['a(?i)b', /only supported at the start/],
     ['\\Z', /unknown escape \\Z/],
-    ['\\x{41}', /\\x\{/],
+    ['\\x{41}', /\\x needs two hex digits/],
+    ['\\x4', /\\x needs two hex digits/],
+    ['(?<name', /unterminated group name/],
     ['abc\\', /trailing backslash/],
     ['[abc', /unterminated character class/],
     ['(abc', /Unterminated group|unterminated/i],
@@ -55,6 +57,35 @@ describe('compileRegex', () => {
   ])('throws when the pattern is %j', (pattern, message) => {
     expect(() => compileRegex(pattern)).toThrow(RegexSyntaxError);
     expect(() => compileRegex(pattern)).toThrow(message);
+  });
+
+  test.each([
+    ['(?i)/Users/[a-f0-9]+', ['/users/ab12', '/USERS/AB12', '/uSeRs/Ff0'], ['/users/xyz', '/members/ab']],
+    ['(?i)[^a-c]+', ['xyz', 'XYZ', '123'], ['abc', 'ABC', 'xBz']],
+    ['(?i)[0-z]', ['A', 'z', '5'], ['~']],
+    ['(?i)[]x]', [']', 'x', 'X'], ['y']],
+    ['(?i)\\x41b', ['Ab', 'AB'], ['ab']], // hex escapes are not folded
+    ['(?i)(?P<Name>ab)', ['AB', 'ab'], ['ac']],
+    ['(?is)a.b', ['A\nB'], ['A\n\nB']],
+    ['(?<Id>[0-9]+)-x', ['42-x'], ['42-X']],
+  ])('case folding and groups: %j', (pattern, yes, no) => {
+    const re = compileRegex(pattern);
+    expect(re.flags).not.toContain('i');
+    for (const s of yes) expect(re.test(s)).toBe(true);
+    for (const s of no) expect(re.test(s)).toBe(false);
+  });
+
+  test('named groups keep their names', () => {
+    expect(compileRegex('(?i)(?P<Name>[a-z]+)').exec('Hello')?.groups).toEqual({ Name: 'Hello' });
+  });
+
+  test('compiled output runs on V8\'s linear-time engine (no i flag, no lookaround, no backreferences)', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require('node:v8').setFlagsFromString('--enable-experimental-regexp-engine');
+    for (const p of ['(?i)/Users/[a-f0-9]+', '(?s)/api/.*', '(?P<id>[0-9]+)', '\\A/x\\z', '[]a]+', '(a+)+', '(?i)[^a-c]+\\.json']) {
+      const re = compileRegex(p);
+      expect(() => new RegExp(re.source, `${re.flags}l`)).not.toThrow();
+    }
   });
 
   test('error names the pattern', () => {
