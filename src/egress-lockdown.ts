@@ -180,6 +180,9 @@ function checkTarget(gateway: EgressGatewayTarget, problems: string[]): void {
     if (!Number.isInteger(p) || p < 1 || p > 65535) problems.push(`'gateway' port ${JSON.stringify(p)} is not a port number (1-65535)`);
   }
   if (gateway.proxyPorts.length === 0) problems.push("'gateway.proxyPorts' is empty; list the listener ports clients connect to, e.g. [8080]");
+  if (gatewayValue(gateway).length > 63) {
+    problems.push(`'gateway' service and namespace "${gatewayValue(gateway)}" are longer than the 63 characters a label value holds; shorten the Service or namespace name`);
+  }
   if (Object.keys(gateway.podSelectorLabels).length === 0) {
     problems.push("'gateway.podSelectorLabels' is empty, which would select every pod in the namespace; give the gateway pods' labels");
   }
