@@ -367,6 +367,15 @@ describe('EgressGateway external services', () => {
     expect(podSpec(objects(chart)).volumes.find((v: any) => v.secret?.secretName === longName).name).toBe(volume.name);
   });
 
+  test('a CA for undeclared hosts (defaultTls) is mounted and named in the config', () => {
+    const chart = newChart();
+    new EgressGateway(chart, 'egress', { image: IMAGE, defaultTls: TlsOrigination.originate({ caCertificate: CertificateSource.fromConfigMap('corp-ca', 'ca.crt') }) });
+    const all = objects(chart);
+    expect(config(all).defaultTls.caFile).toBe('/var/run/egress/configmaps/corp-ca/ca.crt');
+    expect(podSpec(all).volumes).toContainEqual({ name: 'configmap-corp-ca', configMap: { name: 'corp-ca', defaultMode: 0o444 } });
+    expect(proxyContainer(all).volumeMounts).toContainEqual({ name: 'configmap-corp-ca', mountPath: '/var/run/egress/configmaps/corp-ca', readOnly: true });
+  });
+
   test('a TCP port gets its own listener, container port and Service port; other HTTP ports share the HTTP listener', () => {
     const chart = newChart();
     const gw = new EgressGateway(chart, 'egress', { image: IMAGE });
