@@ -259,7 +259,10 @@ export interface RouteRuleSpec {
   /** Empty: match everything (HTTP: PathPrefix '/'). TLS/TCP rules have no matches. */
   readonly matches: readonly RouteMatchSpec[];
   readonly filters: readonly RouteFilterSpec[];
-  /** Empty: no backend, requests get 500 as Gateway API says; TLS/TCP: closed. */
+  /**
+   * Empty: the parent is the backend, so traffic passes through to the original destination
+   * (Linkerd's behaviour for routes on an EgressNetwork). Weights that add up to 0: 500.
+   */
   readonly backendRefs: readonly BackendRefSpec[];
   /** Gateway API HTTPRoute timeouts.request / backendRequest. */
   readonly requestTimeoutMs?: number;
