@@ -44,7 +44,7 @@ export enum GrpcRetryStatus {
 /** Retry settings shared by HTTP and gRPC routes. */
 export interface RouteRetryOptions {
   /**
-   * Most retries after the first attempt (`retry.linkerd.io/limit`).
+   * Most retries after the first attempt (`retry.linkerd.io/limit`), 1-10.
    * @default 1 (Linkerd's default)
    */
   readonly limit?: number;

@@ -1,7 +1,10 @@
-import { Chart, Testing } from 'cdk8s';
+import { Chart, Duration, Testing } from 'cdk8s';
 import {
-  EgressGateway, EgressNetwork, EgressNetworkCidr, EnforcementMode, GrpcRoute, HttpRoute, TcpRoute, TlsRoute, TrafficPolicy,
+  EgressGateway, EgressNetwork, EgressNetworkCidr, EnforcementMode, GrpcMethodMatch, GrpcRetryStatus, GrpcRoute, HeaderMatch, HttpMethod,
+  HttpRetryStatus, HttpRoute, PathMatch, QueryParamMatch, RedirectPath, RedirectScheme, RouteBackend, RouteFilter, TcpRoute, TlsRoute,
+  TrafficPolicy,
 } from '../src';
+import { validateConfig } from '../src/proxy/config';
 
 function chart(namespace?: string): Chart {
   return new Chart(Testing.app(), 'test', namespace ? { namespace } : {});
@@ -125,6 +128,47 @@ describe('EgressNetwork', () => {
     const config = gateway._renderConfig();
     expect(config.parent).toMatchObject({ name: 'n', namespace: 'egress-test', trafficPolicy: 'Deny' });
     expect(config.routes.map((r) => r.name)).toEqual(['get']);
+  });
+
+  test('the proxy\'s config boundary accepts the parent and every kind of route it renders', () => {
+    const c = chart('egress-test');
+    const gateway = new EgressGateway(c, 'Gateway');
+    const net = new EgressNetwork(c, 'Net', {
+      name: 'all-egress-traffic',
+      trafficPolicy: TrafficPolicy.DENY,
+      enforcement: EnforcementMode.REPORT_ONLY,
+      networks: [EgressNetworkCidr.of('0.0.0.0/0', { except: ['10.0.0.0/8', '100.64.0.0/10', '172.16.0.0/12', '192.168.0.0/16'] })],
+      gateway,
+    });
+    net.addHttpRoute('Get', {
+      name: 'httpbin-get',
+      hostnames: ['httpbin.org'],
+      retry: { on: [HttpRetryStatus.GATEWAY_ERROR], limit: 2, timeout: Duration.seconds(1) },
+      rules: [
+        {
+          matches: [{ path: PathMatch.regex('/get.*'), method: HttpMethod.GET, headers: [HeaderMatch.exact('x-a', '1')], queryParams: [QueryParamMatch.exact('q', 'x')] }],
+          filters: [RouteFilter.requestHeaderModifier({ set: { 'x-b': '2' } }), RouteFilter.responseHeaderModifier({ remove: ['server'] })],
+          timeout: Duration.seconds(10),
+          backendTimeout: Duration.seconds(5),
+        },
+        { matches: [{ path: PathMatch.prefix('/old') }], filters: [RouteFilter.requestRedirect({ scheme: RedirectScheme.HTTPS, path: RedirectPath.replacePrefixMatch('/new') })] },
+        { backends: [RouteBackend.serviceRef('internal-egress', { port: 80, weight: 3 }), RouteBackend.passthrough()] },
+      ],
+    });
+    net.addGrpcRoute('Grpc', {
+      name: 'grpc',
+      port: 50051,
+      retry: { on: [GrpcRetryStatus.UNAVAILABLE] },
+      rules: [{ matches: [{ method: GrpcMethodMatch.exact({ service: 'helloworld.Greeter' }) }] }],
+    });
+    net.addTlsRoute('Tls', { name: 'tls-egress', hostnames: ['httpbin.org'] });
+    net.addTcpRoute('Pg', { name: 'pg', port: 5432 });
+    const config = JSON.parse(JSON.stringify(gateway._renderConfig()));
+    const result = validateConfig(config);
+    expect(result.ok ? [] : result.problems).toEqual([]);
+    expect(config.parent).toEqual(net._renderParent());
+    expect(config.routes).toEqual(JSON.parse(JSON.stringify(net._renderRoutes())));
+    expect(config.routes.map((r: any) => r.name)).toEqual(['httpbin-get', 'grpc', 'tls-egress', 'pg']);
   });
 
   test('accepts a network that cuts the cluster networks out with except', () => {

@@ -320,6 +320,8 @@ describe('HttpRoute', () => {
     const { net } = setup();
     expect(() => net.addHttpRoute('R', { retry: { on: [], limit: 0, timeout: Duration.millis(0) } }))
       .toThrow(/3 problems:[\s\S]*'retry\.on' \[\] names no status[\s\S]*'retry\.limit' 0 is 0, which Linkerd reads as unset[\s\S]*'retry\.timeout' "0ms" is 0/);
+    expect(() => net.addHttpRoute('L', { retry: { on: [HttpRetryStatus.SERVER_ERROR], limit: 11 } }))
+      .toThrow(/'retry\.limit' 11 must be an integer in 1-10 \(the egress gateway's ceiling/);
     expect(() => net.addHttpRoute('S', { retry: { on: [HttpRetryStatus.range(504, 500), HttpRetryStatus.code(700)] } }))
       .toThrow(/'retry\.on\[0\]' "504-500" must be a status code or ascending range[\s\S]*'retry\.on\[1\]' "700"/);
   });

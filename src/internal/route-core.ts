@@ -418,6 +418,11 @@ export interface LinkerdPolicy {
   readonly responseTimeoutMs?: number;
 }
 
+/** The egress proxy's ceiling on retries per request (its config boundary rejects more). */
+const MAX_RETRY_LIMIT = 10;
+/** Flip once the proxy accepts and honours RetrySpec.grpcStatusCodes. */
+const EMIT_GRPC_STATUS_CODES = false;
+
 const GRPC_CODES: Record<string, number> = {
   'cancelled': 1, 'deadline-exceeded': 4, 'resource-exhausted': 8, 'internal': 13, 'unavailable': 14,
 };
@@ -436,11 +441,12 @@ export function linkerdPolicy(
     if (retry.on.length === 0) {
       found.push({ prop: '.on', value: [], rule: 'names no status, so nothing would be retried', fix: grpc ? 'list e.g. GrpcRetryStatus.UNAVAILABLE' : 'list e.g. HttpRetryStatus.GATEWAY_ERROR' });
     }
-    if (retry.limit !== undefined && (!Number.isInteger(retry.limit) || retry.limit < 1 || retry.limit > 65535)) {
+    if (retry.limit !== undefined && (!Number.isInteger(retry.limit) || retry.limit < 1 || retry.limit > MAX_RETRY_LIMIT)) {
       found.push({
         prop: '.limit',
         value: retry.limit,
-        rule: retry.limit === 0 ? 'is 0, which Linkerd reads as unset and so retries once' : 'must be an integer in 1-65535',
+        rule: retry.limit === 0 ? 'is 0, which Linkerd reads as unset and so retries once'
+          : `must be an integer in 1-${MAX_RETRY_LIMIT} (the egress gateway's ceiling; more retries multiply load on a struggling upstream)`,
         fix: retry.limit === 0 ? 'to turn retries off, leave retry out' : 'use a small number such as 2',
       });
     }
@@ -452,7 +458,9 @@ export function linkerdPolicy(
     if (grpc) {
       const on = retry.on as GrpcRetryStatus[];
       annotations[LinkerdRouteAnnotation.RETRY_GRPC] = on.join(',');
-      grpcCodes = on.map((s) => GRPC_CODES[s]);
+      // The model can carry these (RetrySpec.grpcStatusCodes), but the proxy's config boundary
+      // does not accept them yet; until it does, the gateway retries gRPC on transport failures only.
+      grpcCodes = EMIT_GRPC_STATUS_CODES ? on.map((s) => GRPC_CODES[s]) : undefined;
     } else {
       const on = (retry as HttpRouteRetry).on;
       on.forEach((s, i) => {

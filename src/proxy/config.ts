@@ -552,7 +552,10 @@ class Checker {
       queryParams: this.valueMatches(`${path}.queryParams`, o.queryParams),
     };
     if (kind !== 'HTTPRoute') {
-      for (const k of ['path', 'method', 'queryParams'] as const) if (o[k] !== undefined) this.problem(`${path}.${k}`, `only HTTPRoute matches have ${k}`, o[k]);
+      // The model always carries queryParams (an empty list for gRPC matches); only entries are wrong.
+      for (const k of ['path', 'method', 'queryParams'] as const) {
+        if (o[k] !== undefined && !(k === 'queryParams' && Array.isArray(o[k]) && o[k].length === 0)) this.problem(`${path}.${k}`, `only HTTPRoute matches have ${k}`, o[k]);
+      }
     }
     if (kind !== 'GRPCRoute' && o.grpcMethod !== undefined) this.problem(`${path}.grpcMethod`, 'only GRPCRoute matches have grpcMethod', o.grpcMethod);
     if (o.path !== undefined) {
