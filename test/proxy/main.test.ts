@@ -1,0 +1,135 @@
+// The bundled proxy as a process (assets/proxy/main/index.js, built by `npx projen bundle`):
+// argument parsing, --check-config exit codes, refusing to start on a bad config, SIGTERM drain.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { request } from 'undici';
+import { parseArgs, DEFAULT_CONFIG_PATH } from '../../src/proxy/main';
+import { eventually, startHttpsUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
+
+const BUNDLE = resolve(__dirname, '../../assets/proxy/main/index.js');
+
+beforeAll(() => {
+  if (!existsSync(BUNDLE)) {
+    const r = spawnSync('npx', ['projen', 'bundle'], { cwd: resolve(__dirname, '../..'), stdio: 'pipe' });
+    if (r.status !== 0) throw new Error(`bundle failed: ${r.stderr}`);
+  }
+});
+
+function writeConfig(name: string, content: unknown): string {
+  const file = join(testPki().dir, name);
+  writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content));
+  return file;
+}
+
+describe('parseArgs', () => {
+  test('--config, --config=, EGRESS_CONFIG and the default', () => {
+    expect(parseArgs(['--config', '/a.json'], {})).toEqual({ mode: 'run', file: '/a.json' });
+    expect(parseArgs(['--config=/b.json'], {})).toEqual({ mode: 'run', file: '/b.json' });
+    expect(parseArgs([], { EGRESS_CONFIG: '/env.json' })).toEqual({ mode: 'run', file: '/env.json' });
+    expect(parseArgs([], {})).toEqual({ mode: 'run', file: DEFAULT_CONFIG_PATH });
+    expect(parseArgs(['--check-config', '/c.json'], {})).toEqual({ mode: 'check', file: '/c.json' });
+  });
+
+  test('throws on unknown arguments and a missing file', () => {
+    expect(() => parseArgs(['--verbose'], {})).toThrow(/unknown argument "--verbose"/);
+    expect(() => parseArgs(['--config'], {})).toThrow(/--config needs a file/);
+  });
+});
+
+describe('--check-config (bundle)', () => {
+  test('a valid file: exit 0 and a one-line summary', () => {
+    const file = writeConfig('check-ok.json', testConfig({ externalServices: [testService('api', 'api.test.example')] }));
+    const r = spawnSync(process.execPath, [BUNDLE, '--check-config', file], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('valid EgressProxyConfig for gateway egress/egress-gateway (1 external services, 0 routes)');
+  });
+
+  test('an invalid file: exit 1 and every problem listed with path and value', () => {
+    const file = writeConfig('check-bad.json', { ...testConfig(), kind: 'Proxy', parent: { name: 'p', namespace: 'n', trafficPolicy: 'Open' }, timeouts: { idleMs: -5 } });
+    const r = spawnSync(process.execPath, [BUNDLE, '--check-config', file], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('3 problem(s)');
+    expect(r.stderr).toContain('$.kind: must be "EgressProxyConfig" (got "Proxy")');
+    expect(r.stderr).toContain('$.parent.trafficPolicy: must be one of "Allow", "Deny" (got "Open")');
+    expect(r.stderr).toContain('$.timeouts.idleMs: must be an integer from 1 to 86400000 (got -5)');
+  });
+
+  test('not JSON: exit 1', () => {
+    const file = writeConfig('check-garbage.json', '{ nope');
+    const r = spawnSync(process.execPath, [BUNDLE, '--check-config', file], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('not valid JSON');
+  });
+});
+
+describe('running (bundle)', () => {
+  let child: ChildProcess | undefined;
+  let upstream: TestUpstream | undefined;
+  afterEach(async () => {
+    if (child && child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
+    await upstream?.close();
+    child = undefined;
+    upstream = undefined;
+  });
+
+  test('an invalid config at startup: non-zero exit before listening', () => {
+    const file = writeConfig('start-bad.json', { ...testConfig(), parent: { name: 'p', namespace: 'n', trafficPolicy: 'Open' } });
+    const r = spawnSync(process.execPath, [BUNDLE, '--config', file], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('$.parent.trafficPolicy');
+    expect(r.stdout).not.toContain('"event":"started"');
+  });
+
+  test('SIGTERM: /ready turns 503, the in-flight request completes, exit code 0', async () => {
+    let finish: () => void = () => undefined;
+    upstream = await startHttpsUpstream((_req, res) => {
+      res.writeHead(200);
+      res.write('first half, ');
+      finish = () => res.end('second half');
+    });
+    const file = writeConfig('run.json', testConfig({
+      externalServices: [testService('api', 'api.test.example', {
+        ports: [{ port: 80, targetPort: upstream.port }], endpoints: [{ address: '127.0.0.1', priority: 0 }],
+      })],
+      timeouts: { shutdownGraceMs: 15_000 },
+    }));
+    child = spawn(process.execPath, [BUNDLE, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: Array<Record<string, unknown>> = [];
+    let buffered = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      buffered += c.toString();
+      let nl;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (line.startsWith('{')) lines.push(JSON.parse(line));
+      }
+    });
+    const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
+    await eventually(() => lines.some((l) => l.event === 'started'), 15_000, 'proxy start');
+    const ports = lines.find((l) => l.event === 'started')!.ports as { http: number; admin: number };
+    expect((await request(`http://127.0.0.1:${ports.admin}/ready`)).statusCode).toBe(200);
+
+    const response = await request(`http://127.0.0.1:${ports.http}/slow`, { headers: { host: 'api.test.example.egress.local' } });
+    expect(response.statusCode).toBe(200);
+    const body = response.body.text();
+    await eventually(() => upstream!.requests() === 1, 5_000, 'request at upstream');
+
+    process.kill(child.pid!, 'SIGTERM');
+    await eventually(async () => {
+      const r = await request(`http://127.0.0.1:${ports.admin}/ready`).catch(() => undefined);
+      if (!r) return false;
+      await r.body.dump();
+      return r.statusCode === 503;
+    }, 5_000, '/ready 503');
+    expect(child.exitCode).toBeNull();
+    finish();
+    expect(await body).toBe('first half, second half');
+    expect(await exited).toBe(0);
+    expect(lines.some((l) => l.event === 'draining')).toBe(true);
+    const access = lines.find((l) => l.msg === 'request') as { status: number; upstream: { address: string }; bytesOut: number };
+    expect(access.status).toBe(200);
+    expect(access.upstream.address).toBe('127.0.0.1');
+  });
+});
