@@ -1,0 +1,96 @@
+// Classification: egress suffix names, absolute-form, CONNECT authorities and SNI into Targets.
+import { classifyConnect, classifyHttp, classifySni, isValidDnsName, normaliseDnsName, splitHostPort, SuffixMatcher } from '../../src/proxy/classify';
+import { EgressError } from '../../src/proxy/errors';
+
+const suffixes = new SuffixMatcher(['egress.local', 'out.internal.']);
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    return e instanceof EgressError ? e.code : 'not-egress-error';
+  }
+  return undefined;
+}
+
+describe('names', () => {
+  test.each([
+    ['api.github.com', true], ['a', true], ['xn--bcher-kva.example', true], ['-bad.example', false], ['bad-.example', false],
+    ['a..b', false], ['under_score.example', false], ['', false], [`${'a'.repeat(64)}.example`, false], ['UPPER.example', false],
+  ])('isValidDnsName(%s) = %s', (name, ok) => {
+    expect(isValidDnsName(name)).toBe(ok);
+  });
+
+  test('normaliseDnsName lower-cases and drops one trailing dot', () => {
+    expect(normaliseDnsName('API.GitHub.com.')).toBe('api.github.com');
+    expect(normaliseDnsName('a..')).toBeUndefined();
+  });
+
+  test.each([
+    ['host', { host: 'host' }], ['host:8080', { host: 'host', port: 8080 }], ['[::1]:443', { host: '::1', port: 443 }], ['[::1]', { host: '::1' }],
+    ['::1', undefined], ['host:0', undefined], ['host:99999', undefined], ['host:x', undefined], [':80', undefined], ['[nope]:1', undefined],
+  ])('splitHostPort(%s)', (input, expected) => {
+    expect(splitHostPort(input)).toEqual(expected);
+  });
+});
+
+describe('classifyHttp', () => {
+  const req = (url: string, headers: Record<string, string> = {}) => ({ method: 'GET', url, headers });
+
+  test('Host: <name>.<suffix>[:port] targets <name> at the parent port', () => {
+    const c = classifyHttp(req('/repos?page=2'), 'API.GitHub.com.egress.local:8080', suffixes, false, 80, 0.5);
+    expect(c.target).toEqual({ protocol: 'http', host: 'api.github.com', port: 80, method: 'GET', path: '/repos', query: 'page=2', headers: {}, pick: 0.5 });
+    expect(c.path).toBe('/repos?page=2');
+    expect(c.absolute).toBe(false);
+  });
+
+  test('a second suffix (given with a trailing dot) matches too', () => {
+    expect(classifyHttp(req('/'), 'x.example.out.internal', suffixes, false, 80, 0).target.host).toBe('x.example');
+  });
+
+  test('gRPC content type classifies as grpc', () => {
+    const c = classifyHttp({ method: 'POST', url: '/pkg.Svc/Call', headers: { 'content-type': 'application/grpc+proto' } }, 'svc.example.egress.local', suffixes, false, 80, 0);
+    expect(c.target.protocol).toBe('grpc');
+  });
+
+  test('absolute-form with forwardProxy: host, port and origin-form path', () => {
+    const c = classifyHttp(req('http://HttpBin.org:8080/get?a=1'), 'httpbin.org:8080', suffixes, true, 80, 0);
+    expect(c.target).toMatchObject({ host: 'httpbin.org', port: 8080, path: '/get', query: 'a=1' });
+    expect(c.path).toBe('/get?a=1');
+    expect(c.absolute).toBe(true);
+  });
+
+  test('absolute-form to an egress name strips the suffix; IP literals are kept for vetting', () => {
+    expect(classifyHttp(req('http://api.example.egress.local/'), undefined, suffixes, true, 80, 0).target.host).toBe('api.example');
+    expect(classifyHttp(req('http://[::1]/'), undefined, suffixes, true, 80, 0).target.host).toBe('::1');
+  });
+
+  test.each([
+    ['no suffix', '/', 'api.github.com', false, 'UNKNOWN_NAME'],
+    ['absolute-form without forwardProxy', 'http://a.example/', 'a.example', false, 'UNKNOWN_NAME'],
+    ['missing Host', '/', undefined, false, 'BAD_REQUEST'],
+    ['IP literal under the suffix', '/', '10.0.0.1.egress.local', false, 'BAD_REQUEST'],
+    ['invalid label', '/', 'a_b.egress.local', false, 'BAD_REQUEST'],
+    ['https in absolute-form', 'https://a.example/', 'a.example', true, 'BAD_REQUEST'],
+    ['credentials in absolute-form', 'http://u:p@a.example/', 'a.example', true, 'BAD_REQUEST'],
+    ['malformed Host', '/', 'a.example.egress.local:99999', false, 'BAD_REQUEST'],
+  ])('%s → %s', (_what, url, authority, forward, code) => {
+    expect(codeOf(() => classifyHttp(req(url), authority, suffixes, forward, 80, 0))).toBe(code);
+  });
+});
+
+describe('classifyConnect and classifySni', () => {
+  test('CONNECT host:443 is tls, other ports tcp', () => {
+    expect(classifyConnect('API.example:443', suffixes)).toEqual({ protocol: 'tls', host: 'api.example', port: 443 });
+    expect(classifyConnect('db.example.egress.local:5432', suffixes)).toEqual({ protocol: 'tcp', host: 'db.example', port: 5432 });
+  });
+
+  test('CONNECT without a port is a bad request', () => {
+    expect(codeOf(() => classifyConnect('api.example', suffixes))).toBe('BAD_REQUEST');
+  });
+
+  test('SNI names are normalised; invalid ones refused', () => {
+    expect(classifySni('GitHub.com', 443)).toEqual({ protocol: 'tls', host: 'github.com', port: 443 });
+    expect(codeOf(() => classifySni('bad name', 443))).toBe('BAD_REQUEST');
+  });
+});
