@@ -1,0 +1,36 @@
+// The one code → response mapping, and translation of Node/undici errors by code only.
+import { EgressError, errorResponse, statusOf, toEgressError, type EgressErrorCode } from '../../src/proxy/errors';
+
+describe('errorResponse', () => {
+  test.each<[EgressErrorCode, number]>([
+    ['EGRESS_DENIED', 403], ['ADDRESS_REFUSED', 403], ['BAD_REQUEST', 400], ['UNKNOWN_NAME', 400], ['NO_BACKEND', 500],
+    ['DNS_FAILED', 502], ['CONNECT_FAILED', 502], ['TLS_FAILED', 502], ['UPSTREAM_RESET', 502],
+    ['DNS_TIMEOUT', 504], ['CONNECT_TIMEOUT', 504], ['TLS_TIMEOUT', 504], ['RESPONSE_TIMEOUT', 504], ['IDLE_TIMEOUT', 504], ['TOTAL_TIMEOUT', 504],
+    ['DRAINING', 503], ['OVERLOADED', 503], ['INTERNAL', 500],
+  ])('%s → %i with x-egress-error and a short body', (code, status) => {
+    const r = errorResponse(code);
+    expect(r.status).toBe(status);
+    expect(statusOf(code)).toBe(status);
+    expect(r.headers['x-egress-error']).toBe(code);
+    expect(r.body).toContain(`(${code})`);
+    expect(Number(r.headers['content-length'])).toBe(Buffer.byteLength(r.body));
+  });
+});
+
+describe('toEgressError', () => {
+  test.each([
+    ['UND_ERR_HEADERS_TIMEOUT', 'RESPONSE_TIMEOUT'], ['UND_ERR_BODY_TIMEOUT', 'IDLE_TIMEOUT'], ['UND_ERR_CONNECT_TIMEOUT', 'CONNECT_TIMEOUT'],
+    ['ECONNRESET', 'UPSTREAM_RESET'], ['UND_ERR_SOCKET', 'UPSTREAM_RESET'], ['ECONNREFUSED', 'CONNECT_FAILED'], ['ENOTFOUND', 'DNS_FAILED'],
+  ])('code %s → %s', (code, expected) => {
+    expect(toEgressError(Object.assign(new Error('whatever the message says'), { code })).code).toBe(expected);
+  });
+
+  test('messages never decide: an unknown code falls back', () => {
+    expect(toEgressError(new Error('ECONNREFUSED timeout TLS'), 'INTERNAL').code).toBe('INTERNAL');
+  });
+
+  test('an EgressError passes through untouched', () => {
+    const e = new EgressError('TLS_FAILED', 'detail');
+    expect(toEgressError(e)).toBe(e);
+  });
+});
