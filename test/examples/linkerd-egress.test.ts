@@ -2,8 +2,13 @@ import { spawnSync } from 'child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join, resolve } from 'path';
+import { App } from 'cdk8s';
 import { parseAllDocuments } from 'yaml';
 import { buildApp } from '../../examples/linkerd-egress/main';
+import { EgressNetwork } from '../../src';
+import type { ProxyConfig } from '../../src/model/proxy-config';
+import { compilePolicy, decide } from '../../src/proxy/decide';
+import type { Target } from '../../src/proxy/decide';
 
 const VALIDATOR = '/work/shared/tools/validate-manifests';
 const ROOT = resolve(__dirname, '..', '..');
@@ -99,5 +104,28 @@ describe('examples/linkerd-egress', () => {
     expect(r.stderr.replace(/^npm warn.*\n/gm, '')).toBe('');
     expect(r.status).toBe(0);
     expect(find(readAll(dir), 'EgressNetwork', 'all-egress-traffic').spec.trafficPolicy).toBe('Allow');
+  });
+
+  test('the model of each stage makes the decisions the guide shows, in the real decide()', () => {
+    const policyOf = (app: App) => {
+      const net = app.node.findAll().find((c): c is EgressNetwork => c instanceof EgressNetwork)!;
+      // Only the policy half of a config: what decide() reads.
+      return compilePolicy({ parent: net._renderParent(), routes: net._renderRoutes(), externalServices: [] } as unknown as ProxyConfig);
+    };
+    const get = (host: string, path: string): Target => ({ protocol: 'http', host, port: 80, method: 'GET', path, headers: {} });
+    const tls = (host: string): Target => ({ protocol: 'tls', host, port: 443 });
+
+    const allow = policyOf(buildApp(dir, 'allow'));
+    expect(decide(allow, get('httpbin.org', '/get'))).toMatchObject({ action: 'allow', reason: 'default-allow', route: { kind: 'default', name: 'http-egress-allow' } });
+
+    const deny = policyOf(buildApp(dir, 'deny'));
+    expect(decide(deny, get('httpbin.org', '/get'))).toMatchObject({
+      action: 'allow', reason: 'route-matched', route: { kind: 'HTTPRoute', namespace: 'egress-test', name: 'httpbin-get' }, backend: undefined,
+    });
+    const other = decide(deny, get('google.com', '/'));
+    expect(other).toMatchObject({ action: 'allow', reason: 'route-matched', route: { kind: 'HTTPRoute', name: 'unencrypted-http' } });
+    expect(other.backend).toMatchObject({ kind: 'Service', name: 'internal-egress', port: 80, host: 'internal-egress.egress-test.svc.cluster.local' });
+    expect(decide(deny, tls('httpbin.org'))).toMatchObject({ action: 'allow', reason: 'route-matched', route: { kind: 'TLSRoute', name: 'tls-egress' } });
+    expect(decide(deny, tls('github.com'))).toMatchObject({ action: 'deny', reason: 'default-deny', route: { kind: 'default', name: 'tls-egress-deny' } });
   });
 });
