@@ -153,7 +153,10 @@ export class EgressNetwork extends Construct {
       if (parsed) cluster.push(parsed);
     });
     const networks = props.networks ?? [];
-    networks.forEach((n, i) => checkNetwork(n, `networks[${i}]`, cluster, this.clusterNetworks, problems));
+    networks.forEach((n, i) => {
+      checkNetwork(n, `networks[${i}]`, cluster, this.clusterNetworks, problems);
+      checkDuplicate(n, `networks[${i}]`, networks.slice(0, i), problems);
+    });
     problems.throwIfAny();
 
     this.namespace = props.namespace ?? (props.global ? EgressNetwork.GLOBAL_NAMESPACE : Chart.of(this).namespace ?? 'default');
@@ -174,6 +177,7 @@ export class EgressNetwork extends Construct {
     const problems = new Problems(`EgressNetwork "${this.node.path}"`);
     const cluster = this.clusterNetworks.map((c) => parseCidr(c));
     checkNetwork(network, `networks[${this.networks.length}]`, cluster, this.clusterNetworks, problems);
+    checkDuplicate(network, `networks[${this.networks.length}]`, this.networks, problems);
     problems.throwIfAny();
     this.networks.push(network);
   }
@@ -292,4 +296,10 @@ function checkNetwork(n: EgressNetworkCidr, prop: string, cluster: readonly Cidr
     problems.add(`${prop}.cidr`, n.cidr, `overlaps the cluster network "${clusterText[k]}"; Linkerd refuses such an EgressNetwork (EgressReasonNetworkOverlap) because in-cluster traffic must not be captured`,
       `add "${clusterText[k]}" to except, or narrow the cidr`);
   });
+}
+
+function checkDuplicate(n: EgressNetworkCidr, prop: string, before: readonly EgressNetworkCidr[], problems: Problems): void {
+  if (before.some((b) => b.cidr === n.cidr)) {
+    problems.add(`${prop}.cidr`, n.cidr, 'is already a network of this EgressNetwork', 'merge the two entries (one cidr with all its exceptions)');
+  }
 }

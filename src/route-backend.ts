@@ -34,7 +34,8 @@ export interface ServiceRefBackendOptions extends RouteBackendOptions {
   /** Service port to send to (the Gateway API requires it for Services). */
   readonly port: number;
   /**
-   * Namespace of the Service.
+   * Namespace of the Service. Linkerd follows a reference to another namespace as is; other
+   * Gateway API implementations also want a ReferenceGrant there.
    * @default - the route's namespace
    */
   readonly namespace?: string;

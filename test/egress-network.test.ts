@@ -217,6 +217,14 @@ describe('EgressNetwork', () => {
     })).toThrow(/'networks\[0\]\.except\[0\]' "198\.51\.100\.0\/24" is not inside the network's cidr "203\.0\.113\.0\/24"[\s\S]*'networks\[0\]\.except\[1\]' "not-an-ip" is not a valid CIDR or IP address/);
   });
 
+  test('throws when a network is listed twice', () => {
+    const net = new EgressNetwork(chart(), 'Net', { networks: [EgressNetworkCidr.of('203.0.113.0/24')] });
+    expect(() => net.addNetwork(EgressNetworkCidr.of('203.0.113.0/24', { except: ['203.0.113.1'] })))
+      .toThrow(/'networks\[1\]\.cidr' "203\.0\.113\.0\/24" is already a network of this EgressNetwork; merge the two entries/);
+    expect(() => new EgressNetwork(chart(), 'Twice', { networks: [EgressNetworkCidr.of('2001:db8::/32'), EgressNetworkCidr.of('2001:db8::/32')] }))
+      .toThrow(/'networks\[1\]\.cidr' "2001:db8::\/32" is already a network/);
+  });
+
   test('throws when a cluster network is invalid', () => {
     expect(() => new EgressNetwork(chart(), 'Net', { clusterNetworks: ['10.0.0.0'] }))
       .toThrow(/'clusterNetworks\[0\]' "10\.0\.0\.0" is not a valid CIDR \(missing prefix length/);
