@@ -10,7 +10,7 @@ import type { Target } from './decide';
 import { EgressError, errorResponse, isBeforeRequest, toEgressError, type EgressErrorCode } from './errors';
 import { applyHeaderModifier, type HeaderRecord } from './route-match';
 import type { ProxyContext, RuntimeState } from './runtime';
-import { backoffMs, retryVerdict } from './retry';
+import { backoffMs, IDEMPOTENT_METHODS, retryVerdict } from './retry';
 import { originateTls } from './tls-origin';
 import { candidates, dialVetted, type Candidate, type UpstreamPlan } from './upstream';
 
@@ -37,7 +37,20 @@ export interface HttpOutcome {
   candidate?: Candidate;
   attempts: number;
   ttfbMs?: number;
+  /** Retries sent for this request (Linkerd's retry_requests). */
+  retries?: number;
+  /**
+   * How retrying ended, when it mattered: 'success' (a retried request got an answer the policy
+   * does not retry), 'limit-exceeded' (still retryable at maxRetries), 'overflow' (budget spent).
+   */
+  retryEnd?: 'success' | 'limit-exceeded' | 'overflow';
 }
+
+/**
+ * Request bodies up to this size are kept so that a retry can send them again (Linkerd's bound);
+ * larger or unsized bodies stream and make the request unretryable once sent.
+ */
+export const MAX_REPLAY_BODY_BYTES = 64 * 1024;
 
 /** Names listed in a Connection header are hop-by-hop for this message only. */
 function connectionTokens(v: string | string[] | undefined): Set<string> | undefined {
@@ -90,6 +103,7 @@ function noop(): void { /* handled elsewhere */ }
 /** One undici pool per vetted IP, port, TLS profile, SNI and protocol, owned by the generation. */
 function poolFor(ctx: ProxyContext, state: RuntimeState, plan: UpstreamPlan, c: Candidate, h2: boolean): Pool {
   const key = `${plan.tls ? plan.tls.key : 'plain'}|${plan.servername ?? ''}|${c.address}|${c.port}|${h2 ? 'h2' : 'h1'}`;
+  state.poolLastUsed.set(key, performance.now());
   let pool = state.pools.get(key);
   if (pool) return pool;
   const poolSpec = plan.service?.spec.pool ?? DEFAULT_POOL;
@@ -166,9 +180,14 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
   }
   for (const [name, value] of plan.service?.injected ?? []) headers[name] = value;
 
+  const timeouts = plan.timeouts;
+  const retrySpec = o.rule?.retry ?? plan.service?.spec.retry;
   let bodyStarted = false;
   const hasBody = requestHasBody(req, o.grpc);
-  const body = hasBody
+  const replay = hasBody && retrySpec ? replayableLength(req, retrySpec) : undefined;
+  // A small body the policy may retry is read first; a retry then sends the same bytes again.
+  const buffered = replay !== undefined ? await readBody(req, replay, outcome) : undefined;
+  const body = buffered ?? (hasBody
     ? (async function* requestBody() {
       bodyStarted = true;
       for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -176,10 +195,8 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
         yield chunk;
       }
     })()
-    : null;
+    : null);
 
-  const timeouts = plan.timeouts;
-  const retrySpec = o.rule?.retry ?? plan.service?.spec.retry;
   const budget = retrySpec ? state.retryBudget(retrySpec) : undefined;
   budget?.recordRequest();
   // One watchdog covers both "no response headers" phases; the shorter bound names the error.
@@ -218,6 +235,29 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
     throw lastError ?? new EgressError('CONNECT_FAILED');
   };
 
+  /**
+   * Whether to retry after this attempt, recording how retrying ended for the retry metrics.
+   * 'exhausted' with a retryable answer is Linkerd's limit-exceeded; a spent budget is overflow.
+   */
+  const shouldRetry = (retries: number, answer: { errorCode?: string; status?: number }): boolean => {
+    if (!retrySpec || o.signal.aborted) return false;
+    const verdict = retryVerdict({ method: req.method ?? 'GET', ...answer, spec: retrySpec, retriesSoFar: retries, replayable: buffered !== undefined || !bodyStarted });
+    if (verdict.retry) {
+      if (budget!.tryAcquireRetry()) {
+        outcome.retries = retries + 1;
+        return true;
+      }
+      outcome.retryEnd = 'overflow';
+      return false;
+    }
+    if (verdict.reason === 'exhausted' && retryVerdict({ method: req.method ?? 'GET', ...answer, spec: retrySpec }).retry) {
+      outcome.retryEnd = 'limit-exceeded';
+    } else if (retries > 0) {
+      outcome.retryEnd = 'success';
+    }
+    return false;
+  };
+
   // The single place retries plug in: retry.ts decides, the budget caps, backoff spreads.
   for (let retries = 0; ; retries++) {
     let response: PendingResponse;
@@ -225,19 +265,15 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
       response = await attempt();
     } catch (err) {
       const e = err as EgressError;
-      if (retrySpec && !o.signal.aborted && retryVerdict({
-        method: req.method ?? 'GET', errorCode: e.code, spec: retrySpec, retriesSoFar: retries, replayable: !bodyStarted,
-      }).retry && budget!.tryAcquireRetry()) {
-        await sleep(backoffMs(retries + 1, retrySpec, Math.random()), o.signal);
+      if (shouldRetry(retries, { errorCode: e.code })) {
+        await sleep(backoffMs(retries + 1, retrySpec!, Math.random()), o.signal);
         continue;
       }
       throw e;
     }
-    if (retrySpec && !o.signal.aborted && retryVerdict({
-      method: req.method ?? 'GET', status: response.statusCode, spec: retrySpec, retriesSoFar: retries, replayable: !bodyStarted,
-    }).retry && budget!.tryAcquireRetry()) {
+    if (shouldRetry(retries, { status: response.statusCode })) {
       response.discard();
-      await sleep(backoffMs(retries + 1, retrySpec, Math.random()), o.signal);
+      await sleep(backoffMs(retries + 1, retrySpec!, Math.random()), o.signal);
       continue;
     }
     outcome.ttfbMs = performance.now() - started;
@@ -247,6 +283,32 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
     await streamResponse(res, response, out, o);
     return;
   }
+}
+
+/**
+ * The declared body length when the policy could retry this request and the body is small enough
+ * to keep; undefined otherwise (no content-length, too large, or a method the policy never retries).
+ */
+function replayableLength(req: ClientRequest, spec: NonNullable<RouteRuleSpec['retry']>): number | undefined {
+  if (spec.maxRetries <= 0) return undefined;
+  if (!spec.retryNonIdempotent && !IDEMPOTENT_METHODS.includes((req.method ?? '').toUpperCase())) return undefined;
+  const cl = req.headers['content-length'];
+  if (typeof cl !== 'string' || !/^[0-9]{1,9}$/.test(cl)) return undefined;
+  const n = Number(cl);
+  return n <= MAX_REPLAY_BODY_BYTES ? n : undefined;
+}
+
+/** Read a declared-length body whole; more bytes than declared is a bad request. */
+async function readBody(req: ClientRequest, length: number, outcome: HttpOutcome): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    outcome.bytesIn += chunk.length;
+    if (total > length) throw new EgressError('BAD_REQUEST', 'request body longer than its content-length');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -55,6 +55,9 @@ export class RuntimeState {
   public readonly routeHostnames: readonly string[];
   /** undici pools of this generation, keyed by vetted IP, port, TLS profile and SNI. */
   public readonly pools = new Map<string, Pool>();
+  /** Last use of each pool (ms, performance clock), for sweeping origins DNS no longer returns. */
+  public readonly poolLastUsed = new Map<string, number>();
+  private sweepTimer?: NodeJS.Timeout;
 
   /** Compiles everything a request needs; throws ConfigError when a referenced file is unusable. */
   constructor(public readonly config: ProxyConfig, public readonly generation: number) {
@@ -138,14 +141,34 @@ export class RuntimeState {
     return b;
   }
 
+  /**
+   * Close pools unused for `idleMs`: upstream IPs rotate (CDNs, failover), and a long-lived
+   * generation must not keep one pool per address it ever resolved.
+   */
+  public startPoolSweeper(idleMs = 300_000, everyMs = 60_000): void {
+    this.sweepTimer = setInterval(() => {
+      const cutoff = performance.now() - idleMs;
+      for (const [key, last] of this.poolLastUsed) {
+        if (last > cutoff) continue;
+        const pool = this.pools.get(key);
+        this.pools.delete(key);
+        this.poolLastUsed.delete(key);
+        void pool?.close().catch(() => undefined);
+      }
+    }, everyMs);
+    this.sweepTimer.unref();
+  }
+
   /** Close every pool: in-flight requests finish, idle connections close. */
   public async closePools(): Promise<void> {
+    clearInterval(this.sweepTimer);
     const pools = [...this.pools.values()];
     this.pools.clear();
     await Promise.allSettled(pools.map((p) => p.close()));
   }
 
   public destroyPools(): void {
+    clearInterval(this.sweepTimer);
     for (const p of this.pools.values()) p.destroy().catch(() => undefined);
     this.pools.clear();
   }

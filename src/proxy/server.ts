@@ -108,6 +108,7 @@ class Proxy implements ProxyHandle {
   private reloadDebounce?: NodeJS.Timeout;
   private reloading: Promise<ReloadResult> | undefined;
   private idleWaiters: Array<() => void> = [];
+  private readonly tunnelDeps: TunnelDeps;
 
   constructor(private readonly options: StartProxyOptions) {
     this.metrics = new ProxyMetrics({ defaultMetrics: options.processMetrics });
@@ -117,11 +118,13 @@ class Proxy implements ProxyHandle {
       logger: options.logger ?? createLogger(),
       metrics: this.metrics,
     };
+    this.tunnelDeps = { ctx: this.ctx, getState: () => this.state, track: (socket) => this.admit(socket) };
   }
 
   public async start(): Promise<void> {
     const { config, hash } = this.readInitialConfig();
     this.state = new RuntimeState(config, ++this.generation);
+    this.state.startPoolSweeper();
     this.lastHash = hash;
     this.loadedAt = new Date();
     this.metrics.reloadSuccesses.inc();
@@ -201,15 +204,9 @@ class Proxy implements ProxyHandle {
     this.h2.on('sessionError', () => undefined);
   }
 
-  private readonly tunnelDeps: TunnelDeps = {
-    ctx: undefined as unknown as ProxyContext,
-    getState: () => this.state,
-    track: (socket) => this.admit(socket),
-  };
 
   private listen(server: net.Server, port: number, host: string, dataPlane = true): Promise<number> {
     if (dataPlane) this.servers.push(server);
-    (this.tunnelDeps as { ctx: ProxyContext }).ctx = this.ctx;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen({ port, host }, () => {
@@ -228,12 +225,16 @@ class Proxy implements ProxyHandle {
       return;
     }
     this.adopt(socket);
+    let head: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      const n = Math.min(head.length, H2_PREFACE_START.length);
+      const maybeH2 = head.subarray(0, n).equals(H2_PREFACE_START.subarray(0, n));
+      if (maybeH2 && n < H2_PREFACE_START.length) return; // 'P', 'PR', 'PRI': wait for the 4th byte
       socket.off('data', onData);
       socket.pause();
-      socket.unshift(chunk);
-      const n = Math.min(chunk.length, H2_PREFACE_START.length);
-      if (chunk.subarray(0, n).equals(H2_PREFACE_START.subarray(0, n)) && n === H2_PREFACE_START.length) {
+      socket.unshift(head);
+      if (maybeH2) {
         // The session reads the unshifted bytes itself on the next tick; resuming would drop them.
         this.h2.emit('connection', socket);
       } else {
@@ -429,6 +430,7 @@ class Proxy implements ProxyHandle {
     const prev = this.state;
     this.warnUnreloadable(prev.config, next.config);
     this.state = next; // the one atomic swap: config, compiled policy and pools travel together
+    next.startPoolSweeper();
     this.generation = next.generation;
     this.lastHash = hash;
     this.loadedAt = new Date();
