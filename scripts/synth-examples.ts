@@ -107,6 +107,10 @@ function synthExample(name: string): ExampleResult {
   return { name, outdir, files, kinds };
 }
 
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 function main(): number {
   let examples: string[];
   try {
@@ -127,9 +131,9 @@ function main(): number {
       const r = synthExample(name);
       const count = r.files.reduce((n, f) => n + f.objects, 0);
       total += count;
-      for (const f of r.files) console.log(`  ${path.relative(ROOT, f.file)}  (${f.objects} objects)`);
+      for (const f of r.files) console.log(`  ${path.relative(ROOT, f.file)}  (${plural(f.objects, 'object')})`);
       const kinds = [...r.kinds.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${k} ${n}`).join(', ');
-      console.log(`  => ${path.relative(ROOT, r.outdir)}/: ${r.files.length} files, ${count} objects (${kinds})`);
+      console.log(`  => ${path.relative(ROOT, r.outdir)}/: ${plural(r.files.length, 'file')}, ${plural(count, 'object')} (${kinds})`);
     } catch (e) {
       const err = e as Error;
       console.error(`  FAILED: ${e instanceof SynthError ? err.message : err.stack ?? err.message}`);
@@ -141,7 +145,7 @@ function main(): number {
     console.error(`synth: ${failures.length} of ${examples.length} examples failed:\n${failures.map((f) => `  - ${f}`).join('\n')}`);
     return 1;
   }
-  console.log(`synth: ${examples.length} examples, ${total} objects under ${path.relative(ROOT, DIST_DIR)}/`);
+  console.log(`synth: ${plural(examples.length, 'example')}, ${plural(total, 'object')} under ${path.relative(ROOT, DIST_DIR)}/`);
   return 0;
 }
 
