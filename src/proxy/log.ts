@@ -35,6 +35,8 @@ export interface AccessRecord {
   bytesIn: number;
   bytesOut: number;
   attempts?: number;
+  /** Retries sent (HTTP only; absent when none). */
+  retries?: number;
   durations: { dns?: number; connect?: number; tls?: number; ttfb?: number; total?: number };
 }
 

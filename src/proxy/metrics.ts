@@ -29,6 +29,10 @@ export class ProxyMetrics {
   public readonly lastReloadSuccess: Gauge<string>;
   public readonly inflight: Gauge<string>;
   public readonly addressRefusals: Counter<string>;
+  public readonly retryRequests: Counter<string>;
+  public readonly retrySuccesses: Counter<string>;
+  public readonly retryLimitExceeded: Counter<string>;
+  public readonly retryOverflow: Counter<string>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -57,6 +61,18 @@ export class ProxyMetrics {
     this.inflight = new Gauge({ name: 'egress_inflight', help: 'In-flight requests and tunnels', registers });
     this.addressRefusals = new Counter({
       name: 'egress_address_refusals_total', help: 'Resolved addresses refused by address vetting', labelNames: ['reason'], registers,
+    });
+    // Linkerd's route retry counters: retries sent, requests that a retry rescued, requests still
+    // failing when maxRetries ran out, and retries the budget refused.
+    this.retryRequests = new Counter({ name: 'outbound_http_route_retry_requests_total', help: 'Retries sent (each retried attempt)', labelNames: base, registers });
+    this.retrySuccesses = new Counter({
+      name: 'outbound_http_route_retry_successes_total', help: 'Retried requests whose final answer was not retryable', labelNames: base, registers,
+    });
+    this.retryLimitExceeded = new Counter({
+      name: 'outbound_http_route_retry_limit_exceeded_total', help: 'Requests still retryable when maxRetries was reached', labelNames: base, registers,
+    });
+    this.retryOverflow = new Counter({
+      name: 'outbound_http_route_retry_overflow_total', help: 'Retries not sent because the retry budget was spent', labelNames: base, registers,
     });
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }

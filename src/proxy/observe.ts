@@ -39,6 +39,10 @@ export function observeHttp(ctx: ProxyContext, state: RuntimeState, r: HttpRecor
     ctx.metrics.httpStatuses.inc(labels);
     ctx.metrics.httpDuration.observe(labels, totalMs / 1000);
     if (r.grpc) ctx.metrics.grpcStatuses.inc(grpcOutcomeLabels.get(base, o.grpcStatus ?? '', error));
+    if (o.retries) ctx.metrics.retryRequests.inc(base, o.retries);
+    if (o.retryEnd === 'success') ctx.metrics.retrySuccesses.inc(base);
+    else if (o.retryEnd === 'limit-exceeded') ctx.metrics.retryLimitExceeded.inc(base);
+    else if (o.retryEnd === 'overflow') ctx.metrics.retryOverflow.inc(base);
   }
   const c = o.candidate;
   const line: AccessRecord = {
@@ -57,6 +61,7 @@ export function observeHttp(ctx: ProxyContext, state: RuntimeState, r: HttpRecor
     bytesIn: o.bytesIn,
     bytesOut: o.bytesOut,
     attempts: o.attempts,
+    retries: o.retries,
     durations: { dns: ms(c?.dnsMs), ttfb: ms(o.ttfbMs), total: ms(totalMs) },
   };
   if (r.decision?.reportOnly) (line as AccessRecord & { reportOnly: boolean }).reportOnly = true;
