@@ -5,7 +5,7 @@ import {
   dnsNameProblem, findRootServerBlock, insertIntoRootBlock, parseCorefile, renderRewriteRule, RewriteRuleSpec, suffixRegex,
 } from './internal/corefile';
 import { DEFAULT_EGRESS_SUFFIX } from './model/defaults';
-import { isIp } from './proxy/cidr';
+import { isIp } from './internal/cidr';
 
 /**
  * The Corefile kubeadm installs, used as the base when DnsRewrite owns the whole `coredns`

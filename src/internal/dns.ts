@@ -1,6 +1,6 @@
 // DNS name, label, IP and CIDR checks that phrase a precise rule and, where it can, a repaired value.
 import { isIP } from 'net';
-import { parseCidr } from '../proxy/cidr';
+import { parseCidr } from './cidr';
 
 export interface NameProblem {
   /** e.g. `is not a valid DNS name (empty label)` */
