@@ -1,10 +1,10 @@
 // The contract between the halves: a chart's synthesised ConfigMap is the proxy's config. Taken
 // out of the manifests (never from _renderConfig()), it validates, passes the bundled proxy's
 // --check-config, and, started with only the documented harness patches, carries real traffic.
-import { Chart, Testing } from 'cdk8s';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Chart, Testing } from 'cdk8s';
 import { EgressGateway } from '../src/egress-gateway';
 import { EgressNetwork } from '../src/egress-network';
 import { InjectedHeader } from '../src/external-service';
@@ -210,9 +210,19 @@ describe('the real proxy, started from the synthesised file', () => {
     ]);
 
     const labels = (hostname: string) => ({
-      parent_group: 'policy.linkerd.io', parent_kind: 'EgressNetwork', parent_namespace: 'egress', parent_name: 'partners',
-      parent_port: '80', parent_section_name: '', route_group: 'gateway.networking.k8s.io', route_kind: 'HTTPRoute',
-      route_namespace: 'egress', route_name: 'declared-hosts', hostname, http_status: '200', error: '',
+      parent_group: 'policy.linkerd.io',
+      parent_kind: 'EgressNetwork',
+      parent_namespace: 'egress',
+      parent_name: 'partners',
+      parent_port: '80',
+      parent_section_name: '',
+      route_group: 'gateway.networking.k8s.io',
+      route_kind: 'HTTPRoute',
+      route_namespace: 'egress',
+      route_name: 'declared-hosts',
+      hostname,
+      http_status: '200',
+      error: '',
     });
     expect(await scrapeSamples(p.proxy.ports.admin, 'outbound_http_route_request_statuses_total')).toEqual([
       { labels: labels('api.partner.example'), value: 1 },
@@ -231,9 +241,19 @@ describe('the real proxy, started from the synthesised file', () => {
     expect(upstream!.connections()).toBe(0);
     expect(await scrapeSamples(p.proxy.ports.admin, 'outbound_http_route_request_statuses_total')).toEqual([{
       labels: {
-        parent_group: 'policy.linkerd.io', parent_kind: 'EgressNetwork', parent_namespace: 'egress', parent_name: 'partners',
-        parent_port: '80', parent_section_name: '', route_group: '', route_kind: 'default', route_namespace: '',
-        route_name: 'http-egress-deny', hostname: '', http_status: '403', error: '',
+        parent_group: 'policy.linkerd.io',
+        parent_kind: 'EgressNetwork',
+        parent_namespace: 'egress',
+        parent_name: 'partners',
+        parent_port: '80',
+        parent_section_name: '',
+        route_group: '',
+        route_kind: 'default',
+        route_namespace: '',
+        route_name: 'http-egress-deny',
+        hostname: '',
+        http_status: '403',
+        error: '',
       },
       value: 1,
     }]);
@@ -256,9 +276,19 @@ describe('the real proxy, started from the synthesised file', () => {
     expect(upstream!.seen.map((s) => [s.headers.host, s.servername])).toEqual([['unlisted.example', 'unlisted.example']]);
     expect(await scrapeSamples(p.proxy.ports.admin, 'outbound_http_route_request_statuses_total')).toEqual([{
       labels: {
-        parent_group: 'policy.linkerd.io', parent_kind: 'EgressNetwork', parent_namespace: 'egress', parent_name: 'partners',
-        parent_port: '80', parent_section_name: '', route_group: '', route_kind: 'default', route_namespace: '',
-        route_name: 'http-egress-deny', hostname: '', http_status: '200', error: '',
+        parent_group: 'policy.linkerd.io',
+        parent_kind: 'EgressNetwork',
+        parent_namespace: 'egress',
+        parent_name: 'partners',
+        parent_port: '80',
+        parent_section_name: '',
+        route_group: '',
+        route_kind: 'default',
+        route_namespace: '',
+        route_name: 'http-egress-deny',
+        hostname: '',
+        http_status: '200',
+        error: '',
       },
       value: 1,
     }]);

@@ -1,11 +1,11 @@
 // Linkerd's "Managing egress traffic" walkthrough as a cdk8s app: an EgressNetwork in the
 // egress-test namespace, first observing (Allow), then locked down (Deny) with routes that let
 // httpbin.org/get and TLS to httpbin.org out and send all other plaintext HTTP to an in-cluster
-// Service. Run: npx ts-node examples/linkerd-egress/main.ts [outdir] [--stage allow|deny]
+// Service. Run: npx ts-node examples/linkerd-egress/main.ts [outdir] [--stage allow|deny] [--gateway]
 import { App, Chart } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import {
-  EgressNetwork, PathMatch, RouteBackend, TrafficPolicy,
+  EgressGateway, EgressNetwork, PathMatch, RouteBackend, TrafficPolicy,
 } from '../../src';
 
 /**
@@ -17,8 +17,18 @@ export type Stage = 'allow' | 'deny';
 export const NAMESPACE = 'egress-test';
 const INJECT = { 'linkerd.io/inject': 'enabled' };
 
+/** Options of `buildApp()`. */
+export interface BuildOptions {
+  /**
+   * Also render a cdk8s-egress EgressGateway in egress-test that enforces the same EgressNetwork
+   * and its routes (plaintext on Service port 80, TLS passthrough by SNI on 443), declaring
+   * httpbin.org so that TLS to it is originated and verified. Off: the guide's objects only.
+   */
+  readonly gateway?: boolean;
+}
+
 /** Builds the walkthrough at `stage` ('deny', the final state, unless told otherwise) into `outdir`. */
-export function buildApp(outdir: string, stage: Stage = 'deny'): App {
+export function buildApp(outdir: string, stage: Stage = 'deny', options: BuildOptions = {}): App {
   const app = new App({ outdir });
 
   // Namespaces are cluster-scoped, so this chart has no namespace of its own.
@@ -43,6 +53,11 @@ export function buildApp(outdir: string, stage: Stage = 'deny'): App {
     name: 'all-egress-traffic',
     trafficPolicy: stage === 'allow' ? TrafficPolicy.ALLOW : TrafficPolicy.DENY,
   });
+  if (options.gateway) {
+    // The namespace is the guide's (nsChart), so the gateway does not create it again.
+    const gateway = new EgressGateway(egress, 'Gateway', { namespace: NAMESPACE, createNamespace: false, tlsPassthrough: true, network });
+    gateway.addExternalService('Httpbin', { host: 'httpbin.org' });
+  }
   if (stage === 'allow') return app;
 
   // Plaintext HTTP may reach /get (on any host; the guide uses httpbin.org).
@@ -95,13 +110,14 @@ export function buildApp(outdir: string, stage: Stage = 'deny'): App {
   return app;
 }
 
-/** `main.ts [outdir] [--stage allow|deny]`: synthesises one stage. */
+/** `main.ts [outdir] [--stage allow|deny] [--gateway]`: synthesises one stage. */
 function main(argv: readonly string[]): void {
   const stageAt = argv.indexOf('--stage');
   const stage = (stageAt >= 0 ? argv[stageAt + 1] : 'deny') as Stage;
   if (stage !== 'allow' && stage !== 'deny') throw new Error(`--stage must be allow or deny, not ${JSON.stringify(stage)}`);
   const positional = argv.filter((a, i) => !a.startsWith('--') && (stageAt < 0 || i !== stageAt + 1));
-  buildApp(positional[0] ?? `dist/linkerd-egress${stage === 'allow' ? '-allow' : ''}`, stage).synth();
+  const gateway = argv.includes('--gateway');
+  buildApp(positional[0] ?? `dist/linkerd-egress${stage === 'allow' ? '-allow' : ''}`, stage, { gateway }).synth();
 }
 
 if (require.main === module) main(process.argv.slice(2));

@@ -243,7 +243,15 @@ export async function startFromSynth(o: StartFromSynthOptions): Promise<SynthPro
     throw err;
   }
   return {
-    proxy, resolver, dialer, logs, synthesised, synthesisedFile, patched, patchedFile, mountRoot,
+    proxy,
+    resolver,
+    dialer,
+    logs,
+    synthesised,
+    synthesisedFile,
+    patched,
+    patchedFile,
+    mountRoot,
     close: async () => {
       await proxy.close();
       rmSync(dir, { recursive: true, force: true });
@@ -290,8 +298,14 @@ export async function scrapeSamples(adminPort: number, name: string): Promise<Sa
 
 /** The labels of a Linkerd route metric, in the seed's order; pass the ones that differ. */
 export function routeLabels(l: {
-  parentPort: number; routeKind: string; routeName: string; hostname: string; routeNamespace?: string; routeGroup?: string;
-  parentName?: string; parentNamespace?: string;
+  parentPort: number;
+  routeKind: string;
+  routeName: string;
+  hostname: string;
+  routeNamespace?: string;
+  routeGroup?: string;
+  parentName?: string;
+  parentNamespace?: string;
 }): Record<string, string> {
   const isDefault = l.routeKind === 'default';
   return {
