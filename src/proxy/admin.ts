@@ -1,8 +1,8 @@
 // The admin listener: /metrics (Prometheus), /live, /ready and /config (the effective config;
 // injected header values are never part of it, only their file paths).
 import * as http from 'node:http';
-import type { ProxyConfig } from '../model/proxy-config';
 import type { ProxyMetrics } from './metrics';
+import type { ProxyConfig } from '../model/proxy-config';
 
 export interface AdminSource {
   readonly metrics: ProxyMetrics;
@@ -17,7 +17,7 @@ export function createAdminServer(src: AdminSource): http.Server {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      res.writeHead(405, { 'allow': 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;
     }
     switch (path) {

@@ -1,8 +1,8 @@
 // Classify what a client asked for (Host under an egress suffix, absolute-form URI, CONNECT
 // authority, TLS SNI) into a normalised Target for decide(). No I/O.
 import { isIP } from 'node:net';
-import { EgressError } from './errors';
 import type { Target, TargetProtocol } from './decide';
+import { EgressError } from './errors';
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -131,6 +131,9 @@ export function classifyHttp(
     const name = suffixes.strip(lower);
     if (name === undefined) throw new EgressError('UNKNOWN_NAME');
     host = destinationHost(name, false);
+    // The gateway Service exposes every HTTP-family service port (gRPC on 9000, say) on this one
+    // listener; only the Host port tells them apart, and it names the service port to use.
+    if (hp.port !== undefined) port = hp.port;
   } else {
     if (!forwardProxy) throw new EgressError('UNKNOWN_NAME', 'absolute-form request without forwardProxy');
     let url: URL;

@@ -2,6 +2,9 @@
 // from the shared model, and return a deep-frozen ProxyConfig, or every problem at once.
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { parseCidr } from './cidr';
+import { isValidDnsName, isValidHostPattern } from './classify';
+import { compileRegex } from './route-match';
 import {
   DEFAULT_ADDRESS_POLICY, DEFAULT_ADMIN_PORT, DEFAULT_EGRESS_SUFFIX, DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT,
   DEFAULT_LIMITS, DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT,
@@ -13,9 +16,6 @@ import {
   type RouteMatchSpec, type RouteRuleSpec, type RouteSpec, type TcpListenerSpec, type TimeoutsSpec, type TlsOriginationSpec,
   type ValueMatchSpec,
 } from '../model/proxy-config';
-import { parseCidr } from './cidr';
-import { isValidDnsName, isValidHostPattern } from './classify';
-import { compileRegex } from './route-match';
 
 /** One problem: where (JSON path), what rule, and the offending value. */
 export interface ConfigProblem {

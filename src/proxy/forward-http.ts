@@ -3,16 +3,18 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
+// Bundled into the proxy by esbuild; the construct library never loads it.
+// eslint-disable-next-line import/no-extraneous-dependencies
 import { Pool, type Dispatcher } from 'undici';
-import { DEFAULT_POOL } from '../model/defaults';
-import type { RouteRuleSpec } from '../model/proxy-config';
 import type { Target } from './decide';
 import { EgressError, errorResponse, isBeforeRequest, toEgressError, type EgressErrorCode } from './errors';
+import { backoffMs, IDEMPOTENT_METHODS, retryVerdict } from './retry';
 import { applyHeaderModifier, type HeaderRecord } from './route-match';
 import type { ProxyContext, RuntimeState } from './runtime';
-import { backoffMs, IDEMPOTENT_METHODS, retryVerdict } from './retry';
 import { originateTls } from './tls-origin';
 import { candidates, dialVetted, type Candidate, type UpstreamPlan } from './upstream';
+import { DEFAULT_POOL } from '../model/defaults';
+import type { RouteRuleSpec } from '../model/proxy-config';
 
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
 export type ClientResponse = ServerResponse | Http2ServerResponse;
@@ -429,7 +431,9 @@ function dispatchOnce(pool: Pool, opts: Dispatcher.DispatchOptions, signal: Abor
   });
 }
 
-async function streamResponse(res: ClientResponse, response: PendingResponse, headers: Record<string, string | string[]>, o: ForwardOptions): Promise<void> {
+async function streamResponse(
+  res: ClientResponse, response: PendingResponse, headers: Record<string, string | string[]>, o: ForwardOptions,
+): Promise<void> {
   const { outcome } = o;
   if (res.writableEnded || res.destroyed) {
     response.discard();

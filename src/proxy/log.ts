@@ -1,5 +1,7 @@
 // Logging: the pino logger and the shape of the one canonical JSON line written per request or
 // connection. Secrets (injected header values) never reach a log record.
+// Bundled into the proxy by esbuild; the construct library never loads it.
+// eslint-disable-next-line import/no-extraneous-dependencies
 import pino, { type Logger } from 'pino';
 
 export type { Logger } from 'pino';

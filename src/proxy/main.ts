@@ -30,18 +30,20 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
       if (!v) throw new Error(`${flag} needs a file\n${USAGE}`);
       return v;
     };
-    if (flag === '--config') file = value();
-    else if (flag === '--check-config') {
+    if (flag === '--config') {file = value();} else if (flag === '--check-config') {
       mode = 'check';
       file = value();
-    } else if (flag === '--help' || flag === '-h') mode = 'help';
-    else throw new Error(`unknown argument ${JSON.stringify(a)}\n${USAGE}`);
+    } else if (flag === '--help' || flag === '-h') {mode = 'help';} else {throw new Error(`unknown argument ${JSON.stringify(a)}\n${USAGE}`);}
   }
   return { mode, file };
 }
 
 /** Validate a file offline. Returns the exit code and prints the verdict. */
-export function checkConfig(file: string, out: (s: string) => void = (s) => process.stdout.write(s), err: (s: string) => void = (s) => process.stderr.write(s)): number {
+export function checkConfig(
+  file: string,
+  out: (s: string) => void = (s) => process.stdout.write(s),
+  err: (s: string) => void = (s) => process.stderr.write(s),
+): number {
   try {
     const config = loadConfigFile(file);
     out(`${file}: valid ${config.kind} for gateway ${config.gateway.namespace}/${config.gateway.name} ` +

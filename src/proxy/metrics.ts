@@ -1,8 +1,10 @@
 // Prometheus metrics named and labelled like Linkerd's outbound route metrics, on a registry of
 // the proxy's own, plus config reload health. Label sets are cached per route and hostname.
+// Bundled into the proxy by esbuild; the construct library never loads it.
+// eslint-disable-next-line import/no-extraneous-dependencies
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ParentSpec } from '../model/proxy-config';
 import type { RouteRef } from './decide';
+import type { ParentSpec } from '../model/proxy-config';
 
 const PARENT_ROUTE_LABELS = [
   'parent_group', 'parent_kind', 'parent_namespace', 'parent_name', 'parent_port', 'parent_section_name',
@@ -38,16 +40,23 @@ export class ProxyMetrics {
     const registers = [this.registry];
     const base = [...PARENT_ROUTE_LABELS];
     this.httpStatuses = new Counter({
-      name: 'outbound_http_route_request_statuses_total', help: 'HTTP requests by route and response status',
-      labelNames: [...base, 'http_status', 'error'], registers,
+      name: 'outbound_http_route_request_statuses_total',
+      help: 'HTTP requests by route and response status',
+      labelNames: [...base, 'http_status', 'error'],
+      registers,
     });
     this.httpDuration = new Histogram({
-      name: 'outbound_http_route_request_duration_seconds', help: 'HTTP request duration, first byte in to response end',
-      labelNames: [...base, 'http_status', 'error'], buckets: DURATION_BUCKETS, registers,
+      name: 'outbound_http_route_request_duration_seconds',
+      help: 'HTTP request duration, first byte in to response end',
+      labelNames: [...base, 'http_status', 'error'],
+      buckets: DURATION_BUCKETS,
+      registers,
     });
     this.grpcStatuses = new Counter({
-      name: 'outbound_grpc_route_request_statuses_total', help: 'gRPC requests by route and grpc-status',
-      labelNames: [...base, 'grpc_status', 'error'], registers,
+      name: 'outbound_grpc_route_request_statuses_total',
+      help: 'gRPC requests by route and grpc-status',
+      labelNames: [...base, 'grpc_status', 'error'],
+      registers,
     });
     this.tlsOpen = new Counter({ name: 'outbound_tls_route_open_total', help: 'TLS passthrough connections opened', labelNames: base, registers });
     this.tlsClose = new Counter({ name: 'outbound_tls_route_close_total', help: 'TLS passthrough connections closed', labelNames: [...base, 'error'], registers });

@@ -3,18 +3,18 @@
 import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import type { Pool } from 'undici';
-import type {
-  EndpointSpec, ExternalServicePortSpec, ExternalServiceSpec, ProxyConfig, RetrySpec, TimeoutsSpec,
-} from '../model/proxy-config';
 import { SuffixMatcher } from './classify';
 import { ConfigError, type ConfigProblem } from './config';
 import { compilePolicy, PolicyCompileError, type CompiledPolicy } from './decide';
-import { RetryBudget } from './retry';
 import type { Logger } from './log';
 import { LabelCache, type ProxyMetrics } from './metrics';
 import type { Resolver } from './resolve';
+import { RetryBudget } from './retry';
 import { compileTlsProfile, type TlsProfile } from './tls-origin';
 import { AddressVetter } from './vet';
+import type {
+  EndpointSpec, ExternalServicePortSpec, ExternalServiceSpec, ProxyConfig, RetrySpec, TimeoutsSpec,
+} from '../model/proxy-config';
 
 /**
  * Opens a TCP connection to an already-vetted IP. The whole data path dials through this, so
@@ -58,6 +58,7 @@ export class RuntimeState {
   /** Last use of each pool (ms, performance clock), for sweeping origins DNS no longer returns. */
   public readonly poolLastUsed = new Map<string, number>();
   private sweepTimer?: NodeJS.Timeout;
+  private readonly budgets = new WeakMap<RetrySpec, RetryBudget>();
 
   /** Compiles everything a request needs; throws ConfigError when a referenced file is unusable. */
   constructor(public readonly config: ProxyConfig, public readonly generation: number) {
@@ -131,8 +132,6 @@ export class RuntimeState {
     }
     return '';
   }
-
-  private readonly budgets = new WeakMap<RetrySpec, RetryBudget>();
 
   /** One retry budget per retry spec (a service's or a route rule's), for this generation. */
   public retryBudget(spec: RetrySpec): RetryBudget {

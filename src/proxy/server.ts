@@ -6,7 +6,6 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { dirname } from 'node:path';
-import type { ProxyConfig } from '../model/proxy-config';
 import { createAdminServer } from './admin';
 import { classifyHttp, splitHostPort, type ClassifiedRequest } from './classify';
 import { ConfigError, parseConfigText, validateConfig, type ConfigProblem } from './config';
@@ -21,6 +20,7 @@ import { redirectLocation } from './route-match';
 import { RuntimeState, defaultDialer, type Dialer, type ProxyContext } from './runtime';
 import { handleConnect, handleTcp, handleTlsPassthrough, type TunnelDeps } from './tunnel';
 import { planHttp, type UpstreamPlan } from './upstream';
+import type { ProxyConfig } from '../model/proxy-config';
 
 export interface StartProxyOptions {
   /** Config file to load and watch (a ConfigMap mount). One of configPath or config is required. */
@@ -108,6 +108,7 @@ class Proxy implements ProxyHandle {
   private reloadDebounce?: NodeJS.Timeout;
   private reloading: Promise<ReloadResult> | undefined;
   private idleWaiters: Array<() => void> = [];
+  private lastFailedHash = '';
   private readonly tunnelDeps: TunnelDeps;
 
   constructor(private readonly options: StartProxyOptions) {
@@ -359,7 +360,8 @@ class Proxy implements ProxyHandle {
     if (!spec) return sendError(res, 'NO_BACKEND', false);
     // Location names the host the way the client addressed it (with its egress suffix).
     const clientHost = c.absolute ? c.target.host : splitHostPort(authority ?? '')?.host ?? c.target.host;
-    const location = redirectLocation({ host: clientHost, port: c.target.port, path: c.target.path, query: c.target.query }, spec, decision.matchedPrefix);
+    const request = { host: clientHost, port: c.target.port, path: c.target.path, query: c.target.query };
+    const location = redirectLocation(request, spec, decision.matchedPrefix);
     (res as http.ServerResponse).writeHead(spec.statusCode, { location, 'content-length': '0' });
     res.end();
     return spec.statusCode;
@@ -440,8 +442,6 @@ class Proxy implements ProxyHandle {
     void prev.closePools();
     return { ok: true, problems: [], generation: this.generation };
   }
-
-  private lastFailedHash = '';
 
   private reloadFailed(problems: readonly ConfigProblem[], hash: string): ReloadResult {
     // Count a bad file once, not on every poll while it stays bad.

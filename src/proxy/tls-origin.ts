@@ -4,8 +4,8 @@ import { constants as cryptoConstants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import * as tls from 'node:tls';
-import type { SubjectAltNameSpec, TlsOriginationSpec, TlsVersionSpec } from '../model/proxy-config';
 import { EgressError } from './errors';
+import type { SubjectAltNameSpec, TlsOriginationSpec, TlsVersionSpec } from '../model/proxy-config';
 
 function noop(): void { /* errors are handled by the socket's owner */ }
 
@@ -40,8 +40,8 @@ export function compileTlsProfile(spec: TlsOriginationSpec, keyPrefix: string): 
     if (spec.caPem) ca.push(spec.caPem);
   }
   const legacy = minVersion === 'TLSv1' || minVersion === 'TLSv1.1';
-  let secureOptions = 0;
-  if (!spec.allowRenegotiation) secureOptions |= cryptoConstants.SSL_OP_NO_RENEGOTIATION;
+  // OpenSSL refuses server-initiated renegotiation with this option (the only one we set).
+  const secureOptions = spec.allowRenegotiation ? 0 : cryptoConstants.SSL_OP_NO_RENEGOTIATION;
   const secureContext = tls.createSecureContext({
     ca: ca.length > 0 ? ca : undefined,
     cert: spec.clientCertFile ? readFileSync(spec.clientCertFile) : undefined,

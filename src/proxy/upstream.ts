@@ -1,12 +1,12 @@
 // Where a decided request goes and how to reach it: plan the upstream (endpoints by priority,
 // port, TLS profile, SNI), resolve and vet each candidate, dial the vetted IP with a deadline.
 import type { Socket } from 'node:net';
-import type { TimeoutsSpec } from '../model/proxy-config';
 import type { Decision, Target } from './decide';
 import { EgressError, isEgressError } from './errors';
 import { resolveAndVet } from './resolve';
 import type { CompiledService, ProxyContext, RuntimeState } from './runtime';
 import { originateTls, serverNameFor, type TlsProfile } from './tls-origin';
+import type { TimeoutsSpec } from '../model/proxy-config';
 
 export interface UpstreamEndpoint {
   readonly host: string;
@@ -66,8 +66,13 @@ export function planTunnel(state: RuntimeState, decision: Decision, target: Targ
   const service = decision.externalService ? state.services.get(decision.externalService) : undefined;
   const upstreamPort = service?.portsByPort.get(port)?.targetPort ?? port;
   return {
-    kind: 'external', host: target.host, port: upstreamPort, groups: endpointGroups(service, target.host, upstreamPort), exempt: false,
-    timeouts: service?.timeouts ?? state.config.timeouts, service,
+    kind: 'external',
+    host: target.host,
+    port: upstreamPort,
+    groups: endpointGroups(service, target.host, upstreamPort),
+    exempt: false,
+    timeouts: service?.timeouts ?? state.config.timeouts,
+    service,
   };
 }
 
@@ -77,9 +82,15 @@ export function planTcp(service: CompiledService, servicePort: number): Upstream
   const port = portSpec?.targetPort ?? servicePort;
   const enabled = service.tls.spec.enabled;
   return {
-    kind: 'external', host: service.spec.host, port, groups: endpointGroups(service, service.spec.host, port),
-    tls: enabled ? service.tls : undefined, servername: enabled ? serverNameFor(service.tls, service.spec.host) : undefined,
-    exempt: false, timeouts: service.timeouts, service,
+    kind: 'external',
+    host: service.spec.host,
+    port,
+    groups: endpointGroups(service, service.spec.host, port),
+    tls: enabled ? service.tls : undefined,
+    servername: enabled ? serverNameFor(service.tls, service.spec.host) : undefined,
+    exempt: false,
+    timeouts: service.timeouts,
+    service,
   };
 }
 

@@ -1,7 +1,7 @@
 // Address vetting (SSRF defence): decides whether a resolved IP may be dialled, from the built-in
 // refusals, the config's addressPolicy and the parent's networks. Pure; compiled once per config.
-import type { AddressPolicySpec, NetworkSpec } from '../model/proxy-config';
 import { CidrSet, tryParseIp, unmapIp, formatIp } from './cidr';
+import type { AddressPolicySpec, NetworkSpec } from '../model/proxy-config';
 
 /**
  * Ranges no egress proxy should reach unless told to: they address the proxy's own host, the

@@ -37,11 +37,15 @@ describe('names', () => {
 describe('classifyHttp', () => {
   const req = (url: string, headers: Record<string, string> = {}) => ({ method: 'GET', url, headers });
 
-  test('Host: <name>.<suffix>[:port] targets <name> at the parent port', () => {
-    const c = classifyHttp(req('/repos?page=2'), 'API.GitHub.com.egress.local:8080', suffixes, false, 80, 0.5);
+  test('Host: <name>.<suffix> targets <name> at the parent port', () => {
+    const c = classifyHttp(req('/repos?page=2'), 'API.GitHub.com.egress.local', suffixes, false, 80, 0.5);
     expect(c.target).toEqual({ protocol: 'http', host: 'api.github.com', port: 80, method: 'GET', path: '/repos', query: 'page=2', headers: {}, pick: 0.5 });
     expect(c.path).toBe('/repos?page=2');
     expect(c.absolute).toBe(false);
+  });
+
+  test('a port in the Host header names the service port the client addressed', () => {
+    expect(classifyHttp(req('/'), 'api.github.com.egress.local:9000', suffixes, false, 80, 0).target.port).toBe(9000);
   });
 
   test('a second suffix (given with a trailing dot) matches too', () => {

@@ -118,7 +118,8 @@ describe('invalid configs', () => {
     const ps = problems({
       ...MINIMAL,
       listeners: {
-        http: { port: 8080 }, admin: { port: 8080 },
+        http: { port: 8080 },
+        admin: { port: 8080 },
         tcp: [{ port: 7000, externalService: 'nope', servicePort: 1 }, { port: 7001, externalService: 'db', servicePort: 9999 }],
       },
       externalServices: [{ name: 'db', host: 'db.example', ports: [{ port: 5432, protocol: 'tcp' }] }],

@@ -143,17 +143,25 @@ describe('connection reuse and headers', () => {
 
   test('hop-by-hop and proxy headers are removed, forwarding headers never added, end-to-end ones kept', async () => {
     upstream = await startHttpsUpstream((_req, res) => {
-      res.writeHead(200, { 'x-keep': 'yes', 'x-drop-me': 'no', connection: 'x-drop-me', 'keep-alive': 'timeout=5' });
+      res.writeHead(200, { 'x-keep': 'yes', 'x-drop-me': 'no', 'connection': 'x-drop-me', 'keep-alive': 'timeout=5' });
       res.end('ok');
     });
     const { proxy } = await proxyTo(upstream.port);
     // node:http, not undici: undici would rewrite the client's Connection header itself.
     const r = await new Promise<http.IncomingMessage>((resolve, reject) => {
       http.get({
-        host: '127.0.0.1', port: proxy.ports.http, path: '/', agent: false,
+        host: '127.0.0.1',
+        port: proxy.ports.http,
+        path: '/',
+        agent: false,
         headers: {
-          'host': 'api.test.example.egress.local', 'x-custom': 'kept', 'connection': 'x-secret-hop', 'x-secret-hop': '1',
-          'proxy-authorization': 'Basic Zm9vOmJhcg==', 'x-forwarded-for': '10.1.2.3', 'te': 'trailers',
+          'host': 'api.test.example.egress.local',
+          'x-custom': 'kept',
+          'connection': 'x-secret-hop',
+          'x-secret-hop': '1',
+          'proxy-authorization': 'Basic Zm9vOmJhcg==',
+          'x-forwarded-for': '10.1.2.3',
+          'te': 'trailers',
         },
       }, (res) => {
         res.resume();
@@ -248,7 +256,7 @@ describe('streaming', () => {
       const sentHash = createHash('sha256');
       const chunk = Buffer.alloc(64 * 1024);
       const up = await new Promise<number>((resolve, reject) => {
-        const req = http.request({ host: '127.0.0.1', port: proxy.ports.http, method: 'POST', path: '/upload', headers: { host: 'api.test.example.egress.local', 'content-length': String(SIZE) } }, (res) => {
+        const req = http.request({ host: '127.0.0.1', port: proxy.ports.http, method: 'POST', path: '/upload', headers: { 'host': 'api.test.example.egress.local', 'content-length': String(SIZE) } }, (res) => {
           res.resume();
           res.on('end', () => resolve(res.statusCode ?? 0));
         });
@@ -453,7 +461,7 @@ describe('gRPC', () => {
     extra.push({ close: async () => { client.destroy(); } });
     const result = await new Promise<{ status: unknown; trailers: http2.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
       const stream = client.request({
-        ':method': 'POST', ':path': '/grpc.test.Echo/Say', ':authority': 'api.test.example.egress.local', 'content-type': 'application/grpc', te: 'trailers',
+        ':method': 'POST', ':path': '/grpc.test.Echo/Say', ':authority': 'api.test.example.egress.local', 'content-type': 'application/grpc', 'te': 'trailers',
       });
       const chunks: Buffer[] = [];
       let status: unknown;

@@ -321,7 +321,9 @@ export interface TestProxy {
 
 /** startProxy with a loopback resolver over `names` and the recording loopback dialer. */
 export async function startTestProxy(
-  config: Record<string, unknown>, names: Record<string, string | string[]> = {}, options: Partial<StartProxyOptions> & { neverConnect?: boolean } = {},
+  config: Record<string, unknown>,
+  names: Record<string, string | string[]> = {},
+  options: Partial<StartProxyOptions> & { neverConnect?: boolean } = {},
 ): Promise<TestProxy> {
   const resolver = loopbackResolver(names);
   const dialer = loopbackDialer({ neverConnect: options.neverConnect });

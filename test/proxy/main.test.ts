@@ -4,8 +4,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { request } from 'undici';
-import { parseArgs, DEFAULT_CONFIG_PATH } from '../../src/proxy/main';
 import { eventually, startHttpsUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
+import { parseArgs, DEFAULT_CONFIG_PATH } from '../../src/proxy/main';
 
 const BUNDLE = resolve(__dirname, '../../assets/proxy/main/index.js');
 

@@ -1,11 +1,15 @@
 // Metrics: Linkerd-compatible names and exact label sets for allowed, denied and failed HTTP
 // requests, bounded hostname labels, and the label caches.
-import { LabelCache, OutcomeLabels, ProxyMetrics } from '../../src/proxy/metrics';
 import { sample, scrape, startHttpsUpstream, startTestProxy, testConfig, testService, viaProxy, type TestProxy, type TestUpstream } from './helpers';
+import { LabelCache, OutcomeLabels, ProxyMetrics } from '../../src/proxy/metrics';
 
 const PARENT = {
-  parent_group: 'policy.linkerd.io', parent_kind: 'EgressNetwork', parent_namespace: 'egress-test', parent_name: 'all-egress-traffic',
-  parent_port: '80', parent_section_name: '',
+  parent_group: 'policy.linkerd.io',
+  parent_kind: 'EgressNetwork',
+  parent_namespace: 'egress-test',
+  parent_name: 'all-egress-traffic',
+  parent_port: '80',
+  parent_section_name: '',
 };
 const DEFAULT_ROUTE = { route_group: '', route_kind: 'default', route_namespace: '' };
 
@@ -55,15 +59,24 @@ describe('HTTP route metrics', () => {
       parent: parent('Deny'),
       externalServices: [testService('api', 'api.test.example', { ports: [{ port: 80, targetPort: upstream.port }] })],
       routes: [{
-        kind: 'HTTPRoute', name: 'httpbin-get', namespace: 'egress-test', hostnames: ['*.test.example'],
+        kind: 'HTTPRoute',
+        name: 'httpbin-get',
+        namespace: 'egress-test',
+        hostnames: ['*.test.example'],
         rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/get' } }] }],
       }],
     }), { 'api.test.example': '127.0.0.1' });
     await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/get');
     const m = await scrape(tp.proxy.ports.admin);
     expect(sample(m, 'outbound_http_route_request_statuses_total', {
-      ...PARENT, route_group: 'gateway.networking.k8s.io', route_kind: 'HTTPRoute', route_namespace: 'egress-test', route_name: 'httpbin-get',
-      hostname: 'api.test.example', http_status: '200', error: '',
+      ...PARENT,
+      route_group: 'gateway.networking.k8s.io',
+      route_kind: 'HTTPRoute',
+      route_namespace: 'egress-test',
+      route_name: 'httpbin-get',
+      hostname: 'api.test.example',
+      http_status: '200',
+      error: '',
     })).toBe(1);
   });
 
@@ -71,15 +84,24 @@ describe('HTTP route metrics', () => {
     tp = await startTestProxy(testConfig({
       parent: parent('Deny'),
       routes: [{
-        kind: 'HTTPRoute', name: 'moved', namespace: 'egress-test', hostnames: ['*.old.example'],
+        kind: 'HTTPRoute',
+        name: 'moved',
+        namespace: 'egress-test',
+        hostnames: ['*.old.example'],
         rules: [{ filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'new.example', statusCode: 302 } }] }],
       }],
     }));
     await viaProxy(tp.proxy.ports.http, 'user-1234.old.example.egress.local', '/');
     const m = await scrape(tp.proxy.ports.admin);
     expect(sample(m, 'outbound_http_route_request_statuses_total', {
-      ...PARENT, route_group: 'gateway.networking.k8s.io', route_kind: 'HTTPRoute', route_namespace: 'egress-test', route_name: 'moved',
-      hostname: '*.old.example', http_status: '302', error: '',
+      ...PARENT,
+      route_group: 'gateway.networking.k8s.io',
+      route_kind: 'HTTPRoute',
+      route_namespace: 'egress-test',
+      route_name: 'moved',
+      hostname: '*.old.example',
+      http_status: '302',
+      error: '',
     })).toBe(1);
     expect(m).not.toContain('user-1234');
   });

@@ -4,11 +4,11 @@ import { execFile } from 'node:child_process';
 import * as http2 from 'node:http2';
 import { promisify } from 'node:util';
 import { request } from 'undici';
-import { startProxy } from '../../src/proxy/server';
 import {
   configMapDir, eventually, rawRequest, sample, scrape, startHttpsUpstream, startHttpUpstream, startTestProxy, testConfig, testPki, testService,
   viaProxy, capturingLogger, loopbackDialer, loopbackResolver, type TestProxy, type TestUpstream,
 } from './helpers';
+import { startProxy } from '../../src/proxy/server';
 
 const run = promisify(execFile);
 const NAMES = { 'api.test.example': '127.0.0.1' };
@@ -133,7 +133,9 @@ describe('policy responses', () => {
     tp = await startTestProxy(testConfig({
       addressPolicy: { allowCidrs: [] },
       routes: [{
-        kind: 'HTTPRoute', name: 'unencrypted-http', namespace: 'egress-test',
+        kind: 'HTTPRoute',
+        name: 'unencrypted-http',
+        namespace: 'egress-test',
         rules: [{ backendRefs: [{ kind: 'Service', name: 'internal-egress', namespace: 'egress-test', port: internal.port }] }],
       }],
     }), { 'internal-egress.egress-test.svc.cluster.local': '127.0.0.1' });
@@ -146,7 +148,10 @@ describe('policy responses', () => {
   test('RequestRedirect filter answers with Location and never dials', async () => {
     tp = await startTestProxy(testConfig({
       routes: [{
-        kind: 'HTTPRoute', name: 'moved', namespace: 'n', hostnames: ['old.test.example'],
+        kind: 'HTTPRoute',
+        name: 'moved',
+        namespace: 'n',
+        hostnames: ['old.test.example'],
         rules: [{ filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'new.test.example', statusCode: 301 } }] }],
       }],
     }), NAMES);
@@ -164,11 +169,15 @@ describe('policy responses', () => {
     tp = await startTestProxy(testConfig({
       externalServices: [apiService(upstream.port)],
       routes: [{
-        kind: 'HTTPRoute', name: 'mods', namespace: 'n',
-        rules: [{ filters: [
-          { type: 'RequestHeaderModifier', headerModifier: { set: [{ name: 'x-added', value: 'by-route' }], add: [], remove: ['x-remove'] } },
-          { type: 'ResponseHeaderModifier', headerModifier: { set: [], add: [], remove: ['server'] } },
-        ] }],
+        kind: 'HTTPRoute',
+        name: 'mods',
+        namespace: 'n',
+        rules: [{
+          filters: [
+            { type: 'RequestHeaderModifier', headerModifier: { set: [{ name: 'x-added', value: 'by-route' }], add: [], remove: ['x-remove'] } },
+            { type: 'ResponseHeaderModifier', headerModifier: { set: [], add: [], remove: ['server'] } },
+          ],
+        }],
       }],
     }), NAMES);
     const r = await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/', { headers: { 'x-remove': 'gone' } });
@@ -183,8 +192,11 @@ describe('policy responses', () => {
     cleanups.push(() => client.destroy());
     const result = await new Promise<{ headers: http2.IncomingHttpHeaders; flags: number; ended: boolean }>((resolve, reject) => {
       const stream = client.request({
-        ':method': 'POST', ':path': '/grpc.test.Echo/Say', ':authority': 'api.test.example.egress.local',
-        'content-type': 'application/grpc', te: 'trailers',
+        ':method': 'POST',
+        ':path': '/grpc.test.Echo/Say',
+        ':authority': 'api.test.example.egress.local',
+        'content-type': 'application/grpc',
+        'te': 'trailers',
       });
       stream.on('response', (headers, flags) => {
         stream.on('end', () => resolve({ headers, flags, ended: true }));
@@ -197,6 +209,7 @@ describe('policy responses', () => {
     expect(result.headers['grpc-status']).toBe('7');
     expect(result.headers['x-egress-error']).toBe('EGRESS_DENIED');
     // END_STREAM on the HEADERS frame: a trailers-only response.
+    // eslint-disable-next-line no-bitwise
     expect(result.flags & http2.constants.NGHTTP2_FLAG_END_STREAM).toBeTruthy();
     const metrics = await scrape(tp.proxy.ports.admin);
     expect(metrics).toMatch(/outbound_grpc_route_request_statuses_total\{[^}]*route_name="grpc-egress-deny"[^}]*grpc_status="7"[^}]*\} 1/);
@@ -281,7 +294,9 @@ describe('reload', () => {
   test('reload() reports unchanged content without counting', async () => {
     const cm = configMapDir();
     cm.write(testConfig());
-    const proxy = await startProxy({ configPath: cm.file, resolver: loopbackResolver({}).resolve, dial: loopbackDialer().dial, logger: capturingLogger().logger, watch: false });
+    const proxy = await startProxy({
+      configPath: cm.file, resolver: loopbackResolver({}).resolve, dial: loopbackDialer().dial, logger: capturingLogger().logger, watch: false,
+    });
     cleanups.push(() => proxy.close());
     const r = await proxy.reload();
     expect(r).toMatchObject({ ok: true, unchanged: true, generation: 1 });

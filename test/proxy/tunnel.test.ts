@@ -74,14 +74,32 @@ describe('TLS passthrough by SNI', () => {
     expect(await roundTrip(client, 'ping over tls')).toBe('ping over tls');
     expect(tp.dialer.calls).toEqual([{ address: '127.0.0.1', port }]);
     await eventually(async () => sample(await scrape(tp!.proxy.ports.admin), 'outbound_tls_route_close_total', {
-      parent_group: 'policy.linkerd.io', parent_kind: 'EgressNetwork', parent_namespace: 'egress', parent_name: 'all-egress', parent_port: '443',
-      parent_section_name: '', route_group: '', route_kind: 'default', route_namespace: '', route_name: 'tls-egress-allow',
-      hostname: 'api.test.example', error: '',
+      parent_group: 'policy.linkerd.io',
+      parent_kind: 'EgressNetwork',
+      parent_namespace: 'egress',
+      parent_name: 'all-egress',
+      parent_port: '443',
+      parent_section_name: '',
+      route_group: '',
+      route_kind: 'default',
+      route_namespace: '',
+      route_name: 'tls-egress-allow',
+      hostname: 'api.test.example',
+      error: '',
     }) === 1, 5_000, 'close counted');
     const m = await scrape(tp.proxy.ports.admin);
     expect(sample(m, 'outbound_tls_route_open_total', {
-      parent_group: 'policy.linkerd.io', parent_kind: 'EgressNetwork', parent_namespace: 'egress', parent_name: 'all-egress', parent_port: '443',
-      parent_section_name: '', route_group: '', route_kind: 'default', route_namespace: '', route_name: 'tls-egress-allow', hostname: 'api.test.example',
+      parent_group: 'policy.linkerd.io',
+      parent_kind: 'EgressNetwork',
+      parent_namespace: 'egress',
+      parent_name: 'all-egress',
+      parent_port: '443',
+      parent_section_name: '',
+      route_group: '',
+      route_kind: 'default',
+      route_namespace: '',
+      route_name: 'tls-egress-allow',
+      hostname: 'api.test.example',
     })).toBe(1);
   });
 
@@ -98,8 +116,18 @@ describe('TLS passthrough by SNI', () => {
     expect(tp.resolver.calls).toEqual([]);
     const m = await scrape(tp.proxy.ports.admin);
     expect(sample(m, 'outbound_tls_route_close_total', {
-      parent_group: 'policy.linkerd.io', parent_kind: 'EgressNetwork', parent_namespace: 'egress', parent_name: 'all-egress', parent_port: '443',
-      parent_section_name: '', route_group: '', route_kind: 'default', route_namespace: '', route_name: 'tls-egress-deny', hostname: '', error: 'forbidden',
+      parent_group: 'policy.linkerd.io',
+      parent_kind: 'EgressNetwork',
+      parent_namespace: 'egress',
+      parent_name: 'all-egress',
+      parent_port: '443',
+      parent_section_name: '',
+      route_group: '',
+      route_kind: 'default',
+      route_namespace: '',
+      route_name: 'tls-egress-deny',
+      hostname: '',
+      error: 'forbidden',
     })).toBe(1);
   });
 
@@ -169,9 +197,18 @@ describe('TCP listeners', () => {
     expect(tp.dialer.calls).toEqual([]);
     const m = await scrape(tp.proxy.ports.admin);
     expect(sample(m, 'outbound_tcp_route_close_total', {
-      parent_group: 'policy.linkerd.io', parent_kind: 'EgressNetwork', parent_namespace: 'egress', parent_name: 'all-egress', parent_port: '7000',
-      parent_section_name: '', route_group: '', route_kind: 'default', route_namespace: '', route_name: 'tcp-egress-deny',
-      hostname: 'echo.test.example', error: 'forbidden',
+      parent_group: 'policy.linkerd.io',
+      parent_kind: 'EgressNetwork',
+      parent_namespace: 'egress',
+      parent_name: 'all-egress',
+      parent_port: '7000',
+      parent_section_name: '',
+      route_group: '',
+      route_kind: 'default',
+      route_namespace: '',
+      route_name: 'tcp-egress-deny',
+      hostname: 'echo.test.example',
+      error: 'forbidden',
     })).toBe(1);
   });
 

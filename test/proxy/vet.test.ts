@@ -1,7 +1,7 @@
 // Address vetting: the built-in refusals, allow/deny lists and parent networks as a table, then
 // end to end: a name resolving to a refused address is never dialled.
-import { AddressVetter } from '../../src/proxy/vet';
 import { rawRequest, startTestProxy, testConfig, viaProxy, type TestProxy } from './helpers';
+import { AddressVetter } from '../../src/proxy/vet';
 
 describe('AddressVetter', () => {
   const strict = new AddressVetter({ allowCidrs: [], denyCidrs: [] }, []);
