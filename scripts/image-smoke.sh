@@ -170,7 +170,43 @@ user=$(buildah_ inspect --type image --format '{{.OCIv1.Config.User}}' "$IMAGE")
 ctr=$(buildah_ from --pull-never --name "egress-smoke-$$" "$IMAGE")
 rootfs=$(buildah_ mount "$ctr")
 touch "$work/before-run"
-sleep 1 # mtime granularity: anything the run writes must be strictly newer than the marker
+sleep 1 # mtime granularity: anything a run writes must be strictly newer than the marker
+
+# --- contract: every proxy config the examples synthesised (npm run synth) passes the image's
+# own --check-config, so what the constructs render is what the shipped proxy accepts.
+mkdir -p "$work/synth-configs"
+if [[ -d dist ]]; then
+  node -e '
+    const fs = require("node:fs"), path = require("node:path"), YAML = require("yaml");
+    const [out] = process.argv.slice(1);
+    for (const ex of fs.readdirSync("dist")) {
+      const dir = path.join("dist", ex);
+      if (!fs.statSync(dir).isDirectory()) continue;
+      for (const f of fs.readdirSync(dir).filter((n) => /\.ya?ml$/.test(n))) {
+        for (const doc of YAML.parseAllDocuments(fs.readFileSync(path.join(dir, f), "utf8"))) {
+          const o = doc.toJS();
+          const text = o && o.kind === "ConfigMap" && o.data && o.data["config.json"];
+          if (text) fs.writeFileSync(path.join(out, `${ex}--${o.metadata.name}.json`), text);
+        }
+      }
+    }' "$work/synth-configs"
+fi
+chmod 0755 "$work/synth-configs"
+checked=0
+for f in "$work"/synth-configs/*.json; do
+  [[ -e $f ]] || break
+  chmod 0644 "$f"
+  name=$(basename "$f")
+  out=$(buildah_ run --isolation chroot --mount "type=bind,src=$work/synth-configs,target=/etc/egress-check,ro" \
+    "$ctr" -- $entrypoint --check-config "/etc/egress-check/$name" 2>&1) \
+    || fail "synthesised config $name is rejected by the image's proxy: $out"
+  checked=$((checked + 1))
+done
+if [[ $checked -gt 0 ]]; then
+  say "contract: $checked synthesised proxy configs pass --check-config inside the image"
+else
+  say "contract: no synthesised proxy configs under dist/ (run npm run synth first); skipped"
+fi
 
 say "starting the proxy in $IMAGE as $user: $entrypoint$cmd"
 # shellcheck disable=SC2086 # entrypoint and cmd are word lists from the image config
@@ -270,7 +306,7 @@ say "SIGTERM: exited 0"
 # --- nothing was written into the image's filesystem (buildah creates the mount points)
 written=$(cd "$rootfs" && find . -newer "$work/before-run" \
   ! -path . ! -path ./etc ! -path ./etc/hosts ! -path ./etc/resolv.conf ! -path ./etc/hostname \
-  ! -path ./etc/egress ! -path ./proc ! -path ./dev ! -path ./sys ! -path ./run ! -path ./tmp \
+  ! -path ./etc/egress ! -path ./etc/egress-check ! -path ./proc ! -path ./dev ! -path ./sys ! -path ./run ! -path ./tmp \
   ! -path ./home/nonroot ! -path ./home -print)
 [[ -z $written ]] || fail "the proxy wrote into the image filesystem: $written"
 log_lines=$(grep -c '^{' "$work/proxy.log" || true)
