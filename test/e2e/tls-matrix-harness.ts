@@ -1,0 +1,444 @@
+/**
+ * Harness for the TLS-origination, Kuma-matrix and retry end-to-end tests: synthesise a chart,
+ * take config.json out of its ConfigMap, apply only the documented harness patches and run the
+ * real proxy from it. Upstreams are local servers (TCP/TLS echo, HTTP(S), gRPC/gRPCS); the
+ * injected dialer reaches loopback only and maps declared upstream ports to their ports.
+ * Builds on test/proxy/helpers.ts (test PKI, resolver, logger, metrics scrape).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import * as tls from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { Chart, Testing } from 'cdk8s';
+import type { ProxyConfig } from '../../src/model/proxy-config';
+import type { Dialer } from '../../src/proxy/runtime';
+import { startProxy, type ProxyHandle } from '../../src/proxy/server';
+import {
+  capturingLogger, isLoopback, loopbackResolver, scrape, testPki, type CapturedLogs, type RecordingResolver,
+} from '../proxy/helpers';
+
+/** Where gateway pods see mounted Secrets and ConfigMaps (src/internal/mounts.ts). */
+export const POD_MOUNT_ROOT = '/var/run/egress/';
+
+/* ------------------------------------------------------------------------- synthesis */
+
+/** The text of `config.json` in the one ConfigMap of `chart` that carries a proxy config. */
+export function synthConfigText(chart: Chart): string {
+  const found = Testing.synth(chart).filter((o: any) => o?.kind === 'ConfigMap' && typeof o.data?.['config.json'] === 'string');
+  if (found.length !== 1) throw new Error(`expected one ConfigMap with config.json in chart ${chart.node.path}, found ${found.length}`);
+  return found[0].data['config.json'];
+}
+
+export interface MatrixPatchOptions {
+  /** Directory standing in for the pod's file system under /var/run/egress/. */
+  readonly mountRoot: string;
+  /**
+   * PEM added as caPem to TLS settings that name no CA of their own: the stand-in for the
+   * system trust store the pod would use (Kuma's "autodetected OS-specific CA"). Off by default.
+   */
+  readonly systemRootsPem?: string;
+}
+
+/**
+ * The only changes made to a synthesised config:
+ * 1. listeners bound to 127.0.0.1 on ephemeral ports (parentPort values, which metrics report, stay);
+ * 2. addressPolicy.allowCidrs += 127.0.0.0/8 (the stand-in upstreams listen on loopback);
+ * 3. file paths under /var/run/egress/ re-rooted under `mountRoot`, where the test writes the PEMs;
+ * 4. only when asked: `systemRootsPem` for TLS settings that rely on the system roots.
+ */
+export function matrixPatch(config: ProxyConfig, o: MatrixPatchOptions): ProxyConfig {
+  const c = JSON.parse(JSON.stringify(config)) as any;
+  const l = c.listeners;
+  l.bindAddress = '127.0.0.1';
+  l.http.port = 0;
+  if (l.tls) l.tls.port = 0;
+  for (const t of l.tcp ?? []) t.port = 0;
+  l.admin.port = 0;
+  c.addressPolicy.allowCidrs = [...c.addressPolicy.allowCidrs, '127.0.0.0/8'];
+  const fix = (t: any) => {
+    for (const k of ['caFile', 'clientCertFile', 'clientKeyFile']) if (t[k]) t[k] = remap(t[k], o.mountRoot);
+    if (o.systemRootsPem && t.enabled !== false && !t.caFile && !t.caPem) t.caPem = o.systemRootsPem;
+  };
+  fix(c.defaultTls);
+  for (const s of c.externalServices) {
+    fix(s.tls);
+    for (const h of s.injectHeaders) h.valueFile = remap(h.valueFile, o.mountRoot);
+  }
+  return c as ProxyConfig;
+}
+
+function remap(path: string, mountRoot: string): string {
+  return path.startsWith(POD_MOUNT_ROOT) ? join(mountRoot, path) : path;
+}
+
+/** JSON paths where two documents differ (used to prove the patch touched nothing else). */
+export function diffPaths(a: unknown, b: unknown, path = '$'): string[] {
+  if (JSON.stringify(a) === JSON.stringify(b)) return [];
+  const obj = (v: unknown) => typeof v === 'object' && v !== null;
+  if (!obj(a) || !obj(b) || Array.isArray(a) !== Array.isArray(b)) return [path];
+  const ra = a as Record<string, unknown>;
+  const rb = b as Record<string, unknown>;
+  return [...new Set([...Object.keys(ra), ...Object.keys(rb)])].flatMap((k) => diffPaths(ra[k], rb[k], Array.isArray(a) ? `${path}[${k}]` : `${path}.${k}`));
+}
+
+/* ------------------------------------------------------------------------- seams */
+
+export interface PortMapDialer {
+  readonly dial: Dialer;
+  readonly calls: Array<{ address: string; port: number }>;
+  /** Non-loopback requests (each threw): must stay empty. */
+  readonly refused: Array<{ address: string; port: number }>;
+}
+
+/** Loopback only; the declared upstream port is mapped to the stand-in's ephemeral port. */
+export function portMapDialer(ports: Readonly<Record<number, number>>): PortMapDialer {
+  const calls: Array<{ address: string; port: number }> = [];
+  const refused: Array<{ address: string; port: number }> = [];
+  const dial: Dialer = (address, port) => {
+    calls.push({ address, port });
+    if (!isLoopback(address)) {
+      refused.push({ address, port });
+      throw Object.assign(new Error(`test dialer refuses non-loopback address ${address}`), { code: 'EACCES' });
+    }
+    const mapped = ports[port];
+    if (mapped === undefined) throw Object.assign(new Error(`test dialer has no stand-in for port ${port}`), { code: 'ECONNREFUSED' });
+    return net.connect({ host: address, port: mapped });
+  };
+  return { dial, calls, refused };
+}
+
+export interface ChartProxy {
+  readonly proxy: ProxyHandle;
+  readonly resolver: RecordingResolver;
+  readonly dialer: PortMapDialer;
+  readonly logs: CapturedLogs;
+  readonly synthesised: ProxyConfig;
+  readonly patched: ProxyConfig;
+  close(): Promise<void>;
+}
+
+export interface StartChartProxyOptions {
+  /** Host name → loopback address for the injected resolver. */
+  readonly names: Record<string, string | string[]>;
+  /** Declared upstream port → local stand-in port. */
+  readonly ports: Readonly<Record<number, number>>;
+  /** Pod path (under /var/run/egress/) → content, written under the mount root. */
+  readonly files?: Readonly<Record<string, string>>;
+  /** See MatrixPatchOptions.systemRootsPem. */
+  readonly systemRootsPem?: string;
+}
+
+/** Synthesise `chart`, patch its config, write the files it names and start the proxy from it. */
+export async function startChartProxy(chart: Chart, o: StartChartProxyOptions): Promise<ChartProxy> {
+  const dir = mkdtempSync(join(tmpdir(), 'egress-matrix-'));
+  const mountRoot = join(dir, 'pod');
+  const synthesised = JSON.parse(synthConfigText(chart)) as ProxyConfig;
+  const patched = matrixPatch(synthesised, { mountRoot, systemRootsPem: o.systemRootsPem });
+  for (const [podPath, content] of Object.entries(o.files ?? {})) {
+    const local = remap(podPath, mountRoot);
+    mkdirSync(dirname(local), { recursive: true });
+    writeFileSync(local, content);
+  }
+  const configPath = join(dir, 'config.json');
+  writeFileSync(configPath, JSON.stringify(patched));
+  const resolver = loopbackResolver(o.names);
+  const dialer = portMapDialer(o.ports);
+  const { logger, logs } = capturingLogger();
+  let proxy: ProxyHandle;
+  try {
+    proxy = await startProxy({ configPath, watch: false, resolver: resolver.resolve, dial: dialer.dial, logger });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    proxy,
+    resolver,
+    dialer,
+    logs,
+    synthesised,
+    patched,
+    close: async () => {
+      await proxy.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Closes everything registered during a test; call run() in afterEach. */
+export class Closer {
+  private readonly items: Array<() => Promise<void> | void> = [];
+  public add<T extends { close(): Promise<void> | void }>(x: T): T {
+    this.items.push(() => x.close());
+    return x;
+  }
+  public async run(): Promise<void> {
+    const items = this.items.splice(0).reverse();
+    for (const close of items) await close();
+  }
+}
+
+/* ------------------------------------------------------------------------- certificates */
+
+export interface Pair {
+  readonly cert: string;
+  readonly key: string;
+}
+
+const leafCache = new Map<string, Pair>();
+
+/**
+ * A leaf certificate for `sans` (DNS names) signed by the test CA or, with `untrusted`, by the
+ * CA nobody trusts (test/proxy/helpers.ts testPki()).
+ */
+export function leafCert(sans: readonly string[], opts: { untrusted?: boolean; cn?: string; usage?: 'serverAuth' | 'clientAuth' } = {}): Pair {
+  const id = `${opts.untrusted ? 'u' : 't'}|${opts.cn ?? ''}|${opts.usage ?? 'serverAuth'}|${sans.join(',')}`;
+  const cached = leafCache.get(id);
+  if (cached) return cached;
+  const pki = testPki();
+  const ca = opts.untrusted ? 'untrusted-ca' : 'ca';
+  const dir = mkdtempSync(join(tmpdir(), 'egress-matrix-leaf-'));
+  const sh = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  sh(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${opts.cn ?? sans[0]}`,
+    '-keyout', 'leaf.key', '-out', 'leaf.csr']);
+  writeFileSync(join(dir, 'leaf.ext'),
+    `subjectAltName=${sans.map((n) => `DNS:${n}`).join(',')}\nextendedKeyUsage=${opts.usage ?? 'serverAuth'}\nbasicConstraints=CA:FALSE\n`);
+  sh(['x509', '-req', '-in', 'leaf.csr', '-CA', join(pki.dir, `${ca}.pem`), '-CAkey', join(pki.dir, `${ca}.key`),
+    '-CAserial', join(dir, 'ca.srl'), '-CAcreateserial', '-days', '2', '-out', 'leaf.pem', '-extfile', 'leaf.ext']);
+  const pair = { cert: readFileSync(join(dir, 'leaf.pem'), 'utf8'), key: readFileSync(join(dir, 'leaf.key'), 'utf8') };
+  rmSync(dir, { recursive: true, force: true });
+  leafCache.set(id, pair);
+  return pair;
+}
+
+/** The test client certificate (CN=client, signed by the test CA). */
+export function clientPair(): Pair {
+  const p = testPki();
+  return { cert: readFileSync(p.clientCertFile, 'utf8'), key: readFileSync(p.clientKeyFile, 'utf8') };
+}
+
+/* ------------------------------------------------------------------------- upstreams */
+
+/** What a TLS upstream saw of each completed handshake. */
+export interface HandshakeSeen {
+  readonly servername: string;
+  readonly protocol: string;
+  /** Subject CN of the client certificate, '' when none was presented. */
+  readonly clientCn: string;
+}
+
+export interface EchoServer {
+  readonly port: number;
+  /** TCP connections accepted (failed handshakes included). */
+  readonly connections: () => number;
+  /** Connections that reached the echo (plaintext: all; TLS: handshake completed). */
+  readonly sessions: () => number;
+  readonly handshakes: HandshakeSeen[];
+  close(): Promise<void>;
+}
+
+export interface TlsServerOptions extends Pair {
+  /** Require a client certificate signed by the test CA. */
+  readonly requireClientCert?: boolean;
+  readonly minVersion?: tls.SecureVersion;
+  readonly maxVersion?: tls.SecureVersion;
+}
+
+/** Node's TLS server options for a stand-in, trusting the test CA for client certificates. */
+export function tlsServerOptions(o: TlsServerOptions): tls.TlsOptions {
+  return {
+    cert: o.cert,
+    key: o.key,
+    ca: o.requireClientCert ? testPki().caPem : undefined,
+    requestCert: o.requireClientCert ?? false,
+    rejectUnauthorized: o.requireClientCert ?? false,
+    minVersion: o.minVersion,
+    maxVersion: o.maxVersion,
+  };
+}
+
+export function handshakeOf(s: tls.TLSSocket): HandshakeSeen {
+  const peer = s.getPeerCertificate();
+  const cn = peer && peer.subject ? String(peer.subject.CN ?? '') : '';
+  return { servername: (s as tls.TLSSocket & { servername?: string | false }).servername || '', protocol: s.getProtocol() ?? '', clientCn: cn };
+}
+
+/** A TCP echo server (tcpbin.com stand-in); with `tls`, a TLS echo server. */
+export function startEchoServer(tlsOptions?: TlsServerOptions): Promise<EchoServer> {
+  let connections = 0;
+  let sessions = 0;
+  const handshakes: HandshakeSeen[] = [];
+  const sockets = new Set<net.Socket>();
+  const echo = (s: net.Socket) => {
+    sessions++;
+    s.on('error', () => undefined);
+    s.pipe(s);
+  };
+  const server: net.Server = tlsOptions
+    ? tls.createServer(tlsServerOptions(tlsOptions), (s) => {
+      handshakes.push(handshakeOf(s));
+      echo(s);
+    })
+    : net.createServer(echo);
+  server.on('connection', (s: net.Socket) => {
+    connections++;
+    sockets.add(s);
+    s.on('error', () => undefined);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('tlsClientError', () => undefined);
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    port: (server.address() as net.AddressInfo).port,
+    connections: () => connections,
+    sessions: () => sessions,
+    handshakes,
+    close: () => new Promise<void>((r) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => r());
+    }),
+  })));
+}
+
+/**
+ * Connect to a proxy TCP listener, send `text`, and resolve with whatever comes back before the
+ * connection closes or `text.length` bytes have arrived.
+ */
+export function tcpRoundTrip(port: number, text: string): Promise<{ echoed: string; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    let got = '';
+    let done = false;
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      s.destroy();
+      resolve({ echoed: got, closed });
+    };
+    s.on('connect', () => s.write(text));
+    s.on('data', (c: Buffer) => {
+      got += c.toString('utf8');
+      if (got.length >= text.length) finish(false);
+    });
+    s.on('close', () => finish(true));
+    s.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' ? finish(true) : reject(err)));
+  });
+}
+
+/* ------------------------------------------------------------------------- gRPC */
+
+const identity = (b: Buffer) => b;
+/** A unary echo method carried as raw bytes: no .proto needed to prove the transport. */
+export const ECHO_METHOD = '/egress.test.Echo/Say';
+const ECHO_SERVICE: grpc.ServiceDefinition = {
+  Say: {
+    path: ECHO_METHOD,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
+};
+
+export interface GrpcSeen {
+  readonly authority: string;
+  readonly request: string;
+}
+
+export interface GrpcServer {
+  readonly port: number;
+  readonly calls: GrpcSeen[];
+  /** TLS handshakes (gRPCS only). */
+  readonly handshakes: HandshakeSeen[];
+  close(): Promise<void>;
+}
+
+/**
+ * A grpc-js server answering `echo:<request>`: plaintext h2c (grpcbin on 9000) or, with `tls`,
+ * gRPC over TLS (9001). TLS handshakes are recorded through a tap on the server's secure sessions.
+ */
+export async function startGrpcServer(tlsPair?: Pair): Promise<GrpcServer> {
+  const calls: GrpcSeen[] = [];
+  const handshakes: HandshakeSeen[] = [];
+  const server = new grpc.Server();
+  server.addService(ECHO_SERVICE, {
+    Say: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      calls.push({ authority: call.getHost(), request: call.request.toString('utf8') });
+      cb(null, Buffer.from(`echo:${call.request.toString('utf8')}`));
+    },
+  });
+  const creds = tlsPair
+    ? grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(tlsPair.key), cert_chain: Buffer.from(tlsPair.cert) }], false)
+    : grpc.ServerCredentials.createInsecure();
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (err, p) => (err ? reject(err) : resolve(p))));
+  if (tlsPair) {
+    // grpc-js keeps its http2 servers private; their secureConnection events are the only tap.
+    const http2Servers = (server as unknown as { http2Servers: Map<any, any> }).http2Servers;
+    for (const s of http2Servers?.keys() ?? []) s.on?.('secureConnection', (t: tls.TLSSocket) => handshakes.push(handshakeOf(t)));
+  }
+  return {
+    port,
+    calls,
+    handshakes,
+    close: () => new Promise<void>((r) => server.tryShutdown(() => {
+      server.forceShutdown();
+      r();
+    })),
+  };
+}
+
+/** A call's status code, and the reply or the error details and metadata. */
+export interface GrpcResult {
+  readonly code: number;
+  readonly reply?: string;
+  readonly details?: string;
+  readonly metadata?: Record<string, unknown>;
+}
+
+/**
+ * One unary call with a grpc-js client connected to the proxy's HTTP listener in plaintext (h2c
+ * with prior knowledge), addressing `authority` as a client of the gateway Service would.
+ */
+export async function grpcCall(proxyPort: number, authority: string, text: string): Promise<GrpcResult> {
+  const client = new grpc.Client(`127.0.0.1:${proxyPort}`, grpc.credentials.createInsecure(), {
+    'grpc.default_authority': authority,
+    // A failed call must fail now, not wait for reconnect backoff.
+    'grpc.initial_reconnect_backoff_ms': 50,
+    'grpc.max_reconnect_backoff_ms': 50,
+  });
+  try {
+    return await new Promise((resolve) => {
+      client.makeUnaryRequest(ECHO_METHOD, identity, identity, Buffer.from(text), new grpc.Metadata(), { deadline: Date.now() + 10_000 },
+        (err: grpc.ServiceError | null, value?: Buffer) => {
+          if (err) resolve({ code: err.code, details: err.details, metadata: err.metadata?.getMap() });
+          else resolve({ code: grpc.status.OK, reply: value?.toString('utf8') });
+        });
+    });
+  } finally {
+    client.close();
+  }
+}
+
+/* ------------------------------------------------------------------------- metrics */
+
+export interface Sample {
+  readonly labels: Record<string, string>;
+  readonly value: number;
+}
+
+/** Every sample of `name` from the admin listener, with all its labels. */
+export async function metricSamples(adminPort: number, name: string): Promise<Sample[]> {
+  const out: Sample[] = [];
+  for (const line of (await scrape(adminPort)).split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const close = line.lastIndexOf('}');
+    const labels: Record<string, string> = {};
+    if (close > 0) for (const m of line.slice(name.length + 1, close).matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[m[1]] = m[2];
+    out.push({ labels, value: Number(line.slice(close > 0 ? close + 1 : name.length + 1).trim()) });
+  }
+  return out;
+}
