@@ -1,7 +1,7 @@
 // The proxy's lifecycle: bind listeners (HTTP/1.1 + h2c, TLS passthrough, TCP, admin), run each
 // request through classify → decide → forward → observe, reload config atomically, drain.
 import { createHash } from 'node:crypto';
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
@@ -109,6 +109,7 @@ class Proxy implements ProxyHandle {
   private reloading: Promise<ReloadResult> | undefined;
   private idleWaiters: Array<() => void> = [];
   private lastFailedHash = '';
+  private lastStatKey = '';
   private readonly tunnelDeps: TunnelDeps;
 
   constructor(private readonly options: StartProxyOptions) {
@@ -383,6 +384,7 @@ class Proxy implements ProxyHandle {
 
   private startWatching(file: string): void {
     const dir = dirname(file);
+    this.lastStatKey = statKey(file);
     const schedule = () => {
       clearTimeout(this.reloadDebounce);
       // A ConfigMap update is several renames; let them settle.
@@ -396,7 +398,13 @@ class Proxy implements ProxyHandle {
       this.ctx.logger.warn({ err, dir }, 'cannot watch config directory; relying on polling');
     }
     const interval = this.options.pollIntervalMs ?? 2_000;
-    this.pollTimer = setInterval(() => void this.reload(), interval);
+    this.pollTimer = setInterval(() => {
+      // Cheap check first: stat follows the ..data symlink, so a swap changes inode or mtime.
+      const key = statKey(file);
+      if (key === this.lastStatKey) return;
+      this.lastStatKey = key;
+      void this.reload();
+    }, interval);
     this.pollTimer.unref();
   }
 
@@ -418,6 +426,9 @@ class Proxy implements ProxyHandle {
     } catch (err) {
       // Mid-swap the file can be briefly absent; the next event or poll picks it up.
       return this.reloadFailed([{ path: '$', message: `cannot read file: ${(err as NodeJS.ErrnoException).code}` }], sha256(''));
+    }
+    if (text.length > MAX_CONFIG_BYTES) {
+      return this.reloadFailed([{ path: '$', message: `file is larger than ${MAX_CONFIG_BYTES} bytes` }], sha256(text));
     }
     const hash = sha256(text);
     if (hash === this.lastHash) return { ok: true, unchanged: true, problems: [], generation: this.generation };
@@ -512,6 +523,18 @@ class Proxy implements ProxyHandle {
     this.watcher?.close();
     clearInterval(this.pollTimer);
     clearTimeout(this.reloadDebounce);
+  }
+}
+
+/** A ConfigMap holds at most 1 MiB; anything far beyond that is not a config. */
+const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+
+function statKey(file: string): string {
+  try {
+    const st = statSync(file);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return 'missing';
   }
 }
 
