@@ -14,7 +14,7 @@ import { startProxy } from '../src/proxy/server';
 import { CertificateSource, TlsOrigination } from '../src/tls';
 import { EnforcementMode, TrafficPolicy } from '../src/traffic-policy';
 import {
-  checkConfigWithBundle, changedPaths, nonHarnessChanges, proxyConfigMap, scrapeSamples, serverCertFor, startFromSynth,
+  checkConfigWithBundle, changedPaths, harnessPatch, mappingDialer, nonHarnessChanges, proxyConfigMap, scrapeSamples, serverCertFor, startFromSynth,
   type SynthProxy,
 } from './e2e/helpers';
 import { startHttpsUpstream, testPki, viaProxy, type TestUpstream } from './proxy/helpers';
@@ -162,6 +162,26 @@ describe('the synthesised config', () => {
     const err = await startProxy({ configPath: file, watch: false }).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).problems.map((p) => p.path).sort()).toEqual(problems.map((p) => p.path).sort());
+  });
+});
+
+describe('the harness itself', () => {
+  test('its dialer throws for a non-loopback address, records it, and sends nothing', () => {
+    const d = mappingDialer({ 443: 1 });
+    expect(() => d.dial('203.0.113.7', 443)).toThrow(/refuses non-loopback address 203\.0\.113\.7/);
+    expect(() => d.dial('10.0.0.1', 443)).toThrow(/refuses non-loopback/);
+    expect(d.refused).toEqual([{ address: '203.0.113.7', port: 443 }, { address: '10.0.0.1', port: 443 }]);
+    expect(() => d.dial('127.0.0.1', 8443)).toThrow(/no stand-in for port 8443/);
+  });
+
+  test('a patch outside the documented list is reported', () => {
+    const raw = JSON.parse(synthesisedConfigText(platformChart()));
+    const patched = harnessPatch(raw, { caPem: testPki().caPem, mountRoot: '/tmp/x' });
+    expect(nonHarnessChanges(raw, patched)).toEqual([]);
+    const tampered = JSON.parse(JSON.stringify(patched));
+    tampered.parent.trafficPolicy = 'Allow';
+    tampered.routes[0].hostnames.push('unlisted.example');
+    expect(nonHarnessChanges(raw, tampered)).toEqual(['$.parent.trafficPolicy', '$.routes[0].hostnames[3]']);
   });
 });
 
