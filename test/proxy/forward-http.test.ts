@@ -425,6 +425,23 @@ describe('retries', () => {
     expect(upstream.requests()).toBe(1);
   });
 
+  test('a small POST is buffered when the policy may retry it, and replayed byte for byte', async () => {
+    const bodies: string[] = [];
+    upstream = await startHttpsUpstream((req, res) => {
+      let b = '';
+      req.on('data', (c: Buffer) => { b += c.toString(); });
+      req.on('end', () => {
+        bodies.push(b);
+        res.writeHead(bodies.length === 1 ? 503 : 201);
+        res.end();
+      });
+    });
+    const { proxy } = await proxyTo(upstream.port, { retry: { ...retry, retryNonIdempotent: true } });
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/', { method: 'POST', body: 'payload-123' });
+    expect(r.status).toBe(201);
+    expect(bodies).toEqual(['payload-123', 'payload-123']);
+  });
+
   test('without a retry spec nothing is retried', async () => {
     upstream = await startHttpsUpstream((_req, res) => {
       res.writeHead(503);
