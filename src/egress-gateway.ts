@@ -106,8 +106,10 @@ export interface EgressGatewayProps {
   readonly additionalSuffixes?: string[];
 
   /**
-   * What traffic no route matches gets, when no EgressNetwork is attached (the gateway is then
-   * its own implicit parent). With a network attached, the network decides; setting both is an error.
+   * What traffic to undeclared hosts gets, when no EgressNetwork is attached (the gateway is then
+   * its own implicit parent): with DENY only the hosts declared by `addExternalService()` leave
+   * the cluster (metrics route_kind "ExternalService", route_name the service's name); everything
+   * else gets 403. With a network attached, the network and its routes decide; setting both is an error.
    * @see https://linkerd.io/2-edge/reference/egress-network/
    * @default TrafficPolicy.ALLOW
    */
@@ -678,6 +680,8 @@ export class EgressGateway extends Construct {
         trafficPolicy: props.trafficPolicy ?? TrafficPolicy.ALLOW,
         networks: [],
         mode: props.enforcement ?? EnforcementMode.ENFORCE,
+        // Deny on a gateway without a network means: only the services declared on it.
+        allowDeclaredServices: true,
       };
     return {
       apiVersion: PROXY_CONFIG_API_VERSION,

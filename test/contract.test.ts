@@ -316,3 +316,40 @@ describe('the real proxy, started from the synthesised file', () => {
     expect(line).toMatchObject({ decision: 'allow', reason: 'report-only', reportOnly: true, route: 'http-egress-deny', host: 'unlisted.example', status: 200 });
   });
 });
+
+describe('a gateway without a network, Deny: only the services declared on it leave', () => {
+  test('a declared host is reached on its ExternalService route; an undeclared one gets 403 and nothing is dialled', async () => {
+    const chart = new Chart(Testing.app(), 'platform');
+    const gateway = new EgressGateway(chart, 'Egress', { namespace: 'egress', trafficPolicy: TrafficPolicy.DENY });
+    gateway.addExternalService('Github', { host: 'api.partner.example', name: 'github' });
+    upstream = await startHttpsUpstream(undefined, serverCertFor(UPSTREAM_NAMES));
+    sp = await startFromSynth({ configText: synthesisedConfigText(chart), names: RESOLVE, ports: { 443: upstream.port } });
+    expect(sp.synthesised.parent).toMatchObject({ trafficPolicy: 'Deny', allowDeclaredServices: true });
+
+    const declared = await viaProxy(sp.proxy.ports.http, 'api.partner.example.egress.local', '/repos');
+    const undeclared = await viaProxy(sp.proxy.ports.http, 'unlisted.example.egress.local', '/');
+    expect([declared.status, undeclared.status]).toEqual([200, 403]);
+    expect(upstream.seen.map((s) => s.headers.host)).toEqual(['api.partner.example']);
+    expect(sp.dialer.calls).toEqual([{ address: '127.0.0.1', port: 443 }]);
+
+    const labels = (route: { group: string; kind: string; namespace: string; name: string }, hostname: string, status: string) => ({
+      parent_group: 'policy.linkerd.io',
+      parent_kind: 'EgressNetwork',
+      parent_namespace: 'egress',
+      parent_name: sp!.synthesised.parent.name,
+      parent_port: '80',
+      parent_section_name: '',
+      route_group: route.group,
+      route_kind: route.kind,
+      route_namespace: route.namespace,
+      route_name: route.name,
+      hostname,
+      http_status: status,
+      error: '',
+    });
+    expect(await scrapeSamples(sp.proxy.ports.admin, 'outbound_http_route_request_statuses_total')).toEqual([
+      { labels: labels({ group: 'egress.cdk8s.io', kind: 'ExternalService', namespace: 'egress', name: 'github' }, 'api.partner.example', '200'), value: 1 },
+      { labels: labels({ group: '', kind: 'default', namespace: '', name: 'http-egress-deny' }, '', '403'), value: 1 },
+    ]);
+  });
+});

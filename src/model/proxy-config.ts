@@ -88,6 +88,12 @@ export interface ParentSpec {
    */
   readonly networks: readonly NetworkSpec[];
   readonly mode: EnforcementModeSpec;
+  /**
+   * Under Deny, a host declared as an ExternalService is allowed when no route matched (route
+   * kind 'ExternalService', named after the service) instead of getting the deny route. The gateway's implicit parent sets it, so that Deny there means
+   * "only declared services"; an attached EgressNetwork leaves it off and its routes decide.
+   */
+  readonly allowDeclaredServices?: boolean;
 }
 
 export interface NetworkSpec {

@@ -328,7 +328,7 @@ class Checker {
   }
 
   private parent(path: string, v: unknown): ParentSpec {
-    const o = this.obj(path, v, ['group', 'kind', 'name', 'namespace', 'trafficPolicy', 'networks', 'mode']) ?? {};
+    const o = this.obj(path, v, ['group', 'kind', 'name', 'namespace', 'trafficPolicy', 'networks', 'mode', 'allowDeclaredServices']) ?? {};
     const present = v !== undefined;
     const networks = this.arr(`${path}.networks`, o.networks, (p, x): NetworkSpec | undefined => {
       const n = this.obj(p, x, ['cidr', 'except']);
@@ -345,6 +345,8 @@ class Checker {
       trafficPolicy: present ? this.oneOf(`${path}.trafficPolicy`, o.trafficPolicy, ['Allow', 'Deny'] as const) : 'Deny',
       networks,
       mode: this.oneOf(`${path}.mode`, o.mode, ['Enforce', 'ReportOnly'] as const, 'Enforce'),
+      ...(o.allowDeclaredServices !== undefined
+        ? { allowDeclaredServices: this.bool(`${path}.allowDeclaredServices`, o.allowDeclaredServices, false) } : {}),
     };
   }
 

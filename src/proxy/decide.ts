@@ -71,7 +71,8 @@ export type DecisionReason =
   | 'default-deny'
   | 'no-backend'
   | 'filter-redirect'
-  | 'report-only';
+  | 'report-only'
+  | 'declared-service';
 
 export interface Decision {
   readonly action: DecisionAction;
@@ -174,6 +175,8 @@ export interface CompiledPolicy {
   readonly wildcardServices: readonly ExternalServiceSpec[];
   readonly tables: Readonly<Record<RouteKindSpec, KindTable>>;
   readonly networks: CompiledNetworks;
+  /** Route labels of declared services, for parents with allowDeclaredServices (by service name). */
+  readonly declaredRoutes: ReadonlyMap<string, RouteRef>;
 }
 
 export class PolicyCompileError extends Error {
@@ -320,6 +323,9 @@ export function compileNetworks(parent: ParentSpec): CompiledNetworks {
  * Compile once per config load. Throws PolicyCompileError naming every bad route (invalid
  * regexes, ReplacePrefixMatch without PathPrefix) and bad network CIDR, all at once.
  */
+/** route_group of the route a declared ExternalService stands for (allowDeclaredServices). */
+export const DECLARED_SERVICE_ROUTE_GROUP = 'egress.cdk8s.io';
+
 export function compilePolicy(config: ProxyConfig): CompiledPolicy {
   const problems: string[] = [];
   const exactServices = new Map<string, ExternalServiceSpec>();
@@ -343,7 +349,11 @@ export function compilePolicy(config: ProxyConfig): CompiledPolicy {
     problems.push(`parent ${config.parent.namespace}/${config.parent.name} networks: ${(e as Error).message}`);
   }
   if (problems.length > 0) throw new PolicyCompileError(problems);
-  return { config, routes: config.routes, exactServices, wildcardServices, tables, networks };
+  const declaredRoutes = new Map<string, RouteRef>();
+  for (const svc of config.externalServices) {
+    declaredRoutes.set(svc.name, { group: DECLARED_SERVICE_ROUTE_GROUP, kind: 'ExternalService', namespace: config.gateway.namespace, name: svc.name });
+  }
+  return { config, routes: config.routes, exactServices, wildcardServices, tables, networks, declaredRoutes };
 }
 
 /** The declared service for a host: an exact name first, else the longest matching wildcard. */
@@ -523,11 +533,14 @@ function reportOnlyOr(policy: CompiledPolicy, d: Decision): Decision {
  *    'deny' with reason no-backend (HTTP 500); else a weighted pick by target.pick in [0, 1)
  *    over the cumulative weights ([a:1, b:3]: pick < 0.25 → a). A Service ref is returned as
  *    `backend`; an EgressNetwork ref passes through (backend undefined, backendRef set).
- * 5. Nothing matched → the parent's default route by trafficPolicy: '<proto>-egress-allow'
+ * 5. Nothing matched, the parent is Deny with allowDeclaredServices, and the host is a declared
+ *    ExternalService → allow (reason declared-service) on the route
+ *    {group 'egress.cdk8s.io', kind 'ExternalService', name: the service's name}.
+ * 6. Nothing matched otherwise → the parent's default route by trafficPolicy: '<proto>-egress-allow'
  *    (default-allow) or '<proto>-egress-deny' (default-deny). With Allow, traffic the declared
  *    routes do not match still goes out, as in Linkerd. (A Gateway answers 404 here; an
  *    EgressNetwork answers with its trafficPolicy.)
- * 6. ReportOnly parent: a deny becomes an allow to the original destination with reportOnly
+ * 7. ReportOnly parent: a deny becomes an allow to the original destination with reportOnly
  *    true, reason 'report-only', wouldReason the original reason, and the would-be route kept.
  * The networks check needs the resolved address: the I/O shell calls checkNetworks() after DNS.
  */
@@ -552,6 +565,10 @@ export function decide(policy: CompiledPolicy, target: Target): Decision {
   }
 
   if (!found?.route) {
+    if (externalService && policy.config.parent.allowDeclaredServices && policy.config.parent.trafficPolicy === 'Deny') {
+      const route = policy.declaredRoutes.get(externalService.name)!;
+      return { action: 'allow', reason: 'declared-service', route, externalService, reportOnly: false };
+    }
     const allow = policy.config.parent.trafficPolicy === 'Allow';
     const d: Decision = allow
       ? { action: 'allow', reason: 'default-allow', route: defaultRoute(target.protocol, true), externalService, reportOnly: false }

@@ -594,6 +594,51 @@ describe('findExternalService', () => {
   });
 });
 
+describe('declared services on a parent with allowDeclaredServices (a gateway without a network)', () => {
+  const es = (name: string, host: string): ExternalServiceSpec => ({
+    name, host, ports: [{ port: 80, protocol: 'http', targetPort: 443 }], endpoints: [], tls: DEFAULT_TLS, pool: DEFAULT_POOL, injectHeaders: [],
+  });
+  const declared = [es('github', 'api.github.com'), es('buckets', '*.s3.example.com')];
+  function policyWith(o: ConfigOptions & { allowDeclared?: boolean }) {
+    const base = config({ externalServices: declared, ...o });
+    return compilePolicy({ ...base, parent: { ...base.parent, allowDeclaredServices: o.allowDeclared } });
+  }
+
+  test.each([
+    ['api.github.com', 'http', 'allow', 'declared-service', 'ExternalService', 'github'],
+    ['eu.s3.example.com', 'http', 'allow', 'declared-service', 'ExternalService', 'buckets'],
+    ['api.github.com', 'tls', 'allow', 'declared-service', 'ExternalService', 'github'],
+    ['example.org', 'http', 'deny', 'default-deny', 'default', 'http-egress-deny'],
+    ['s3.example.com', 'http', 'deny', 'default-deny', 'default', 'http-egress-deny'],
+  ] as const)('Deny: %s over %s → %s (%s) via %s %s', (host, protocol, action, reason, kind, name) => {
+    const d = decide(policyWith({ trafficPolicy: 'Deny', allowDeclared: true }), { protocol, host, port: 80, method: 'GET', path: '/' });
+    expect(summary(d)).toEqual({ action, reason, kind, route: name });
+    if (kind === 'ExternalService') {
+      expect(d.route).toEqual({ group: 'egress.cdk8s.io', kind: 'ExternalService', namespace: NS, name });
+      expect(d.externalService?.name).toBe(name);
+    }
+  });
+
+  test('without the flag (an attached EgressNetwork) a declared host is denied under Deny', () => {
+    expect(summary(decide(policyWith({ trafficPolicy: 'Deny' }), httpTarget({ host: 'api.github.com' })))).toEqual(denied());
+  });
+
+  test('a matching route still wins over the declared-service allowance, and its deny rules apply', () => {
+    const routes = [http('github-read', { hostnames: ['api.github.com'], rules: [rule({ matches: [match({ method: 'GET' })] })] })];
+    const p = policyWith({ trafficPolicy: 'Deny', allowDeclared: true, routes });
+    expect(summary(decide(p, httpTarget({ host: 'api.github.com' })))).toEqual(routed('github-read'));
+    // A POST matches no route: the host is declared, so it is allowed as the declared service.
+    expect(summary(decide(p, httpTarget({ host: 'api.github.com', method: 'POST' })))).toEqual(
+      { action: 'allow', reason: 'declared-service', kind: 'ExternalService', route: 'github' });
+  });
+
+  test('under Allow the flag changes nothing: every host goes out on http-egress-allow', () => {
+    const p = policyWith({ trafficPolicy: 'Allow', allowDeclared: true });
+    expect(summary(decide(p, httpTarget({ host: 'api.github.com' })))).toEqual(allowedByDefault());
+    expect(summary(decide(p, httpTarget({ host: 'example.org' })))).toEqual(allowedByDefault());
+  });
+});
+
 /* ------------------------------------------------------------------ compile errors */
 
 describe('compilePolicy', () => {
