@@ -1,5 +1,6 @@
 // EgressGateway: the egress proxy's Namespace, ServiceAccount, ConfigMap (the proxy config),
-// hardened Deployment, Service and PodDisruptionBudget, and the registry of what it serves.
+// hardened Deployment (or node-local DaemonSet), Service and PodDisruptionBudget, and the
+// registry of what it serves.
 import { createHash } from 'crypto';
 import { ApiObject, Duration, JsonPatch, Lazy, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
@@ -43,6 +44,25 @@ export enum ConfigReload {
    * mounted Secrets are not part of the checksum: rotating a credential does not roll the pods.
    */
   ROLLING = 'Rolling',
+}
+
+/** How the gateway's pods are run. */
+export enum GatewayDeployment {
+  /**
+   * A Deployment of `replicas` pods behind a ClusterIP Service, spread across nodes, kept
+   * available by a PodDisruptionBudget and a surge-first rollout.
+   */
+  DEPLOYMENT = 'Deployment',
+  /**
+   * A DaemonSet: one proxy on every node, reached through a Service with
+   * `internalTrafficPolicy: Local`, so a client's traffic goes to the proxy on its own node and
+   * never crosses nodes in plaintext (the node-local `http_proxy` pattern of Linkerd 1).
+   * When the node's proxy is not ready, Kubernetes drops the traffic instead of sending it to
+   * another node: egress on that node fails closed until the proxy is back.
+   *
+   * @see https://kubernetes.io/docs/concepts/services-networking/service-traffic-policy/
+   */
+  NODE_LOCAL = 'NodeLocal',
 }
 
 /** The proxy's log level. */
@@ -124,9 +144,39 @@ export interface EgressGatewayProps {
   /**
    * Accept `http_proxy` style requests (absolute-form `GET http://host/...`) and CONNECT tunnels
    * on the HTTP listener, as a node-local forward proxy does.
-   * @default false
+   * @default - true with GatewayDeployment.NODE_LOCAL (its clients use `http_proxy`), else false
    */
   readonly forwardProxy?: boolean;
+
+  /**
+   * How the gateway's pods run: a Deployment, or one proxy per node (DaemonSet). A node-local
+   * gateway has no `replicas`, PodDisruptionBudget or topology spread; setting `replicas` with it
+   * is an error.
+   * @default GatewayDeployment.DEPLOYMENT
+   */
+  readonly deployment?: GatewayDeployment;
+
+  /**
+   * Node-local gateways only: also expose the HTTP listener on this port of every node's IP, so
+   * `configureClient(w, { mode: FORWARD_PROXY, proxyAddress: EgressClientProxyAddress.NODE_IP })`
+   * can point `http_proxy` at `http://$(NODE_IP):<hostPort>` as Linkerd 1 did.
+   *
+   * Trade-offs, against the default Service with `internalTrafficPolicy: Local`: the port is
+   * open on the node's address to anything that can reach the node (lock the gateway down, and
+   * firewall the port at the node or cloud level); whether NetworkPolicies apply to hostPort
+   * traffic depends on the CNI (Calico and Cilium evaluate them after the port mapping, some
+   * others do not); the Pod Security Standards `baseline` and `restricted` levels forbid host
+   * ports, so the gateway's namespace must run at `privileged`; two pods cannot hold the port on
+   * one node, so rollouts replace each node's proxy in place (brief unavailability per node)
+   * instead of surging; and `$(NODE_IP)` is the node's primary address, an IPv4 address on
+   * single-stack IPv4 and dual-stack clusters (IPv6-only clusters should use the Service).
+   *
+   * A number from 1024 to 65535, outside the NodePort range (30000-32767) and the kubelet's and
+   * kube-proxy's ports (10248-10259).
+   * @see https://kubernetes.io/docs/concepts/security/pod-security-standards/
+   * @default - no host port; clients use the node-local Service
+   */
+  readonly hostPort?: number;
 
   /**
    * Add a TLS passthrough listener (Service port 443) that routes by SNI without terminating TLS.
@@ -193,6 +243,7 @@ export interface EgressGatewayProps {
 
   /**
    * Number of gateway pods. Above 1 a PodDisruptionBudget keeps all but one available.
+   * Not allowed with GatewayDeployment.NODE_LOCAL, which runs one pod per node.
    * @default 2
    */
   readonly replicas?: number;
@@ -244,6 +295,13 @@ const LINKERD_OPAQUE_PORTS = 'config.linkerd.io/opaque-ports';
 const DEFAULT_SHUTDOWN_GRACE_MS = DEFAULT_TIMEOUTS.shutdownGraceMs;
 // Kubernetes must not SIGKILL a pod that is still draining; 10 s covers the Linkerd sidecar's own stop.
 const TERMINATION_MARGIN_S = 10;
+// Host ports a node-local proxy must not take: below 1024 (system services), the kubelet and
+// kube-proxy (10248-10259), and the default NodePort range, where kube-proxy owns the ports.
+const HOST_PORT_MIN = 1024;
+const NODE_COMPONENT_PORTS = [10248, 10259];
+const NODE_PORT_RANGE = [30000, 32767];
+/** Linkerd 1's http_proxy port, suggested in errors. */
+const SUGGESTED_HOST_PORT = 4140;
 
 interface ServicePortUse {
   readonly protocol: 'http' | 'tcp' | 'tls';
@@ -285,8 +343,16 @@ export class EgressGateway extends Construct {
   public readonly serviceAccount: kplus.ServiceAccount;
   /** The ConfigMap holding the proxy config under `config.json`. */
   public readonly configMap: kplus.ConfigMap;
-  /** The proxy Deployment. */
-  public readonly deployment: kplus.Deployment;
+  /** How the pods run. */
+  public readonly deploymentMode: GatewayDeployment;
+  /** The proxy Deployment (GatewayDeployment.DEPLOYMENT). */
+  public readonly deployment?: kplus.Deployment;
+  /** The proxy DaemonSet (GatewayDeployment.NODE_LOCAL). */
+  public readonly daemonSet?: kplus.DaemonSet;
+  /** The proxy workload, whichever kind it is: pod template, containers, scheduling. */
+  public readonly workload: kplus.Workload;
+  /** Port of every node's IP the HTTP listener is also exposed on (node-local gateways only). */
+  public readonly hostPort?: number;
   /** The proxy container. */
   public readonly container: kplus.Container;
   /** The gateway's Service. */
@@ -339,9 +405,31 @@ export class EgressGateway extends Construct {
       else this.suffixes.push(s);
     });
 
+    checkEnum(problems, 'deployment', props.deployment, GatewayDeployment, 'GatewayDeployment');
+    const nodeLocal = props.deployment === GatewayDeployment.NODE_LOCAL;
     const replicas = props.replicas ?? 2;
-    if (!Number.isInteger(replicas) || replicas < 1) {
+    if (nodeLocal && props.replicas !== undefined) {
+      problems.add('replicas', props.replicas, "cannot be set with 'deployment' GatewayDeployment.NODE_LOCAL, which runs exactly one proxy per node",
+        'remove replicas (choose the nodes with the DaemonSet\'s scheduling instead), or use GatewayDeployment.DEPLOYMENT');
+    } else if (!Number.isInteger(replicas) || replicas < 1) {
       problems.add('replicas', replicas, 'must be a whole number of at least 1', 'use 2 or more so a node failure or rollout never stops egress');
+    }
+    if (props.hostPort !== undefined) {
+      const hp = props.hostPort;
+      if (!nodeLocal) {
+        problems.add('hostPort', hp, "needs 'deployment' GatewayDeployment.NODE_LOCAL: a host port only means \"the proxy on my node\" when every node runs one",
+          'set deployment: GatewayDeployment.NODE_LOCAL, or remove hostPort and let clients use the Service');
+      } else if (!Number.isInteger(hp) || hp < HOST_PORT_MIN || hp > 65535) {
+        problems.add('hostPort', hp, `must be a whole number from ${HOST_PORT_MIN} to 65535 (lower ports belong to the node's system services)`, `use e.g. ${SUGGESTED_HOST_PORT}`);
+      } else if (hp >= NODE_COMPONENT_PORTS[0] && hp <= NODE_COMPONENT_PORTS[1]) {
+        problems.add('hostPort', hp, `is in ${NODE_COMPONENT_PORTS.join('-')}, where the kubelet and kube-proxy listen on every node`, `use e.g. ${SUGGESTED_HOST_PORT}`);
+      } else if (hp >= NODE_PORT_RANGE[0] && hp <= NODE_PORT_RANGE[1]) {
+        problems.add('hostPort', hp, `is in the NodePort range ${NODE_PORT_RANGE.join('-')}, where kube-proxy may bind it for any Service`, `use e.g. ${SUGGESTED_HOST_PORT}`);
+      }
+      if (props.forwardProxy === false) {
+        problems.add('forwardProxy', false, `cannot be combined with 'hostPort' ${hp}: clients of a host port reach the proxy only through http_proxy, which needs the forward proxy`,
+          'leave forwardProxy unset (on for node-local gateways), or remove hostPort');
+      }
     }
     checkEnum(problems, 'trafficPolicy', props.trafficPolicy, TrafficPolicy, 'TrafficPolicy');
     checkEnum(problems, 'enforcement', props.enforcement, EnforcementMode, 'EnforcementMode');
@@ -376,7 +464,9 @@ export class EgressGateway extends Construct {
     problems.throwIfAny();
 
     this.configReload = props.configReload ?? ConfigReload.HOT;
-    this.forwardProxy = props.forwardProxy ?? false;
+    this.deploymentMode = props.deployment ?? GatewayDeployment.DEPLOYMENT;
+    this.forwardProxy = props.forwardProxy ?? nodeLocal;
+    this.hostPort = props.hostPort;
     this.httpPort = DEFAULT_HTTP_PORT;
     this.servicePort = DEFAULT_HTTP_PARENT_PORT;
     this.adminPort = DEFAULT_ADMIN_PORT;
@@ -412,9 +502,8 @@ export class EgressGateway extends Construct {
       podAnnotations['prometheus.io/path'] = '/metrics';
     }
 
-    this.deployment = new kplus.Deployment(this, 'Resource', {
+    const podProps: kplus.WorkloadProps = {
       metadata: metadata(this.name),
-      replicas,
       select: false,
       podMetadata: { labels, annotations: podAnnotations },
       serviceAccount: this.serviceAccount,
@@ -427,24 +516,46 @@ export class EgressGateway extends Construct {
         fsGroupChangePolicy: kplus.FsGroupChangePolicy.ON_ROOT_MISMATCH,
       },
       terminationGracePeriod: Duration.seconds(terminationS),
-      // Surge first: capacity never drops during a rollout, which also keeps the PDB satisfied.
-      strategy: kplus.DeploymentStrategy.rollingUpdate({
-        maxSurge: kplus.PercentOrAbsolute.absolute(1),
-        maxUnavailable: kplus.PercentOrAbsolute.absolute(0),
-      }),
-    });
-    this.deployment.select(kplus.LabelSelector.of({ labels: this.podSelectorLabels }));
+    };
+    if (nodeLocal) {
+      this.daemonSet = new kplus.DaemonSet(this, 'Resource', podProps);
+      this.workload = this.daemonSet;
+      // cdk8s-plus renders no updateStrategy for DaemonSets. Surge first where possible: the
+      // node's new proxy is ready before the old one stops, so the node never loses egress. A
+      // host port cannot be held by two pods on one node, so there the old pod goes first.
+      // The patch passes through the typed KubeDaemonSet serialiser, which reads IntOrString
+      // values from `.value` (the shape of k8s.IntOrString.fromNumber()).
+      const intOrString = (n: number) => ({ value: n });
+      ApiObject.of(this.daemonSet).addJsonPatch(JsonPatch.add('/spec/updateStrategy', {
+        type: 'RollingUpdate',
+        rollingUpdate: this.hostPort === undefined
+          ? { maxSurge: intOrString(1), maxUnavailable: intOrString(0) }
+          : { maxSurge: intOrString(0), maxUnavailable: intOrString(1) },
+      }));
+    } else {
+      this.deployment = new kplus.Deployment(this, 'Resource', {
+        ...podProps,
+        replicas,
+        // Surge first: capacity never drops during a rollout, which also keeps the PDB satisfied.
+        strategy: kplus.DeploymentStrategy.rollingUpdate({
+          maxSurge: kplus.PercentOrAbsolute.absolute(1),
+          maxUnavailable: kplus.PercentOrAbsolute.absolute(0),
+        }),
+      });
+      this.workload = this.deployment;
+    }
+    this.workload.select(kplus.LabelSelector.of({ labels: this.podSelectorLabels }));
     if (this.configReload === ConfigReload.ROLLING) {
-      this.deployment.podMetadata.addAnnotation(CHECKSUM_ANNOTATION,
+      this.workload.podMetadata.addAnnotation(CHECKSUM_ANNOTATION,
         Lazy.any({ produce: () => createHash('sha256').update(this.configJson()).digest('hex') }) as unknown as string);
     }
 
     const ports: kplus.ContainerPort[] = [
-      { number: this.httpPort, name: 'http' },
+      { number: this.httpPort, name: 'http', ...(this.hostPort !== undefined ? { hostPort: this.hostPort } : {}) },
       { number: this.adminPort, name: 'admin' },
     ];
     if (this.tlsPort) ports.push({ number: this.tlsPort, name: 'tls' });
-    this.container = this.deployment.addContainer({
+    this.container = this.workload.addContainer({
       name: 'proxy',
       image: (props.image ?? ProxyImage.default()).uri,
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
@@ -479,13 +590,15 @@ export class EgressGateway extends Construct {
     const tmp = kplus.Volume.fromEmptyDir(this, 'TmpVolume', 'tmp', { sizeLimit: cdk8sSize(64) });
     this.container.mount('/tmp', tmp);
 
-    // cdk8s-plus has no topologySpreadConstraints; patch them in so replicas land on different nodes.
-    ApiObject.of(this.deployment).addJsonPatch(JsonPatch.add('/spec/template/spec/topologySpreadConstraints', [{
-      maxSkew: 1,
-      topologyKey: 'kubernetes.io/hostname',
-      whenUnsatisfiable: 'ScheduleAnyway',
-      labelSelector: { matchLabels: { ...this.podSelectorLabels } },
-    }]));
+    if (this.deployment) {
+      // cdk8s-plus has no topologySpreadConstraints; patch them in so replicas land on different nodes.
+      ApiObject.of(this.deployment).addJsonPatch(JsonPatch.add('/spec/template/spec/topologySpreadConstraints', [{
+        maxSkew: 1,
+        topologyKey: 'kubernetes.io/hostname',
+        whenUnsatisfiable: 'ScheduleAnyway',
+        labelSelector: { matchLabels: { ...this.podSelectorLabels } },
+      }]));
+    }
 
     this.service = new kplus.Service(this, 'Service', {
       metadata: metadata(this.serviceName),
@@ -493,13 +606,20 @@ export class EgressGateway extends Construct {
       ports: [{ name: 'http', port: this.servicePort, targetPort: this.httpPort, protocol: kplus.Protocol.TCP }],
     });
     for (const [k, v] of Object.entries(this.podSelectorLabels)) this.service.selectLabel(k, v);
+    if (nodeLocal) {
+      // Clients reach the proxy on their own node only (Linkerd's destination service honours
+      // this too, since 2.13); cdk8s-plus has no field for it.
+      ApiObject.of(this.service).addJsonPatch(JsonPatch.add('/spec/internalTrafficPolicy', 'Local'));
+    }
     this.servicePorts.set(this.servicePort, { protocol: 'http', owner: 'the HTTP listener' });
     if (this.tlsPort && this.tlsServicePort) {
       this.service.bind(this.tlsServicePort, { name: 'tls', targetPort: this.tlsPort, protocol: kplus.Protocol.TCP });
       this.servicePorts.set(this.tlsServicePort, { protocol: 'tls', owner: 'the TLS passthrough listener' });
     }
 
-    if (replicas > 1) {
+    // A node-local pod serves only its own node, so a budget across nodes would protect nothing
+    // (and kubectl drain leaves DaemonSet pods in place anyway).
+    if (!nodeLocal && replicas > 1) {
       new ApiObject(this, 'DisruptionBudget', {
         apiVersion: 'policy/v1',
         kind: 'PodDisruptionBudget',
@@ -664,6 +784,7 @@ export class EgressGateway extends Construct {
       clusterCidrs: [...this.clusterCidrs],
       allowedCidrs: [...this.allowedCidrs],
       forwardProxy: this.forwardProxy,
+      hostPort: this.hostPort,
     };
   }
 
@@ -719,7 +840,7 @@ export class EgressGateway extends Construct {
    */
   private markOpaque(): void {
     if (!(this.props.linkerdInject ?? true)) return;
-    this.deployment.podMetadata.addAnnotation(LINKERD_OPAQUE_PORTS, this.tcpListeners.map((l) => l.port).join(','));
+    this.workload.podMetadata.addAnnotation(LINKERD_OPAQUE_PORTS, this.tcpListeners.map((l) => l.port).join(','));
     this.service.metadata.addAnnotation(LINKERD_OPAQUE_PORTS, this.tcpListeners.map((l) => l.servicePort).join(','));
   }
 

@@ -57,6 +57,12 @@ export interface EgressGatewayTarget {
    * @default false
    */
   readonly forwardProxy?: boolean;
+  /**
+   * Port of every node's IP where the node's own gateway pod listens for `http_proxy` requests
+   * (a node-local gateway with a host port), for `EgressClientProxyAddress.NODE_IP` clients.
+   * @default - none
+   */
+  readonly hostPort?: number;
 }
 
 /**
@@ -152,6 +158,12 @@ export interface EgressGatewayConfigureClientOptions {
    * @default EgressClientMode.SUFFIX
    */
   readonly mode?: EgressClientMode;
+  /**
+   * Forward-proxy mode: which address `http_proxy` names. NODE_IP needs a node-local gateway
+   * with a `hostPort`.
+   * @default EgressClientProxyAddress.SERVICE
+   */
+  readonly proxyAddress?: EgressClientProxyAddress;
 }
 
 const GATEWAY_POLICY_ID = 'NetworkPolicy';
@@ -175,7 +187,10 @@ function gatewayValue(gateway: EgressGatewayTarget): string {
 }
 
 function checkTarget(gateway: EgressGatewayTarget, problems: string[]): void {
-  const ports = [...gateway.proxyPorts, ...(gateway.externalPorts ?? []), gateway.adminPort ?? DEFAULT_ADMIN_PORT, gateway.servicePort ?? 80];
+  const ports = [
+    ...gateway.proxyPorts, ...(gateway.externalPorts ?? []), gateway.adminPort ?? DEFAULT_ADMIN_PORT, gateway.servicePort ?? 80,
+    ...(gateway.hostPort !== undefined ? [gateway.hostPort] : []),
+  ];
   for (const p of ports) {
     if (!Number.isInteger(p) || p < 1 || p > 65535) problems.push(`'gateway' port ${JSON.stringify(p)} is not a port number (1-65535)`);
   }
@@ -501,6 +516,25 @@ export enum EgressClientMode {
   FORWARD_PROXY = 'ForwardProxy',
 }
 
+/** Which address a forward-proxy client's `http_proxy` names. */
+export enum EgressClientProxyAddress {
+  /**
+   * The gateway's Service by name. With a node-local gateway its `internalTrafficPolicy: Local`
+   * keeps the traffic on the client's node.
+   */
+  SERVICE = 'Service',
+  /**
+   * The client's own node: `NODE_IP` is set from the downward API (`status.hostIP`) and
+   * `http_proxy` is `http://$(NODE_IP):<hostPort>`, the way Linkerd 1's clients found their
+   * node's proxy. Needs a node-local gateway with a `hostPort`; read the trade-offs there.
+   * @see https://kubernetes.io/docs/concepts/workloads/pods/downward-api/
+   */
+  NODE_IP = 'NodeIP',
+}
+
+/** The downward-API variable that carries the node's IP for NODE_IP clients. */
+const NODE_IP_VAR = 'NODE_IP';
+
 /** Options of `EgressClient.configure()`. */
 export interface EgressClientOptions {
   /** The gateway the workload uses. */
@@ -510,6 +544,11 @@ export interface EgressClientOptions {
    * @default EgressClientMode.SUFFIX
    */
   readonly mode?: EgressClientMode;
+  /**
+   * Forward-proxy mode: which address `http_proxy` names. NODE_IP needs `gateway.hostPort`.
+   * @default EgressClientProxyAddress.SERVICE
+   */
+  readonly proxyAddress?: EgressClientProxyAddress;
   /**
    * The cluster's DNS domain, kept direct in `NO_PROXY`.
    * @default 'cluster.local'
@@ -533,8 +572,9 @@ export class EgressClient {
   /**
    * Labels the workload's pods as clients of the gateway (the label `EgressGatewayPolicy`
    * admits) and sets the environment of every container it has now: `EGRESS_SUFFIX`, or the
-   * proxy variables in forward-proxy mode. Call it after adding the containers. Throws when a
-   * container already sets one of the variables to something else.
+   * proxy variables in forward-proxy mode (with `NODE_IP` from the downward API first when they
+   * name the node's IP). Call it after adding the containers. Throws when a container already
+   * sets one of the variables to something else.
    */
   public static configure(workload: kplus.AbstractPod, options: EgressClientOptions): void {
     const gw = options.gateway;
@@ -545,14 +585,28 @@ export class EgressClient {
       problems.push('the workload has no containers yet; add them before calling EgressClient.configure()');
     }
     const env: Record<string, string> = {};
-    if ((options.mode ?? EgressClientMode.SUFFIX) === EgressClientMode.SUFFIX) {
+    const mode = options.mode ?? EgressClientMode.SUFFIX;
+    const viaNode = options.proxyAddress === EgressClientProxyAddress.NODE_IP;
+    if (options.proxyAddress !== undefined && !Object.values(EgressClientProxyAddress).includes(options.proxyAddress)) {
+      problems.push(`'proxyAddress' ${JSON.stringify(options.proxyAddress)} is not one of ${Object.values(EgressClientProxyAddress).map((v) => JSON.stringify(v)).join(', ')}; use an EgressClientProxyAddress member`);
+    }
+    if (viaNode && mode !== EgressClientMode.FORWARD_PROXY) {
+      problems.push("'proxyAddress' NodeIP only applies to http_proxy clients; set 'mode' EgressClientMode.FORWARD_PROXY or remove proxyAddress");
+    }
+    if (viaNode && gw.hostPort === undefined) {
+      problems.push(`'proxyAddress' NodeIP needs the gateway's pods on every node's IP, but gateway "${gatewayValue(gw)}" has no 'hostPort'; give the node-local gateway a hostPort (e.g. 4140) or use EgressClientProxyAddress.SERVICE`);
+    }
+    if (mode === EgressClientMode.SUFFIX) {
       env.EGRESS_SUFFIX = gw.suffix ?? DEFAULT_EGRESS_SUFFIX;
     } else {
       if (gw.forwardProxy === false) {
         problems.push(`'mode' ForwardProxy needs a gateway that accepts http_proxy requests; enable 'forwardProxy' on gateway "${gatewayValue(gw)}" or use EgressClientMode.SUFFIX`);
       }
       const domain = options.clusterDomain ?? 'cluster.local';
-      const proxy = `http://${gw.serviceName}.${gw.namespace}.svc.${domain}:${gw.servicePort ?? 80}`;
+      // $(NODE_IP) is expanded by the kubelet because NODE_IP is defined earlier in the list.
+      const proxy = viaNode
+        ? `http://$(${NODE_IP_VAR}):${gw.hostPort}`
+        : `http://${gw.serviceName}.${gw.namespace}.svc.${domain}:${gw.servicePort ?? 80}`;
       const noProxy = ['localhost', '127.0.0.1', '::1', '.svc', `.${domain}`, ...cidrs.v4, ...cidrs.v6].join(',');
       Object.assign(env, {
         HTTP_PROXY: proxy,
@@ -565,6 +619,10 @@ export class EgressClient {
     }
     for (const c of workload.containers) {
       const existing = c.env.variables;
+      const nodeIp = existing[NODE_IP_VAR];
+      if (viaNode && nodeIp && nodeIp.valueFrom?.fieldRef?.fieldPath !== kplus.EnvFieldPaths.NODE_IP) {
+        problems.push(`container "${c.name}" already sets ${NODE_IP_VAR} to something other than the downward API's ${kplus.EnvFieldPaths.NODE_IP}; rename that variable or configure the client by hand`);
+      }
       for (const [name, value] of Object.entries(env)) {
         const current = existing[name];
         if (current && current.value !== value) {
@@ -575,6 +633,8 @@ export class EgressClient {
     if (problems.length) throw new Error(`EgressClient.configure(${workload.node.path}): invalid options:\n- ${problems.join('\n- ')}`);
     workload.podMetadata.addLabel(CLIENT_LABEL, gatewayValue(gw));
     for (const c of workload.containers) {
+      // First, so that the proxy variables after it can refer to it.
+      if (viaNode && !c.env.variables[NODE_IP_VAR]) c.env.addVariable(NODE_IP_VAR, kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.NODE_IP));
       for (const [name, value] of Object.entries(env)) c.env.addVariable(name, kplus.EnvValue.fromValue(value));
     }
   }

@@ -4,7 +4,8 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { ApiObject, App, Chart, Duration, Size, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
-import { ConfigReload, EgressGateway, LogLevel } from '../src/egress-gateway';
+import { ConfigReload, EgressGateway, GatewayDeployment, LogLevel } from '../src/egress-gateway';
+import { EgressClientMode, EgressClientProxyAddress } from '../src/egress-lockdown';
 import { EgressNetwork } from '../src/egress-network';
 import { ExternalServiceProtocol, InjectedHeader } from '../src/external-service';
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_TLS } from '../src/model/defaults';
@@ -621,6 +622,224 @@ describe('EgressGateway manifests', () => {
       app.synth();
       expect(readdirSync(outdir).length).toBeGreaterThan(0);
       const result = spawnSync('/work/shared/tools/validate-manifests', [outdir], { encoding: 'utf-8', timeout: 120_000 });
+      expect(result.stdout).toMatch(/\b0 failed\b/);
+      expect(result.status).toBe(0);
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('EgressGateway node-local (GatewayDeployment.NODE_LOCAL)', () => {
+  function nodeLocal(extra: Record<string, unknown> = {}): { chart: Chart; gateway: EgressGateway } {
+    const chart = newChart();
+    const gateway = new EgressGateway(chart, 'egress', { image: IMAGE, deployment: GatewayDeployment.NODE_LOCAL, ...extra });
+    return { chart, gateway };
+  }
+
+  function client(chart: Chart, name = 'hello'): kplus.Deployment {
+    const d = new kplus.Deployment(chart, name, { metadata: { name, namespace: 'apps' }, replicas: 1 });
+    d.addContainer({ name, image: 'curlimages/curl:8.10.1', securityContext: { user: 100, group: 101 } });
+    return d;
+  }
+
+  function envOf(all: Manifest[], name: string): Array<{ name: string; value?: string; valueFrom?: unknown }> {
+    const dep = all.find((o) => o.kind === 'Deployment' && o.metadata.name === name)!;
+    return dep.spec.template.spec.containers[0].env;
+  }
+
+  const { chart, gateway } = nodeLocal();
+  const all = objects(chart);
+  const daemonSet = one(all, 'DaemonSet');
+
+  test('snapshot', () => {
+    expect(all).toMatchSnapshot();
+  });
+
+  test('emits a DaemonSet instead of the Deployment, and no PodDisruptionBudget', () => {
+    expect(all.map((o) => `${o.apiVersion} ${o.kind} ${o.metadata.name}`)).toEqual([
+      'v1 Namespace egress',
+      'v1 ServiceAccount egress-gateway',
+      'v1 ConfigMap egress-gateway-config',
+      'apps/v1 DaemonSet egress-gateway',
+      'v1 Service proxy',
+    ]);
+    expect(gateway.deploymentMode).toBe(GatewayDeployment.NODE_LOCAL);
+    expect(gateway.daemonSet).toBeInstanceOf(kplus.DaemonSet);
+    expect(gateway.deployment).toBeUndefined();
+    expect(gateway.workload).toBe(gateway.daemonSet);
+    expect(daemonSet.metadata.namespace).toBe('egress');
+  });
+
+  test('the Service keeps traffic on the client\'s node and selects the DaemonSet\'s pods', () => {
+    const svc = one(all, 'Service');
+    expect(svc.spec.internalTrafficPolicy).toBe('Local');
+    expect(svc.spec.selector).toEqual(gateway.podSelectorLabels);
+    expect(daemonSet.spec.selector).toEqual({ matchLabels: gateway.podSelectorLabels });
+    expect(daemonSet.spec.template.metadata.labels).toMatchObject(gateway.podSelectorLabels);
+    expect(svc.spec.ports).toEqual([{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 }]);
+  });
+
+  test('the default Deployment gateway\'s Service keeps the cluster-wide traffic policy', () => {
+    const c = newChart();
+    new EgressGateway(c, 'egress', { image: IMAGE });
+    expect(one(objects(c), 'Service').spec.internalTrafficPolicy).toBeUndefined();
+  });
+
+  test('the pod template is the Deployment\'s, hardening, probes, annotations and mounts included, minus the topology spread', () => {
+    const c = newChart();
+    new EgressGateway(c, 'egress', { image: IMAGE });
+    const deploymentPod = JSON.parse(JSON.stringify(one(objects(c), 'Deployment').spec.template));
+    delete deploymentPod.spec.topologySpreadConstraints;
+    expect(daemonSet.spec.template).toEqual(deploymentPod);
+    expect(daemonSet.spec.template.spec.topologySpreadConstraints).toBeUndefined();
+    // Spot checks, so this test does not pass merely because both sides lost something.
+    const pod = daemonSet.spec.template.spec;
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.containers[0].securityContext).toMatchObject({ readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
+    expect(pod.containers[0].readinessProbe.httpGet).toEqual({ path: '/ready', port: 9901, scheme: 'HTTP' });
+    expect(daemonSet.spec.template.metadata.annotations).toMatchObject({ 'linkerd.io/inject': 'enabled', 'prometheus.io/scrape': 'true' });
+    expect(pod.volumes.find((v: any) => v.name === 'config').configMap.name).toBe('egress-gateway-config');
+  });
+
+  test('rollouts surge first: each node\'s new proxy is ready before the old one stops', () => {
+    expect(daemonSet.spec.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+  });
+
+  test('forwardProxy is on by default (clients use http_proxy), and can be turned off', () => {
+    expect(gateway.forwardProxy).toBe(true);
+    expect(config(all).listeners.http.forwardProxy).toBe(true);
+    const off = nodeLocal({ forwardProxy: false });
+    expect(config(objects(off.chart)).listeners.http.forwardProxy).toBe(false);
+  });
+
+  test('no hostPort unless asked', () => {
+    expect(gateway.hostPort).toBeUndefined();
+    for (const p of daemonSet.spec.template.spec.containers[0].ports) expect(p.hostPort).toBeUndefined();
+  });
+
+  test('hostPort exposes the HTTP listener on the node, and rollouts replace each node\'s pod in place', () => {
+    const { chart: c, gateway: g } = nodeLocal({ hostPort: 4140 });
+    const ds = one(objects(c), 'DaemonSet');
+    expect(g.hostPort).toBe(4140);
+    expect(ds.spec.template.spec.containers[0].ports).toEqual([
+      { containerPort: 8080, name: 'http', hostPort: 4140 },
+      { containerPort: 9901, name: 'admin' },
+    ]);
+    expect(ds.spec.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } });
+    expect(g._egressTarget().hostPort).toBe(4140);
+  });
+
+  test('ROLLING reload and TCP listeners annotate the DaemonSet\'s pods', () => {
+    const { chart: c, gateway: g } = nodeLocal({ configReload: ConfigReload.ROLLING });
+    g.addExternalService('pg', { host: 'db.example.com', ports: [{ port: 5432, protocol: ExternalServiceProtocol.TCP }] });
+    const annotations = one(objects(c), 'DaemonSet').spec.template.metadata.annotations;
+    expect(annotations['egress.cdk8s.io/config-checksum']).toMatch(/^[0-9a-f]{64}$/);
+    expect(annotations['config.linkerd.io/opaque-ports']).toBe('10000');
+  });
+
+  test('configureClient in forward-proxy mode points http_proxy at the node-local Service', () => {
+    const { chart: c, gateway: g } = nodeLocal();
+    g.configureClient(client(c), { mode: EgressClientMode.FORWARD_PROXY });
+    const env = envOf(objects(c), 'hello');
+    const proxy = 'http://proxy.egress.svc.cluster.local:80';
+    expect(env.map((e) => e.name)).toEqual(['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy']);
+    expect(env.find((e) => e.name === 'http_proxy')!.value).toBe(proxy);
+    expect(env.find((e) => e.name === 'HTTP_PROXY')!.value).toBe(proxy);
+  });
+
+  test('configureClient with NODE_IP sets NODE_IP from the downward API first, then http_proxy to the node\'s host port', () => {
+    const { chart: c, gateway: g } = nodeLocal({ hostPort: 4140 });
+    g.configureClient(client(c), { mode: EgressClientMode.FORWARD_PROXY, proxyAddress: EgressClientProxyAddress.NODE_IP });
+    const all2 = objects(c);
+    const env = envOf(all2, 'hello');
+    // NODE_IP must come first: the kubelet expands $(VAR) only from variables defined earlier.
+    expect(env[0]).toEqual({ name: 'NODE_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } });
+    for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) {
+      expect(env.find((e) => e.name === name)!.value).toBe('http://$(NODE_IP):4140');
+    }
+    const labels = all2.find((o) => o.kind === 'Deployment' && o.metadata.name === 'hello')!.spec.template.metadata.labels;
+    expect(labels['egress.cdk8s.io/gateway']).toBe('proxy.egress');
+  });
+
+  test('the gateway NetworkPolicy selects the DaemonSet\'s pods and admits labelled clients on the container port', () => {
+    const { chart: c, gateway: g } = nodeLocal({ hostPort: 4140 });
+    g.lockDown();
+    const all2 = objects(c);
+    const policy = all2.find((o) => o.kind === 'NetworkPolicy')!;
+    const podLabels = one(all2, 'DaemonSet').spec.template.metadata.labels;
+    for (const [k, v] of Object.entries(policy.spec.podSelector.matchLabels)) expect(podLabels[k]).toBe(v);
+    expect(Object.keys(policy.spec.podSelector.matchLabels).length).toBeGreaterThan(0);
+    const clientRule = policy.spec.ingress.find((r: any) => r.from.some((f: any) => f.podSelector?.matchLabels?.['egress.cdk8s.io/gateway'] === 'proxy.egress'));
+    expect(clientRule.ports).toEqual([{ port: 8080, protocol: 'TCP' }]);
+  });
+
+  test('throws when replicas is set on a node-local gateway', () => {
+    expect(() => nodeLocal({ replicas: 3 })).toThrow(
+      "EgressGateway \"test/egress\": 'replicas' 3 cannot be set with 'deployment' GatewayDeployment.NODE_LOCAL, which runs exactly one proxy per node; remove replicas");
+  });
+
+  test('throws when hostPort is set on a Deployment gateway', () => {
+    expect(() => new EgressGateway(newChart(), 'egress', { hostPort: 4140 })).toThrow(
+      /'hostPort' 4140 needs 'deployment' GatewayDeployment.NODE_LOCAL.*; set deployment: GatewayDeployment.NODE_LOCAL, or remove hostPort/);
+  });
+
+  test.each([
+    [80, /'hostPort' 80 must be a whole number from 1024 to 65535/],
+    [4140.5, /'hostPort' 4140.5 must be a whole number from 1024 to 65535/],
+    [70000, /'hostPort' 70000 must be a whole number from 1024 to 65535/],
+    [10250, /'hostPort' 10250 is in 10248-10259, where the kubelet and kube-proxy listen/],
+    [30080, /'hostPort' 30080 is in the NodePort range 30000-32767/],
+  ])('throws when hostPort is %p', (port, message) => {
+    expect(() => nodeLocal({ hostPort: port })).toThrow(message);
+  });
+
+  test('throws when hostPort is combined with forwardProxy: false, listing every problem at once', () => {
+    const message = errorOf(() => nodeLocal({ hostPort: 80, forwardProxy: false, replicas: 2 }));
+    expect(message.split('\n')[0]).toBe('EgressGateway "test/egress": 3 problems:');
+    expect(message).toContain("'forwardProxy' false cannot be combined with 'hostPort' 80");
+    expect(message).toContain("'hostPort' 80 must be a whole number");
+    expect(message).toContain("'replicas' 2 cannot be set");
+  });
+
+  test('throws when deployment is not a GatewayDeployment', () => {
+    expect(() => nodeLocal({ deployment: 'DaemonSet' })).toThrow(/'deployment' "DaemonSet" is not one of "Deployment", "NodeLocal"; use a GatewayDeployment member/);
+  });
+
+  test('throws when a NODE_IP client\'s gateway has no hostPort', () => {
+    const { chart: c, gateway: g } = nodeLocal();
+    expect(() => g.configureClient(client(c), { mode: EgressClientMode.FORWARD_PROXY, proxyAddress: EgressClientProxyAddress.NODE_IP }))
+      .toThrow(/'proxyAddress' NodeIP needs the gateway's pods on every node's IP, but gateway "proxy.egress" has no 'hostPort'/);
+  });
+
+  test('throws when NODE_IP is asked for outside forward-proxy mode', () => {
+    const { chart: c, gateway: g } = nodeLocal({ hostPort: 4140 });
+    expect(() => g.configureClient(client(c), { proxyAddress: EgressClientProxyAddress.NODE_IP }))
+      .toThrow(/'proxyAddress' NodeIP only applies to http_proxy clients; set 'mode' EgressClientMode.FORWARD_PROXY/);
+  });
+
+  test('throws when a client container already has its own NODE_IP', () => {
+    const { chart: c, gateway: g } = nodeLocal({ hostPort: 4140 });
+    const d = client(c);
+    d.containers[0].env.addVariable('NODE_IP', kplus.EnvValue.fromValue('10.0.0.1'));
+    expect(() => g.configureClient(d, { mode: EgressClientMode.FORWARD_PROXY, proxyAddress: EgressClientProxyAddress.NODE_IP }))
+      .toThrow(/container "hello" already sets NODE_IP to something other than the downward API's status.hostIP/);
+  });
+
+  test('a node-local chart with hostPort, clients and lock-down passes validate-manifests', () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'egress-gateway-node-'));
+    try {
+      const app = new App({ outdir });
+      const c = new Chart(app, 'egress');
+      const g = new EgressGateway(c, 'gateway', { image: IMAGE, deployment: GatewayDeployment.NODE_LOCAL, hostPort: 4140, tlsPassthrough: true });
+      g.addExternalService('pg', { host: 'db.example.com', ports: [{ port: 5432, protocol: ExternalServiceProtocol.TCP }] });
+      new kplus.Namespace(c, 'Apps', { metadata: { name: 'apps' } });
+      g.configureClient(client(c, 'hello'), { mode: EgressClientMode.FORWARD_PROXY, proxyAddress: EgressClientProxyAddress.NODE_IP });
+      g.configureClient(client(c, 'world'), { mode: EgressClientMode.FORWARD_PROXY });
+      g.restrictEgressOf(kplus.Namespaces.select(c, 'AppsNs', { names: ['apps'] }));
+      app.synth();
+      const result = spawnSync('/work/shared/tools/validate-manifests', [outdir], { encoding: 'utf-8', timeout: 120_000 });
+      expect(result.stdout).not.toMatch(/FAIL/);
       expect(result.stdout).toMatch(/\b0 failed\b/);
       expect(result.status).toBe(0);
     } finally {
