@@ -191,9 +191,19 @@ describe('client certificates (mTLS to the upstream)', () => {
     const upstream = await upstreamWith(leafCert([HOST]), { requestClientCert: true });
     const p = await proxyFor(chartWith({}), upstream);
     const r = await call(p.proxy.ports.http);
-    expect(r.status).toBe(502);
+    // Over TLS 1.3 the server checks the certificate after the client's handshake has finished,
+    // so its refusal arrives as a closed connection on the first request (UPSTREAM_RESET).
+    expect([r.status, r.headers['x-egress-error']]).toEqual([502, 'UPSTREAM_RESET']);
     expect(upstream.requests()).toBe(0);
     expect(upstream.handshakes).toEqual([]);
+  });
+
+  test('without a client certificate over TLS 1.2 the refusal is a handshake failure: 502 TLS_FAILED', async () => {
+    const upstream = await upstreamWith(leafCert([HOST]), { requestClientCert: true, maxVersion: 'TLSv1.2' });
+    const p = await proxyFor(chartWith({}), upstream);
+    const r = await call(p.proxy.ports.http);
+    expect([r.status, r.headers['x-egress-error']]).toEqual([502, 'TLS_FAILED']);
+    expect(upstream.requests()).toBe(0);
   });
 });
 

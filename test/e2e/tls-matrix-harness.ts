@@ -168,16 +168,23 @@ export async function startChartProxy(chart: Chart, o: StartChartProxyOptions): 
   };
 }
 
-/** Closes everything registered during a test; call run() in afterEach. */
+/**
+ * Closes everything registered during a test; call run() in afterEach. A registered proxy whose
+ * dialer was asked for a non-loopback address fails the test there (after everything is closed).
+ */
 export class Closer {
   private readonly items: Array<() => Promise<void> | void> = [];
-  public add<T extends { close(): Promise<void> | void }>(x: T): T {
+  private readonly refusals: Array<ReadonlyArray<{ address: string; port: number }>> = [];
+  public add<T extends { close(): Promise<void> | void; dialer?: { refused: ReadonlyArray<{ address: string; port: number }> } }>(x: T): T {
     this.items.push(() => x.close());
+    if (x.dialer) this.refusals.push(x.dialer.refused);
     return x;
   }
   public async run(): Promise<void> {
     const items = this.items.splice(0).reverse();
     for (const close of items) await close();
+    const refused = this.refusals.splice(0).flat();
+    if (refused.length > 0) throw new Error(`the proxy asked to dial non-loopback addresses: ${JSON.stringify(refused)}`);
   }
 }
 
