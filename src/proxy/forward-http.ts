@@ -188,11 +188,12 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
   const hasBody = requestHasBody(req, o.grpc);
   const replay = hasBody && retrySpec ? replayableLength(req, retrySpec) : undefined;
   // A small body the policy may retry is read first; a retry then sends the same bytes again.
-  const buffered = replay !== undefined ? await readBody(req, replay, outcome) : undefined;
+  const buffered = replay !== undefined ? await readBody(req, replay, outcome, timeouts.idleMs) : undefined;
   const body = buffered ?? (hasBody
     ? (async function* requestBody() {
       bodyStarted = true;
-      for await (const chunk of req as AsyncIterable<Buffer>) {
+      // undici's watchdogs sleep while it waits on the request body: a stalled upload is ours.
+      for await (const chunk of idleBounded(req as AsyncIterable<Buffer>, timeouts.idleMs)) {
         outcome.bytesIn += chunk.length;
         yield chunk;
       }
@@ -300,11 +301,33 @@ function replayableLength(req: ClientRequest, spec: NonNullable<RouteRuleSpec['r
   return n <= MAX_REPLAY_BODY_BYTES ? n : undefined;
 }
 
+/** Chunks of `source`, failing with IDLE_TIMEOUT when none arrives for idleMs. */
+async function* idleBounded(source: AsyncIterable<Buffer>, idleMs: number): AsyncGenerator<Buffer> {
+  const it = source[Symbol.asyncIterator]();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    for (;;) {
+      const next = await Promise.race([
+        it.next(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new EgressError('IDLE_TIMEOUT', 'client stalled mid-upload')), idleMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    // No it.return(): that destroys the request, and with it the socket the error must go out on.
+    clearTimeout(timer);
+  }
+}
+
 /** Read a declared-length body whole; more bytes than declared is a bad request. */
-async function readBody(req: ClientRequest, length: number, outcome: HttpOutcome): Promise<Buffer> {
+async function readBody(req: ClientRequest, length: number, outcome: HttpOutcome, idleMs: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  for await (const chunk of idleBounded(req as AsyncIterable<Buffer>, idleMs)) {
     total += chunk.length;
     outcome.bytesIn += chunk.length;
     if (total > length) throw new EgressError('BAD_REQUEST', 'request body longer than its content-length');

@@ -177,10 +177,12 @@ class Proxy implements ProxyHandle {
   private configureHttp(config: ProxyConfig): void {
     const t = config.timeouts;
     this.h1 = http.createServer({ maxHeaderSize: config.limits.maxHeaderBytes }, (req, res) => this.onRequest(req, res));
-    this.h2 = http2.createServer({ maxSendHeaderBlockLength: config.limits.maxHeaderBytes }, (req, res) => this.onRequest(req, res));
+    this.h2 = http2.createServer({ settings: { maxHeaderListSize: config.limits.maxHeaderBytes } }, (req, res) => this.onRequest(req, res));
     // Slowloris bound; long uploads are bounded by idle and total timeouts instead.
     this.h1.headersTimeout = t.requestHeadersMs;
     this.h1.requestTimeout = 0;
+    // No socket inactivity timeout on the client side: a stalled upload trips the upstream
+    // watchdog (undici refreshes it per body write) and gets a 504 instead of a silent close.
     this.h1.keepAliveTimeout = 5_000;
     this.h1.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
       if (!this.state.config.listeners.http.forwardProxy) {

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import {
@@ -347,6 +348,26 @@ describe('timeouts and failures', () => {
     await expect(r.body.text()).rejects.toThrow();
     const line = tp!.logs.lines.find((l) => l.msg === 'request');
     expect(line?.error).toBe('IDLE_TIMEOUT');
+  });
+
+  test('a client that stalls mid-upload gets 504 IDLE_TIMEOUT, not a hung exchange', async () => {
+    upstream = await startHttpsUpstream((req, res) => {
+      req.resume();
+      req.on('end', () => res.end('never'));
+    });
+    const { proxy } = await proxyTo(upstream.port, {}, { timeouts: { idleMs: 150 } });
+    const answer = await new Promise<string>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: proxy.ports.http });
+      let got = '';
+      s.on('data', (c: Buffer) => { got += c.toString(); });
+      s.on('close', () => resolve(got));
+      s.on('error', () => undefined);
+      s.write('POST /upload HTTP/1.1\r\nhost: api.test.example.egress.local\r\ncontent-length: 100\r\n\r\nonly ten b');
+      s.setTimeout(10_000, () => s.destroy());
+      s.on('data', () => s.end());
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 504/);
+    expect(answer).toContain('x-egress-error: IDLE_TIMEOUT');
   });
 
   test('total timeout → 504 TOTAL_TIMEOUT', async () => {
