@@ -175,7 +175,7 @@ export async function startChartProxy(chart: Chart, o: StartChartProxyOptions): 
 export class Closer {
   private readonly items: Array<() => Promise<void> | void> = [];
   private readonly refusals: Array<ReadonlyArray<{ address: string; port: number }>> = [];
-  public add<T extends { close(): Promise<void> | void; dialer?: { refused: ReadonlyArray<{ address: string; port: number }> } }>(x: T): T {
+  public add<T extends { dialer?: { refused: ReadonlyArray<{ address: string; port: number }> }; close(): Promise<void> | void }>(x: T): T {
     this.items.push(() => x.close());
     if (x.dialer) this.refusals.push(x.dialer.refused);
     return x;
