@@ -20,6 +20,7 @@ export type EgressErrorCode =
   | 'TOTAL_TIMEOUT'
   | 'DRAINING'
   | 'OVERLOADED'
+  | 'CLIENT_CLOSED'
   | 'INTERNAL';
 
 interface CodeInfo {
@@ -49,6 +50,8 @@ const CODES: Readonly<Record<EgressErrorCode, CodeInfo>> = {
   TOTAL_TIMEOUT: { status: 504, text: 'request exceeded its total time limit', beforeRequest: false },
   DRAINING: { status: 503, text: 'proxy is shutting down', beforeRequest: true },
   OVERLOADED: { status: 503, text: 'proxy is at its concurrency limit', beforeRequest: true },
+  // nginx's 499: the client went away; nobody reads the response, but logs and metrics do.
+  CLIENT_CLOSED: { status: 499, text: 'client closed the request', beforeRequest: false },
   INTERNAL: { status: 500, text: 'internal proxy error', beforeRequest: false },
 };
 

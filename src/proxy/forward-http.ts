@@ -355,8 +355,8 @@ interface PendingResponse {
   readonly headers: Record<string, string | string[]>;
   /** Stream the body into `sink`; resolves at the end (trailers included), rejects on failure. */
   commit(sink: ResponseSink): Promise<void>;
-  /** Drop this response (a retry follows). */
-  discard(): void;
+  /** Drop this response (a retry follows, or the client left). */
+  discard(reason?: EgressError): void;
 }
 
 interface ResponseSink {
@@ -401,8 +401,9 @@ function dispatchOnce(pool: Pool, opts: Dispatcher.DispatchOptions, signal: Abor
     let bodyReject: ((err: unknown) => void) | undefined;
     let finished = false;
     let failure: unknown;
-    const onAbort = () => abortFn?.(new EgressError('TOTAL_TIMEOUT', 'aborted'));
-    if (signal.aborted) return rejectHead(new EgressError('TOTAL_TIMEOUT', 'aborted'));
+    const reason = () => (signal.reason instanceof EgressError ? signal.reason : new EgressError('CLIENT_CLOSED'));
+    const onAbort = () => abortFn?.(reason());
+    if (signal.aborted) return rejectHead(reason());
     signal.addEventListener('abort', onAbort, { once: true });
     const cleanup = () => signal.removeEventListener('abort', onAbort);
     const handler = {
@@ -426,9 +427,9 @@ function dispatchOnce(pool: Pool, opts: Dispatcher.DispatchOptions, signal: Abor
               resumeFn?.();
             });
           },
-          discard() {
+          discard(why?: EgressError) {
             cleanup();
-            abortFn?.(new EgressError('UPSTREAM_RESET', 'discarded for retry'));
+            abortFn?.(why ?? new EgressError('UPSTREAM_RESET', 'discarded for retry'));
           },
         });
         return false; // paused until commit()
@@ -468,7 +469,7 @@ async function streamResponse(
   if (o.grpc) outcome.grpcStatus = firstHeader(response.headers['grpc-status']);
   let ended: Promise<void> | undefined;
   const onClose = () => {
-    if (!res.writableFinished) response.discard();
+    if (!res.writableFinished) response.discard(new EgressError('CLIENT_CLOSED'));
   };
   res.once('close', onClose);
   try {

@@ -310,7 +310,7 @@ class Proxy implements ProxyHandle {
     let totalTimer: NodeJS.Timeout | undefined;
     let timedOut = false;
     const onClose = () => {
-      if (!res.writableFinished) controller.abort();
+      if (!res.writableFinished) controller.abort(new EgressError('CLIENT_CLOSED'));
     };
     res.once('close', onClose);
     try {
@@ -336,7 +336,7 @@ class Proxy implements ProxyHandle {
       if (limit > 0) {
         totalTimer = setTimeout(() => {
           timedOut = true;
-          controller.abort();
+          controller.abort(new EgressError('TOTAL_TIMEOUT'));
         }, limit);
       }
       await forwardHttp({

@@ -6,7 +6,7 @@ describe('errorResponse', () => {
     ['EGRESS_DENIED', 403], ['ADDRESS_REFUSED', 403], ['BAD_REQUEST', 400], ['UNKNOWN_NAME', 400], ['NO_BACKEND', 500],
     ['DNS_FAILED', 502], ['CONNECT_FAILED', 502], ['TLS_FAILED', 502], ['UPSTREAM_RESET', 502],
     ['DNS_TIMEOUT', 504], ['CONNECT_TIMEOUT', 504], ['TLS_TIMEOUT', 504], ['RESPONSE_TIMEOUT', 504], ['IDLE_TIMEOUT', 504], ['TOTAL_TIMEOUT', 504],
-    ['DRAINING', 503], ['OVERLOADED', 503], ['INTERNAL', 500],
+    ['DRAINING', 503], ['OVERLOADED', 503], ['CLIENT_CLOSED', 499], ['INTERNAL', 500],
   ])('%s → %i with x-egress-error and a short body', (code, status) => {
     const r = errorResponse(code);
     expect(r.status).toBe(status);

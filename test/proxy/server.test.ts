@@ -231,6 +231,28 @@ describe('policy responses', () => {
   });
 });
 
+describe('client going away', () => {
+  test('a client that disconnects mid-request aborts the upstream exchange and is logged CLIENT_CLOSED', async () => {
+    let upstreamClosed = false;
+    upstream = await startHttpsUpstream((req) => {
+      req.socket.on('close', () => { upstreamClosed = true; });
+    });
+    tp = await startTestProxy(testConfig({ externalServices: [apiService(upstream.port)] }), NAMES);
+    const controller = new AbortController();
+    const pending = request(`http://127.0.0.1:${tp.proxy.ports.http}/hang`, {
+      headers: { host: 'api.test.example.egress.local' }, signal: controller.signal,
+    }).catch((e: Error) => e);
+    await eventually(() => upstream!.requests() === 1, 5_000, 'request at upstream');
+    controller.abort();
+    await pending;
+    await eventually(() => tp!.logs.lines.some((l) => l.msg === 'request'), 5_000, 'access log');
+    const line = tp.logs.lines.find((l) => l.msg === 'request')!;
+    expect(line.error).toBe('CLIENT_CLOSED');
+    expect(line.status).toBe(499);
+    await eventually(() => upstreamClosed, 5_000, 'upstream exchange aborted');
+  });
+});
+
 describe('admin', () => {
   test('/live, /ready and /config', async () => {
     tp = await startTestProxy(testConfig(), NAMES);
