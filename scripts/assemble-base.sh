@@ -13,6 +13,9 @@
 #   BUILDAH_ROOT      buildah --root (default: buildah's own, /var/lib/containers/storage as root)
 #   BUILDAH_RUNROOT   buildah --runroot (default: buildah's own)
 #   NONROOT_UID       uid/gid of the runtime user (default 65532, distroless' `nonroot`)
+#   CA_BUNDLE         PEM bundle to ship as /etc/ssl/certs/ca-certificates.crt; default: the
+#                     Mozilla roots of Debian's ca-certificates package, without the machine's
+#                     local additions (a build host's own or intercepting CAs must not ship)
 set -euo pipefail
 
 NODE_BIN=${NODE_BIN:-$(command -v node || true)}
@@ -22,7 +25,7 @@ NODE_VERSION=$("$NODE_BIN" -p 'process.versions.node')
 TAG=${1:-localhost/egress-node-base:${NODE_VERSION%%.*}}
 STRIP_NODE=${STRIP_NODE:-1}
 NONROOT_UID=${NONROOT_UID:-65532}
-CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+MOZILLA_CAS=/usr/share/ca-certificates/mozilla
 export STORAGE_DRIVER=${STORAGE_DRIVER:-vfs}
 
 buildah_() {
@@ -33,7 +36,12 @@ buildah_() {
 }
 
 command -v buildah >/dev/null || { echo "assemble-base: buildah is not installed" >&2; exit 2; }
-[[ -r $CA_BUNDLE ]] || { echo "assemble-base: no CA bundle at $CA_BUNDLE (apt-get install ca-certificates)" >&2; exit 2; }
+if [[ -n ${CA_BUNDLE:-} ]]; then
+  [[ -r $CA_BUNDLE ]] || { echo "assemble-base: CA_BUNDLE $CA_BUNDLE is not readable" >&2; exit 2; }
+elif ! compgen -G "$MOZILLA_CAS/*.crt" >/dev/null; then
+  echo "assemble-base: no $MOZILLA_CAS/*.crt (apt-get install ca-certificates) and no CA_BUNDLE given" >&2
+  exit 2
+fi
 
 rootfs=$(mktemp -d "${TMPDIR:-/tmp}/egress-node-base.XXXXXX")
 ctr=""
@@ -57,7 +65,15 @@ for lib in $libs; do
   install -D -m 0755 "$(readlink -f "$lib")" "$rootfs$lib"
 done
 
-install -D -m 0644 "$CA_BUNDLE" "$rootfs/etc/ssl/certs/ca-certificates.crt"
+mkdir -p "$rootfs/etc/ssl/certs"
+if [[ -n ${CA_BUNDLE:-} ]]; then
+  install -m 0644 "$CA_BUNDLE" "$rootfs/etc/ssl/certs/ca-certificates.crt"
+else
+  for crt in "$MOZILLA_CAS"/*.crt; do cat "$crt"; echo; done | sed '/^$/d' > "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  chmod 0644 "$rootfs/etc/ssl/certs/ca-certificates.crt"
+fi
+cas=$(grep -c 'BEGIN CERTIFICATE' "$rootfs/etc/ssl/certs/ca-certificates.crt" || true)
+[[ $cas -gt 0 ]] || { echo "assemble-base: the CA bundle holds no certificates" >&2; exit 2; }
 
 # Only the users the image needs; nothing from the host's databases leaks in.
 mkdir -p "$rootfs/etc" "$rootfs/home/nonroot" "$rootfs/tmp"
@@ -98,4 +114,4 @@ buildah_ config \
 buildah_ commit --quiet --rm "$ctr" "$TAG" >/dev/null
 ctr=""
 size=$(du -sh "$rootfs" | cut -f1)
-echo "assemble-base: $TAG (node $NODE_VERSION, $(wc -w <<<"$libs") libraries, $size)"
+echo "assemble-base: $TAG (node $NODE_VERSION, $(wc -w <<<"$libs") libraries, $cas CA certificates, $size)"
