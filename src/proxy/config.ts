@@ -207,6 +207,12 @@ class Checker {
     return s;
   }
 
+  private ipAddress(path: string, v: unknown, dflt: string): string {
+    const s = this.str(path, v, dflt);
+    if (typeof v === 'string' && isIP(v) === 0) this.problem(path, 'must be an IP address to bind to, like "0.0.0.0" or "::"', v);
+    return s;
+  }
+
   private cidr(path: string, v: unknown): string | undefined {
     if (typeof v !== 'string') {
       this.problem(path, 'must be a CIDR string like "10.0.0.0/8"', v);
@@ -307,7 +313,7 @@ class Checker {
     });
     const a = this.obj(`${path}.admin`, o.admin, ['port'], false) ?? {};
     const listeners: ListenersSpec = {
-      bindAddress: this.str(`${path}.bindAddress`, o.bindAddress, '0.0.0.0'),
+      bindAddress: this.ipAddress(`${path}.bindAddress`, o.bindAddress, '0.0.0.0'),
       http,
       tls,
       tcp,

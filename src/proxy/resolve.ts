@@ -13,7 +13,34 @@ export interface ResolvedAddress {
 /** Returns every address of `host`. Injected by tests; the default asks the system resolver. */
 export type Resolver = (host: string) => Promise<readonly ResolvedAddress[]>;
 
-export const systemResolver: Resolver = async (host) => dns.lookup(host, { all: true, verbatim: true });
+export const systemLookup: Resolver = async (host) => dns.lookup(host, { all: true, verbatim: true });
+
+/**
+ * Share lookups: concurrent requests for one name wait on one lookup, and answers are reused for
+ * ttlMs. getaddrinfo runs on libuv's small thread pool and reports no TTL, so without this every
+ * request would queue a blocking lookup. Failures are not cached. Bounded to maxEntries names.
+ */
+export function cachingResolver(inner: Resolver, ttlMs = 5_000, maxEntries = 10_000): Resolver {
+  const cache = new Map<string, { readonly at: number; readonly answer: Promise<readonly ResolvedAddress[]> }>();
+  return (host) => {
+    const now = performance.now();
+    const hit = cache.get(host);
+    if (hit && now - hit.at < ttlMs) return hit.answer;
+    if (cache.size >= maxEntries) {
+      for (const [k, v] of cache) if (now - v.at >= ttlMs) cache.delete(k);
+      if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
+    }
+    const answer = inner(host);
+    cache.set(host, { at: now, answer });
+    answer.catch(() => {
+      if (cache.get(host)?.answer === answer) cache.delete(host);
+    });
+    return answer;
+  };
+}
+
+/** The default: the system resolver (search domains, /etc/hosts) behind a 5 s shared cache. */
+export const systemResolver: Resolver = cachingResolver(systemLookup);
 
 export interface VettedAddresses {
   readonly addresses: readonly string[];

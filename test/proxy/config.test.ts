@@ -148,6 +148,12 @@ describe('invalid configs', () => {
     ]);
   });
 
+  test('bindAddress must be an IP address', () => {
+    expect(problems({ ...MINIMAL, listeners: { bindAddress: 'localhost' } })).toEqual([
+      { path: '$.listeners.bindAddress', message: 'must be an IP address to bind to, like "0.0.0.0" or "::"', value: 'localhost' },
+    ]);
+  });
+
   test('a client certificate without its key is refused', () => {
     const ps = problems({ ...MINIMAL, defaultTls: { clientCertFile: '/certs/tls.crt' } });
     expect(ps).toEqual([{ path: '$.defaultTls.clientKeyFile', message: 'client certificate and key must be given together', value: '/certs/tls.crt' }]);
