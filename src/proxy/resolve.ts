@@ -46,6 +46,8 @@ export interface VettedAddresses {
   readonly addresses: readonly string[];
   /** Answers the vetter refused (logged, and asserted by tests). */
   readonly refused: readonly VetVerdict[];
+  /** ReportOnly parents: addresses dialled although outside the parent's networks. */
+  readonly wouldRefuse: readonly VetVerdict[];
   readonly dnsMs: number;
 }
 
@@ -67,6 +69,7 @@ export async function resolveAndVet(
   if (answers.length === 0) throw new EgressError('DNS_FAILED', `no addresses for ${host}`);
   const addresses: string[] = [];
   const refused: VetVerdict[] = [];
+  const wouldRefuse: VetVerdict[] = [];
   for (const a of answers) {
     if (exempt) {
       if (isIP(a.address)) addresses.push(a.address);
@@ -74,6 +77,7 @@ export async function resolveAndVet(
     }
     const v = vetter.vet(a.address);
     if (v.ok) {
+      if (v.wouldRefuse) wouldRefuse.push(v);
       if (!addresses.includes(v.address)) addresses.push(v.address);
     } else {
       refused.push(v);
@@ -83,7 +87,7 @@ export async function resolveAndVet(
     const first = refused[0];
     throw new EgressError('ADDRESS_REFUSED', first && !first.ok ? `${host} → ${first.address}: ${first.reason}` : host);
   }
-  return { addresses, refused, dnsMs };
+  return { addresses, refused, wouldRefuse, dnsMs };
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

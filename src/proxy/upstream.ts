@@ -125,6 +125,7 @@ export async function* candidates(ctx: ProxyContext, state: RuntimeState, plan: 
         continue;
       }
       for (const r of vetted.refused) if (!r.ok) ctx.metrics.addressRefusals.inc({ reason: r.reason });
+      for (const r of vetted.wouldRefuse) if (r.ok && r.wouldRefuse) ctx.metrics.addressRefusals.inc({ reason: `report-only:${r.wouldRefuse}` });
       for (const address of vetted.addresses) {
         yielded = true;
         yield { host: ep.host, address, port: ep.port, dnsMs: vetted.dnsMs };

@@ -1,6 +1,6 @@
 // Address vetting: the built-in refusals, allow/deny lists and parent networks as a table, then
 // end to end: a name resolving to a refused address is never dialled.
-import { rawRequest, startTestProxy, testConfig, viaProxy, type TestProxy } from './helpers';
+import { rawRequest, sample, scrape, startHttpsUpstream, startTestProxy, testConfig, testService, viaProxy, type TestProxy } from './helpers';
 import { AddressVetter } from '../../src/proxy/vet';
 
 describe('AddressVetter', () => {
@@ -49,6 +49,12 @@ describe('AddressVetter', () => {
     expect(v.vet('8.8.8.8')).toMatchObject({ ok: false, reason: 'deny-cidr' });
   });
 
+  test('ReportOnly networks: allowed but flagged; SSRF refusals still apply', () => {
+    const v = new AddressVetter({ allowCidrs: [], denyCidrs: [] }, [{ cidr: '1.1.1.0/24', except: [] }], true);
+    expect(v.vet('8.8.8.8')).toEqual({ ok: true, address: '8.8.8.8', family: 4, wouldRefuse: 'outside-networks' });
+    expect(v.vet('10.0.0.1')).toMatchObject({ ok: false, reason: 'built-in-refusal' });
+  });
+
   test('parent networks: inside a network and not in its except, else refused', () => {
     const v = new AddressVetter({ allowCidrs: [], denyCidrs: [] }, [{ cidr: '203.0.0.0/8', except: ['203.0.113.0/24'] }, { cidr: '1.1.1.0/24', except: [] }]);
     expect(v.vet('1.1.1.1').ok).toBe(true);
@@ -90,6 +96,22 @@ describe('address refusal end to end', () => {
     await viaProxy(tp.proxy.ports.http, 'mixed.test.example.egress.local', '/');
     expect(tp.dialer.calls.map((c) => c.address)).toEqual(['127.0.0.1']);
     expect(tp.dialer.refused).toEqual([]);
+  });
+
+  test('ReportOnly parent: an address outside its networks is dialled and counted as a would-be refusal', async () => {
+    const upstream = await startHttpsUpstream();
+    try {
+      tp = await startTestProxy(testConfig({
+        parent: { name: 'p', namespace: 'n', trafficPolicy: 'Allow', mode: 'ReportOnly', networks: [{ cidr: '203.0.113.0/24', except: [] }] },
+        externalServices: [testService('api', 'api.test.example', { ports: [{ port: 80, targetPort: upstream.port }] })],
+      }), { 'api.test.example': '127.0.0.1' });
+      const r = await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/');
+      expect(r.status).toBe(200);
+      const m = await scrape(tp.proxy.ports.admin);
+      expect(sample(m, 'egress_address_refusals_total', { reason: 'report-only:outside-networks' })).toBe(1);
+    } finally {
+      await upstream.close();
+    }
   });
 
   test('an address outside the parent networks is refused', async () => {
