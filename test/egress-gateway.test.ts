@@ -178,6 +178,8 @@ describe('EgressGateway defaults', () => {
     });
     expect(parsed.parent).toEqual({
       group: 'policy.linkerd.io', kind: 'EgressNetwork', name: 'egress-gateway', namespace: 'egress', trafficPolicy: 'Allow', networks: [], mode: 'Enforce',
+      // The implicit parent: under Deny, the services declared on the gateway still leave.
+      allowDeclaredServices: true,
     });
     expect(parsed.externalServices).toEqual([]);
     expect(parsed.routes).toEqual([]);
@@ -192,7 +194,7 @@ describe('EgressGateway defaults', () => {
     expect(Object.keys(JSON.parse(text))).toEqual([
       'apiVersion', 'kind', 'addressPolicy', 'defaultTls', 'externalServices', 'gateway', 'limits', 'listeners', 'parent', 'routes', 'timeouts',
     ]);
-    expect(Object.keys(JSON.parse(text).parent)).toEqual(['group', 'kind', 'mode', 'name', 'namespace', 'networks', 'trafficPolicy']);
+    expect(Object.keys(JSON.parse(text).parent)).toEqual(['allowDeclaredServices', 'group', 'kind', 'mode', 'name', 'namespace', 'networks', 'trafficPolicy']);
   });
 });
 
@@ -478,6 +480,8 @@ describe('EgressGateway networks', () => {
     const parsed = config(objects(chart));
     expect(parsed.parent).toEqual(JSON.parse(JSON.stringify(net._renderParent())));
     expect(parsed.parent.namespace).toBe('apps');
+    // An attached network's routes decide: declared services get no allowance of their own.
+    expect(parsed.parent.allowDeclaredServices).toBeUndefined();
     expect(parsed.routes).toEqual(JSON.parse(JSON.stringify(net._renderRoutes())));
   });
 
