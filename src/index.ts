@@ -1,5 +1,4 @@
 // Public API: re-exports of the constructs and their props and value classes only.
-export {};
 export * from './dns-rewrite';
 export * from './egress-gateway';
 export * from './egress-network';
