@@ -39,6 +39,9 @@ export interface HttpOutcome {
   candidate?: Candidate;
   attempts: number;
   ttfbMs?: number;
+  /** Set when this request waited for a new upstream connection (else it reused one). */
+  connectMs?: number;
+  tlsMs?: number;
   /** Retries sent for this request (Linkerd's retry_requests). */
   retries?: number;
   /**
@@ -102,6 +105,14 @@ function hostHeaderFor(plan: UpstreamPlan): string {
 
 function noop(): void { /* handled elsewhere */ }
 
+/**
+ * Timings of connections a pool opened and no request has claimed yet. undici does not say
+ * which connection served a request; a pool opens one only when a request waits for it, so the
+ * next request to get its response head from that pool is the one that waited (approximately,
+ * under concurrency), and its log line carries the connect and TLS durations.
+ */
+const freshConnections = new WeakMap<Pool, Array<{ connectMs: number; tlsMs?: number }>>();
+
 /** One undici pool per vetted IP, port, TLS profile, SNI and protocol, owned by the generation. */
 function poolFor(ctx: ProxyContext, state: RuntimeState, plan: UpstreamPlan, c: Candidate, h2: boolean): Pool {
   const key = `${plan.tls ? plan.tls.key : 'plain'}|${plan.servername ?? ''}|${c.address}|${c.port}|${h2 ? 'h2' : 'h1'}`;
@@ -132,6 +143,10 @@ function poolFor(ctx: ProxyContext, state: RuntimeState, plan: UpstreamPlan, c: 
         })
         .then((r) => {
           ctx.logger.debug({ event: 'upstream-connect', address: c.address, port: c.port, servername: tlsProfile ? servername : undefined, connectMs: r.connectMs, tlsMs: r.tlsMs });
+          // Handed to the request that waits on this pool next (see takeConnectTimings).
+          const q = freshConnections.get(pool!) ?? [];
+          if (q.length < 64) q.push({ connectMs: r.connectMs, tlsMs: r.tlsMs });
+          freshConnections.set(pool!, q);
           callback(null, r.socket);
         }, (err: unknown) => callback(toEgressError(err, 'CONNECT_FAILED'), null));
     },
@@ -218,7 +233,7 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
       outcome.candidate = c;
       const pool = poolFor(ctx, state, plan, c, o.grpc);
       try {
-        return await dispatchOnce(pool, {
+        const head = await dispatchOnce(pool, {
           method: req.method as string,
           path: o.path,
           headers,
@@ -227,6 +242,12 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
           headersTimeout,
           bodyTimeout: timeouts.idleMs,
         }, o.signal);
+        const fresh = freshConnections.get(pool)?.shift();
+        if (fresh) {
+          outcome.connectMs = fresh.connectMs;
+          outcome.tlsMs = fresh.tlsMs;
+        }
+        return head;
       } catch (err) {
         let e = toEgressError(err);
         if (e.code === 'RESPONSE_TIMEOUT') e = new EgressError(headersTimeoutCode, undefined, { cause: err });

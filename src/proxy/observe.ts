@@ -62,7 +62,7 @@ export function observeHttp(ctx: ProxyContext, state: RuntimeState, r: HttpRecor
     bytesOut: o.bytesOut,
     attempts: o.attempts,
     retries: o.retries,
-    durations: { dns: ms(c?.dnsMs), ttfb: ms(o.ttfbMs), total: ms(totalMs) },
+    durations: { dns: ms(c?.dnsMs), connect: ms(o.connectMs), tls: ms(o.tlsMs), ttfb: ms(o.ttfbMs), total: ms(totalMs) },
   };
   if (r.decision?.reportOnly) (line as AccessRecord & { reportOnly: boolean }).reportOnly = true;
   ctx.logger.info(line, 'request');

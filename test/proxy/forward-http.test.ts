@@ -142,6 +142,40 @@ describe('connection reuse and headers', () => {
     expect(upstream.connections()).toBeLessThanOrEqual(3);
   });
 
+  test('the access log line: decision, upstream, bytes, and connect/TLS durations only when a connection was opened', async () => {
+    upstream = await startHttpsUpstream();
+    const { proxy } = await proxyTo(upstream.port);
+    const agent = new Agent({ connections: 1 });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await request(`http://127.0.0.1:${proxy.ports.http}/log`, { headers: { host: 'api.test.example.egress.local' }, dispatcher: agent });
+        await r.body.text();
+      }
+    } finally {
+      await agent.close();
+    }
+    const lines = tp!.logs.lines.filter((l) => l.msg === 'request') as Array<Record<string, any>>;
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({
+      kind: 'http',
+      decision: 'allow',
+      reason: 'default-allow',
+      route: 'http-egress-allow',
+      host: 'api.test.example',
+      method: 'GET',
+      path: '/log',
+      upstream: { host: 'api.test.example', address: '127.0.0.1', port: upstream.port, tls: true },
+      status: 200,
+      bytesOut: 'hello GET /log'.length,
+      attempts: 1,
+    });
+    expect(lines[0].durations.connect).toBeGreaterThanOrEqual(0);
+    expect(lines[0].durations.tls).toBeGreaterThanOrEqual(0);
+    expect(lines[0].durations.total).toBeGreaterThanOrEqual(lines[0].durations.ttfb);
+    expect(lines[1].durations.connect).toBeUndefined();
+    expect(lines[1].durations.tls).toBeUndefined();
+  });
+
   test('hop-by-hop and proxy headers are removed, forwarding headers never added, end-to-end ones kept', async () => {
     upstream = await startHttpsUpstream((_req, res) => {
       res.writeHead(200, { 'x-keep': 'yes', 'x-drop-me': 'no', 'connection': 'x-drop-me', 'keep-alive': 'timeout=5' });
