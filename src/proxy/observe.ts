@@ -31,7 +31,8 @@ export function observeHttp(ctx: ProxyContext, state: RuntimeState, r: HttpRecor
   const totalMs = performance.now() - r.started;
   const o = r.outcome;
   if (r.decision && r.target) {
-    const base = state.labels.get(r.parentPort, r.decision.route, state.hostnameLabel(r.target.host, r.decision.externalService));
+    // parent_port is the port the client addressed (the Host port names a service port).
+    const base = state.labels.get(r.target.port, r.decision.route, state.hostnameLabel(r.target.host, r.decision.externalService));
     // Linkerd reports a policy deny as a plain 403 response (error=""); proxy failures name their code.
     const error = o.error && o.error !== 'EGRESS_DENIED' ? o.error : '';
     const status = String(o.status);
