@@ -3,7 +3,7 @@
 // to verified mutual TLS with the CA, certificate and key distributed as a Secret. Plaintext
 // never leaves the node; anything not declared is refused.
 // Run: npx ts-node --project test/tsconfig.json examples/linkerd1-node-proxy/main.ts [outdir] [service|node-ip]
-import { App, Chart } from 'cdk8s';
+import { App, Chart, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import {
   CertificateSource, EgressClientMode, EgressClientProxyAddress, EgressGateway, EgressNetwork, GatewayDeployment,
@@ -81,6 +81,10 @@ export function buildApp(outdir: string, path: ClientPath = 'service'): App {
     image: 'curlimages/curl:8.10.1',
     command: ['sh', '-c', `while true; do curl -sS http://${WORLD_HOST}/; sleep 10; done`],
     securityContext: { user: 100, group: 101 },
+    resources: {
+      cpu: { request: kplus.Cpu.millis(10), limit: kplus.Cpu.millis(200) },
+      memory: { request: Size.mebibytes(16), limit: Size.mebibytes(64) },
+    },
   });
   gateway.configureClient(hello, {
     mode: EgressClientMode.FORWARD_PROXY,
