@@ -22,7 +22,8 @@ import type {
  */
 export type Dialer = (address: string, port: number) => net.Socket;
 
-export const defaultDialer: Dialer = (address, port) => net.connect({ host: address, port, noDelay: true });
+/** Half-open capable, so a tunnel can pass one side's FIN through while the other still talks. */
+export const defaultDialer: Dialer = (address, port) => net.connect({ host: address, port, noDelay: true, allowHalfOpen: true });
 
 /** Everything the data path needs from outside: injected once at start, shared by generations. */
 export interface ProxyContext {

@@ -134,16 +134,17 @@ class Proxy implements ProxyHandle {
     this.configureHttp(config);
     const l = config.listeners;
     const bind = l.bindAddress;
-    const httpServer = net.createServer({ pauseOnConnect: false }, (s) => this.onHttpConnection(s));
+    // Half-open sockets, as node:http's own server uses them: a client's FIN is not our cue to close.
+    const httpServer = net.createServer({ allowHalfOpen: true }, (s) => this.onHttpConnection(s));
     const httpPort = await this.listen(httpServer, l.http.port, bind);
     let tlsPort: number | undefined;
     if (l.tls) {
-      const tlsServer = net.createServer((s) => void handleTlsPassthrough(this.tunnelDeps, this.adopt(s)));
+      const tlsServer = net.createServer({ allowHalfOpen: true }, (s) => void handleTlsPassthrough(this.tunnelDeps, this.adopt(s)));
       tlsPort = await this.listen(tlsServer, l.tls.port, bind);
     }
     const tcpPorts: number[] = [];
     for (const t of l.tcp) {
-      const srv = net.createServer((s) => void handleTcp(this.tunnelDeps, this.adopt(s), t.externalService, t.servicePort));
+      const srv = net.createServer({ allowHalfOpen: true }, (s) => void handleTcp(this.tunnelDeps, this.adopt(s), t.externalService, t.servicePort));
       tcpPorts.push(await this.listen(srv, t.port, bind));
     }
     this.adminServer = createAdminServer({

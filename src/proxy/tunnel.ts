@@ -17,8 +17,9 @@ export interface SpliceResult {
 }
 
 /**
- * Copy bytes both ways until either side closes; silence for idleMs on either socket ends it.
- * Backpressure comes from pipe().
+ * Copy bytes both ways; a FIN from one side is passed on (pipe ends the other's writable) while
+ * the other direction keeps flowing, and the tunnel ends when both sockets have closed, on an
+ * error, or after idleMs of silence. Backpressure comes from pipe().
  */
 export function splice(client: Socket, upstream: Socket, idleMs: number, record: { bytesIn: number; bytesOut: number }): Promise<SpliceResult> {
   return new Promise((resolve) => {

@@ -268,7 +268,7 @@ export function loopbackDialer(options: { neverConnect?: boolean } = {}): Record
       return s;
     }
     if (options.neverConnect) return new net.Socket();
-    return net.connect({ host: address, port });
+    return net.connect({ host: address, port, allowHalfOpen: true });
   };
   return { dial, calls, refused };
 }

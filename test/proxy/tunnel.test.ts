@@ -156,6 +156,18 @@ describe('TCP listeners', () => {
     expect(tp.dialer.calls).toEqual([{ address: '127.0.0.1', port }]);
   });
 
+  test('half-close: a client that sends and shuts down its side still gets the answer', async () => {
+    const port = await echoServer(false);
+    tp = await startTestProxy(testConfig({
+      listeners: { bindAddress: '127.0.0.1', http: { port: 0 }, admin: { port: 0 }, tcp: [{ port: 0, externalService: 'echo', servicePort: 7000 }] },
+      externalServices: [testService('echo', 'echo.test.example', { ports: [{ port: 7000, protocol: 'tcp', targetPort: port }], tls: { enabled: false } })],
+    }), NAMES);
+    const client = net.connect({ host: '127.0.0.1', port: tp.proxy.ports.tcp[0], allowHalfOpen: true });
+    const answer = closedWithoutData(client);
+    client.end('request then FIN');
+    expect(await answer).toBe('request then FIN');
+  });
+
   test('TCP service with tls.enabled: the proxy originates verified TLS (Kuma "TCP with TLS")', async () => {
     const port = await echoServer(true);
     tp = await startTestProxy(testConfig({
