@@ -177,7 +177,14 @@ class Proxy implements ProxyHandle {
 
   private configureHttp(config: ProxyConfig): void {
     const t = config.timeouts;
-    this.h1 = http.createServer({ maxHeaderSize: config.limits.maxHeaderBytes }, (req, res) => this.onRequest(req, res));
+    this.h1 = http.createServer({
+      maxHeaderSize: config.limits.maxHeaderBytes,
+      // How often node:http enforces headersTimeout (its default, 30 s, would blunt a short one).
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(t.requestHeadersMs / 4))),
+    }, (req, res) => this.onRequest(req, res));
+    // This server never listens itself (connections come from the sniffing listener), and
+    // node:http only starts tracking connections, and so the headers timeout, on 'listening'.
+    this.h1.emit('listening');
     this.h2 = http2.createServer({ settings: { maxHeaderListSize: config.limits.maxHeaderBytes } }, (req, res) => this.onRequest(req, res));
     // Slowloris bound; long uploads are bounded by idle and total timeouts instead.
     this.h1.headersTimeout = t.requestHeadersMs;
@@ -511,6 +518,8 @@ class Proxy implements ProxyHandle {
 
   private async shutdown(closing: Promise<void>[]): Promise<void> {
     this.closed = true;
+    // Stops node:http's connection checker; the server never listened, so close() only reports that.
+    this.h1?.close(() => undefined);
     for (const s of this.sessions) s.destroy();
     for (const socket of this.sockets.keys()) socket.destroy();
     this.state.destroyPools();

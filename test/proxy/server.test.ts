@@ -2,6 +2,7 @@
 // curl), policy responses, gRPC deny trailers, admin endpoints, overload, reload and drain.
 import { execFile } from 'node:child_process';
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import { promisify } from 'node:util';
 import { request } from 'undici';
 import {
@@ -228,6 +229,40 @@ describe('policy responses', () => {
     expect(r.headers['x-egress-error']).toBe('OVERLOADED');
     release();
     expect((await slow).body).toBe('slow');
+  });
+});
+
+describe('hostile clients', () => {
+  test('slowloris: headers not complete within requestHeadersMs → 408 and closed', async () => {
+    tp = await startTestProxy(testConfig({ timeouts: { requestHeadersMs: 200 } }), NAMES);
+    const answer = await new Promise<string>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: tp!.proxy.ports.http });
+      let got = '';
+      s.on('data', (c: Buffer) => { got += c.toString(); });
+      s.on('close', () => resolve(got));
+      s.on('error', () => undefined);
+      s.write('GET / HTTP/1.1\r\nhost: api.test.example.egress.local\r\nx-slow: ');
+      s.setTimeout(10_000, () => s.destroy());
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+  });
+
+  test('oversized headers → 431; garbage → 400; a broken h2 preface → closed; the proxy keeps serving', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({ externalServices: [apiService(upstream.port)], limits: { maxHeaderBytes: 2048 } }), NAMES);
+    const raw = (bytes: string | Buffer) => new Promise<string>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: tp!.proxy.ports.http });
+      let got = '';
+      s.on('data', (c: Buffer) => { got += c.toString(); });
+      s.on('close', () => resolve(got));
+      s.on('error', () => resolve(got));
+      s.end(bytes);
+    });
+    expect(await raw(`GET / HTTP/1.1\r\nhost: api.test.example.egress.local\r\nx-big: ${'a'.repeat(4096)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431/);
+    expect(await raw('\x00\x01\x02 not http at all\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+    expect(await raw('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff garbage frames')).not.toContain('hello');
+    expect(await raw(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x10]))).toMatch(/^HTTP\/1\.1 400|^$/);
+    expect((await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/still-alive')).status).toBe(200);
   });
 });
 
