@@ -231,7 +231,7 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
     for await (const c of candidates(ctx, state, plan)) {
       outcome.attempts++;
       outcome.candidate = c;
-      const pool = poolFor(ctx, state, plan, c, o.grpc);
+      const pool = poolFor(ctx, state, plan, c, o.grpc || plan.http2 === true);
       try {
         const head = await dispatchOnce(pool, {
           method: req.method as string,

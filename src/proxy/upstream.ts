@@ -28,6 +28,8 @@ export interface UpstreamPlan {
   readonly exempt: boolean;
   readonly timeouts: TimeoutsSpec;
   readonly service?: CompiledService;
+  /** Speak HTTP/2 upstream (the service port says http2 or grpc); ALPN h2, or h2c without TLS. */
+  readonly http2?: boolean;
 }
 
 /** Plan an HTTP (or gRPC) exchange: TLS is originated unless the service says plaintext. */
@@ -55,6 +57,7 @@ export function planHttp(state: RuntimeState, decision: Decision, target: Target
     exempt: false,
     timeouts: service?.timeouts ?? state.config.timeouts,
     service,
+    http2: portSpec?.protocol === 'http2' || portSpec?.protocol === 'grpc',
   };
 }
 

@@ -508,7 +508,55 @@ describe('retries', () => {
   });
 });
 
+describe('HTTP/2 upstreams', () => {
+  test('a service port with protocol http2 is spoken to over HTTP/2 (ALPN h2) from an HTTP/1.1 client', async () => {
+    const p = testPki();
+    const h2server = http2.createSecureServer({ cert: p.serverCert, key: p.serverKey, allowHTTP1: false }, (req, res) => {
+      res.setHeader('x-http-version', req.httpVersion);
+      res.end(`h2 says hi to ${req.url}`);
+    });
+    await new Promise<void>((r) => h2server.listen(0, '127.0.0.1', () => r()));
+    extra.push({ close: () => new Promise<void>((r) => h2server.close(() => r())) });
+    const port = (h2server.address() as { port: number }).port;
+    const { proxy } = await proxyTo(port, { ports: [{ port: 80, protocol: 'http2', targetPort: port }] });
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/two');
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('h2 says hi to /two');
+    expect(r.headers['x-http-version']).toBe('2.0');
+  });
+});
+
 describe('gRPC', () => {
+  test('plaintext gRPC (h2c prior knowledge) both sides when the service disables TLS', async () => {
+    const h2server = http2.createServer();
+    h2server.on('stream', (stream) => {
+      stream.resume();
+      stream.on('end', () => {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        stream.end(Buffer.from([0, 0, 0, 0, 0]));
+      });
+    });
+    await new Promise<void>((r) => h2server.listen(0, '127.0.0.1', () => r()));
+    extra.push({ close: () => new Promise<void>((r) => h2server.close(() => r())) });
+    const port = (h2server.address() as { port: number }).port;
+    const { proxy } = await proxyTo(port, { ports: [{ port: 80, protocol: 'grpc', targetPort: port }] }, {}, { enabled: false });
+    const client = http2.connect(`http://127.0.0.1:${proxy.ports.http}`);
+    extra.push({ close: async () => { client.destroy(); } });
+    const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      const stream = client.request({
+        ':method': 'POST', ':path': '/grpc.test.Echo/Say', ':authority': 'api.test.example.egress.local', 'content-type': 'application/grpc', 'te': 'trailers',
+      });
+      stream.on('trailers', (t) => resolve(t));
+      stream.on('error', reject);
+      stream.resume();
+      stream.end(Buffer.from([0, 0, 0, 0, 0]));
+    });
+    expect(trailers['grpc-status']).toBe('0');
+    const m = await (await request(`http://127.0.0.1:${proxy.ports.admin}/metrics`)).body.text();
+    expect(m).toMatch(/outbound_grpc_route_request_statuses_total\{[^}]*route_name="grpc-egress-allow"[^}]*grpc_status="0"[^}]*\} 1/);
+  });
+
   test('an allowed gRPC call goes over HTTP/2 + TLS upstream and its trailers come back', async () => {
     const p = testPki();
     const h2server = http2.createSecureServer({ cert: p.serverCert, key: p.serverKey, allowHTTP1: false });
