@@ -27,32 +27,30 @@ interface CodeInfo {
   readonly status: number;
   /** Short, fixed, safe for clients: never includes addresses or upstream error text. */
   readonly text: string;
-  /** Failed before any request byte could reach the upstream: safe to try another address. */
-  readonly beforeRequest: boolean;
 }
 
 const CODES: Readonly<Record<EgressErrorCode, CodeInfo>> = {
-  EGRESS_DENIED: { status: 403, text: 'egress denied by policy', beforeRequest: true },
-  ADDRESS_REFUSED: { status: 403, text: 'destination address refused by policy', beforeRequest: true },
-  BAD_REQUEST: { status: 400, text: 'bad request', beforeRequest: true },
-  UNKNOWN_NAME: { status: 400, text: 'request is not addressed to an egress name (expected Host: <name>.<egress suffix>)', beforeRequest: true },
-  NO_BACKEND: { status: 500, text: 'route has no backend', beforeRequest: true },
-  DNS_FAILED: { status: 502, text: 'upstream name did not resolve', beforeRequest: true },
-  CONNECT_FAILED: { status: 502, text: 'could not connect to upstream', beforeRequest: true },
-  TLS_FAILED: { status: 502, text: 'upstream TLS handshake or verification failed', beforeRequest: true },
-  UPSTREAM_RESET: { status: 502, text: 'upstream closed the connection', beforeRequest: false },
-  UPSTREAM_ERROR: { status: 502, text: 'upstream protocol error', beforeRequest: false },
-  DNS_TIMEOUT: { status: 504, text: 'upstream name resolution timed out', beforeRequest: true },
-  CONNECT_TIMEOUT: { status: 504, text: 'upstream connect timed out', beforeRequest: true },
-  TLS_TIMEOUT: { status: 504, text: 'upstream TLS handshake timed out', beforeRequest: true },
-  RESPONSE_TIMEOUT: { status: 504, text: 'upstream did not send response headers in time', beforeRequest: false },
-  IDLE_TIMEOUT: { status: 504, text: 'upstream exchange was idle too long', beforeRequest: false },
-  TOTAL_TIMEOUT: { status: 504, text: 'request exceeded its total time limit', beforeRequest: false },
-  DRAINING: { status: 503, text: 'proxy is shutting down', beforeRequest: true },
-  OVERLOADED: { status: 503, text: 'proxy is at its concurrency limit', beforeRequest: true },
+  EGRESS_DENIED: { status: 403, text: 'egress denied by policy' },
+  ADDRESS_REFUSED: { status: 403, text: 'destination address refused by policy' },
+  BAD_REQUEST: { status: 400, text: 'bad request' },
+  UNKNOWN_NAME: { status: 400, text: 'request is not addressed to an egress name (expected Host: <name>.<egress suffix>)' },
+  NO_BACKEND: { status: 500, text: 'route has no backend' },
+  DNS_FAILED: { status: 502, text: 'upstream name did not resolve' },
+  CONNECT_FAILED: { status: 502, text: 'could not connect to upstream' },
+  TLS_FAILED: { status: 502, text: 'upstream TLS handshake or verification failed' },
+  UPSTREAM_RESET: { status: 502, text: 'upstream closed the connection' },
+  UPSTREAM_ERROR: { status: 502, text: 'upstream protocol error' },
+  DNS_TIMEOUT: { status: 504, text: 'upstream name resolution timed out' },
+  CONNECT_TIMEOUT: { status: 504, text: 'upstream connect timed out' },
+  TLS_TIMEOUT: { status: 504, text: 'upstream TLS handshake timed out' },
+  RESPONSE_TIMEOUT: { status: 504, text: 'upstream did not send response headers in time' },
+  IDLE_TIMEOUT: { status: 504, text: 'upstream exchange was idle too long' },
+  TOTAL_TIMEOUT: { status: 504, text: 'request exceeded its total time limit' },
+  DRAINING: { status: 503, text: 'proxy is shutting down' },
+  OVERLOADED: { status: 503, text: 'proxy is at its concurrency limit' },
   // nginx's 499: the client went away; nobody reads the response, but logs and metrics do.
-  CLIENT_CLOSED: { status: 499, text: 'client closed the request', beforeRequest: false },
-  INTERNAL: { status: 500, text: 'internal proxy error', beforeRequest: false },
+  CLIENT_CLOSED: { status: 499, text: 'client closed the request' },
+  INTERNAL: { status: 500, text: 'internal proxy error' },
 };
 
 export class EgressError extends Error {
@@ -73,10 +71,6 @@ export function isEgressError(err: unknown): err is EgressError {
 
 export function statusOf(code: EgressErrorCode): number {
   return CODES[code].status;
-}
-
-export function isBeforeRequest(code: EgressErrorCode): boolean {
-  return CODES[code].beforeRequest;
 }
 
 /** What a client receives for an error: status, headers and a one-line body. */

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 // eslint-disable-next-line import/no-extraneous-dependencies
 import { Pool, type Dispatcher } from 'undici';
 import type { Target } from './decide';
-import { EgressError, errorResponse, isBeforeRequest, toEgressError, type EgressErrorCode } from './errors';
+import { EgressError, errorResponse, toEgressError, type EgressErrorCode } from './errors';
 import { backoffMs, IDEMPOTENT_METHODS, retryVerdict } from './retry';
 import { applyHeaderModifier, type HeaderRecord } from './route-match';
 import type { ProxyContext, RuntimeState } from './runtime';
@@ -562,4 +562,3 @@ export function destroyResponse(res: ClientResponse): void {
   else (res as ServerResponse).destroy();
 }
 
-export { isBeforeRequest };

@@ -142,6 +142,19 @@ describe('connection reuse and headers', () => {
     expect(upstream.connections()).toBeLessThanOrEqual(3);
   });
 
+  test('pool.maxConnections caps connections per upstream origin', async () => {
+    const waiting: Array<() => void> = [];
+    upstream = await startHttpsUpstream((_req, res) => {
+      waiting.push(() => res.end('ok'));
+      if (waiting.length === 1) setImmediate(() => waiting.splice(0).forEach((f) => f()));
+    });
+    const { proxy } = await proxyTo(upstream.port, { pool: { maxConnections: 1 } });
+    const all = await Promise.all(Array.from({ length: 8 }, (_, i) => viaProxy(proxy.ports.http, 'api.test.example.egress.local', `/p/${i}`)));
+    expect(all.map((r) => r.status)).toEqual(Array(8).fill(200));
+    expect(upstream.requests()).toBe(8);
+    expect(upstream.connections()).toBe(1);
+  });
+
   test('the access log line: decision, upstream, bytes, and connect/TLS durations only when a connection was opened', async () => {
     upstream = await startHttpsUpstream();
     const { proxy } = await proxyTo(upstream.port);
