@@ -1,0 +1,63 @@
+// The README's example is code users copy: run it as written (only the package import points at
+// the source) and check what it synthesises, so the README cannot drift from the library.
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ts from 'typescript';
+import * as YAML from 'yaml';
+import * as lib from '../src';
+import { parseConfigText } from '../src/proxy/config';
+
+function readmeExample(): string {
+  const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Example\n'));
+  const m = /```ts\n([\s\S]*?)```/.exec(section);
+  if (!m) throw new Error('README.md has no ```ts block under "## Example"');
+  return m[1];
+}
+
+/** Runs TypeScript source with `cdk8s-egress` resolved to the library source. */
+function run(source: string): void {
+  const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
+  const requireFor = (name: string) => (name === 'cdk8s-egress' ? lib : require(name));
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  new Function('require', 'exports', js)(requireFor, {});
+}
+
+let outdir: string;
+const savedOutdir = process.env.CDK8S_OUTDIR;
+beforeEach(() => {
+  outdir = mkdtempSync(join(tmpdir(), 'egress-readme-'));
+  process.env.CDK8S_OUTDIR = outdir;
+});
+afterEach(() => {
+  if (savedOutdir === undefined) delete process.env.CDK8S_OUTDIR;
+  else process.env.CDK8S_OUTDIR = savedOutdir;
+  rmSync(outdir, { recursive: true, force: true });
+});
+
+test('the README example synthesises the gateway, its config and the DNS rule it promises', () => {
+  const source = readmeExample();
+  expect(source).toContain("from 'cdk8s-egress'");
+  run(source);
+
+  const objects = readdirSync(outdir).filter((f) => f.endsWith('.yaml'))
+    .flatMap((f) => YAML.parseAllDocuments(readFileSync(join(outdir, f), 'utf8')).map((d) => d.toJSON()))
+    .filter((o) => o);
+  const kinds = objects.map((o) => o.kind);
+  expect(kinds).toEqual(expect.arrayContaining(['Namespace', 'ServiceAccount', 'ConfigMap', 'Deployment', 'Service', 'PodDisruptionBudget']));
+
+  const service = objects.find((o) => o.kind === 'Service' && o.metadata.namespace === 'egress');
+  expect(service.metadata.name).toBe('proxy');
+
+  const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.data?.['config.json']);
+  const config = parseConfigText(configMap.data['config.json'], 'README ConfigMap');
+  expect(config.parent).toMatchObject({ trafficPolicy: 'Deny', allowDeclaredServices: true });
+  expect(config.externalServices.map((s) => s.host)).toEqual(['api.github.com']);
+  expect(config.externalServices[0].retry?.maxRetries).toBe(2);
+  // The token is a mounted file, never a value in the config.
+  expect(config.externalServices[0].injectHeaders[0].valueFile).toMatch(/^\/var\/run\/egress\/secrets\/github-token\/header$/);
+
+  const corefile: string | undefined = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'coredns')?.data?.Corefile;
+  expect(corefile).toContain('name regex ^(.+)\\.egress\\.local\\.$ proxy.egress.svc.cluster.local.');
+});
