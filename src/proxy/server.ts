@@ -132,6 +132,16 @@ class Proxy implements ProxyHandle {
     this.metrics.reloadSuccesses.inc();
     this.metrics.lastReloadSuccess.set(Date.now() / 1000);
     this.configureHttp(config);
+    try {
+      await this.bindAll(config);
+    } catch (err) {
+      // A port in use must not leave the listeners bound so far behind.
+      await this.close();
+      throw err;
+    }
+  }
+
+  private async bindAll(config: ProxyConfig): Promise<void> {
     const l = config.listeners;
     const bind = l.bindAddress;
     // Half-open sockets, as node:http's own server uses them: a client's FIN is not our cue to close.

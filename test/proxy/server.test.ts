@@ -300,6 +300,17 @@ describe('admin', () => {
     expect((await request(`${base}/nope`)).statusCode).toBe(404);
   });
 
+  test('a port already in use rejects startProxy and releases the ports bound so far', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => blocker.close(() => r())));
+    const busy = (blocker.address() as net.AddressInfo).port;
+    const cfg = testConfig({ listeners: { bindAddress: '127.0.0.1', http: { port: 0 }, admin: { port: busy } } });
+    const { logger, logs } = capturingLogger();
+    await expect(startProxy({ config: cfg, logger, resolver: loopbackResolver({}).resolve, dial: loopbackDialer().dial })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    expect(logs.lines.some((l) => l.event === 'stopped')).toBe(true);
+  });
+
   test('an invalid config rejects startProxy with every problem and binds nothing', async () => {
     const bad = testConfig({ parent: { name: 'p', namespace: 'n', trafficPolicy: 'Sometimes' }, timeouts: { connectMs: 0 } });
     await expect(startProxy({ config: bad })).rejects.toMatchObject({
