@@ -224,6 +224,8 @@ class Proxy implements ProxyHandle {
       if (this.draining) session.close();
     });
     this.h2.on('sessionError', () => undefined);
+    // An HTTP/2 client connection silent for idleMs is closed, as an idle upstream exchange is.
+    this.h2.setTimeout(t.idleMs);
   }
 
 
