@@ -2,6 +2,7 @@
 // HTTPS upstream directly with undici, versus through the bundled proxy (plaintext in, verified
 // TLS out). Client, proxy and upstream are separate processes so each one's CPU is its own.
 // Loopback only. Usage: npm run bench   (BENCH_REQUESTS, BENCH_CONCURRENCY, BENCH_BODY_BYTES)
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -133,13 +134,26 @@ function table(rows: readonly Row[]): string {
   return lines.join('\n');
 }
 
+/** True when the bundle is missing or any proxy or model source is newer than it. */
+function bundleIsStale(): boolean {
+  if (!fs.existsSync(BUNDLE)) return true;
+  const built = fs.statSync(BUNDLE).mtimeMs;
+  const newer = (dir: string): boolean => fs.readdirSync(dir, { withFileTypes: true }).some((e) => {
+    const p = path.join(dir, e.name);
+    return e.isDirectory() ? newer(p) : e.name.endsWith('.ts') && fs.statSync(p).mtimeMs > built;
+  });
+  return newer(path.join(ROOT, 'src', 'proxy')) || newer(path.join(ROOT, 'src', 'model'));
+}
+
 /** Module-level so the time guard can stop them too. */
 const children: Child[] = [];
 
 async function main(): Promise<void> {
-  if (!fs.existsSync(BUNDLE)) {
-    throw new Error(`${path.relative(ROOT, BUNDLE)} is missing; run 'npm run bundle' first`);
+  if (process.env.BENCH_PROXY === undefined && bundleIsStale()) {
+    console.log('bench: bundling the proxy (missing or older than src/proxy)');
+    execFileSync('npm', ['run', '--silent', 'bundle'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   }
+  if (!fs.existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'egress-bench-'));
   const pools: Pool[] = [];
   try {
