@@ -219,7 +219,13 @@ run_pid=$!
 
 # buildah does not forward SIGTERM to the container, so find the node process it started.
 proxy_pid=""
-descendants() { local c; for c in $(pgrep -P "$1" || true); do echo "$c"; descendants "$c"; done; }
+children_of() { # from /proc, so procps need not be installed
+  local st
+  for st in /proc/[0-9]*/status; do
+    awk -v want="$1" '/^PPid:/ { if ($2 == want) { split(FILENAME, p, "/"); print p[3] } exit }' "$st" 2>/dev/null || true
+  done
+}
+descendants() { local c; for c in $(children_of "$1"); do echo "$c"; descendants "$c"; done; }
 for _ in $(seq 100); do
   for p in $(descendants "$run_pid"); do
     [[ $(cat "/proc/$p/comm" 2>/dev/null) == node ]] && proxy_pid=$p
