@@ -96,7 +96,8 @@ export function clientResponseHeaders(headers: Record<string, string | string[] 
   return out;
 }
 
-function hostHeaderFor(plan: UpstreamPlan): string {
+/** Host for upstream: the real host, with the port only when it is not the scheme's default. */
+export function hostHeaderFor(plan: UpstreamPlan): string {
   if (plan.hostHeader) return plan.hostHeader;
   const defaultPort = plan.tls ? 443 : 80;
   const host = plan.host.includes(':') ? `[${plan.host}]` : plan.host;

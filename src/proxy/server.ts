@@ -19,6 +19,7 @@ import { systemResolver, type Resolver } from './resolve';
 import { redirectLocation } from './route-match';
 import { RuntimeState, defaultDialer, type Dialer, type ProxyContext } from './runtime';
 import { handleConnect, handleTcp, handleTlsPassthrough, type TunnelDeps } from './tunnel';
+import { handleUpgrade } from './upgrade';
 import { planHttp, type UpstreamPlan } from './upstream';
 import type { ProxyConfig } from '../model/proxy-config';
 
@@ -210,6 +211,7 @@ class Proxy implements ProxyHandle {
       }
       void handleConnect(this.tunnelDeps, req, socket, head);
     });
+    this.h1.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void handleUpgrade(this.tunnelDeps, req, socket, head));
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
       if (socket.writable && !socket.destroyed) {
         const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
