@@ -49,7 +49,7 @@ command -v buildah >/dev/null || die "buildah is not installed"
 rootfs=$(mktemp -d "${TMPDIR:-/tmp}/egress-node-base.XXXXXX")
 ctr=""
 cleanup() {
-  [[ -n $ctr ]] && buildah_ rm "$ctr" >/dev/null 2>&1 || true
+  if [[ -n $ctr ]]; then buildah_ rm "$ctr" >/dev/null 2>&1 || true; fi
   rm -rf "$rootfs"
 }
 trap cleanup EXIT
@@ -103,7 +103,9 @@ populate_from_host() {
 populate_from_debootstrap() {
   [[ $EUID == 0 ]] || die "--debootstrap needs root"
   if ! command -v debootstrap >/dev/null; then
-    [[ ${CI:-} == true ]] && command -v apt-get >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
+    if [[ ${CI:-} != true ]] || ! command -v apt-get >/dev/null; then
+      die "debootstrap is not installed (apt-get install debootstrap)"
+    fi
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
   fi
   debootstrap --variant=minbase --include=nodejs,ca-certificates trixie "$rootfs" "$DEBIAN_MIRROR" >"$rootfs.log" 2>&1 \

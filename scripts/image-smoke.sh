@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016 # the node -e programs are single-quoted on purpose
 # Smoke test of the built image: runs the proxy inside it (buildah run, chroot isolation, the
 # image's own entrypoint and user, config mounted read-only, no writable path), checks /live and
 # /ready, sends one request through it to a local HTTPS upstream (TLS originated and verified
@@ -45,7 +46,7 @@ cleanup() {
     buildah_ umount "$ctr" >/dev/null 2>&1
     buildah_ rm "$ctr" >/dev/null 2>&1
   fi
-  [[ -n ${KEEP_SMOKE:-} ]] && echo "kept $work" || rm -rf "$work"
+  if [[ -n ${KEEP_SMOKE:-} ]]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -162,11 +163,12 @@ chmod 0755 "$cfg" "$work/empty"
 chmod 0644 "$cfg"/*
 
 # --- the container: the image's entrypoint and default args, as Kubernetes would run it
-entrypoint=$(buildah_ inspect --type image --format '{{range .OCIv1.Config.Entrypoint}}{{.}} {{end}}' "$IMAGE")
-cmd=$(buildah_ inspect --type image --format '{{range .OCIv1.Config.Cmd}}{{.}} {{end}}' "$IMAGE")
+read -r -a entrypoint <<<"$(buildah_ inspect --type image --format '{{range .OCIv1.Config.Entrypoint}}{{.}} {{end}}' "$IMAGE")"
+read -r -a cmd <<<"$(buildah_ inspect --type image --format '{{range .OCIv1.Config.Cmd}}{{.}} {{end}}' "$IMAGE")"
+[[ ${#entrypoint[@]} -gt 0 ]] || fail "the image has no entrypoint"
 user=$(buildah_ inspect --type image --format '{{.OCIv1.Config.User}}' "$IMAGE")
 [[ $user =~ ^[1-9][0-9]*(:[0-9]+)?$ ]] || fail "image user is \"$user\", expected a numeric non-root uid"
-[[ $cmd == *"/etc/egress/config.json"* ]] || fail "default args \"$cmd\" do not read /etc/egress/config.json"
+[[ " ${cmd[*]} " == *" /etc/egress/config.json "* ]] || fail "default args \"${cmd[*]}\" do not read /etc/egress/config.json"
 ctr=$(buildah_ from --pull-never --name "egress-smoke-$$" "$IMAGE")
 rootfs=$(buildah_ mount "$ctr")
 touch "$work/before-run"
@@ -198,7 +200,7 @@ for f in "$work"/synth-configs/*.json; do
   chmod 0644 "$f"
   name=$(basename "$f")
   out=$(buildah_ run --isolation chroot --mount "type=bind,src=$work/synth-configs,target=/etc/egress-check,ro" \
-    "$ctr" -- $entrypoint --check-config "/etc/egress-check/$name" 2>&1) \
+    "$ctr" -- "${entrypoint[@]}" --check-config "/etc/egress-check/$name" 2>&1) \
     || fail "synthesised config $name is rejected by the image's proxy: $out"
   checked=$((checked + 1))
 done
@@ -208,13 +210,12 @@ else
   say "contract: no synthesised proxy configs under dist/ (run npm run synth first); skipped"
 fi
 
-say "starting the proxy in $IMAGE as $user: $entrypoint$cmd"
-# shellcheck disable=SC2086 # entrypoint and cmd are word lists from the image config
+say "starting the proxy in $IMAGE as $user: ${entrypoint[*]} ${cmd[*]}"
 buildah_ run --isolation chroot \
   --mount "type=bind,src=$cfg,target=/etc/egress,ro" \
   --mount "type=bind,src=$work/empty,target=/tmp,ro" \
   --mount "type=bind,src=$work/empty,target=/home/nonroot,ro" \
-  "$ctr" -- $entrypoint $cmd >"$work/proxy.log" 2>&1 &
+  "$ctr" -- "${entrypoint[@]}" "${cmd[@]}" >"$work/proxy.log" 2>&1 &
 run_pid=$!
 
 # buildah does not forward SIGTERM to the container, so find the node process it started.
