@@ -6,6 +6,7 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { Agent, request } from 'undici';
 import {
   startHttpsUpstream, startHttpUpstream, startSilentServer, startTestProxy, testConfig, testPki, testService, viaProxy,
@@ -111,6 +112,20 @@ describe('verified TLS origination', () => {
     const second = await proxyTo(upstream.port);
     const r = await viaProxy(second.proxy.ports.http, 'api.test.example.egress.local', '/');
     expect(r.status).toBe(502);
+  });
+
+  test('server-initiated renegotiation is refused unless allowRenegotiation', async () => {
+    upstream = await startHttpsUpstream((req, res) => {
+      (req.socket as TLSSocket).renegotiate({ rejectUnauthorized: false }, (err) => res.end(err ? 'renegotiation failed' : 'renegotiated'));
+    }, { maxVersion: 'TLSv1.2' }); // TLS 1.3 has no renegotiation
+    const { proxy } = await proxyTo(upstream.port);
+    const refused = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(refused.status).toBe(502);
+    expect(refused.body).not.toContain('renegotiated');
+    await proxy.close();
+    const second = await proxyTo(upstream.port, {}, {}, { allowRenegotiation: true });
+    const allowed = await viaProxy(second.proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(allowed.body).toBe('renegotiated');
   });
 
   test('TLS 1.0 upstream works only when min version allows it (SECLEVEL handled)', async () => {
