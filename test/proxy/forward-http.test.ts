@@ -71,6 +71,22 @@ describe('verified TLS origination', () => {
     expect(upstream.requests()).toBe(0);
   });
 
+  test('an inline caPem is trusted like a caFile; without either, the test CA is not trusted', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({
+      defaultTls: {},
+      externalServices: [{ name: 'api', host: 'api.test.example', ports: [{ port: 80, targetPort: upstream.port }], tls: { caPem: testPki().caPem } }],
+    }), NAMES);
+    expect((await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/')).status).toBe(200);
+    await tp.proxy.close();
+    tp = await startTestProxy(testConfig({
+      defaultTls: {},
+      externalServices: [{ name: 'api', host: 'api.test.example', ports: [{ port: 80, targetPort: upstream.port }] }],
+    }), NAMES);
+    const r = await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.headers['x-egress-error']).toBe('TLS_FAILED');
+  });
+
   test('SkipSAN accepts a wrong-name certificate from the trusted CA', async () => {
     const p = testPki();
     upstream = await startHttpsUpstream(undefined, { cert: p.wrongNameCert, key: p.wrongNameKey });
