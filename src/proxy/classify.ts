@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import type { Target, TargetProtocol } from './decide';
 import { EgressError } from './errors';
+import { normalizePath } from './route-match';
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -152,7 +153,13 @@ export function classifyHttp(
     port = url.port ? Number(url.port) : 80;
     pathAndQuery = `${url.pathname}${url.search}`;
   }
-  const { path, query } = splitPathQuery(pathAndQuery);
+  const split = splitPathQuery(pathAndQuery);
+  // Match and forward the same, dot-segment-free path: '/get/../admin' must not pass a '/get'
+  // rule and then reach '/admin' upstream.
+  const path = normalizePath(split.path);
+  if (path === undefined) throw new EgressError('BAD_REQUEST', 'request path climbs above the root');
+  const query = split.query;
+  if (path !== split.path) pathAndQuery = query === undefined ? path : `${path}?${query}`;
   return {
     target: { protocol, host, port, method: req.method, path, query, headers: req.headers, pick },
     path: pathAndQuery,

@@ -1,5 +1,6 @@
 // Process entry point of the egress proxy: parse the command line, validate the config (or only
 // check it with --check-config), start, and drain on SIGTERM before exiting 0.
+import * as v8 from 'node:v8';
 import { formatProblems, ConfigError, loadConfigFile } from './config';
 import { createLogger } from './log';
 import { startProxy, type ProxyHandle } from './server';
@@ -62,7 +63,17 @@ export function checkConfig(
 /** A stray socket error from a misbehaving peer must not take the proxy down. */
 const PEER_ERROR_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END', 'ERR_HTTP2_STREAM_ERROR', 'ERR_HTTP2_INVALID_STREAM', 'ERR_STREAM_PREMATURE_CLOSE']);
 
+/**
+ * Route regexes come from configuration. V8's backtracking engine can take exponential time on
+ * a pattern like `(a+)+$`; with this flag a match that backtracks excessively is re-run on V8's
+ * linear-time engine, so one bad route cannot stall every connection. Set before any config loads.
+ */
+export function hardenRegexEngine(): void {
+  v8.setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+}
+
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
+  hardenRegexEngine();
   let args: CliArgs;
   try {
     args = parseArgs(argv);

@@ -44,6 +44,21 @@ describe('classifyHttp', () => {
     expect(c.absolute).toBe(false);
   });
 
+  test.each([
+    ['/get/../ip', '/ip', '/ip'],
+    ['/get/%2e%2e/admin?x=1', '/admin', '/admin?x=1'],
+    ['/a/./b/', '/a/b/', '/a/b/'],
+    ['/get?next=/../ip', '/get', '/get?next=/../ip'],
+  ])('dot segments are resolved before matching and forwarding: %s → %s', (url, matched, forwarded) => {
+    const c = classifyHttp(req(url, { host: 'httpbin.org.egress.local' }), 'httpbin.org.egress.local', suffixes, false, 80, 0);
+    expect(c.target.path).toBe(matched);
+    expect(c.path).toBe(forwarded);
+  });
+
+  test('a path that climbs above the root is a bad request', () => {
+    expect(codeOf(() => classifyHttp(req('/../etc/passwd', { host: 'a.egress.local' }), 'a.egress.local', suffixes, false, 80, 0))).toBe('BAD_REQUEST');
+  });
+
   test('a port in the Host header names the service port the client addressed', () => {
     expect(classifyHttp(req('/'), 'api.github.com.egress.local:9000', suffixes, false, 80, 0).target.port).toBe(9000);
   });

@@ -81,6 +81,29 @@ describe('running (bundle)', () => {
     expect(r.stdout).not.toContain('"event":"started"');
   });
 
+  test('a route regex that backtracks catastrophically cannot stall the proxy (linear-engine fallback)', async () => {
+    // Under Deny, '/(a+)+' is the only route. On V8's backtracking engine the hostile path below
+    // needs ~2^40 steps to fail (hours); the proxy must answer it and keep serving.
+    const file = writeConfig('redos.json', testConfig({
+      parent: { name: 'p', namespace: 'egress', trafficPolicy: 'Deny' },
+      routes: [{
+        kind: 'HTTPRoute', name: 'aaa', namespace: 'egress', order: 0, hostnames: [],
+        rules: [{ matches: [{ path: { type: 'RegularExpression', value: '/(a+)+' } }] }],
+      }],
+    }));
+    child = spawn(process.execPath, [BUNDLE, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
+    await eventually(() => out.includes('"event":"started"'), 15_000, 'proxy start');
+    const started = JSON.parse(out.split('\n').find((l) => l.includes('"event":"started"'))!);
+    const { http, admin } = started.ports as { http: number; admin: number };
+
+    const hostile = await request(`http://127.0.0.1:${http}/${'a'.repeat(40)}!`, { headers: { host: 'x.test.example.egress.local' } });
+    await hostile.body.dump();
+    expect(hostile.statusCode).toBe(403); // no match: the deny route
+    expect((await request(`http://127.0.0.1:${admin}/live`)).statusCode).toBe(200);
+  });
+
   test('SIGTERM: /ready turns 503, the in-flight request completes, exit code 0', async () => {
     let finish: () => void = () => undefined;
     upstream = await startHttpsUpstream((_req, res) => {
