@@ -38,9 +38,26 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/egress-smoke.XXXXXX")
 ctr=""
 upstream_pid=""
 run_pid=""
+children_of() { # from /proc, so procps need not be installed
+  local st
+  for st in /proc/[0-9]*/status; do
+    awk -v want="$1" '/^PPid:/ { if ($2 == want) { split(FILENAME, p, "/"); print p[3] } exit }' "$st" 2>/dev/null || true
+  done
+}
+descendants() { local c; for c in $(children_of "$1"); do echo "$c"; descendants "$c"; done; }
+
 cleanup() {
   set +e
-  [[ -n $run_pid ]] && kill -KILL "$run_pid" 2>/dev/null && wait "$run_pid" 2>/dev/null
+  if [[ -n $run_pid ]] && kill -0 "$run_pid" 2>/dev/null; then
+    # SIGKILL on buildah would orphan the container's process; TERM makes buildah stop it.
+    local procs p
+    procs=$(descendants "$run_pid")
+    kill -TERM "$run_pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
+    for p in $procs; do kill -KILL "$p" 2>/dev/null; done
+    kill -KILL "$run_pid" 2>/dev/null
+    wait "$run_pid" 2>/dev/null
+  fi
   [[ -n $upstream_pid ]] && kill "$upstream_pid" 2>/dev/null && wait "$upstream_pid" 2>/dev/null
   if [[ -n $ctr ]]; then
     buildah_ umount "$ctr" >/dev/null 2>&1
@@ -49,6 +66,11 @@ cleanup() {
   if [[ -n ${KEEP_SMOKE:-} ]]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+# A signal (Ctrl-C, a closed pipe) must still run the cleanup, which exit does.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
 
 command -v buildah >/dev/null || fail "buildah is not installed"
 command -v openssl >/dev/null || fail "openssl is not installed"
@@ -220,13 +242,6 @@ run_pid=$!
 
 # buildah does not forward SIGTERM to the container, so find the node process it started.
 proxy_pid=""
-children_of() { # from /proc, so procps need not be installed
-  local st
-  for st in /proc/[0-9]*/status; do
-    awk -v want="$1" '/^PPid:/ { if ($2 == want) { split(FILENAME, p, "/"); print p[3] } exit }' "$st" 2>/dev/null || true
-  done
-}
-descendants() { local c; for c in $(children_of "$1"); do echo "$c"; descendants "$c"; done; }
 for _ in $(seq 100); do
   for p in $(descendants "$run_pid"); do
     [[ $(cat "/proc/$p/comm" 2>/dev/null) == node ]] && proxy_pid=$p
