@@ -1,11 +1,11 @@
 import { ApiObject, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { isIp } from './internal/cidr';
 import {
   dnsNameProblem, findRootServerBlock, insertIntoRootBlock, parseCorefile, renderRewriteRule, RewriteRuleSpec, suffixRegex,
 } from './internal/corefile';
 import { DEFAULT_EGRESS_SUFFIX } from './model/defaults';
-import { isIp } from './internal/cidr';
 
 /**
  * The Corefile kubeadm installs, used as the base when DnsRewrite owns the whole `coredns`

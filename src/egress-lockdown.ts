@@ -1,7 +1,7 @@
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { DEFAULT_ADMIN_PORT, DEFAULT_EGRESS_SUFFIX, DEFAULT_TLS_TARGET_PORT } from './model/defaults';
 import { CidrParseError, parseCidr } from './internal/cidr';
+import { DEFAULT_ADMIN_PORT, DEFAULT_EGRESS_SUFFIX, DEFAULT_TLS_TARGET_PORT } from './model/defaults';
 
 /**
  * A plain description of an egress gateway: what NetworkPolicies and client settings need to

@@ -177,7 +177,13 @@ describe('EgressGateway defaults', () => {
       admin: { port: 9901 },
     });
     expect(parsed.parent).toEqual({
-      group: 'policy.linkerd.io', kind: 'EgressNetwork', name: 'egress-gateway', namespace: 'egress', trafficPolicy: 'Allow', networks: [], mode: 'Enforce',
+      group: 'policy.linkerd.io',
+      kind: 'EgressNetwork',
+      name: 'egress-gateway',
+      namespace: 'egress',
+      trafficPolicy: 'Allow',
+      networks: [],
+      mode: 'Enforce',
       // The implicit parent: under Deny, the services declared on the gateway still leave.
       allowDeclaredServices: true,
     });

@@ -3,6 +3,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as cdk8s from 'cdk8s';
 import * as ts from 'typescript';
 import * as YAML from 'yaml';
 import * as lib from '../src';
@@ -19,7 +20,12 @@ function readmeExample(): string {
 /** Runs TypeScript source with `cdk8s-egress` resolved to the library source. */
 function run(source: string): void {
   const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
-  const requireFor = (name: string) => (name === 'cdk8s-egress' ? lib : require(name));
+  // The example may import only what a user of the package has: the package and cdk8s.
+  const modules: Record<string, unknown> = { 'cdk8s-egress': lib, 'cdk8s': cdk8s };
+  const requireFor = (name: string) => {
+    if (!(name in modules)) throw new Error(`the README example imports "${name}", which a user of cdk8s-egress does not have`);
+    return modules[name];
+  };
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
   new Function('require', 'exports', js)(requireFor, {});
 }

@@ -87,7 +87,11 @@ describe('running (bundle)', () => {
     const file = writeConfig('redos.json', testConfig({
       parent: { name: 'p', namespace: 'egress', trafficPolicy: 'Deny' },
       routes: [{
-        kind: 'HTTPRoute', name: 'aaa', namespace: 'egress', order: 0, hostnames: [],
+        kind: 'HTTPRoute',
+        name: 'aaa',
+        namespace: 'egress',
+        order: 0,
+        hostnames: [],
         rules: [{ matches: [{ path: { type: 'RegularExpression', value: '/(a+)+' } }] }],
       }],
     }));
