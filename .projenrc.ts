@@ -54,6 +54,11 @@ const project = new cdk8s.ConstructLibraryCdk8s({
   gitignore: ['/assets/proxy/', '/dist/', '/.image/'],
 });
 
+// jest and the eslint import resolver use unrs-resolver, whose optional per-platform bindings
+// must all be in the lock for `npm ci`; 1.12.2 is the newest release with a binding for every
+// platform on the registry this project installs from.
+project.package.addField('overrides', { 'unrs-resolver': '1.12.2' });
+
 // jsii looks for a support list on the internet and prints a Node 20 banner; both are noise offline.
 project.tasks.addEnvironment('JSII_SILENCE_SUPPORT_WARNING', '1');
 project.tasks.addEnvironment('JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION', '20');
