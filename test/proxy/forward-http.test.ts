@@ -457,9 +457,9 @@ describe('timeouts and failures', () => {
   });
 
   test('upstream down → 502 CONNECT_FAILED', async () => {
-    const dead = await startSilentServer();
-    await dead.close();
-    const { proxy } = await proxyTo(dead.port);
+    // Port 1 (tcpmux) on loopback: privileged, served by nothing here, so the refusal is certain.
+    // (A closed test server's port can be taken again by another test worker.)
+    const { proxy } = await proxyTo(1);
     const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
     expect(r.status).toBe(502);
     expect(r.headers['x-egress-error']).toBe('CONNECT_FAILED');
