@@ -30,29 +30,43 @@ const run = promisify(execFile);
 
 /* ------------------------------------------------------------------------- certificates */
 
-const leafCache = new Map<string, { cert: string; key: string }>();
+export interface Pair {
+  readonly cert: string;
+  readonly key: string;
+}
+
+const leafCache = new Map<string, Pair>();
 
 /**
- * A server certificate for `names` (the real hostnames the seeds use: httpbin.org, ...), signed by
- * the test CA of test/proxy/helpers.ts, so a client or the proxy trusting that CA verifies it.
+ * A leaf certificate for `sans` (DNS names) signed by the test CA or, with `untrusted`, by the
+ * CA nobody trusts (test/proxy/helpers.ts testPki()).
  */
-export function serverCertFor(names: readonly string[]): { cert: string; key: string } {
-  const id = [...names].sort().join(',');
+export function leafCert(sans: readonly string[], opts: { untrusted?: boolean; cn?: string; usage?: 'serverAuth' | 'clientAuth' } = {}): Pair {
+  const id = `${opts.untrusted ? 'u' : 't'}|${opts.cn ?? ''}|${opts.usage ?? 'serverAuth'}|${sans.join(',')}`;
   const cached = leafCache.get(id);
   if (cached) return cached;
   const pki = testPki();
+  const ca = opts.untrusted ? 'untrusted-ca' : 'ca';
   const dir = mkdtempSync(join(tmpdir(), 'egress-e2e-leaf-'));
   const sh = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  sh(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${names[0]}`,
+  sh(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${opts.cn ?? sans[0]}`,
     '-keyout', 'leaf.key', '-out', 'leaf.csr']);
   writeFileSync(join(dir, 'leaf.ext'),
-    `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
-  sh(['x509', '-req', '-in', 'leaf.csr', '-CA', join(pki.dir, 'ca.pem'), '-CAkey', join(pki.dir, 'ca.key'),
+    `subjectAltName=${sans.map((n) => `DNS:${n}`).join(',')}\nextendedKeyUsage=${opts.usage ?? 'serverAuth'}\nbasicConstraints=CA:FALSE\n`);
+  sh(['x509', '-req', '-in', 'leaf.csr', '-CA', join(pki.dir, `${ca}.pem`), '-CAkey', join(pki.dir, `${ca}.key`),
     '-CAserial', join(dir, 'ca.srl'), '-CAcreateserial', '-days', '2', '-out', 'leaf.pem', '-extfile', 'leaf.ext']);
   const pair = { cert: readFileSync(join(dir, 'leaf.pem'), 'utf8'), key: readFileSync(join(dir, 'leaf.key'), 'utf8') };
   rmSync(dir, { recursive: true, force: true });
   leafCache.set(id, pair);
   return pair;
+}
+
+/**
+ * A server certificate for `names` (the real hostnames the seeds use: httpbin.org, ...), signed by
+ * the test CA of test/proxy/helpers.ts, so a client or the proxy trusting that CA verifies it.
+ */
+export function serverCertFor(names: readonly string[]): Pair {
+  return leafCert(names);
 }
 
 /* ------------------------------------------------------------------------- manifests */
@@ -74,8 +88,11 @@ export function proxyConfigMap(manifests: readonly any[]): any {
 /* ------------------------------------------------------------------------- harness patches */
 
 export interface HarnessPatchOptions {
-  /** Trusted as an extra CA by the proxy (the test CA). */
-  readonly caPem: string;
+  /**
+   * Trusted as an extra CA by the proxy (usually the test CA). Without it no trust is added, so
+   * TLS settings naming no CA keep relying on the system roots.
+   */
+  readonly caPem?: string;
   /** Directory standing in for `/` under the pod's mount root (`/var/run/egress/...`). */
   readonly mountRoot: string;
 }
@@ -93,8 +110,9 @@ export function remapPodPath(path: string, mountRoot: string): string {
  *    public and never collide. parentPort values (what metrics call parent_port) stay.
  * 2. addressPolicy.allowCidrs += 127.0.0.0/8: the upstream stand-ins listen on loopback, which
  *    the built-in address vetting refuses (rightly) in production.
- * 3. trust: the test CA, as caPem, in defaultTls and in every TLS-originating external service
- *    that names no CA of its own (a service with caFile keeps only the trust its config names).
+ * 3. trust (only when `caPem` is given): caPem in defaultTls and in every TLS-originating
+ *    external service that names no CA of its own (a service with caFile keeps only the trust
+ *    its config names).
  * 4. mounted files: every path under /var/run/egress/ (the pod's Secret and ConfigMap mounts)
  *    is re-rooted under `mountRoot`, where the test writes the files the config names.
  *
@@ -115,7 +133,7 @@ export function harnessPatch(config: ProxyConfig, options: HarnessPatchOptions):
     for (const k of ['caFile', 'clientCertFile', 'clientKeyFile']) if (tls[k]) tls[k] = remapPodPath(tls[k], options.mountRoot);
   };
   const trust = (tls: any) => {
-    if (tls.enabled !== false && !tls.caFile && !tls.caPem) tls.caPem = options.caPem;
+    if (options.caPem && tls.enabled !== false && !tls.caFile && !tls.caPem) tls.caPem = options.caPem;
   };
   remap(c.defaultTls);
   trust(c.defaultTls);
@@ -212,6 +230,8 @@ export interface StartFromSynthOptions {
   readonly ports: Readonly<Record<number, number>>;
   /** Files to create at the pod paths the config names (remapped under the mount root). */
   readonly files?: Readonly<Record<string, string>>;
+  /** harnessPatch()'s caPem; `null` adds no trust. @default the test CA */
+  readonly caPem?: string | null;
 }
 
 /**
@@ -224,7 +244,7 @@ export async function startFromSynth(o: StartFromSynthOptions): Promise<SynthPro
   const synthesisedFile = join(dir, 'config.synth.json');
   writeFileSync(synthesisedFile, o.configText);
   const synthesised = JSON.parse(o.configText) as ProxyConfig;
-  const patched = harnessPatch(synthesised, { caPem: testPki().caPem, mountRoot });
+  const patched = harnessPatch(synthesised, { caPem: o.caPem === null ? undefined : o.caPem ?? testPki().caPem, mountRoot });
   for (const [podPath, content] of Object.entries(o.files ?? {})) {
     const local = remapPodPath(podPath, mountRoot);
     mkdirSync(dirname(local), { recursive: true });

@@ -3,25 +3,21 @@
  * take config.json out of its ConfigMap, apply only the documented harness patches and run the
  * real proxy from it. Upstreams are local servers (TCP/TLS echo, HTTP(S), gRPC/gRPCS); the
  * injected dialer reaches loopback only and maps declared upstream ports to their ports.
- * Builds on test/proxy/helpers.ts (test PKI, resolver, logger, metrics scrape).
+ * Builds on test/e2e/helpers.ts (harness patch, loopback-only mapping dialer, startFromSynth,
+ * certificates, metric samples) and test/proxy/helpers.ts (test PKI).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { Chart, Testing } from 'cdk8s';
-import type { ProxyConfig } from '../../src/model/proxy-config';
-import type { Dialer } from '../../src/proxy/runtime';
-import { startProxy, type ProxyHandle } from '../../src/proxy/server';
-import {
-  capturingLogger, isLoopback, loopbackResolver, scrape, testPki, type CapturedLogs, type RecordingResolver,
-} from '../proxy/helpers';
+import { startFromSynth, type Pair, type SynthProxy } from './helpers';
+import { testPki } from '../proxy/helpers';
 
-/** Where gateway pods see mounted Secrets and ConfigMaps (src/internal/mounts.ts). */
-export const POD_MOUNT_ROOT = '/var/run/egress/';
+/* Shared with test/e2e/helpers.ts, re-exported under the names these tests use. */
+export {
+  changedPaths as diffPaths, leafCert, scrapeSamples as metricSamples, type Pair, type Sample,
+} from './helpers';
 
 /* ------------------------------------------------------------------------- synthesis */
 
@@ -32,93 +28,9 @@ export function synthConfigText(chart: Chart): string {
   return found[0].data['config.json'];
 }
 
-export interface MatrixPatchOptions {
-  /** Directory standing in for the pod's file system under /var/run/egress/. */
-  readonly mountRoot: string;
-  /**
-   * PEM added as caPem to TLS settings that name no CA of their own: the stand-in for the
-   * system trust store the pod would use (Kuma's "autodetected OS-specific CA"). Off by default.
-   */
-  readonly systemRootsPem?: string;
-}
-
-/**
- * The only changes made to a synthesised config:
- * 1. listeners bound to 127.0.0.1 on ephemeral ports (parentPort values, which metrics report, stay);
- * 2. addressPolicy.allowCidrs += 127.0.0.0/8 (the stand-in upstreams listen on loopback);
- * 3. file paths under /var/run/egress/ re-rooted under `mountRoot`, where the test writes the PEMs;
- * 4. only when asked: `systemRootsPem` for TLS settings that rely on the system roots.
- */
-export function matrixPatch(config: ProxyConfig, o: MatrixPatchOptions): ProxyConfig {
-  const c = JSON.parse(JSON.stringify(config)) as any;
-  const l = c.listeners;
-  l.bindAddress = '127.0.0.1';
-  l.http.port = 0;
-  if (l.tls) l.tls.port = 0;
-  for (const t of l.tcp ?? []) t.port = 0;
-  l.admin.port = 0;
-  c.addressPolicy.allowCidrs = [...c.addressPolicy.allowCidrs, '127.0.0.0/8'];
-  const fix = (t: any) => {
-    for (const k of ['caFile', 'clientCertFile', 'clientKeyFile']) if (t[k]) t[k] = remap(t[k], o.mountRoot);
-    if (o.systemRootsPem && t.enabled !== false && !t.caFile && !t.caPem) t.caPem = o.systemRootsPem;
-  };
-  fix(c.defaultTls);
-  for (const s of c.externalServices) {
-    fix(s.tls);
-    for (const h of s.injectHeaders) h.valueFile = remap(h.valueFile, o.mountRoot);
-  }
-  return c as ProxyConfig;
-}
-
-function remap(path: string, mountRoot: string): string {
-  return path.startsWith(POD_MOUNT_ROOT) ? join(mountRoot, path) : path;
-}
-
-/** JSON paths where two documents differ (used to prove the patch touched nothing else). */
-export function diffPaths(a: unknown, b: unknown, path = '$'): string[] {
-  if (JSON.stringify(a) === JSON.stringify(b)) return [];
-  const obj = (v: unknown) => typeof v === 'object' && v !== null;
-  if (!obj(a) || !obj(b) || Array.isArray(a) !== Array.isArray(b)) return [path];
-  const ra = a as Record<string, unknown>;
-  const rb = b as Record<string, unknown>;
-  return [...new Set([...Object.keys(ra), ...Object.keys(rb)])].flatMap((k) => diffPaths(ra[k], rb[k], Array.isArray(a) ? `${path}[${k}]` : `${path}.${k}`));
-}
-
 /* ------------------------------------------------------------------------- seams */
 
-export interface PortMapDialer {
-  readonly dial: Dialer;
-  readonly calls: Array<{ address: string; port: number }>;
-  /** Non-loopback requests (each threw): must stay empty. */
-  readonly refused: Array<{ address: string; port: number }>;
-}
-
-/** Loopback only; the declared upstream port is mapped to the stand-in's ephemeral port. */
-export function portMapDialer(ports: Readonly<Record<number, number>>): PortMapDialer {
-  const calls: Array<{ address: string; port: number }> = [];
-  const refused: Array<{ address: string; port: number }> = [];
-  const dial: Dialer = (address, port) => {
-    calls.push({ address, port });
-    if (!isLoopback(address)) {
-      refused.push({ address, port });
-      throw Object.assign(new Error(`test dialer refuses non-loopback address ${address}`), { code: 'EACCES' });
-    }
-    const mapped = ports[port];
-    if (mapped === undefined) throw Object.assign(new Error(`test dialer has no stand-in for port ${port}`), { code: 'ECONNREFUSED' });
-    return net.connect({ host: address, port: mapped });
-  };
-  return { dial, calls, refused };
-}
-
-export interface ChartProxy {
-  readonly proxy: ProxyHandle;
-  readonly resolver: RecordingResolver;
-  readonly dialer: PortMapDialer;
-  readonly logs: CapturedLogs;
-  readonly synthesised: ProxyConfig;
-  readonly patched: ProxyConfig;
-  close(): Promise<void>;
-}
+export type ChartProxy = SynthProxy;
 
 export interface StartChartProxyOptions {
   /** Host name → loopback address for the injected resolver. */
@@ -127,45 +39,20 @@ export interface StartChartProxyOptions {
   readonly ports: Readonly<Record<number, number>>;
   /** Pod path (under /var/run/egress/) → content, written under the mount root. */
   readonly files?: Readonly<Record<string, string>>;
-  /** See MatrixPatchOptions.systemRootsPem. */
+  /**
+   * PEM added as caPem to TLS settings that name no CA of their own: the stand-in for the
+   * system trust store the pod would use (Kuma's "autodetected OS-specific CA"). Off by default,
+   * unlike startFromSynth(), which trusts the test CA unless told otherwise.
+   */
   readonly systemRootsPem?: string;
 }
 
-/** Synthesise `chart`, patch its config, write the files it names and start the proxy from it. */
+/**
+ * Synthesise `chart` and start the proxy from its config through startFromSynth() (harnessPatch,
+ * loopback resolver, mapping dialer), adding trust only when `systemRootsPem` is given.
+ */
 export async function startChartProxy(chart: Chart, o: StartChartProxyOptions): Promise<ChartProxy> {
-  const dir = mkdtempSync(join(tmpdir(), 'egress-matrix-'));
-  const mountRoot = join(dir, 'pod');
-  const synthesised = JSON.parse(synthConfigText(chart)) as ProxyConfig;
-  const patched = matrixPatch(synthesised, { mountRoot, systemRootsPem: o.systemRootsPem });
-  for (const [podPath, content] of Object.entries(o.files ?? {})) {
-    const local = remap(podPath, mountRoot);
-    mkdirSync(dirname(local), { recursive: true });
-    writeFileSync(local, content);
-  }
-  const configPath = join(dir, 'config.json');
-  writeFileSync(configPath, JSON.stringify(patched));
-  const resolver = loopbackResolver(o.names);
-  const dialer = portMapDialer(o.ports);
-  const { logger, logs } = capturingLogger();
-  let proxy: ProxyHandle;
-  try {
-    proxy = await startProxy({ configPath, watch: false, resolver: resolver.resolve, dial: dialer.dial, logger });
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  return {
-    proxy,
-    resolver,
-    dialer,
-    logs,
-    synthesised,
-    patched,
-    close: async () => {
-      await proxy.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return startFromSynth({ configText: synthConfigText(chart), names: o.names, ports: o.ports, files: o.files, caPem: o.systemRootsPem ?? null });
 }
 
 /**
@@ -189,37 +76,6 @@ export class Closer {
 }
 
 /* ------------------------------------------------------------------------- certificates */
-
-export interface Pair {
-  readonly cert: string;
-  readonly key: string;
-}
-
-const leafCache = new Map<string, Pair>();
-
-/**
- * A leaf certificate for `sans` (DNS names) signed by the test CA or, with `untrusted`, by the
- * CA nobody trusts (test/proxy/helpers.ts testPki()).
- */
-export function leafCert(sans: readonly string[], opts: { untrusted?: boolean; cn?: string; usage?: 'serverAuth' | 'clientAuth' } = {}): Pair {
-  const id = `${opts.untrusted ? 'u' : 't'}|${opts.cn ?? ''}|${opts.usage ?? 'serverAuth'}|${sans.join(',')}`;
-  const cached = leafCache.get(id);
-  if (cached) return cached;
-  const pki = testPki();
-  const ca = opts.untrusted ? 'untrusted-ca' : 'ca';
-  const dir = mkdtempSync(join(tmpdir(), 'egress-matrix-leaf-'));
-  const sh = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  sh(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${opts.cn ?? sans[0]}`,
-    '-keyout', 'leaf.key', '-out', 'leaf.csr']);
-  writeFileSync(join(dir, 'leaf.ext'),
-    `subjectAltName=${sans.map((n) => `DNS:${n}`).join(',')}\nextendedKeyUsage=${opts.usage ?? 'serverAuth'}\nbasicConstraints=CA:FALSE\n`);
-  sh(['x509', '-req', '-in', 'leaf.csr', '-CA', join(pki.dir, `${ca}.pem`), '-CAkey', join(pki.dir, `${ca}.key`),
-    '-CAserial', join(dir, 'ca.srl'), '-CAcreateserial', '-days', '2', '-out', 'leaf.pem', '-extfile', 'leaf.ext']);
-  const pair = { cert: readFileSync(join(dir, 'leaf.pem'), 'utf8'), key: readFileSync(join(dir, 'leaf.key'), 'utf8') };
-  rmSync(dir, { recursive: true, force: true });
-  leafCache.set(id, pair);
-  return pair;
-}
 
 /** The test client certificate (CN=client, signed by the test CA). */
 export function clientPair(): Pair {
@@ -428,24 +284,4 @@ export async function grpcCall(proxyPort: number, authority: string, text: strin
   } finally {
     client.close();
   }
-}
-
-/* ------------------------------------------------------------------------- metrics */
-
-export interface Sample {
-  readonly labels: Record<string, string>;
-  readonly value: number;
-}
-
-/** Every sample of `name` from the admin listener, with all its labels. */
-export async function metricSamples(adminPort: number, name: string): Promise<Sample[]> {
-  const out: Sample[] = [];
-  for (const line of (await scrape(adminPort)).split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    const close = line.lastIndexOf('}');
-    const labels: Record<string, string> = {};
-    if (close > 0) for (const m of line.slice(name.length + 1, close).matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[m[1]] = m[2];
-    out.push({ labels, value: Number(line.slice(close > 0 ? close + 1 : name.length + 1).trim()) });
-  }
-  return out;
 }
