@@ -1,17 +1,12 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'fs';
-import { tmpdir } from 'os';
-import { join } from 'path';
-import { parseAllDocuments } from 'yaml';
+import { rmSync } from 'fs';
+import { expectValidManifests, synthToTmp } from './synth';
 import { buildApp, CLIENT_CERT_SECRET, CLIENT_KEY_SECRET, GATEWAY_NAMESPACES } from '../../examples/kuma-external-services/main';
-import { validatePath } from '../mesh/validate';
 
 describe('examples/kuma-external-services', () => {
   let outdir: string;
   let objects: any[];
   beforeAll(() => {
-    outdir = mkdtempSync(join(tmpdir(), 'kuma-example-'));
-    buildApp(outdir).synth();
-    objects = readdirSync(outdir).sort().flatMap((f) => parseAllDocuments(readFileSync(join(outdir, f), 'utf8')).map((d) => d.toJS()));
+    ({ outdir, objects } = synthToTmp('kuma-example-', buildApp));
   });
   afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
@@ -27,11 +22,7 @@ describe('examples/kuma-external-services', () => {
   };
 
   test('passes validate-manifests with nothing failed', () => {
-    const result = validatePath(outdir);
-    expect(result.output).not.toMatch(/FAIL/);
-    expect(result.status).toBe(0);
-    expect(result.failed).toBe(0);
-    expect(result.passed).toBe(objects.length);
+    expectValidManifests(outdir, objects);
   });
 
   test('renders Kuma\'s seven scenarios as MeshExternalServices, each with its HostnameGenerator', () => {

@@ -1,28 +1,17 @@
 import { spawnSync } from 'child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'fs';
+import { mkdtempSync, readdirSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join, resolve } from 'path';
 import { App } from 'cdk8s';
-import { parseAllDocuments } from 'yaml';
 import { buildApp } from '../../examples/linkerd-egress/main';
 import { EgressNetwork } from '../../src';
 import type { ProxyConfig } from '../../src/model/proxy-config';
 import { compilePolicy, decide } from '../../src/proxy/decide';
 import type { Target } from '../../src/proxy/decide';
+import { readManifests } from '../e2e/helpers';
+import { validatePath } from '../mesh/validate';
 
-const VALIDATOR = '/work/shared/tools/validate-manifests';
 const ROOT = resolve(__dirname, '..', '..');
-
-function readAll(dir: string): any[] {
-  return readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()
-    .flatMap((f) => parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => d.toJS()))
-    .filter((o) => o);
-}
-
-function validate(dir: string): { status: number | null; output: string } {
-  const r = spawnSync(VALIDATOR, [dir], { encoding: 'utf8', timeout: 120_000 });
-  return { status: r.status, output: `${r.stdout}${r.stderr}` };
-}
 
 function find(objs: any[], kind: string, name: string): any {
   const found = objs.filter((o) => o.kind === kind && o.metadata?.name === name);
@@ -42,11 +31,11 @@ describe('examples/linkerd-egress', () => {
   test('the deny stage holds the seed\'s objects and passes validate-manifests', () => {
     buildApp(dir).synth();
     expect(readdirSync(dir).sort()).toEqual(['client.k8s.yaml', 'egress.k8s.yaml', 'internal-egress.k8s.yaml', 'namespace.k8s.yaml']);
-    const v = validate(dir);
+    const v = validatePath(dir);
     expect(v.output).toMatch(/\b8 passed, 0 failed/);
     expect(v.status).toBe(0);
 
-    const objs = readAll(dir);
+    const objs = readManifests(dir);
     expect(objs.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
       'Deployment/internal-egress', 'EgressNetwork/all-egress-traffic', 'HTTPRoute/httpbin-get', 'HTTPRoute/unencrypted-http',
       'Namespace/egress-test', 'Pod/client', 'Service/internal-egress', 'TLSRoute/tls-egress',
@@ -90,10 +79,10 @@ describe('examples/linkerd-egress', () => {
 
   test('the allow stage is the observing EgressNetwork, no routes, and passes validate-manifests', () => {
     buildApp(dir, 'allow').synth();
-    const v = validate(dir);
+    const v = validatePath(dir);
     expect(v.output).toMatch(/\b3 passed, 0 failed/);
     expect(v.status).toBe(0);
-    const objs = readAll(dir);
+    const objs = readManifests(dir);
     expect(objs.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(['EgressNetwork/all-egress-traffic', 'Namespace/egress-test', 'Pod/client']);
     expect(find(objs, 'EgressNetwork', 'all-egress-traffic').spec).toEqual({ trafficPolicy: 'Allow' });
   });
@@ -103,7 +92,7 @@ describe('examples/linkerd-egress', () => {
       { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
     expect(r.stderr.replace(/^npm warn.*\n/gm, '')).toBe('');
     expect(r.status).toBe(0);
-    expect(find(readAll(dir), 'EgressNetwork', 'all-egress-traffic').spec.trafficPolicy).toBe('Allow');
+    expect(find(readManifests(dir), 'EgressNetwork', 'all-egress-traffic').spec.trafficPolicy).toBe('Allow');
   });
 
   test('the model of each stage makes the decisions the guide shows, in the real decide()', () => {

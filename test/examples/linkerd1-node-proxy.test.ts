@@ -4,6 +4,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
+import { expectValidManifests, synthToTmp } from './synth';
 import {
   APP_NAMESPACE, buildApp, CERTIFICATES_SECRET, ClientPath, GATEWAY_NAMESPACE, HOST_PORT, WORLD_HOST,
 } from '../../examples/linkerd1-node-proxy/main';
@@ -11,7 +12,6 @@ import type { ProxyConfig } from '../../src/model/proxy-config';
 import {
   curl, nonHarnessChanges, proxyConfigMap, readManifests, serverCertFor, startFromSynth, type SynthProxy,
 } from '../e2e/helpers';
-import { validatePath } from '../mesh/validate';
 import { startHttpsUpstream, testPki, type TestUpstream } from '../proxy/helpers';
 import { NetworkPolicyEvaluator, PodInfo } from '../util/netpol-eval';
 
@@ -27,18 +27,12 @@ describe.each<ClientPath>(['service', 'node-ip'])('examples/linkerd1-node-proxy 
   let outdir: string;
   let objects: any[];
   beforeAll(() => {
-    outdir = mkdtempSync(join(tmpdir(), 'linkerd1-node-proxy-'));
-    buildApp(outdir, path).synth();
-    objects = readManifests(outdir);
+    ({ outdir, objects } = synthToTmp('linkerd1-node-proxy-', (dir) => buildApp(dir, path)));
   });
   afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
   test('passes validate-manifests with nothing failed', () => {
-    const result = validatePath(outdir);
-    expect(result.output).not.toMatch(/FAIL/);
-    expect(result.status).toBe(0);
-    expect(result.failed).toBe(0);
-    expect(result.passed).toBe(objects.length);
+    expectValidManifests(outdir, objects);
   });
 
   test('one proxy per node: a DaemonSet, no Deployment or PodDisruptionBudget for it, a node-local Service', () => {
