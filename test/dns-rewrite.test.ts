@@ -1,6 +1,7 @@
 import { Chart, Testing } from 'cdk8s';
 import { DnsFlavor, DnsRewrite } from '../src/dns-rewrite';
 import { EgressGateway } from '../src/egress-gateway';
+import { thrownMessage } from './util/thrown';
 import { findRootServerBlock, parseCorefile, simulateRegexRewrite } from '../src/internal/corefile';
 
 function synth(build: (chart: Chart) => void): any[] {
@@ -169,14 +170,11 @@ describe('DnsRewrite', () => {
   });
 
   test('throws when names are invalid, collecting every problem', () => {
-    let message = '';
-    try {
-      synth(c => new DnsRewrite(c, 'Dns', {
-        flavor: DnsFlavor.snippetOnly(),
-        suffixes: ['Egress..Local', 'egress.local', 'egress.local', 'svc.cluster.local'],
-        hijackHosts: ['api.github.com.egress.local', 'kubernetes.default.svc.cluster.local'],
-      }));
-    } catch (e) { message = (e as Error).message; }
+    const message = thrownMessage(() => synth(c => new DnsRewrite(c, 'Dns', {
+      flavor: DnsFlavor.snippetOnly(),
+      suffixes: ['Egress..Local', 'egress.local', 'egress.local', 'svc.cluster.local'],
+      hijackHosts: ['api.github.com.egress.local', 'kubernetes.default.svc.cluster.local'],
+    })));
     expect(message).toMatch(/^DnsRewrite test\/Dns: invalid props:/);
     expect(message).toContain('\'suffixes\' "Egress..Local" is not a valid DNS name: it has upper-case letters (CoreDNS matches lower-cased names); did you mean "egress.local"?');
     expect(message).toContain('\'suffixes\' lists "egress.local" twice');

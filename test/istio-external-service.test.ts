@@ -7,6 +7,7 @@ import {
   SubjectAltName, TlsOrigination, TlsVerification, TlsVersion,
 } from '../src';
 import { validatePath } from './mesh/validate';
+import { expectThrownMessage } from './util/thrown';
 
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\n-----END CERTIFICATE-----\n';
 
@@ -94,14 +95,7 @@ describe('IstioExternalService', () => {
 
   describe('throws', () => {
     const expectThrow = (props: ExternalServiceProps, ...parts: (string | RegExp)[]) => {
-      let message = '';
-      try {
-        synth(props);
-      } catch (e) {
-        message = (e as Error).message;
-      }
-      expect(message).toMatch(/^IstioExternalService for ExternalService "test\/svc"/);
-      for (const p of parts) expect(message).toMatch(p);
+      expectThrownMessage(() => synth(props), /^IstioExternalService for ExternalService "test\/svc"/, ...parts);
     };
     test.each([
       ['SkipCA', TlsVerification.skipCa()], ['SkipSAN', TlsVerification.skipSan()],

@@ -7,6 +7,7 @@ import {
   KumaExternalService, SubjectAltName, TlsOrigination, TlsVerification, TlsVersion,
 } from '../src';
 import { validatePath } from './mesh/validate';
+import { expectThrownMessage } from './util/thrown';
 
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\n-----END CERTIFICATE-----\n';
 
@@ -125,14 +126,7 @@ describe('KumaExternalService', () => {
 
   describe('throws', () => {
     const expectThrow = (props: ExternalServiceProps, ...parts: (string | RegExp)[]) => {
-      let message = '';
-      try {
-        synth(props);
-      } catch (e) {
-        message = (e as Error).message;
-      }
-      expect(message).toMatch(/^KumaExternalService for ExternalService "test\/svc"/);
-      for (const p of parts) expect(message).toMatch(p);
+      expectThrownMessage(() => synth(props), /^KumaExternalService for ExternalService "test\/svc"/, ...parts);
     };
     test('throws when the host is a wildcard', () => {
       expectThrow({ host: '*.example.com' }, '\'host\' "*.example.com"', /MeshPassthrough/);

@@ -7,6 +7,7 @@ import {
   SubjectAltName, TlsOrigination, TlsVerification, TlsVersion,
 } from '../src';
 import { validatePath } from './mesh/validate';
+import { expectThrownMessage } from './util/thrown';
 
 const CURL: OsmEgressProps = { sources: [{ serviceAccount: 'curl', namespace: 'curl' }] };
 
@@ -67,14 +68,7 @@ describe('OsmEgress', () => {
 
   describe('throws', () => {
     const expectThrow = (props: ExternalServiceProps, ...parts: (string | RegExp)[]) => {
-      let message = '';
-      try {
-        synth(props);
-      } catch (e) {
-        message = (e as Error).message;
-      }
-      expect(message).toMatch(/^OsmEgress for ExternalService "test\/svc"/);
-      for (const p of parts) expect(message).toMatch(p);
+      expectThrownMessage(() => synth(props), /^OsmEgress for ExternalService "test\/svc"/, ...parts);
     };
     test.each([
       ['tls.verification', TlsOrigination.originate({ verification: TlsVerification.skipAll() })],

@@ -3,6 +3,7 @@ import {
   CertificateSource, CertificateSourceType, SubjectAltName, SubjectAltNameMatch, TlsOrigination, TlsVerification,
   TlsVerificationMode, TlsVersion,
 } from '../src/tls';
+import { thrownMessage } from './util/thrown';
 
 const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\n-----END CERTIFICATE-----\n';
 
@@ -104,12 +105,9 @@ describe('TlsOrigination.originate()', () => {
   });
 
   test('throws when several options are wrong, listing all of them in one error', () => {
-    let message = '';
-    try {
-      TlsOrigination.originate({ minVersion: TlsVersion.TLS13, maxVersion: TlsVersion.TLS10, serverName: 'a..b', clientKey: CertificateSource.fromSecret('k', 'tls.key') });
-    } catch (e) {
-      message = (e as Error).message;
-    }
+    const message = thrownMessage(() => TlsOrigination.originate({
+      minVersion: TlsVersion.TLS13, maxVersion: TlsVersion.TLS10, serverName: 'a..b', clientKey: CertificateSource.fromSecret('k', 'tls.key'),
+    }));
     expect(message).toMatch(/^TlsOrigination.originate\(\): 3 problems:/);
     expect(message).toContain("'minVersion'");
     expect(message).toContain("'serverName' \"a..b\" is not a valid DNS name (empty label); did you mean \"a.b\"?");

@@ -3,6 +3,7 @@ import { validateObjects } from './validate';
 import { IstioRenderOptions, renderIstio } from '../../src/mesh/istio';
 import type { MeshRenderInput, TlsSourceRefs } from '../../src/mesh/render-input';
 import { DEFAULT_RETRY } from '../../src/model/defaults';
+import { expectThrownMessage } from '../util/thrown';
 
 const OPTIONS: IstioRenderOptions = { name: 'httpbin', namespace: 'apps' };
 const render = (input: MeshRenderInput, options: Partial<IstioRenderOptions> = {}) => renderIstio(input, { ...OPTIONS, ...options });
@@ -103,14 +104,7 @@ describe('renderIstio', () => {
 
   describe('throws', () => {
     const throwsWith = (input: MeshRenderInput, ...parts: (string | RegExp)[]) => {
-      let message = '';
-      try {
-        render(input);
-      } catch (e) {
-        message = (e as Error).message;
-      }
-      expect(message).toMatch(/Istio/);
-      for (const p of parts) expect(message).toMatch(p);
+      expectThrownMessage(() => render(input), /Istio/, ...parts);
     };
 
     test.each(['TLS10', 'TLS11', 'TLS13'] as const)('throws when the minimum version is %s', (v) => {

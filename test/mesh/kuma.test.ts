@@ -5,6 +5,7 @@ import {
 } from '../../src/mesh/kuma';
 import type { MeshRenderInput, TlsSourceRefs } from '../../src/mesh/render-input';
 import { DEFAULT_RETRY } from '../../src/model/defaults';
+import { thrownMessage } from '../util/thrown';
 
 const OPTIONS: KumaRenderOptions = { name: 'httpbin', namespace: 'kuma-system', mesh: 'default', hostnameTemplate: DEFAULT_KUMA_HOSTNAME_TEMPLATE };
 const render = (input: MeshRenderInput, options: Partial<KumaRenderOptions> = {}) => renderKuma(input, { ...OPTIONS, ...options });
@@ -135,12 +136,7 @@ describe('renderKuma', () => {
 
   describe('throws', () => {
     const throwsWith = (input: MeshRenderInput, ...parts: (string | RegExp)[]) => {
-      let message = '';
-      try {
-        render(input);
-      } catch (e) {
-        message = (e as Error).message;
-      }
+      const message = thrownMessage(() => render(input));
       expect(message).not.toBe('');
       expect(message).toMatch(/Kuma/);
       for (const p of parts) expect(message).toMatch(p);

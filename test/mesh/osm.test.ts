@@ -5,6 +5,7 @@ import {
 } from '../../src/mesh/osm';
 import type { MeshRenderInput } from '../../src/mesh/render-input';
 import { DEFAULT_RETRY } from '../../src/model/defaults';
+import { expectThrownMessage } from '../util/thrown';
 
 const OPTIONS: OsmEgressRenderOptions = { name: 'httpbin', namespace: 'curl', sources: [{ name: 'curl', namespace: 'curl' }] };
 const render = (input: MeshRenderInput, options: Partial<OsmEgressRenderOptions> = {}) => renderOsmEgress(input, { ...OPTIONS, ...options });
@@ -71,14 +72,7 @@ describe('renderOsmEgress', () => {
 
   describe('throws', () => {
     const throwsWith = (input: MeshRenderInput, options: Partial<OsmEgressRenderOptions>, ...parts: (string | RegExp)[]) => {
-      let message = '';
-      try {
-        render(input, options);
-      } catch (e) {
-        message = (e as Error).message;
-      }
-      expect(message).toMatch(/OSM/);
-      for (const p of parts) expect(message).toMatch(p);
+      expectThrownMessage(() => render(input, options), /OSM/, ...parts);
     };
 
     test.each([
