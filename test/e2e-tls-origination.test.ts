@@ -187,14 +187,15 @@ describe('client certificates (mTLS to the upstream)', () => {
     expect(upstream.handshakes.map((h) => h.clientCn)).toEqual(['client']);
   });
 
-  test('without a client certificate the mTLS upstream refuses: 502 and no request', async () => {
-    const upstream = await upstreamWith(leafCert([HOST]), { requestClientCert: true });
+  test('without a client certificate the TLS 1.3 mTLS upstream refuses: 502 TLS_FAILED and no request', async () => {
+    const upstream = await upstreamWith(leafCert([HOST]), { requestClientCert: true, minVersion: 'TLSv1.3' });
     const p = await proxyFor(chartWith({}), upstream);
     const r = await call(p.proxy.ports.http);
-    // Over TLS 1.3 the server checks the certificate after the client's handshake has finished,
-    // so its refusal arrives as a closed connection on the first request (UPSTREAM_RESET).
-    expect([r.status, r.headers['x-egress-error']]).toEqual([502, 'UPSTREAM_RESET']);
+    // Over TLS 1.3 the server checks the certificate after the client's handshake has finished;
+    // its alert (certificate_required) still names the failure: TLS, not a reset.
+    expect([r.status, r.headers['x-egress-error']]).toEqual([502, 'TLS_FAILED']);
     expect(upstream.requests()).toBe(0);
+    expect(upstream.connections()).toBe(1);
     expect(upstream.handshakes).toEqual([]);
   });
 

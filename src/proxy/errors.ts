@@ -106,6 +106,10 @@ export function errorResponse(code: EgressErrorCode): ErrorResponse {
  */
 export function toEgressError(err: unknown, fallback: EgressErrorCode = 'UPSTREAM_ERROR'): EgressError {
   if (err instanceof EgressError) return err;
+  // A TLS alert after the handshake (TLS 1.3 servers refuse a client certificate only then)
+  // reaches us as "other side closed" with the alert as its cause: it is a TLS failure, not a reset.
+  const tlsCause = tlsLayerError(err);
+  if (tlsCause) return new EgressError('TLS_FAILED', tlsCause.code, { cause: err });
   const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
   switch (code) {
     case 'UND_ERR_HEADERS_TIMEOUT': return new EgressError('RESPONSE_TIMEOUT', undefined, { cause: err });
@@ -127,4 +131,24 @@ export function toEgressError(err: unknown, fallback: EgressErrorCode = 'UPSTREA
     default:
       return new EgressError(fallback, typeof code === 'string' ? code : undefined, { cause: err });
   }
+}
+
+/** True for an error raised by the TLS layer itself (OpenSSL), such as an alert from the peer. */
+export function isTlsLayerError(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { code?: unknown; library?: unknown };
+  return (typeof e.code === 'string' && e.code.startsWith('ERR_SSL_')) || e.library === 'SSL routines';
+}
+
+/** The TLS-layer error in `err` or its cause chain (bounded: causes may be cyclic), if any. */
+function tlsLayerError(err: unknown): { code?: string } | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && typeof e === 'object' && e !== null; depth++) {
+    if (isTlsLayerError(e)) {
+      const code = (e as { code?: unknown }).code;
+      return { code: typeof code === 'string' ? code : undefined };
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
 }

@@ -4,10 +4,8 @@ import { constants as cryptoConstants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import * as tls from 'node:tls';
-import { EgressError } from './errors';
+import { EgressError, isTlsLayerError } from './errors';
 import type { SubjectAltNameSpec, TlsOriginationSpec, TlsVersionSpec } from '../model/proxy-config';
-
-function noop(): void { /* errors are handled by the socket's owner */ }
 
 const MIN_VERSION: Record<TlsVersionSpec, tls.SecureVersion> = {
   TLSAuto: 'TLSv1.2', TLS10: 'TLSv1', TLS11: 'TLSv1.1', TLS12: 'TLSv1.2', TLS13: 'TLSv1.3',
@@ -96,6 +94,31 @@ export function checkIdentity(profile: TlsProfile, servername: string, cert: tls
   return tls.checkServerIdentity(servername, cert);
 }
 
+/** The first TLS-layer error (an alert from the peer) each established socket saw. */
+const tlsAlerts = new WeakMap<tls.TLSSocket, Error>();
+
+/** The TLS alert (or other TLS-layer error) `sock` received after its handshake, if any. */
+export function tlsErrorAfterHandshake(sock: tls.TLSSocket): Error | undefined {
+  return tlsAlerts.get(sock);
+}
+
+/**
+ * Over TLS 1.3 a server checks the client certificate after the client's handshake completed,
+ * so its refusal (certificate_required, bad_certificate) arrives as an alert on an established
+ * socket. HTTP clients then close it and report a generic "other side closed" error, emitted on
+ * this same socket: the alert is attached to it as `cause`, so errors.ts can name a TLS failure.
+ */
+function noteErrorAfterHandshake(sock: tls.TLSSocket, err: Error): void {
+  const alert = tlsAlerts.get(sock);
+  if (!alert) {
+    if (isTlsLayerError(err)) tlsAlerts.set(sock, err);
+    return;
+  }
+  if (err !== alert && (err as { cause?: unknown }).cause === undefined) {
+    Object.defineProperty(err, 'cause', { value: alert, configurable: true, writable: true, enumerable: false });
+  }
+}
+
 export interface TlsHandshakeResult {
   readonly socket: tls.TLSSocket;
   readonly tlsMs: number;
@@ -143,8 +166,9 @@ export function originateTls(
       clearTimeout(timer);
       sock.off('close', onClose);
       sock.off('error', onError);
-      // Until the caller attaches its own handler, a stray error must not crash the process.
-      sock.on('error', noop);
+      // Until the caller attaches its own handler, a stray error must not crash the process; and
+      // a TLS alert arriving now must stay visible to whoever reports the connection's end.
+      sock.on('error', (err: Error) => noteErrorAfterHandshake(sock, err));
       resolve({ socket: sock, tlsMs: performance.now() - started });
     });
   });

@@ -29,6 +29,19 @@ describe('toEgressError', () => {
     expect(toEgressError(new Error('ECONNREFUSED timeout TLS'), 'INTERNAL').code).toBe('INTERNAL');
   });
 
+  test('a TLS alert, itself or as the cause of undici\'s "other side closed", → TLS_FAILED naming the alert', () => {
+    const alert = Object.assign(new Error('tlsv13 alert certificate required'), { code: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', library: 'SSL routines' });
+    const closed = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET', cause: alert });
+    expect([toEgressError(alert).code, toEgressError(alert).detail]).toEqual(['TLS_FAILED', 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED']);
+    expect([toEgressError(closed).code, toEgressError(closed).detail]).toEqual(['TLS_FAILED', 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED']);
+    const bad = Object.assign(new Error('x'), { code: 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE' });
+    expect(toEgressError(Object.assign(new Error('y'), { code: 'ECONNRESET', cause: bad })).code).toBe('TLS_FAILED');
+    // A reset whose cause is not a TLS error stays a reset; a cyclic cause chain ends.
+    const plain = Object.assign(new Error('z'), { code: 'UND_ERR_SOCKET' }) as Error & { cause?: unknown };
+    plain.cause = plain;
+    expect(toEgressError(plain).code).toBe('UPSTREAM_RESET');
+  });
+
   test('an EgressError passes through untouched', () => {
     const e = new EgressError('TLS_FAILED', 'detail');
     expect(toEgressError(e)).toBe(e);

@@ -130,6 +130,27 @@ describe('verified TLS origination', () => {
     expect(r.status).toBe(502);
   });
 
+  test('mTLS over TLS 1.3 without a client certificate → 502 TLS_FAILED, no request, and no retry under a reset policy', async () => {
+    // TLS 1.3: the upstream refuses the missing certificate with an alert after the proxy's handshake completed.
+    upstream = await startHttpsUpstream(undefined, { requestClientCert: true, minVersion: 'TLSv1.3' });
+    const retry = { maxRetries: 3, statusCodes: [503], conditions: ['connect-failure', 'reset', 'timeout'], backoffBaseMs: 1, backoffMaxMs: 2 };
+    const { proxy, logs } = await proxyTo(upstream.port, { retry });
+    for (let i = 1; i <= 2; i++) {
+      const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', `/r${i}`);
+      expect([r.status, r.headers['x-egress-error']]).toEqual([502, 'TLS_FAILED']);
+      // One connection per request: the refusal is final, so nothing was retried.
+      expect(upstream.connections()).toBe(i);
+    }
+    expect(upstream.requests()).toBe(0);
+    const lines = logs.lines.filter((l) => l.msg === 'request');
+    expect(lines.map((l) => [l.error, l.errorDetail, l.attempts, l.retries])).toEqual([
+      ['TLS_FAILED', 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 1, undefined],
+      ['TLS_FAILED', 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 1, undefined],
+    ]);
+    const m = await (await request(`http://127.0.0.1:${proxy.ports.admin}/metrics`)).body.text();
+    expect(m).not.toMatch(/outbound_http_route_retry_requests_total\{/);
+  });
+
   test('server-initiated renegotiation is refused unless allowRenegotiation', async () => {
     upstream = await startHttpsUpstream((req, res) => {
       (req.socket as TLSSocket).renegotiate({ rejectUnauthorized: false }, (err) => res.end(err ? 'renegotiation failed' : 'renegotiated'));
