@@ -14,6 +14,7 @@ import { validateConfig } from '../src/proxy/config';
 import { ProxyImage } from '../src/proxy-image';
 import { CertificateSource, TlsOrigination } from '../src/tls';
 import { EnforcementMode, TrafficPolicy } from '../src/traffic-policy';
+import { errorOf } from './util/thrown';
 
 const IMAGE = ProxyImage.fromRegistry('registry.example.com/egress/proxy:1.0.0');
 
@@ -50,15 +51,6 @@ function proxyContainer(all: Manifest[]): any {
   const containers = podSpec(all).containers;
   expect(containers).toHaveLength(1);
   return containers[0];
-}
-
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  throw new Error('expected an error');
 }
 
 describe('EgressGateway defaults', () => {

@@ -5,18 +5,10 @@ import {
 } from '../src/external-service';
 import { DEFAULT_POOL, DEFAULT_RETRY } from '../src/model/defaults';
 import { CertificateSource, TlsOrigination, TlsVerification } from '../src/tls';
+import { errorOf } from './util/thrown';
 
 function chart(): Chart {
   return new Chart(Testing.app(), 'test');
-}
-
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  throw new Error('expected an error');
 }
 
 describe('ExternalService', () => {

@@ -1,19 +1,14 @@
 import { Chart, Duration, Testing } from 'cdk8s';
 import {
-  EgressNetwork, GrpcMethodMatch, GrpcRetryStatus, GrpcRoute, HeaderMatch, RouteBackend, RouteFilter, TrafficPolicy,
+  EgressNetwork, GrpcMethodMatch, GrpcRetryStatus, GrpcRoute, HeaderMatch, RouteBackend, RouteFilter,
 } from '../src';
 import { validateObjects } from './mesh/validate';
+import { networkChart, synthRoute } from './util/route-chart';
 
-function setup(): { chart: Chart; net: EgressNetwork } {
-  const chart = new Chart(Testing.app(), 'test', { namespace: 'egress-test' });
-  const net = new EgressNetwork(chart, 'Net', { name: 'all-egress-traffic', trafficPolicy: TrafficPolicy.DENY });
-  return { chart, net };
-}
+const setup = networkChart;
 
 function route(chart: Chart, name: string): any {
-  const found = Testing.synth(chart).filter((o) => o.kind === 'GRPCRoute' && o.metadata.name === name);
-  expect(found).toHaveLength(1);
-  return found[0];
+  return synthRoute(chart, 'GRPCRoute', name);
 }
 
 describe('GrpcRoute', () => {

@@ -17,3 +17,13 @@ export function expectThrownMessage(fn: () => unknown, ...patterns: (string | Re
   const message = thrownMessage(fn);
   for (const p of patterns) expect(message).toMatch(p);
 }
+
+/** The message of what `fn` throws; throws 'expected an error' when it returns normally. */
+export function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error('expected an error');
+}
