@@ -176,11 +176,16 @@ const CLIENT_LABEL = 'egress.cdk8s.io/gateway';
 /**
  * Address ranges that are never "the internet" for the gateway: RFC 1918 private ranges, CGNAT
  * (often node or pod networks), link-local (cloud metadata at 169.254.169.254), loopback, and
- * IPv6 unique-local and link-local. The gateway's own address vetting refuses them too; the
+ * IPv6 unique-local and link-local, and the IPv4 ones again as NAT64 addresses (an IPv6-only
+ * cluster reaches IPv4 through 64:ff9b::/96). The gateway's own address vetting refuses them too; the
  * NetworkPolicy makes the refusal hold even if the proxy is compromised.
  */
 const NON_PUBLIC_V4 = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '127.0.0.0/8'];
-const NON_PUBLIC_V6 = ['fc00::/7', 'fe80::/10'];
+const NON_PUBLIC_V6 = [
+  'fc00::/7', 'fe80::/10',
+  // The same IPv4 ranges behind a NAT64 translator (64:ff9b::/96 + the IPv4 address).
+  '64:ff9b::a00:0/104', '64:ff9b::ac10:0/108', '64:ff9b::c0a8:0/112', '64:ff9b::6440:0/106', '64:ff9b::a9fe:0/112', '64:ff9b::7f00:0/104',
+];
 
 function gatewayValue(gateway: EgressGatewayTarget): string {
   return `${gateway.serviceName}.${gateway.namespace}`;

@@ -73,7 +73,11 @@ describe('EgressGatewayPolicy and EgressLockdown', () => {
     const v4 = gw.spec.egress.find((r: any) => r.to[0].ipBlock?.cidr === '0.0.0.0/0');
     expect(v4.to[0].ipBlock.except).toEqual(expect.arrayContaining(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '203.0.113.0/24']));
     const v6 = gw.spec.egress.find((r: any) => r.to[0].ipBlock?.cidr === '::/0');
-    expect(v6.to[0].ipBlock.except).toEqual(['fc00::/7', 'fe80::/10', '2001:db8:1::/48']);
+    expect(v6.to[0].ipBlock.except).toEqual([
+      'fc00::/7', 'fe80::/10',
+      '64:ff9b::a00:0/104', '64:ff9b::ac10:0/108', '64:ff9b::c0a8:0/112', '64:ff9b::6440:0/106', '64:ff9b::a9fe:0/112', '64:ff9b::7f00:0/104',
+      '2001:db8:1::/48',
+    ]);
   });
 
   test.each<[string, Endpoint, Endpoint, number, 'TCP' | 'UDP', boolean]>([
@@ -105,6 +109,9 @@ describe('EgressGatewayPolicy and EgressLockdown', () => {
     ['gateway -> CGNAT', pod(pods.gateway), ip('100.64.1.1'), 443, 'TCP', false],
     ['gateway -> cloud metadata 80', pod(pods.gateway), ip('169.254.169.254'), 80, 'TCP', false],
     ['gateway -> cloud metadata 443', pod(pods.gateway), ip('169.254.169.254'), 443, 'TCP', false],
+    ['gateway -> cloud metadata through NAT64', pod(pods.gateway), ip('64:ff9b::a9fe:a9fe'), 443, 'TCP', false],
+    ['gateway -> 10/8 through NAT64', pod(pods.gateway), ip('64:ff9b::a00:1'), 443, 'TCP', false],
+    ['gateway -> public IPv4 through NAT64', pod(pods.gateway), ip('64:ff9b::808:808'), 443, 'TCP', true],
     ['gateway -> declared cluster CIDR', pod(pods.gateway), ip('203.0.113.7'), 443, 'TCP', false],
     ['gateway -> declared cluster CIDR v6', pod(pods.gateway), ip('2001:db8:1::7'), 443, 'TCP', false],
     ['gateway -> unique-local v6', pod(pods.gateway), ip('fd00::1'), 443, 'TCP', false],

@@ -1,6 +1,6 @@
 // Address vetting (SSRF defence): decides whether a resolved IP may be dialled, from the built-in
 // refusals, the config's addressPolicy and the parent's networks. Pure; compiled once per config.
-import { CidrSet, tryParseIp, unmapIp, formatIp } from './cidr';
+import { CidrSet, tryParseIp, unmapIp, formatIp, type IpAddress } from './cidr';
 import type { AddressPolicySpec, NetworkSpec } from '../model/proxy-config';
 
 /**
@@ -67,10 +67,14 @@ export class AddressVetter {
     if (!parsed) return { ok: false, address, reason: 'invalid-address' };
     const ip = unmapIp(parsed);
     const text = formatIp(ip);
-    const denied = this.deny.find(ip);
-    if (denied) return { ok: false, address: text, reason: 'deny-cidr', matched: cidrText(denied) };
-    const refused = this.builtIn.find(ip);
-    if (refused && !this.allow.has(ip)) return { ok: false, address: text, reason: 'built-in-refusal', matched: cidrText(refused) };
+    // An IPv6 address that carries an IPv4 one (NAT64, 6to4) reaches that IPv4 address through a
+    // translator: it is refused for whatever the IPv4 address would be refused for.
+    for (const candidate of embeddedIpv4(ip) ? [ip, embeddedIpv4(ip)!] : [ip]) {
+      const denied = this.deny.find(candidate);
+      if (denied) return { ok: false, address: text, reason: 'deny-cidr', matched: cidrText(denied) };
+      const refused = this.builtIn.find(candidate);
+      if (refused && !this.allow.has(candidate)) return { ok: false, address: text, reason: 'built-in-refusal', matched: cidrText(refused) };
+    }
     if (this.networks.length > 0) {
       let inside = false;
       for (const n of this.networks) {
@@ -87,6 +91,17 @@ export class AddressVetter {
     }
     return { ok: true, address: text, family: ip.family };
   }
+}
+
+const NAT64_WELL_KNOWN = 0x0064ff9b0000000000000000n; // 64:ff9b::/96 (RFC 6052), shifted right by 32
+const SIX_TO_FOUR = 0x2002n; // 2002::/16 (RFC 3056), shifted right by 112
+
+/** The IPv4 address inside a NAT64 well-known-prefix or 6to4 address, else undefined. */
+export function embeddedIpv4(ip: IpAddress): IpAddress | undefined {
+  if (ip.family !== 6) return undefined;
+  if ((ip.value >> 32n) === NAT64_WELL_KNOWN) return { family: 4, value: ip.value & 0xffffffffn };
+  if ((ip.value >> 112n) === SIX_TO_FOUR) return { family: 4, value: (ip.value >> 80n) & 0xffffffffn };
+  return undefined;
 }
 
 function cidrText(c: { family: 4 | 6; network: bigint; prefix: number }): string {

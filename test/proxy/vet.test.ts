@@ -25,6 +25,12 @@ describe('AddressVetter', () => {
     ['ff02::1', 'built-in-refusal'],
     ['::ffff:10.0.0.1', 'built-in-refusal'],
     ['::ffff:169.254.169.254', 'built-in-refusal'],
+    // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address a translator dials.
+    ['64:ff9b::a00:1', 'built-in-refusal'], // 10.0.0.1
+    ['64:ff9b::a9fe:a9fe', 'built-in-refusal'], // 169.254.169.254
+    ['64:ff9b::7f00:1', 'built-in-refusal'], // 127.0.0.1
+    ['2002:c0a8:101::1', 'built-in-refusal'], // 192.168.1.1
+    ['2002:a9fe:a9fe::', 'built-in-refusal'], // 169.254.169.254
     ['not-an-ip', 'invalid-address'],
   ])('refuses %s (%s)', (address, reason) => {
     const v = strict.vet(address);
@@ -32,13 +38,23 @@ describe('AddressVetter', () => {
     expect(!v.ok && v.reason).toBe(reason);
   });
 
-  test.each(['93.184.216.34', '2606:2800:220:1:248:1893:25c8:1946', '8.8.8.8'])('accepts public %s', (address) => {
+  test.each([
+    '93.184.216.34', '2606:2800:220:1:248:1893:25c8:1946', '8.8.8.8',
+    '64:ff9b::808:808', // NAT64 for 8.8.8.8: public, as IPv6-only clusters reach the internet
+    '2002:808:808::1', // 6to4 for 8.8.8.8
+  ])('accepts public %s', (address) => {
     expect(strict.vet(address).ok).toBe(true);
   });
 
   test('an IPv4-mapped address is dialled as plain IPv4', () => {
     const v = new AddressVetter({ allowCidrs: ['10.20.0.0/16'], denyCidrs: [] }, []).vet('::ffff:10.20.1.1');
     expect(v).toEqual({ ok: true, address: '10.20.1.1', family: 4 });
+  });
+
+  test('denyCidrs and allowCidrs apply to the IPv4 address inside a NAT64 address too', () => {
+    const v = new AddressVetter({ allowCidrs: ['10.20.0.0/16'], denyCidrs: ['8.8.8.0/24'] }, []);
+    expect(v.vet('64:ff9b::a14:101')).toEqual({ ok: true, address: '64:ff9b::a14:101', family: 6 }); // 10.20.1.1
+    expect(v.vet('64:ff9b::808:808')).toMatchObject({ ok: false, reason: 'deny-cidr', matched: '8.8.8.0/24' });
   });
 
   test('allowCidrs lift a built-in refusal; denyCidrs win over allowCidrs', () => {
@@ -72,7 +88,7 @@ describe('address refusal end to end', () => {
   });
 
   test.each([
-    ['10.0.0.1'], ['169.254.169.254'], ['100.64.0.1'], ['::ffff:10.0.0.1'], ['fe80::1'], ['127.0.0.1'],
+    ['10.0.0.1'], ['169.254.169.254'], ['100.64.0.1'], ['::ffff:10.0.0.1'], ['fe80::1'], ['127.0.0.1'], ['64:ff9b::a9fe:a9fe'],
   ])('a name resolving to %s gets 403 ADDRESS_REFUSED and is never dialled', async (address) => {
     // No allowCidrs here: loopback is refused like any private range.
     tp = await startTestProxy(testConfig({ addressPolicy: { allowCidrs: [] } }), { 'evil.test.example': address });
