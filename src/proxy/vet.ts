@@ -97,12 +97,14 @@ const NAT64_WELL_KNOWN = 0x0064ff9b0000000000000000n; // 64:ff9b::/96 (RFC 6052)
 const SIX_TO_FOUR = 0x2002n; // 2002::/16 (RFC 3056), shifted right by 112
 
 /** The IPv4 address inside a NAT64 well-known-prefix or 6to4 address, else undefined. */
+/* eslint-disable no-bitwise */ // address arithmetic is bit arithmetic
 export function embeddedIpv4(ip: IpAddress): IpAddress | undefined {
   if (ip.family !== 6) return undefined;
   if ((ip.value >> 32n) === NAT64_WELL_KNOWN) return { family: 4, value: ip.value & 0xffffffffn };
   if ((ip.value >> 112n) === SIX_TO_FOUR) return { family: 4, value: (ip.value >> 80n) & 0xffffffffn };
   return undefined;
 }
+/* eslint-enable no-bitwise */
 
 function cidrText(c: { family: 4 | 6; network: bigint; prefix: number }): string {
   return `${formatIp({ family: c.family, value: c.network })}/${c.prefix}`;
