@@ -1,20 +1,19 @@
 import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { App, Chart, Testing } from 'cdk8s';
+import { App, Chart } from 'cdk8s';
 import {
   CertificateSource, ExternalService, ExternalServiceProps, ExternalServiceProtocol, IstioExternalService,
   SubjectAltName, TlsOrigination, TlsVerification, TlsVersion,
 } from '../src';
 import { validatePath } from './mesh/validate';
+import { synthExternalService } from './util/external-service-chart';
 import { expectThrownMessage } from './util/thrown';
 
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\n-----END CERTIFICATE-----\n';
 
 function synth(props: ExternalServiceProps, renderer = new IstioExternalService()): any[] {
-  const chart = Testing.chart();
-  new ExternalService(chart, 'svc', { ...props, renderers: [renderer] });
-  return Testing.synth(chart);
+  return synthExternalService(props, renderer);
 }
 const byKind = (objs: any[], kind: string) => objs.find((o) => o.kind === kind);
 const tlsOf = (props: ExternalServiceProps) => byKind(synth(props), 'DestinationRule').spec.trafficPolicy.portLevelSettings[0].tls;

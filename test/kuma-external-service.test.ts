@@ -7,14 +7,13 @@ import {
   KumaExternalService, SubjectAltName, TlsOrigination, TlsVerification, TlsVersion,
 } from '../src';
 import { validatePath } from './mesh/validate';
+import { synthExternalService } from './util/external-service-chart';
 import { expectThrownMessage } from './util/thrown';
 
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\n-----END CERTIFICATE-----\n';
 
 function synth(props: ExternalServiceProps, renderer = new KumaExternalService()): any[] {
-  const chart = Testing.chart();
-  new ExternalService(chart, 'svc', { ...props, renderers: [renderer] });
-  return Testing.synth(chart);
+  return synthExternalService(props, renderer);
 }
 const mesOf = (objs: any[]) => objs.filter((o) => o.kind === 'MeshExternalService');
 const tlsOf = (props: ExternalServiceProps) => {

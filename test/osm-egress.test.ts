@@ -1,20 +1,19 @@
 import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { App, Chart, Testing } from 'cdk8s';
+import { App, Chart } from 'cdk8s';
 import {
   CertificateSource, ExternalService, ExternalServiceProps, ExternalServiceProtocol, OsmEgress, OsmEgressProps, OsmMeshConfig,
   SubjectAltName, TlsOrigination, TlsVerification, TlsVersion,
 } from '../src';
 import { validatePath } from './mesh/validate';
+import { synthExternalService } from './util/external-service-chart';
 import { expectThrownMessage } from './util/thrown';
 
 const CURL: OsmEgressProps = { sources: [{ serviceAccount: 'curl', namespace: 'curl' }] };
 
 function synth(props: ExternalServiceProps, renderer = new OsmEgress(CURL)): any[] {
-  const chart = Testing.chart();
-  new ExternalService(chart, 'svc', { ...props, renderers: [renderer] });
-  return Testing.synth(chart);
+  return synthExternalService(props, renderer);
 }
 
 describe('OsmEgress', () => {
