@@ -4,10 +4,14 @@
  * Counts are asserted at the upstream (what it saw) and in Linkerd's retry metrics.
  */
 import type * as http from 'node:http';
+import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import * as grpc from '@grpc/grpc-js';
 import { Chart, Duration, Testing } from 'cdk8s';
-import { EgressGateway, ExternalServiceProtocol, TlsOrigination, type RetryPolicy } from '../src';
-import { Closer, metricSamples, startChartProxy, type ChartProxy, type Sample } from './e2e/tls-matrix-harness';
+import {
+  EgressGateway, EgressNetwork, ExternalServiceProtocol, GrpcRetryStatus, TlsOrigination, TrafficPolicy, type RetryPolicy,
+} from '../src';
+import { Closer, ECHO_METHOD, grpcCall, metricSamples, startChartProxy, type ChartProxy, type Sample } from './e2e/tls-matrix-harness';
 import { startHttpUpstream, viaProxy, type TestUpstream } from './proxy/helpers';
 import type { ProxyConfig, RetrySpec } from '../src/model/proxy-config';
 
@@ -242,5 +246,139 @@ describe('retry budget during an outage', () => {
       outbound_http_route_retry_overflow_total: model.overflow,
       outbound_http_route_retry_limit_exceeded_total: model.limitExceeded,
     }));
+  });
+});
+
+/* ------------------------------------------------------------------------- gRPC */
+
+const GRPC_HOST = 'grpc.example.test';
+
+/** A GRPCRoute retrying `on` (at most `limit` times) to a plaintext gRPC ExternalService on 9000. */
+function grpcChart(on: GrpcRetryStatus[], limit: number): Chart {
+  const chart = new Chart(Testing.app(), 'grpc-retries', { namespace: 'egress-retries' });
+  const network = new EgressNetwork(chart, 'Net', { name: 'all-egress-traffic', trafficPolicy: TrafficPolicy.DENY });
+  const gateway = new EgressGateway(chart, 'Gateway', { name: 'egress', namespace: 'egress-retries', createNamespace: false, network });
+  gateway.addExternalService('Grpc', {
+    name: 'grpc', host: GRPC_HOST, tls: TlsOrigination.disabled(), ports: [{ port: 9000, protocol: ExternalServiceProtocol.GRPC }],
+  });
+  network.addGrpcRoute('Echo', { name: 'echo', port: 9000, hostnames: [GRPC_HOST], retry: { on, limit } });
+  return chart;
+}
+
+interface GrpcCallSeen {
+  readonly path: string;
+  readonly body: Buffer;
+}
+
+/**
+ * A raw h2c gRPC server: the first `failures` calls get a Trailers-Only answer (HTTP 200,
+ * grpc-status `failStatus` in the headers, no body); later ones a message and grpc-status 0.
+ */
+async function grpcFlakyUpstream(failures: number, failStatus: number): Promise<{ port: number; calls: GrpcCallSeen[]; close(): Promise<void> }> {
+  const calls: GrpcCallSeen[] = [];
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.on('close', () => sessions.delete(s));
+  });
+  server.on('stream', (stream, headers) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      calls.push({ path: String(headers[':path']), body: Buffer.concat(chunks) });
+      if (calls.length <= failures) {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(failStatus), 'grpc-message': 'try%20again' }, { endStream: true });
+        return;
+      }
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(grpcFrame(`ok after ${calls.length}`));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    calls,
+    close: () => new Promise<void>((r) => {
+      for (const s of sessions) s.destroy();
+      server.close(() => r());
+    }),
+  };
+}
+
+/** One uncompressed, length-prefixed gRPC message carrying `text` (what grpc-js sends for a unary request). */
+function grpcFrame(text: string): Buffer {
+  const msg = Buffer.from(text);
+  const frame = Buffer.alloc(5 + msg.length);
+  frame.writeUInt32BE(msg.length, 1);
+  msg.copy(frame, 5);
+  return frame;
+}
+
+describe('gRPC retries on grpc-status from the GRPCRoute construct', () => {
+  async function grpcProxy(chart: Chart, port: number): Promise<ChartProxy> {
+    return closer.add(await startChartProxy(chart, { names: { [GRPC_HOST]: '127.0.0.1' }, ports: { 9000: port } }));
+  }
+
+  function grpcRouteLabels(p: ChartProxy): Record<string, string> {
+    return {
+      parent_group: 'policy.linkerd.io',
+      parent_kind: 'EgressNetwork',
+      parent_namespace: p.synthesised.parent.namespace,
+      parent_name: 'all-egress-traffic',
+      parent_port: '9000',
+      parent_section_name: '',
+      route_group: 'gateway.networking.k8s.io',
+      route_kind: 'GRPCRoute',
+      route_namespace: 'egress-retries',
+      route_name: 'echo',
+      hostname: GRPC_HOST,
+    };
+  }
+
+  test('UNAVAILABLE (Trailers-Only) twice, then OK: the call succeeds, the upstream saw 3 identical calls, metrics count 2 retries, 1 success', async () => {
+    const upstream = closer.add(await grpcFlakyUpstream(2, grpc.status.UNAVAILABLE));
+    const p = await grpcProxy(grpcChart([GrpcRetryStatus.UNAVAILABLE], 3), upstream.port);
+    const spec = p.synthesised.routes[0].rules[0].retry;
+    expect(spec).toMatchObject({ maxRetries: 3, grpcStatusCodes: [14] });
+    const r = await grpcCall(p.proxy.ports.http, `${GRPC_HOST}.egress.local:9000`, 'ping');
+    expect(r).toEqual({ code: grpc.status.OK, reply: 'ok after 3' });
+    // Each retry replayed the request body byte for byte.
+    expect(upstream.calls).toEqual([1, 2, 3].map(() => ({ path: ECHO_METHOD, body: grpcFrame('ping') })));
+    const labels = grpcRouteLabels(p);
+    expect(await retryMetrics(p)).toEqual({
+      outbound_http_route_retry_requests_total: [{ labels, value: 2 }],
+      outbound_http_route_retry_successes_total: [{ labels, value: 1 }],
+      outbound_http_route_retry_limit_exceeded_total: [],
+      outbound_http_route_retry_overflow_total: [],
+    });
+    const statuses = await metricSamples(p.proxy.ports.admin, 'outbound_grpc_route_request_statuses_total');
+    expect(statuses.map((s) => [s.labels.route_name, s.labels.grpc_status, s.value])).toEqual([['echo', '0', 1]]);
+  });
+
+  test('an outage longer than the limit returns UNAVAILABLE after limit + 1 calls; limit exceeded once', async () => {
+    const upstream = closer.add(await grpcFlakyUpstream(Infinity, grpc.status.UNAVAILABLE));
+    const p = await grpcProxy(grpcChart([GrpcRetryStatus.UNAVAILABLE], 2), upstream.port);
+    const r = await grpcCall(p.proxy.ports.http, `${GRPC_HOST}.egress.local:9000`, 'ping');
+    expect([r.code, r.details]).toEqual([grpc.status.UNAVAILABLE, 'try again']);
+    expect(upstream.calls).toHaveLength(3);
+    const labels = grpcRouteLabels(p);
+    expect(await retryMetrics(p)).toEqual({
+      outbound_http_route_retry_requests_total: [{ labels, value: 2 }],
+      outbound_http_route_retry_successes_total: [],
+      outbound_http_route_retry_limit_exceeded_total: [{ labels, value: 1 }],
+      outbound_http_route_retry_overflow_total: [],
+    });
+  });
+
+  test('a grpc-status the route does not list (INTERNAL) is not retried', async () => {
+    const upstream = closer.add(await grpcFlakyUpstream(1, grpc.status.INTERNAL));
+    const p = await grpcProxy(grpcChart([GrpcRetryStatus.UNAVAILABLE], 3), upstream.port);
+    const r = await grpcCall(p.proxy.ports.http, `${GRPC_HOST}.egress.local:9000`, 'ping');
+    // The upstream's own status and message reach the client (Trailers-Only relayed as such).
+    expect([r.code, r.details]).toEqual([grpc.status.INTERNAL, 'try again']);
+    expect(upstream.calls).toHaveLength(1);
+    expect(await retryMetrics(p)).toEqual(expected(p, {}));
   });
 });

@@ -75,8 +75,8 @@ describe('GrpcRoute', () => {
     });
     const rule = r._toSpec(0).rules[0];
     expect(rule.retry).toMatchObject({ maxRetries: 2, statusCodes: [] });
-    // not emitted until the proxy's config boundary accepts it
-    expect(rule.retry!.grpcStatusCodes).toBeUndefined();
+    // unavailable 14, deadline-exceeded 4: the proxy retries Trailers-Only answers with these
+    expect(rule.retry!.grpcStatusCodes).toEqual([14, 4]);
     expect(rule.requestTimeoutMs).toBe(3000);
   });
 

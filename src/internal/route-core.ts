@@ -420,8 +420,8 @@ export interface LinkerdPolicy {
 
 /** The egress proxy's ceiling on retries per request (its config boundary rejects more). */
 const MAX_RETRY_LIMIT = 10;
-/** Flip once the proxy accepts and honours RetrySpec.grpcStatusCodes. */
-const EMIT_GRPC_STATUS_CODES = false;
+/** The proxy accepts and honours RetrySpec.grpcStatusCodes (Trailers-Only answers). */
+const EMIT_GRPC_STATUS_CODES = true;
 
 const GRPC_CODES: Record<string, number> = {
   'cancelled': 1, 'deadline-exceeded': 4, 'resource-exhausted': 8, 'internal': 13, 'unavailable': 14,
@@ -458,8 +458,7 @@ export function linkerdPolicy(
     if (grpc) {
       const on = retry.on as GrpcRetryStatus[];
       annotations[LinkerdRouteAnnotation.RETRY_GRPC] = on.join(',');
-      // The model can carry these (RetrySpec.grpcStatusCodes), but the proxy's config boundary
-      // does not accept them yet; until it does, the gateway retries gRPC on transport failures only.
+      // The proxy retries a gRPC call whose Trailers-Only answer carries one of these statuses.
       grpcCodes = EMIT_GRPC_STATUS_CODES ? on.map((s) => GRPC_CODES[s]) : undefined;
     } else {
       const on = (retry as HttpRouteRetry).on;

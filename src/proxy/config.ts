@@ -485,7 +485,7 @@ class Checker {
   }
 
   private retry(path: string, v: unknown): RetrySpec {
-    const o = this.obj(path, v, Object.keys(DEFAULT_RETRY)) ?? {};
+    const o = this.obj(path, v, [...Object.keys(DEFAULT_RETRY), 'grpcStatusCodes']) ?? {};
     const d = DEFAULT_RETRY;
     const r: RetrySpec = {
       maxRetries: this.int(`${path}.maxRetries`, o.maxRetries, 0, 10, d.maxRetries),
@@ -500,6 +500,10 @@ class Checker {
       budgetTtlMs: this.int(`${path}.budgetTtlMs`, o.budgetTtlMs, 1, 3_600_000, d.budgetTtlMs),
     };
     if (r.backoffBaseMs > r.backoffMaxMs) this.problem(`${path}.backoffBaseMs`, `is above backoffMaxMs (${r.backoffMaxMs})`, r.backoffBaseMs);
+    // gRPC status codes are 0 (OK) to 16 (UNAUTHENTICATED); optional, so configs without it keep their shape.
+    if (o.grpcStatusCodes !== undefined) {
+      return { ...r, grpcStatusCodes: this.arr(`${path}.grpcStatusCodes`, o.grpcStatusCodes, (p, x) => this.int(p, x, 0, 16)) };
+    }
     return r;
   }
 

@@ -200,19 +200,28 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
 
   const timeouts = plan.timeouts;
   const retrySpec = o.rule?.retry ?? plan.service?.spec.retry;
+  // gRPC calls the policy may retry by grpc-status (see retryVerdict for why the method rule is waived).
+  const grpcStatusRetry = o.grpc && retrySpec !== undefined && retrySpec.maxRetries > 0 && (retrySpec.grpcStatusCodes ?? []).length > 0;
   let bodyStarted = false;
   const hasBody = requestHasBody(req, o.grpc);
-  const replay = hasBody && retrySpec ? replayableLength(req, retrySpec) : undefined;
+  const replay = hasBody && retrySpec ? replayableLength(req, retrySpec, grpcStatusRetry) : undefined;
   // A small body the policy may retry is read first; a retry then sends the same bytes again.
   const buffered = replay !== undefined ? await readBody(req, replay, outcome, timeouts.idleMs) : undefined;
-  const body = buffered ?? (hasBody
+  // gRPC bodies rarely declare a length, and a streaming call may wait for answers before it ends:
+  // such a body streams at once while a copy is kept, and is replayable only if it ended in bounds.
+  const copy = hasBody && grpcStatusRetry && buffered === undefined && req.headers['content-length'] === undefined
+    ? new ReplayCopy(MAX_REPLAY_BODY_BYTES)
+    : undefined;
+  let body: Buffer | AsyncIterable<Buffer> | null = buffered ?? (hasBody
     ? (async function* requestBody() {
       bodyStarted = true;
       // undici's watchdogs sleep while it waits on the request body: a stalled upload is ours.
       for await (const chunk of idleBounded(req as AsyncIterable<Buffer>, timeouts.idleMs)) {
         outcome.bytesIn += chunk.length;
+        copy?.keep(chunk);
         yield chunk;
       }
+      copy?.end();
     })()
     : null);
 
@@ -264,12 +273,15 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
    * Whether to retry after this attempt, recording how retrying ended for the retry metrics.
    * 'exhausted' with a retryable answer is Linkerd's limit-exceeded; a spent budget is overflow.
    */
-  const shouldRetry = (retries: number, answer: { errorCode?: string; status?: number }): boolean => {
+  const shouldRetry = (retries: number, answer: { errorCode?: string; status?: number; grpcStatus?: number }): boolean => {
     if (!retrySpec || o.signal.aborted) return false;
-    const verdict = retryVerdict({ method: req.method ?? 'GET', ...answer, spec: retrySpec, retriesSoFar: retries, replayable: buffered !== undefined || !bodyStarted });
+    const replayable = buffered !== undefined || !bodyStarted || copy?.complete() === true;
+    const verdict = retryVerdict({ method: req.method ?? 'GET', ...answer, spec: retrySpec, retriesSoFar: retries, replayable });
     if (verdict.retry) {
       if (budget!.tryAcquireRetry()) {
         outcome.retries = retries + 1;
+        // The streamed gRPC body was consumed; its kept copy goes out again.
+        if (copy && bodyStarted) body = copy.bytes();
         return true;
       }
       outcome.retryEnd = 'overflow';
@@ -296,7 +308,10 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
       }
       throw e;
     }
-    if (shouldRetry(retries, { status: response.statusCode })) {
+    // gRPC: only a Trailers-Only answer can be retried. A status that comes in trailers follows
+    // response messages the client may already have been sent, so the call cannot be replayed.
+    const grpcStatus = o.grpc ? trailersOnlyGrpcStatus(response) : undefined;
+    if (shouldRetry(retries, { status: response.statusCode, grpcStatus })) {
       response.discard();
       await sleep(backoffMs(retries + 1, retrySpec!, Math.random()), o.signal);
       continue;
@@ -314,13 +329,56 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
  * The declared body length when the policy could retry this request and the body is small enough
  * to keep; undefined otherwise (no content-length, too large, or a method the policy never retries).
  */
-function replayableLength(req: ClientRequest, spec: NonNullable<RouteRuleSpec['retry']>): number | undefined {
+function replayableLength(req: ClientRequest, spec: NonNullable<RouteRuleSpec['retry']>, grpcStatusRetry: boolean): number | undefined {
   if (spec.maxRetries <= 0) return undefined;
-  if (!spec.retryNonIdempotent && !IDEMPOTENT_METHODS.includes((req.method ?? '').toUpperCase())) return undefined;
+  if (!grpcStatusRetry && !spec.retryNonIdempotent && !IDEMPOTENT_METHODS.includes((req.method ?? '').toUpperCase())) return undefined;
   const cl = req.headers['content-length'];
   if (typeof cl !== 'string' || !/^[0-9]{1,9}$/.test(cl)) return undefined;
   const n = Number(cl);
   return n <= MAX_REPLAY_BODY_BYTES ? n : undefined;
+}
+
+/**
+ * A copy of a request body kept while it streams upstream (Linkerd's replay body), up to `limit`
+ * bytes. A retry can resend it only when the body ended within the limit before the retry.
+ */
+class ReplayCopy {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private overflowed = false;
+  private ended = false;
+  constructor(private readonly limit: number) {}
+  public keep(chunk: Buffer): void {
+    if (this.overflowed) return;
+    this.size += chunk.length;
+    if (this.size > this.limit) {
+      // Too large to replay: stop holding memory for it.
+      this.overflowed = true;
+      this.chunks = [];
+      return;
+    }
+    this.chunks.push(chunk);
+  }
+  public end(): void {
+    this.ended = true;
+  }
+  public complete(): boolean {
+    return this.ended && !this.overflowed;
+  }
+  public bytes(): Buffer {
+    return Buffer.concat(this.chunks, this.size);
+  }
+}
+
+/**
+ * The grpc-status of a Trailers-Only response: HTTP 200 whose headers already carry grpc-status
+ * (the gRPC HTTP/2 protocol puts it there only when the call ends without any message).
+ */
+function trailersOnlyGrpcStatus(response: PendingResponse): number | undefined {
+  if (response.statusCode !== 200) return undefined;
+  const v = firstHeader(response.headers['grpc-status']);
+  if (v === undefined || !/^[0-9]{1,2}$/.test(v.trim())) return undefined;
+  return Number(v.trim());
 }
 
 /** Chunks of `source`, failing with IDLE_TIMEOUT when none arrives for idleMs. */
@@ -487,8 +545,17 @@ async function streamResponse(
   }
   // Trailers are only meaningful end to end over HTTP/2 (gRPC status lives there).
   const h2 = o.req.httpVersionMajor === 2;
-  (res as ServerResponse).writeHead(response.statusCode, headers);
   if (o.grpc) outcome.grpcStatus = firstHeader(response.headers['grpc-status']);
+  // A Trailers-Only answer must reach gRPC clients as one HEADERS frame that ends the stream:
+  // they read grpc-status from the headers only then. Its head waits to see whether a body follows.
+  const stream = (res as Http2ServerResponse).stream;
+  let headPending = h2 && o.grpc && stream !== undefined && trailersOnlyGrpcStatus(response) !== undefined;
+  const writeHead = () => {
+    if (!headPending) return;
+    headPending = false;
+    (res as ServerResponse).writeHead(response.statusCode, headers);
+  };
+  if (!headPending) (res as ServerResponse).writeHead(response.statusCode, headers);
   let ended: Promise<void> | undefined;
   const onClose = () => {
     if (!res.writableFinished) response.discard(new EgressError('CLIENT_CLOSED'));
@@ -497,11 +564,19 @@ async function streamResponse(
   try {
     await response.commit({
       write: (chunk) => {
+        writeHead();
         outcome.bytesOut += chunk.length;
         return (res as ServerResponse).write(chunk);
       },
       onDrain: (resume) => res.on('drain', resume),
       end: (trailers) => {
+        if (headPending && Object.keys(trailers).length === 0 && !stream.headersSent) {
+          headPending = false;
+          // Not awaiting 'close': a streaming client may keep its own half open a while longer.
+          stream.respond({ ':status': response.statusCode, ...headers }, { endStream: true });
+          return;
+        }
+        writeHead();
         if (h2 && Object.keys(trailers).length > 0) {
           if (o.grpc && trailers['grpc-status'] !== undefined) outcome.grpcStatus = firstHeader(trailers['grpc-status']);
           (res as Http2ServerResponse).addTrailers(trailers as Record<string, string>);

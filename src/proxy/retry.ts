@@ -5,7 +5,7 @@
 //   IDEMPOTENT_METHODS: readonly string[]                   RFC 9110 §9.2.2
 //   RETRY_CONDITION_CODES: Record<RetryConditionSpec, readonly RetryableErrorCode[]>
 //   RETRYABLE_ERROR_CODES: readonly RetryableErrorCode[]    every code any condition names
-//   retryVerdict(input): RetryVerdict                       { retry, reason }
+//   retryVerdict(input): RetryVerdict                       { retry, reason }; input.grpcStatus optional
 //   isRetryable(input): boolean
 //   backoffMs(attempt, spec, random): number
 //   class RetryBudget { constructor(options); static fromSpec(spec, now); recordRequest();
@@ -42,6 +42,11 @@ export interface RetryInput {
   readonly status?: number;
   /** Stable error code, when the attempt failed without a usable response. Wins over status. */
   readonly errorCode?: string;
+  /**
+   * grpc-status of a gRPC Trailers-Only response (status in the response headers, no body), the
+   * only gRPC answer that can be retried: once a message was relayed the call cannot be replayed.
+   */
+  readonly grpcStatus?: number;
   readonly spec: RetrySpec;
   /** Retries already made for this request (0 when deciding the first retry). @default 0 */
   readonly retriesSoFar?: number;
@@ -51,11 +56,11 @@ export interface RetryInput {
 
 /**
  * Why, for logs and metrics:
- * - retry: 'status' | 'connect-failure' | 'reset' | 'timeout' (the condition that matched)
+ * - retry: 'status' | 'grpc-status' | 'connect-failure' | 'reset' | 'timeout' (what matched)
  * - no retry: 'disabled' (maxRetries 0), 'exhausted' (maxRetries reached), 'not-replayable',
  *   'method' (not idempotent and retryNonIdempotent off), 'not-retryable' (status or code not listed)
  */
-export type RetryVerdictReason = 'status' | RetryConditionSpec | 'disabled' | 'exhausted' | 'not-replayable' | 'method' | 'not-retryable';
+export type RetryVerdictReason = 'status' | 'grpc-status' | RetryConditionSpec | 'disabled' | 'exhausted' | 'not-replayable' | 'method' | 'not-retryable';
 
 export interface RetryVerdict {
   readonly retry: boolean;
@@ -65,16 +70,23 @@ export interface RetryVerdict {
 /**
  * Checks, in order: retries enabled and not used up; the body can be replayed; the method is
  * idempotent (or retryNonIdempotent); then the error code against the configured conditions, or
- * else the status against statusCodes. The budget is checked separately (RetryBudget).
+ * else the grpc-status against grpcStatusCodes, or else the status against statusCodes. The
+ * budget is checked separately (RetryBudget).
+ *
+ * A listed grpc-status is retried whatever the method: every gRPC call is a POST, and a route
+ * that names gRPC statuses to retry has declared its calls safe to repeat on them (Linkerd's
+ * semantics for GRPCRoute retries). Transport failures of gRPC calls keep the method rule.
  */
 export function retryVerdict(input: RetryInput): RetryVerdict {
   const { spec } = input;
   if (spec.maxRetries <= 0) return { retry: false, reason: 'disabled' };
   if ((input.retriesSoFar ?? 0) >= spec.maxRetries) return { retry: false, reason: 'exhausted' };
   if (input.replayable === false) return { retry: false, reason: 'not-replayable' };
-  if (!spec.retryNonIdempotent && !IDEMPOTENT_METHODS.includes(input.method.toUpperCase())) {
+  const grpcListed = input.errorCode === undefined && input.grpcStatus !== undefined && (spec.grpcStatusCodes ?? []).includes(input.grpcStatus);
+  if (!grpcListed && !spec.retryNonIdempotent && !IDEMPOTENT_METHODS.includes(input.method.toUpperCase())) {
     return { retry: false, reason: 'method' };
   }
+  if (grpcListed) return { retry: true, reason: 'grpc-status' };
   if (input.errorCode !== undefined) {
     for (const condition of spec.conditions) {
       if ((RETRY_CONDITION_CODES[condition] as readonly string[])?.includes(input.errorCode)) return { retry: true, reason: condition };

@@ -58,6 +58,21 @@ describe('valid configs', () => {
     expect(() => { (r.config.parent as { trafficPolicy: string }).trafficPolicy = 'Allow'; }).toThrow();
   });
 
+  test('retry.grpcStatusCodes is optional: kept when given (0-16), absent when not', () => {
+    const svc = (retry: Record<string, unknown>) => ({ ...MINIMAL, externalServices: [{ name: 'g', host: 'g.example', retry }] });
+    const r = validateConfig(svc({ grpcStatusCodes: [14, 4, 0, 16] }));
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect(r.config.externalServices[0].retry?.grpcStatusCodes).toEqual([14, 4, 0, 16]);
+    const plain = validateConfig(svc({ maxRetries: 1 }));
+    if (!plain.ok) throw new Error(JSON.stringify(plain.problems));
+    expect(plain.config.externalServices[0].retry).not.toHaveProperty('grpcStatusCodes');
+    expect(problems(svc({ grpcStatusCodes: [17, -1, 1.5, '14'] })).map((p) => p.path)).toEqual([
+      '$.externalServices[0].retry.grpcStatusCodes[0]', '$.externalServices[0].retry.grpcStatusCodes[1]',
+      '$.externalServices[0].retry.grpcStatusCodes[2]', '$.externalServices[0].retry.grpcStatusCodes[3]',
+    ]);
+    expect(problems(svc({ grpcStatusCodes: 14 })).map((p) => p.path)).toEqual(['$.externalServices[0].retry.grpcStatusCodes']);
+  });
+
   test('loadConfigFile reads and validates a file', () => {
     const file = join(tmpdir(), `egress-config-${process.pid}.json`);
     writeFileSync(file, JSON.stringify(MINIMAL));

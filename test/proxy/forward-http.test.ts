@@ -622,6 +622,83 @@ describe('gRPC', () => {
     expect(m).toMatch(/outbound_grpc_route_request_statuses_total\{[^}]*route_name="grpc-egress-allow"[^}]*grpc_status="0"[^}]*\} 1/);
   });
 
+  /**
+   * An h2c gRPC upstream; `answer(n)` says how call n (1-based) ends: Trailers-Only with a status,
+   * or a message followed by trailers with a status. Records each call's request body.
+   */
+  async function grpcUpstream(answer: (n: number) => { trailersOnly: boolean; status: number }) {
+    const bodies: Buffer[] = [];
+    const h2server = http2.createServer();
+    h2server.on('stream', (stream) => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        bodies.push(Buffer.concat(chunks));
+        const a = answer(bodies.length);
+        if (a.trailersOnly) {
+          stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(a.status) }, { endStream: true });
+          return;
+        }
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': String(a.status) }));
+        stream.end(Buffer.from([0, 0, 0, 0, 1, 42]));
+      });
+    });
+    await new Promise<void>((r) => h2server.listen(0, '127.0.0.1', () => r()));
+    extra.push({ close: () => new Promise<void>((r) => h2server.close(() => r())) });
+    return { port: (h2server.address() as { port: number }).port, bodies };
+  }
+
+  /** One gRPC call over h2c through the proxy: the grpc-status from headers or trailers, and the body. */
+  async function grpcThroughProxy(proxyPort: number, body: Buffer) {
+    const client = http2.connect(`http://127.0.0.1:${proxyPort}`);
+    extra.push({ close: async () => { client.destroy(); } });
+    return new Promise<{ grpcStatus: unknown; body: Buffer }>((resolve, reject) => {
+      const stream = client.request({
+        ':method': 'POST', ':path': '/grpc.test.Echo/Say', ':authority': 'api.test.example.egress.local', 'content-type': 'application/grpc', 'te': 'trailers',
+      });
+      const chunks: Buffer[] = [];
+      let grpcStatus: unknown;
+      stream.on('response', (h) => { grpcStatus = h['grpc-status'] ?? grpcStatus; });
+      stream.on('trailers', (t) => { grpcStatus = t['grpc-status']; });
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => resolve({ grpcStatus, body: Buffer.concat(chunks) }));
+      stream.on('error', reject);
+      stream.end(body);
+    });
+  }
+
+  const grpcRetry = { maxRetries: 2, statusCodes: [503], conditions: ['connect-failure', 'reset'], backoffBaseMs: 1, backoffMaxMs: 2, grpcStatusCodes: [14] };
+  const grpcPort = (port: number) => ({ ports: [{ port: 80, protocol: 'grpc', targetPort: port }], retry: grpcRetry });
+
+  test('gRPC: a Trailers-Only UNAVAILABLE is retried with the same body although retryNonIdempotent is off', async () => {
+    const up = await grpcUpstream((n) => (n === 1 ? { trailersOnly: true, status: 14 } : { trailersOnly: false, status: 0 }));
+    const { proxy } = await proxyTo(up.port, grpcPort(up.port), {}, { enabled: false });
+    const message = Buffer.from([0, 0, 0, 0, 3, 1, 2, 3]);
+    const r = await grpcThroughProxy(proxy.ports.http, message);
+    expect(r).toEqual({ grpcStatus: '0', body: Buffer.from([0, 0, 0, 0, 1, 42]) });
+    expect(up.bodies).toEqual([message, message]);
+  });
+
+  test('gRPC: UNAVAILABLE in trailers after a message is relayed, not retried (the message may already be with the client)', async () => {
+    const up = await grpcUpstream(() => ({ trailersOnly: false, status: 14 }));
+    const { proxy } = await proxyTo(up.port, grpcPort(up.port), {}, { enabled: false });
+    const r = await grpcThroughProxy(proxy.ports.http, Buffer.from([0, 0, 0, 0, 0]));
+    expect(r).toEqual({ grpcStatus: '14', body: Buffer.from([0, 0, 0, 0, 1, 42]) });
+    expect(up.bodies).toHaveLength(1);
+  });
+
+  test('gRPC: a request body over 64 KiB streams and is not retried; the Trailers-Only status reaches the client', async () => {
+    const up = await grpcUpstream(() => ({ trailersOnly: true, status: 14 }));
+    const { proxy } = await proxyTo(up.port, grpcPort(up.port), {}, { enabled: false });
+    const big = Buffer.alloc(5 + 64 * 1024 + 1, 7);
+    big.writeUInt8(0, 0);
+    big.writeUInt32BE(64 * 1024 + 1, 1);
+    const r = await grpcThroughProxy(proxy.ports.http, big);
+    expect(r).toEqual({ grpcStatus: '14', body: Buffer.alloc(0) });
+    expect(up.bodies.map((b) => b.length)).toEqual([big.length]);
+  });
+
   test('an allowed gRPC call goes over HTTP/2 + TLS upstream and its trailers come back', async () => {
     const p = testPki();
     const h2server = http2.createSecureServer({ cert: p.serverCert, key: p.serverKey, allowHTTP1: false });

@@ -60,6 +60,15 @@ describe('retryVerdict / isRetryable', () => {
     ['second retry of 2', { method: 'GET', status: 503, spec: spec({ maxRetries: 2 }), retriesSoFar: 1 }, true, 'status'],
     ['third retry of 2', { method: 'GET', status: 503, spec: spec({ maxRetries: 2 }), retriesSoFar: 2 }, false, 'exhausted'],
     ['streamed body cannot be replayed', { method: 'PUT', status: 503, spec: spec(), replayable: false }, false, 'not-replayable'],
+    // gRPC Trailers-Only statuses (every gRPC call is a POST)
+    ['gRPC POST grpc-status 14 when listed (method rule waived)', { method: 'POST', status: 200, grpcStatus: 14, spec: spec({ grpcStatusCodes: [14] }) }, true, 'grpc-status'],
+    ['gRPC POST grpc-status 13 when only 14 listed', { method: 'POST', status: 200, grpcStatus: 13, spec: spec({ grpcStatusCodes: [14] }) }, false, 'method'],
+    ['gRPC grpc-status 13 when only 14 listed, retryNonIdempotent', { method: 'POST', status: 200, grpcStatus: 13, spec: spec({ grpcStatusCodes: [14], retryNonIdempotent: true }) }, false, 'not-retryable'],
+    ['gRPC grpc-status 14 without grpcStatusCodes', { method: 'POST', status: 200, grpcStatus: 14, spec: spec({ retryNonIdempotent: true }) }, false, 'not-retryable'],
+    ['gRPC grpc-status 0 is never retried unless listed', { method: 'POST', status: 200, grpcStatus: 0, spec: spec({ grpcStatusCodes: [14], retryNonIdempotent: true }) }, false, 'not-retryable'],
+    ['gRPC grpc-status 14 listed but maxRetries reached', { method: 'POST', grpcStatus: 14, spec: spec({ grpcStatusCodes: [14], maxRetries: 1 }), retriesSoFar: 1 }, false, 'exhausted'],
+    ['gRPC grpc-status 14 listed but body not replayable', { method: 'POST', grpcStatus: 14, spec: spec({ grpcStatusCodes: [14] }), replayable: false }, false, 'not-replayable'],
+    ['gRPC POST reset keeps the method rule', { method: 'POST', errorCode: 'UPSTREAM_RESET', grpcStatus: 14, spec: spec({ grpcStatusCodes: [14] }) }, false, 'method'],
   ])('%s → %s (%s)', (_name, input, retry, reason) => {
     expect(retryVerdict(input)).toEqual({ retry, reason });
     expect(isRetryable(input)).toBe(retry);
