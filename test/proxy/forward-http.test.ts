@@ -591,6 +591,29 @@ describe('HTTP/2 upstreams', () => {
   });
 });
 
+describe('HTTP/2 upstreams over mTLS', () => {
+  test('TLS 1.3 refusal of a missing client certificate over HTTP/2 → 502 TLS_FAILED, one connection, no retry', async () => {
+    const p = testPki();
+    const h2server = http2.createSecureServer({
+      cert: p.serverCert, key: p.serverKey, ca: p.caPem, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3', allowHTTP1: false,
+    }, (_req, res) => res.end('never'));
+    let connections = 0;
+    let requests = 0;
+    h2server.on('connection', () => connections++);
+    h2server.on('request', () => requests++);
+    await new Promise<void>((r) => h2server.listen(0, '127.0.0.1', () => r()));
+    extra.push({ close: () => new Promise<void>((r) => h2server.close(() => r())) });
+    const port = (h2server.address() as { port: number }).port;
+    const retry = { maxRetries: 2, conditions: ['connect-failure', 'reset'], backoffBaseMs: 1, backoffMaxMs: 2 };
+    const { proxy, logs } = await proxyTo(port, { ports: [{ port: 80, protocol: 'http2', targetPort: port }], retry });
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect([r.status, r.headers['x-egress-error']]).toEqual([502, 'TLS_FAILED']);
+    expect([connections, requests]).toEqual([1, 0]);
+    expect(logs.lines.filter((l) => l.msg === 'request').map((l) => [l.error, l.errorDetail, l.retries]))
+      .toEqual([['TLS_FAILED', 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', undefined]]);
+  });
+});
+
 describe('gRPC', () => {
   test('plaintext gRPC (h2c prior knowledge) both sides when the service disables TLS', async () => {
     const h2server = http2.createServer();
