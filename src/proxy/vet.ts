@@ -58,6 +58,15 @@ export class AddressVetter {
     this.networks = networks.map((n) => ({ cidr: new CidrSet([n.cidr]), except: new CidrSet(n.except) }));
   }
 
+  /** denyCidrs, then the built-in refusals unless allowCidrs lists the address. */
+  private refusal(ip: IpAddress, text: string): VetVerdict | undefined {
+    const denied = this.deny.find(ip);
+    if (denied) return { ok: false, address: text, reason: 'deny-cidr', matched: cidrText(denied) };
+    const refused = this.builtIn.find(ip);
+    if (refused && !this.allow.has(ip)) return { ok: false, address: text, reason: 'built-in-refusal', matched: cidrText(refused) };
+    return undefined;
+  }
+
   /**
    * Order: denyCidrs refuse; built-in refusals apply unless allowCidrs lists the address; then
    * the address must be inside one of the parent's networks (if any) and not in its except list.
@@ -69,11 +78,12 @@ export class AddressVetter {
     const text = formatIp(ip);
     // An IPv6 address that carries an IPv4 one (NAT64, 6to4) reaches that IPv4 address through a
     // translator: it is refused for whatever the IPv4 address would be refused for.
-    for (const candidate of embeddedIpv4(ip) ? [ip, embeddedIpv4(ip)!] : [ip]) {
-      const denied = this.deny.find(candidate);
-      if (denied) return { ok: false, address: text, reason: 'deny-cidr', matched: cidrText(denied) };
-      const refused = this.builtIn.find(candidate);
-      if (refused && !this.allow.has(candidate)) return { ok: false, address: text, reason: 'built-in-refusal', matched: cidrText(refused) };
+    const refusal = this.refusal(ip, text);
+    if (refusal) return refusal;
+    const embedded = embeddedIpv4(ip);
+    if (embedded) {
+      const embeddedRefusal = this.refusal(embedded, text);
+      if (embeddedRefusal) return embeddedRefusal;
     }
     if (this.networks.length > 0) {
       let inside = false;
