@@ -18,6 +18,7 @@ import { stableJson } from './internal/json';
 import { MountRef, mountDir, volumeName } from './internal/mounts';
 import { Problems } from './internal/problems';
 import { timeoutsToSpec } from './internal/timeouts';
+import { IntRange, LIMIT_BOUNDS, TIMEOUT_BOUNDS } from './model/bounds';
 import {
   DEFAULT_ADMIN_PORT, DEFAULT_EGRESS_SUFFIX, DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT, DEFAULT_LIMITS,
   DEFAULT_TIMEOUTS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT,
@@ -234,6 +235,21 @@ export interface EgressGatewayProps {
    * @default 16384
    */
   readonly maxHeaderBytes?: number;
+
+  /**
+   * Open client connections per pod (HTTP, TLS passthrough and TCP listeners together) before
+   * new ones are closed at accept. Refusals are counted in `egress_client_connections_refused_total`
+   * and logged when the limit starts and stops biting.
+   * @default 20000
+   */
+  readonly maxClientConnections?: number;
+
+  /**
+   * How long an idle keep-alive client connection (HTTP/1.1, between requests) stays open.
+   * Keep it longer than the clients' own keep-alive idle timeout, so that they close first.
+   * @default Duration.seconds(5)
+   */
+  readonly clientKeepAliveTimeout?: Duration;
 
   /**
    * The proxy image.
@@ -457,9 +473,17 @@ export class EgressGateway extends Construct {
     if (props.maxConcurrentRequests !== undefined && (!Number.isInteger(props.maxConcurrentRequests) || props.maxConcurrentRequests < 1)) {
       problems.add('maxConcurrentRequests', props.maxConcurrentRequests, 'must be a whole number of at least 1', `use e.g. ${DEFAULT_LIMITS.maxConcurrent}`);
     }
-    const maxHeaderBytes = props.maxHeaderBytes;
-    if (maxHeaderBytes !== undefined && (!Number.isInteger(maxHeaderBytes) || maxHeaderBytes < 1024 || maxHeaderBytes > 1_048_576)) {
-      problems.add('maxHeaderBytes', props.maxHeaderBytes, 'must be a whole number from 1024 to 1048576', `use e.g. ${DEFAULT_LIMITS.maxHeaderBytes}`);
+    checkRange(problems, 'maxHeaderBytes', props.maxHeaderBytes, LIMIT_BOUNDS.maxHeaderBytes, DEFAULT_LIMITS.maxHeaderBytes);
+    checkRange(problems, 'maxClientConnections', props.maxClientConnections, LIMIT_BOUNDS.maxClientConnections, DEFAULT_LIMITS.maxClientConnections);
+    const clientKeepAliveMs = durationMs(problems, 'clientKeepAliveTimeout', props.clientKeepAliveTimeout);
+    if (clientKeepAliveMs !== undefined) {
+      const { min, max } = TIMEOUT_BOUNDS.clientKeepAliveMs;
+      if (clientKeepAliveMs < min || clientKeepAliveMs > max) {
+        problems.add('clientKeepAliveTimeout', props.clientKeepAliveTimeout!.toHumanString(), `must be from ${min} ms to ${max / 1000} s`,
+          `use e.g. Duration.seconds(${DEFAULT_TIMEOUTS.clientKeepAliveMs / 1000})`);
+      } else {
+        this.timeoutsSpec = { ...this.timeoutsSpec, clientKeepAliveMs };
+      }
     }
     problems.throwIfAny();
 
@@ -828,6 +852,7 @@ export class EgressGateway extends Construct {
       limits: {
         maxConcurrent: props.maxConcurrentRequests ?? DEFAULT_LIMITS.maxConcurrent,
         maxHeaderBytes: props.maxHeaderBytes ?? DEFAULT_LIMITS.maxHeaderBytes,
+        maxClientConnections: props.maxClientConnections ?? DEFAULT_LIMITS.maxClientConnections,
       },
       defaultTls: this.defaultTls._toSpec(),
     };
@@ -887,6 +912,14 @@ export class EgressGateway extends Construct {
 
 function cdk8sSize(mebibytes: number): Size {
   return Size.mebibytes(mebibytes);
+}
+
+/** A whole number inside a range shared with the proxy's config validation (src/model/bounds.ts). */
+function checkRange(problems: Problems, prop: string, value: number | undefined, range: IntRange, example: number): void {
+  if (value === undefined) return;
+  if (!Number.isInteger(value) || value < range.min || value > range.max) {
+    problems.add(prop, value, `must be a whole number from ${range.min} to ${range.max}`, `use e.g. ${example}`);
+  }
 }
 
 function checkEnum(problems: Problems, prop: string, value: string | undefined, e: Record<string, string>, name: string): void {

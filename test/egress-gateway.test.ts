@@ -8,6 +8,7 @@ import { ConfigReload, EgressGateway, GatewayDeployment, LogLevel } from '../src
 import { EgressClientMode, EgressClientProxyAddress } from '../src/egress-lockdown';
 import { EgressNetwork } from '../src/egress-network';
 import { ExternalServiceProtocol, InjectedHeader } from '../src/external-service';
+import { LIMIT_BOUNDS } from '../src/model/bounds';
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_TLS } from '../src/model/defaults';
 import type { ProxyConfig } from '../src/model/proxy-config';
 import { validateConfig } from '../src/proxy/config';
@@ -216,6 +217,8 @@ describe('EgressGateway props', () => {
       clusterCidrs: ['10.0.0.0/14', 'fd00:10::/64'],
       maxConcurrentRequests: 500,
       maxHeaderBytes: 32768,
+      maxClientConnections: 3000,
+      clientKeepAliveTimeout: Duration.seconds(75),
       logLevel: LogLevel.DEBUG,
       image: IMAGE,
     });
@@ -228,8 +231,9 @@ describe('EgressGateway props', () => {
     expect(parsed.listeners.tls).toEqual({ port: 8443, parentPort: 443 });
     expect(parsed.parent).toMatchObject({ name: 'edge', namespace: 'egress-system', trafficPolicy: 'Deny', mode: 'ReportOnly' });
     expect(parsed.addressPolicy).toEqual({ allowCidrs: ['10.20.0.0/16'], denyCidrs: ['10.0.0.0/14', 'fd00:10::/64'] });
-    expect(parsed.timeouts).toEqual({ ...DEFAULT_TIMEOUTS, connectMs: 3000, totalMs: 300_000, shutdownGraceMs: 40_000 });
-    expect(parsed.limits).toEqual({ maxConcurrent: 500, maxHeaderBytes: 32768 });
+    expect(parsed.timeouts).toEqual({ ...DEFAULT_TIMEOUTS, connectMs: 3000, totalMs: 300_000, shutdownGraceMs: 40_000, clientKeepAliveMs: 75_000 });
+    expect(parsed.limits).toEqual({ maxConcurrent: 500, maxHeaderBytes: 32768, maxClientConnections: 3000 });
+    expect(parsed.timeouts.clientKeepAliveMs).toBe(75_000);
     expect(one(all, 'Service').metadata.name).toBe('egress');
     expect(one(all, 'Service').spec.ports).toEqual([
       { name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 },
@@ -526,6 +530,15 @@ describe('EgressGateway validation', () => {
     expect(message).toContain("'allowedCidrs[0]' \"10.0.0.0\" is not a CIDR");
     expect(message).toContain("'clusterCidrs[0]' \"10.0.0.1/8\" is not a CIDR");
     expect(message).toContain("'maxHeaderBytes' 10");
+  });
+
+  test('throws when the connection settings are outside the bounds the proxy enforces', () => {
+    const message = errorOf(() => new EgressGateway(newChart(), 'egress', {
+      maxClientConnections: 0,
+      clientKeepAliveTimeout: Duration.millis(50),
+    }));
+    expect(message).toContain(`'maxClientConnections' 0 must be a whole number from 1 to ${LIMIT_BOUNDS.maxClientConnections.max}; use e.g. 20000`);
+    expect(message).toContain("'clientKeepAliveTimeout' \"50 millis\" must be from 100 ms to 3600 s; use e.g. Duration.seconds(5)");
   });
 
   test('throws when terminationGracePeriod is not above shutdownGrace', () => {

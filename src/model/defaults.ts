@@ -32,11 +32,17 @@ export const DEFAULT_TIMEOUTS: TimeoutsSpec = {
   tunnelIdleMs: 3_600_000,
   // Kubernetes' default terminationGracePeriodSeconds is 30 s; drain well inside it.
   shutdownGraceMs: 20_000,
+  // Endpoint removal reaches kube-proxy, CoreDNS and the meshes within a few seconds of SIGTERM.
+  drainDelayMs: 5_000,
+  // Node's own default: longer than undici's 4 s client idle, so clients close first, not mid-send.
+  clientKeepAliveMs: 5_000,
 };
 
 export const DEFAULT_LIMITS: LimitsSpec = {
   maxConcurrent: 10_000,
   maxHeaderBytes: 16_384,
+  // Every in-flight request holds a connection (maxConcurrent), plus as many idle keep-alive ones.
+  maxClientConnections: 20_000,
 };
 
 export const DEFAULT_POOL: PoolSpec = {

@@ -128,8 +128,18 @@ export interface TimeoutsSpec {
   readonly totalMs: number;
   /** No bytes either way on a tunnel (CONNECT, TLS passthrough, TCP) for this long closes it. */
   readonly tunnelIdleMs: number;
-  /** After SIGTERM, in-flight work may finish for this long before the process exits. */
+  /**
+   * After SIGTERM, in-flight work may finish for this long before the process exits; a request
+   * still without a response then gets 503 DRAINING. Counted from the end of the drain delay.
+   */
   readonly shutdownGraceMs: number;
+  /**
+   * After SIGTERM, keep accepting and serving this long (readiness failing, `Connection: close`
+   * on every response) while Kubernetes removes the endpoint; then stop listening. 0: at once.
+   */
+  readonly drainDelayMs: number;
+  /** An idle keep-alive client connection (HTTP/1.1, between requests) is closed after this. */
+  readonly clientKeepAliveMs: number;
 }
 
 export interface LimitsSpec {
@@ -137,6 +147,11 @@ export interface LimitsSpec {
   readonly maxConcurrent: number;
   /** Largest request header block accepted from clients, bytes. */
   readonly maxHeaderBytes: number;
+  /**
+   * Open client connections (HTTP, TLS passthrough and TCP listeners together) before new ones
+   * are closed at accept, counted in egress_client_connections_refused_total.
+   */
+  readonly maxClientConnections: number;
 }
 
 export interface TlsOriginationSpec {

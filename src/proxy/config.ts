@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import { parseCidr } from './cidr';
 import { isValidDnsName, isValidHostPattern } from './classify';
 import { compileRegex } from './route-match';
+import { GATEWAY_ONLY_TIMEOUTS, LIMIT_BOUNDS, TIMEOUT_BOUNDS } from '../model/bounds';
 import {
   DEFAULT_ADDRESS_POLICY, DEFAULT_ADMIN_PORT, DEFAULT_EGRESS_SUFFIX, DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT,
   DEFAULT_LIMITS, DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT,
@@ -12,7 +13,7 @@ import {
 import {
   PROXY_CONFIG_API_VERSION, PROXY_CONFIG_KIND,
   type BackendRefSpec, type EndpointSpec, type ExternalServicePortSpec, type ExternalServiceSpec, type InjectedHeaderSpec,
-  type ListenersSpec, type NetworkSpec, type ParentSpec, type ProxyConfig, type RetrySpec, type RouteFilterSpec,
+  type LimitsSpec, type ListenersSpec, type NetworkSpec, type ParentSpec, type ProxyConfig, type RetrySpec, type RouteFilterSpec,
   type RouteMatchSpec, type RouteRuleSpec, type RouteSpec, type TcpListenerSpec, type TimeoutsSpec, type TlsOriginationSpec,
   type ValueMatchSpec,
 } from '../model/proxy-config';
@@ -364,26 +365,28 @@ class Checker {
     };
   }
 
-  /** Full timeouts (with defaults) or, with `base` undefined, only the fields given (overrides). */
+  /**
+   * Full timeouts (with defaults) or, with `base` undefined, only the fields given (an
+   * ExternalService's overrides, which cannot name the gateway-only phases).
+   */
   private timeouts(path: string, v: unknown, base: TimeoutsSpec | undefined): Partial<TimeoutsSpec> {
-    const keys = Object.keys(DEFAULT_TIMEOUTS) as (keyof TimeoutsSpec)[];
+    const all = Object.keys(DEFAULT_TIMEOUTS) as (keyof TimeoutsSpec)[];
+    const keys = base ? all : all.filter((k) => !GATEWAY_ONLY_TIMEOUTS.includes(k));
     const o = this.obj(path, v, keys, false) ?? {};
     const out: Partial<Record<keyof TimeoutsSpec, number>> = {};
-    const day = 86_400_000;
     for (const k of keys) {
-      // 0 disables only the total timeout; every other phase needs a bound.
-      const min = k === 'totalMs' ? 0 : 1;
-      if (o[k] !== undefined || base) out[k] = this.int(`${path}.${k}`, o[k], min, day, base ? base[k] : DEFAULT_TIMEOUTS[k]);
+      const { min, max } = TIMEOUT_BOUNDS[k];
+      if (o[k] !== undefined || base) out[k] = this.int(`${path}.${k}`, o[k], min, max, base ? base[k] : DEFAULT_TIMEOUTS[k]);
     }
     return out;
   }
 
-  private limits(path: string, v: unknown) {
-    const o = this.obj(path, v, ['maxConcurrent', 'maxHeaderBytes'], false) ?? {};
-    return {
-      maxConcurrent: this.int(`${path}.maxConcurrent`, o.maxConcurrent, 1, 1_000_000, DEFAULT_LIMITS.maxConcurrent),
-      maxHeaderBytes: this.int(`${path}.maxHeaderBytes`, o.maxHeaderBytes, 1024, 1_048_576, DEFAULT_LIMITS.maxHeaderBytes),
-    };
+  private limits(path: string, v: unknown): LimitsSpec {
+    const keys = Object.keys(LIMIT_BOUNDS) as (keyof LimitsSpec)[];
+    const o = this.obj(path, v, keys, false) ?? {};
+    const out = {} as Record<keyof LimitsSpec, number>;
+    for (const k of keys) out[k] = this.int(`${path}.${k}`, o[k], LIMIT_BOUNDS[k].min, LIMIT_BOUNDS[k].max, DEFAULT_LIMITS[k]);
+    return out;
   }
 
   private tls(path: string, v: unknown): TlsOriginationSpec {

@@ -35,6 +35,9 @@ export class ProxyMetrics {
   public readonly retrySuccesses: Counter<string>;
   public readonly retryLimitExceeded: Counter<string>;
   public readonly retryOverflow: Counter<string>;
+  public readonly clientConnections: Gauge<string>;
+  public readonly clientConnectionsRefused: Counter<string>;
+  public readonly clientHeadersTimeouts: Counter<string>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -82,6 +85,20 @@ export class ProxyMetrics {
     });
     this.retryOverflow = new Counter({
       name: 'outbound_http_route_retry_overflow_total', help: 'Retries not sent because the retry budget was spent', labelNames: base, registers,
+    });
+    this.clientConnections = new Gauge({
+      name: 'egress_client_connections', help: 'Open client connections on the HTTP, TLS passthrough and TCP listeners', registers,
+    });
+    this.clientConnectionsRefused = new Counter({
+      name: 'egress_client_connections_refused_total',
+      help: 'Client connections closed at accept because limits.maxClientConnections were open',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.clientHeadersTimeouts = new Counter({
+      name: 'egress_client_request_headers_timeouts_total',
+      help: 'Client connections closed because their first request headers were not complete within timeouts.requestHeadersMs of accept',
+      registers,
     });
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }

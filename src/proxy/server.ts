@@ -79,6 +79,20 @@ export interface ProxyHandle {
 
 const H2_PREFACE_START = Buffer.from('PRI ');
 
+/** What the proxy knows about one accepted client connection. */
+interface ClientConn {
+  readonly listener: 'http' | 'tls' | 'tcp';
+  /** HTTP listener: the protocol the sniff chose; undefined while sniffing (and on other listeners). */
+  protocol?: 'h1' | 'h2';
+  session?: http2.Http2Session;
+  /** Requests and tunnels in flight on it. */
+  busy: number;
+  /** Requests (tunnels, h2 streams) it has started. */
+  requests: number;
+  /** Runs from accept until the first request's headers are complete. */
+  headersTimer?: NodeJS.Timeout;
+}
+
 /** Start the proxy. Rejects with ConfigError (every problem listed) before binding anything. */
 export async function startProxy(options: StartProxyOptions): Promise<ProxyHandle> {
   const proxy = new Proxy(options);
@@ -101,9 +115,13 @@ class Proxy implements ProxyHandle {
   private adminServer?: http.Server;
   private h1!: http.Server;
   private h2!: http2.Http2Server;
-  /** Every client socket, and how many requests each is serving (for idle closing on drain). */
-  private readonly sockets = new Map<net.Socket, number>();
+  /** Every accepted data-plane client connection. */
+  private readonly conns = new Map<net.Socket, ClientConn>();
   private readonly sessions = new Set<http2.Http2Session>();
+  /** The connection whose h2 session the h2 server is creating (its 'session' event is synchronous). */
+  private pendingH2?: ClientConn;
+  /** Set while limits.maxClientConnections refuses connections: one log line when it starts and ends. */
+  private limitBiting?: { refused: number };
   private watcher?: FSWatcher;
   private pollTimer?: NodeJS.Timeout;
   private reloadDebounce?: NodeJS.Timeout;
@@ -150,12 +168,16 @@ class Proxy implements ProxyHandle {
     const httpPort = await this.listen(httpServer, l.http.port, bind);
     let tlsPort: number | undefined;
     if (l.tls) {
-      const tlsServer = net.createServer({ allowHalfOpen: true }, (s) => void handleTlsPassthrough(this.tunnelDeps, this.adopt(s)));
+      const tlsServer = net.createServer({ allowHalfOpen: true }, (s) => {
+        if (this.adopt(s, 'tls')) void handleTlsPassthrough(this.tunnelDeps, s);
+      });
       tlsPort = await this.listen(tlsServer, l.tls.port, bind);
     }
     const tcpPorts: number[] = [];
     for (const t of l.tcp) {
-      const srv = net.createServer({ allowHalfOpen: true }, (s) => void handleTcp(this.tunnelDeps, this.adopt(s), t.externalService, t.servicePort));
+      const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+        if (this.adopt(s, 'tcp')) void handleTcp(this.tunnelDeps, s, t.externalService, t.servicePort);
+      });
       tcpPorts.push(await this.listen(srv, t.port, bind));
     }
     this.adminServer = createAdminServer({
@@ -202,8 +224,9 @@ class Proxy implements ProxyHandle {
     this.h1.requestTimeout = 0;
     // No socket inactivity timeout on the client side: a stalled upload trips the upstream
     // watchdog (undici refreshes it per body write) and gets a 504 instead of a silent close.
-    this.h1.keepAliveTimeout = 5_000;
+    this.h1.keepAliveTimeout = t.clientKeepAliveMs;
     this.h1.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      this.requestStarted(this.conns.get(socket));
       if (!this.state.config.listeners.http.forwardProxy) {
         socket.on('error', () => undefined);
         socket.end('HTTP/1.1 405 Method Not Allowed\r\nx-egress-error: BAD_REQUEST\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
@@ -211,7 +234,10 @@ class Proxy implements ProxyHandle {
       }
       void handleConnect(this.tunnelDeps, req, socket, head);
     });
-    this.h1.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void handleUpgrade(this.tunnelDeps, req, socket, head));
+    this.h1.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      this.requestStarted(this.conns.get(socket));
+      void handleUpgrade(this.tunnelDeps, req, socket, head);
+    });
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
       if (socket.writable && !socket.destroyed) {
         const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
@@ -220,6 +246,12 @@ class Proxy implements ProxyHandle {
       socket.destroy();
     });
     this.h2.on('session', (session: http2.Http2Session) => {
+      const conn = this.pendingH2;
+      this.pendingH2 = undefined;
+      if (conn) {
+        conn.session = session;
+        session.once('stream', () => this.requestStarted(conn));
+      }
       this.sessions.add(session);
       session.on('close', () => this.sessions.delete(session));
       session.on('error', () => undefined);
@@ -243,14 +275,19 @@ class Proxy implements ProxyHandle {
     });
   }
 
-  /** Sniff the HTTP/2 preface: gRPC clients speak h2c with prior knowledge, others HTTP/1.1. */
+  /**
+   * Sniff the HTTP/2 preface: gRPC clients speak h2c with prior knowledge, others HTTP/1.1. The
+   * request-headers timeout runs from accept, through the sniff, to the first request's headers.
+   */
   private onHttpConnection(socket: net.Socket): void {
     if (this.draining) {
       socket.on('error', () => undefined);
       socket.destroy();
       return;
     }
-    this.adopt(socket);
+    const conn = this.adopt(socket, 'http');
+    if (!conn) return;
+    conn.headersTimer = setTimeout(() => this.onHeadersTimeout(socket, conn), this.state.config.timeouts.requestHeadersMs);
     let head: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
@@ -258,25 +295,79 @@ class Proxy implements ProxyHandle {
       const maybeH2 = head.subarray(0, n).equals(H2_PREFACE_START.subarray(0, n));
       if (maybeH2 && n < H2_PREFACE_START.length) return; // 'P', 'PR', 'PRI': wait for the 4th byte
       socket.off('data', onData);
+      socket.off('end', onEnd);
       socket.pause();
       socket.unshift(head);
       if (maybeH2) {
+        conn.protocol = 'h2';
+        this.pendingH2 = conn;
         // The session reads the unshifted bytes itself on the next tick; resuming would drop them.
         this.h2.emit('connection', socket);
+        this.pendingH2 = undefined;
       } else {
+        conn.protocol = 'h1';
         this.h1.emit('connection', socket);
         socket.resume();
       }
     };
+    // Half-open listener: a client that leaves before its first byte would otherwise stay until the timer.
+    const onEnd = () => socket.destroy();
     socket.on('data', onData);
+    socket.once('end', onEnd);
   }
 
-  /** Track a data-plane socket so shutdown can close it. */
-  private adopt(socket: net.Socket): net.Socket {
+  /** No complete first request within requestHeadersMs of accept: 408 where HTTP/1.1 was spoken, else close. */
+  private onHeadersTimeout(socket: net.Socket, conn: ClientConn): void {
+    conn.headersTimer = undefined;
+    this.metrics.clientHeadersTimeouts.inc();
+    if (conn.protocol === 'h1' && socket.writable) {
+      socket.end('HTTP/1.1 408 Request Timeout\r\nx-egress-error: BAD_REQUEST\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    }
+    socket.destroySoon();
+  }
+
+  /** A connection's request (or tunnel, or h2 stream) arrived: its headers are in, so the accept bound ends. */
+  private requestStarted(conn: ClientConn | undefined): void {
+    if (!conn) return;
+    conn.requests++;
+    if (conn.headersTimer) {
+      clearTimeout(conn.headersTimer);
+      conn.headersTimer = undefined;
+    }
+  }
+
+  /**
+   * Track a data-plane connection so shutdown can close it, or close it at once when
+   * limits.maxClientConnections are open (undefined then).
+   */
+  private adopt(socket: net.Socket, listener: ClientConn['listener']): ClientConn | undefined {
     socket.on('error', () => undefined);
-    this.sockets.set(socket, 0);
-    socket.once('close', () => this.sockets.delete(socket));
-    return socket;
+    const limit = this.state.config.limits.maxClientConnections;
+    if (this.conns.size >= limit) {
+      this.metrics.clientConnectionsRefused.inc({ listener });
+      if (!this.limitBiting) {
+        this.limitBiting = { refused: 0 };
+        this.ctx.logger.warn({ event: 'connection-limit', limit, open: this.conns.size, listener },
+          'client connection limit reached; closing new connections at accept');
+      }
+      this.limitBiting.refused++;
+      socket.destroy();
+      return undefined;
+    }
+    const conn: ClientConn = { listener, busy: 0, requests: 0 };
+    this.conns.set(socket, conn);
+    this.metrics.clientConnections.inc();
+    socket.once('close', () => {
+      clearTimeout(conn.headersTimer);
+      this.conns.delete(socket);
+      this.metrics.clientConnections.dec();
+      if (this.limitBiting && this.conns.size < this.state.config.limits.maxClientConnections) {
+        this.ctx.logger.info({ event: 'connection-limit-cleared', refused: this.limitBiting.refused, open: this.conns.size },
+          'client connections below the limit again');
+        this.limitBiting = undefined;
+      }
+    });
+    return conn;
   }
 
   /**
@@ -287,17 +378,17 @@ class Proxy implements ProxyHandle {
     if (this.draining || this.active >= this.state.config.limits.maxConcurrent) return undefined;
     this.active++;
     this.metrics.inflight.inc();
-    if (socket && this.sockets.has(socket)) this.sockets.set(socket, (this.sockets.get(socket) ?? 0) + 1);
+    const conn = socket ? this.conns.get(socket) : undefined;
+    if (conn) conn.busy++;
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.active--;
       this.metrics.inflight.dec();
-      if (socket && this.sockets.has(socket)) {
-        const n = Math.max(0, (this.sockets.get(socket) ?? 1) - 1);
-        this.sockets.set(socket, n);
-        if (this.draining && n === 0) socket.destroySoon();
+      if (conn) {
+        conn.busy = Math.max(0, conn.busy - 1);
+        if (this.draining && conn.busy === 0) socket!.destroySoon();
       }
       if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
     };
@@ -310,6 +401,7 @@ class Proxy implements ProxyHandle {
     const outcome: HttpOutcome = { status: 0, bytesIn: 0, bytesOut: 0, attempts: 0 };
     const parentPort = state.config.listeners.http.parentPort;
     const h1 = req.httpVersionMajor < 2;
+    if (h1) this.requestStarted(this.conns.get(req.socket as net.Socket));
     const release = this.admit(h1 ? req.socket as net.Socket : undefined);
     if (!release) {
       outcome.error = this.draining ? 'DRAINING' : 'OVERLOADED';
@@ -467,6 +559,8 @@ class Proxy implements ProxyHandle {
     const prev = this.state;
     this.warnUnreloadable(prev.config, next.config);
     this.state = next; // the one atomic swap: config, compiled policy and pools travel together
+    this.h1.keepAliveTimeout = next.config.timeouts.clientKeepAliveMs;
+    this.h1.headersTimeout = next.config.timeouts.requestHeadersMs;
     next.startPoolSweeper();
     this.generation = next.generation;
     this.lastHash = hash;
@@ -503,7 +597,7 @@ class Proxy implements ProxyHandle {
     this.stopWatching();
     this.ctx.logger.info({ event: 'draining', inflight: this.active, graceMs: grace }, 'draining');
     const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
-    for (const [socket, n] of this.sockets) if (n === 0 && !this.isH2Socket(socket)) socket.destroySoon();
+    for (const [socket, conn] of this.conns) if (conn.busy === 0 && conn.protocol !== 'h2') socket.destroySoon();
     for (const s of this.sessions) s.close();
     if (this.active > 0) {
       await new Promise<void>((resolve) => {
@@ -515,11 +609,6 @@ class Proxy implements ProxyHandle {
       });
     }
     await this.shutdown(closing);
-  }
-
-  private isH2Socket(socket: net.Socket): boolean {
-    for (const s of this.sessions) if (s.socket === socket) return true;
-    return false;
   }
 
   public async close(): Promise<void> {
@@ -535,7 +624,10 @@ class Proxy implements ProxyHandle {
     // Stops node:http's connection checker; the server never listened, so close() only reports that.
     this.h1?.close(() => undefined);
     for (const s of this.sessions) s.destroy();
-    for (const socket of this.sockets.keys()) socket.destroy();
+    for (const [socket, conn] of this.conns) {
+      clearTimeout(conn.headersTimer);
+      socket.destroy();
+    }
     this.state.destroyPools();
     await Promise.all(closing);
     if (this.adminServer) {

@@ -3,7 +3,8 @@
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_POOL } from '../../src/model/defaults';
+import { LIMIT_BOUNDS, TIMEOUT_BOUNDS } from '../../src/model/bounds';
+import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_POOL } from '../../src/model/defaults';
 import { ConfigError, loadConfigFile, parseConfigText, validateConfig, type ConfigProblem } from '../../src/proxy/config';
 
 const MINIMAL = {
@@ -177,6 +178,25 @@ describe('invalid configs', () => {
   test('injected headers may not name hop-by-hop or Host headers', () => {
     const ps = problems({ ...MINIMAL, externalServices: [{ name: 'a', host: 'a.example', injectHeaders: [{ name: 'Host', valueFile: '/f' }] }] });
     expect(ps[0].path).toBe('$.externalServices[0].injectHeaders[0].name');
+  });
+
+  test('connection settings are checked against the bounds shared with the constructs; services cannot override gateway-only timeouts', () => {
+    const ps = problems({
+      ...MINIMAL,
+      timeouts: { clientKeepAliveMs: 50, drainDelayMs: 300_001 },
+      limits: { maxClientConnections: 0 },
+      externalServices: [{ name: 'a', host: 'a.example', timeouts: { connectMs: 100, drainDelayMs: 1_000 } }],
+    });
+    expect(ps).toEqual([
+      expect.objectContaining({ path: '$.externalServices[0].timeouts.drainDelayMs', message: expect.stringMatching(/^unknown field/) }),
+      { path: '$.timeouts.drainDelayMs', message: `must be an integer from 0 to ${TIMEOUT_BOUNDS.drainDelayMs.max}`, value: 300_001 },
+      { path: '$.timeouts.clientKeepAliveMs', message: 'must be an integer from 100 to 3600000', value: 50 },
+      { path: '$.limits.maxClientConnections', message: `must be an integer from 1 to ${LIMIT_BOUNDS.maxClientConnections.max}`, value: 0 },
+    ]);
+    const ok = validateConfig({ ...MINIMAL, timeouts: { clientKeepAliveMs: 100, drainDelayMs: 0 }, limits: { maxClientConnections: 1 } });
+    if (!ok.ok) throw new Error(JSON.stringify(ok.problems));
+    expect(ok.config.timeouts).toMatchObject({ clientKeepAliveMs: 100, drainDelayMs: 0 });
+    expect(ok.config.limits).toEqual({ ...DEFAULT_LIMITS, maxClientConnections: 1 });
   });
 
   test('loadConfigFile on a missing file reports it as a problem', () => {

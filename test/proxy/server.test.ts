@@ -391,3 +391,109 @@ describe('drain', () => {
     expect(proxy.inflight()).toBe(0);
   });
 });
+
+/** A raw client connection to the proxy; `closed` settles with the bytes received when the proxy closes it. */
+interface RawConn {
+  readonly socket: net.Socket;
+  readonly openedAt: number;
+  readonly closed: Promise<{ data: string; afterMs: number }>;
+}
+
+function rawConnect(port: number, send?: string): Promise<RawConn> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    const chunks: Buffer[] = [];
+    let openedAt = 0;
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    const closed = new Promise<{ data: string; afterMs: number }>((r) => {
+      socket.on('close', () => r({ data: Buffer.concat(chunks).toString('latin1'), afterMs: performance.now() - openedAt }));
+    });
+    socket.once('error', (err) => {
+      if (openedAt === 0) reject(err);
+    });
+    socket.once('connect', () => {
+      openedAt = performance.now();
+      if (send !== undefined) socket.write(send);
+      resolve({ socket, openedAt, closed });
+    });
+  });
+}
+
+describe('client connections', () => {
+  test('a connection that sends nothing, "PRI" and stops, or half a request head is closed within requestHeadersMs of accept', async () => {
+    tp = await startTestProxy(testConfig({ timeouts: { requestHeadersMs: 400 } }), NAMES);
+    const port = tp.proxy.ports.http;
+    const silent = await Promise.all(Array.from({ length: 40 }, () => rawConnect(port)));
+    const pri = await Promise.all(Array.from({ length: 20 }, () => rawConnect(port, 'PRI')));
+    const h2Preface = await Promise.all(Array.from({ length: 10 }, () => rawConnect(port, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')));
+    const halfHead = await Promise.all(Array.from({ length: 10 }, () => rawConnect(port, 'GET / HTTP/1.1\r\nHost: api.test.example.egress.local\r\n')));
+    const all = [...silent, ...pri, ...h2Preface, ...halfHead];
+    cleanups.push(() => all.forEach((c) => c.socket.destroy()));
+    const results = await Promise.all(all.map((c) => c.closed));
+    // Bounded from below by the timeout itself (a little slack for timer granularity)...
+    for (const r of results) expect(r.afterMs).toBeGreaterThanOrEqual(350);
+    // ...and closed by the proxy (the test never closes them before this point).
+    for (const r of results.slice(0, 60)) expect(r.data).toBe('');
+    for (const r of results.slice(70)) expect(r.data).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    expect(sample(await scrape(tp.proxy.ports.admin), 'egress_client_request_headers_timeouts_total', {})).toBe(80);
+    await eventually(async () => sample(await scrape(tp!.proxy.ports.admin), 'egress_client_connections', {}) === 0, 5_000, 'gauge back to 0');
+  });
+
+  test('the accept bound ends with the first request: a keep-alive connection may idle past requestHeadersMs', async () => {
+    upstream = await startHttpUpstream();
+    tp = await startTestProxy(testConfig({
+      externalServices: [testService('api', 'api.test.example', { ports: [{ port: 80, targetPort: upstream.port }], tls: { enabled: false } })],
+      timeouts: { requestHeadersMs: 300, clientKeepAliveMs: 5_000 },
+    }), NAMES);
+    const req = 'GET /one HTTP/1.1\r\nHost: api.test.example.egress.local\r\n\r\n';
+    const c = await rawConnect(tp.proxy.ports.http, req);
+    cleanups.push(() => c.socket.destroy());
+    const seen: string[] = [];
+    c.socket.on('data', (b: Buffer) => seen.push(b.toString('latin1')));
+    await eventually(() => seen.join('').includes('hello GET /one'), 5_000, 'first response');
+    await new Promise((r) => setTimeout(r, 800));
+    expect(c.socket.destroyed).toBe(false);
+    c.socket.write('GET /two HTTP/1.1\r\nHost: api.test.example.egress.local\r\n\r\n');
+    await eventually(() => seen.join('').includes('hello GET /two'), 5_000, 'second response on the same connection');
+    expect(upstream.requests()).toBe(2);
+  });
+
+  test('timeouts.clientKeepAliveMs closes an idle keep-alive connection', async () => {
+    upstream = await startHttpUpstream();
+    tp = await startTestProxy(testConfig({
+      externalServices: [testService('api', 'api.test.example', { ports: [{ port: 80, targetPort: upstream.port }], tls: { enabled: false } })],
+      timeouts: { requestHeadersMs: 20_000, clientKeepAliveMs: 300 },
+    }), NAMES);
+    const c = await rawConnect(tp.proxy.ports.http, 'GET / HTTP/1.1\r\nHost: api.test.example.egress.local\r\n\r\n');
+    cleanups.push(() => c.socket.destroy());
+    const closed = await c.closed;
+    expect(closed.data).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(closed.data).toMatch(/\r\nkeep-alive: timeout=/i);
+    expect(closed.afterMs).toBeGreaterThanOrEqual(300);
+    expect(closed.afterMs).toBeLessThan(10_000);
+  });
+
+  test('limits.maxClientConnections: connections over the limit are closed at accept, counted and logged once', async () => {
+    tp = await startTestProxy(testConfig({ limits: { maxClientConnections: 50 }, timeouts: { requestHeadersMs: 20_000 } }), NAMES);
+    const port = tp.proxy.ports.http;
+    const conns = await Promise.all(Array.from({ length: 200 }, () => rawConnect(port)));
+    cleanups.push(() => conns.forEach((c) => c.socket.destroy()));
+    let closedByProxy = 0;
+    for (const c of conns) void c.closed.then(() => closedByProxy++);
+    await eventually(() => closedByProxy === 150, 10_000, '150 connections closed by the proxy');
+    const metrics = await scrape(tp.proxy.ports.admin);
+    expect(sample(metrics, 'egress_client_connections_refused_total', { listener: 'http' })).toBe(150);
+    expect(sample(metrics, 'egress_client_connections', {})).toBe(50);
+    expect(tp.logs.lines.filter((l) => l.event === 'connection-limit')).toEqual([
+      expect.objectContaining({ limit: 50, open: 50, listener: 'http' }),
+    ]);
+    // The open ones are still served, and once they close the limit clears.
+    const open = conns.filter((c) => !c.socket.destroyed);
+    expect(open).toHaveLength(50);
+    for (const c of open) c.socket.destroy();
+    await eventually(() => tp!.logs.lines.some((l) => l.event === 'connection-limit-cleared'), 5_000, 'limit cleared log');
+    expect(tp.logs.lines.find((l) => l.event === 'connection-limit-cleared')).toMatchObject({ refused: 150 });
+    const after = await viaProxy(port, 'unknown.example', '/');
+    expect(after.status).toBe(400);
+  });
+});
