@@ -144,12 +144,19 @@ export interface RouteObjectProps {
   readonly spec: () => RouteSpecL1;
 }
 
-/** Adds a Gateway API route object under `scope` with id `id`. */
+/**
+ * Adds a Gateway API route object under `scope` with id `id`. Without `props.name` the object
+ * gets the name cdk8s generates from the construct path (a `name: undefined` key would erase it).
+ */
 export function routeObject(scope: Construct, id: string, props: RouteObjectProps): ApiObject {
   return new ApiObject(scope, id, {
     apiVersion: `${GATEWAY_API_GROUP}/${props.version}`,
     kind: props.kind,
-    metadata: { name: props.name, namespace: props.namespace, annotations: props.annotations },
+    metadata: {
+      ...(props.name !== undefined ? { name: props.name } : {}),
+      namespace: props.namespace,
+      ...(props.annotations !== undefined ? { annotations: props.annotations } : {}),
+    },
     spec: Lazy.any({ produce: props.spec }),
   });
 }

@@ -30,12 +30,15 @@ export interface EgressNetworkObjectProps {
   readonly spec: () => EgressNetworkSpecL1;
 }
 
-/** Adds an EgressNetwork object under `scope` with id `id`. */
+/**
+ * Adds an EgressNetwork object under `scope` with id `id`. Without `props.name` the object gets
+ * the name cdk8s generates from the construct path (a `name: undefined` key would erase it).
+ */
 export function egressNetworkObject(scope: Construct, id: string, props: EgressNetworkObjectProps): ApiObject {
   return new ApiObject(scope, id, {
     apiVersion: EGRESS_NETWORK_API_VERSION,
     kind: EGRESS_NETWORK_KIND,
-    metadata: { name: props.name, namespace: props.namespace },
+    metadata: { ...(props.name !== undefined ? { name: props.name } : {}), namespace: props.namespace },
     spec: Lazy.any({ produce: props.spec }),
   });
 }
