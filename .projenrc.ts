@@ -33,6 +33,8 @@ const project = new cdk8s.ConstructLibraryCdk8s({
     // Tests: YAML parsing of synthesised output, gRPC peers.
     'yaml@^2.9.1',
     '@grpc/grpc-js@^1.14.7',
+    // Tests: every PromQL expression of the shipped alerts and dashboard parses.
+    '@prometheus-io/lezer-promql@^0.315.0',
   ],
 
   jestOptions: {
