@@ -4,6 +4,7 @@
 // eslint-disable-next-line import/no-extraneous-dependencies
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RouteRef } from './decide';
+import { OperateMetrics } from './operate-metrics';
 import type { ParentSpec } from '../model/proxy-config';
 
 const PARENT_ROUTE_LABELS = [
@@ -38,6 +39,8 @@ export class ProxyMetrics {
   public readonly clientConnections: Gauge<string>;
   public readonly clientConnectionsRefused: Counter<string>;
   public readonly clientHeadersTimeouts: Counter<string>;
+  /** Route-backend and gRPC duration families, denials, readiness and the concurrency limit. */
+  public readonly operate: OperateMetrics;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -100,6 +103,7 @@ export class ProxyMetrics {
       help: 'Client connections closed because their first request headers were not complete within timeouts.requestHeadersMs of accept',
       registers,
     });
+    this.operate = new OperateMetrics(this.registry);
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 }

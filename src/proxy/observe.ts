@@ -44,6 +44,10 @@ export function observeHttp(ctx: ProxyContext, state: RuntimeState, r: HttpRecor
     if (o.retryEnd === 'success') ctx.metrics.retrySuccesses.inc(base);
     else if (o.retryEnd === 'limit-exceeded') ctx.metrics.retryLimitExceeded.inc(base);
     else if (o.retryEnd === 'overflow') ctx.metrics.retryOverflow.inc(base);
+    ctx.metrics.operate.observeDecision(base, r.decision, r.grpc ? 'grpc' : 'http');
+    ctx.metrics.operate.observeExchange(base, r.decision, {
+      grpc: r.grpc, httpStatus: status, grpcStatus: o.grpcStatus ?? '', error, seconds: totalMs / 1000, attempts: o.attempts,
+    });
   }
   const c = o.candidate;
   const line: AccessRecord = {
@@ -94,6 +98,7 @@ export function observeTunnel(ctx: ProxyContext, state: RuntimeState, r: TunnelR
       (tls ? ctx.metrics.tlsOpen : ctx.metrics.tcpOpen).inc(base);
       return;
     }
+    ctx.metrics.operate.observeDecision(base, r.decision, r.kind);
     const error = r.error === 'EGRESS_DENIED' ? 'forbidden' : (r.error ?? '');
     (tls ? ctx.metrics.tlsClose : ctx.metrics.tcpClose).inc({ ...base, error });
   } else if (phase === 'open') {

@@ -139,6 +139,7 @@ class Proxy implements ProxyHandle {
       logger: options.logger ?? createLogger(),
       metrics: this.metrics,
     };
+    this.metrics.operate.bind(() => this.isReady(), () => this.state?.config.limits.maxConcurrent);
     this.tunnelDeps = { ctx: this.ctx, getState: () => this.state, track: (socket) => this.admit(socket) };
   }
 
