@@ -13,6 +13,7 @@ import { decide, type Decision } from './decide';
 import { EgressError, toEgressError } from './errors';
 import { forwardHttp, sendError, type ClientRequest, type ClientResponse, type HttpOutcome } from './forward-http';
 import { createLogger, type Logger } from './log';
+import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
 import { ProxyMetrics } from './metrics';
 import { observeHttp } from './observe';
 import { systemResolver, type Resolver } from './resolve';
@@ -130,6 +131,10 @@ class Proxy implements ProxyHandle {
   private lastFailedHash = '';
   private lastStatKey = '';
   private readonly tunnelDeps: TunnelDeps;
+  /** Files the live config reads (certificates, keys, header values) and their content hash. */
+  private material = { files: [] as string[], hash: '' };
+  private materialWatcher?: MaterialWatcher;
+  private lastFailedMaterialHash = '';
 
   constructor(private readonly options: StartProxyOptions) {
     this.metrics = new ProxyMetrics({ defaultMetrics: options.processMetrics });
@@ -145,6 +150,9 @@ class Proxy implements ProxyHandle {
 
   public async start(): Promise<void> {
     const { config, hash } = this.readInitialConfig();
+    // Hashed before compiling: a file that changes in between is seen as changed next time.
+    this.material = { files: materialFiles(config), hash: '' };
+    this.material.hash = materialHash(this.material.files);
     this.state = new RuntimeState(config, ++this.generation);
     this.state.startPoolSweeper();
     this.lastHash = hash;
@@ -190,6 +198,10 @@ class Proxy implements ProxyHandle {
     const adminPort = await this.listen(this.adminServer, l.admin.port, bind, false);
     this.ports = { http: httpPort, tls: tlsPort, tcp: tcpPorts, admin: adminPort };
     if (this.options.configPath && this.options.watch !== false) this.startWatching(this.options.configPath);
+    if (this.options.watch ?? this.options.configPath !== undefined) {
+      this.materialWatcher = new MaterialWatcher(() => this.reloadMaterial(), this.options.pollIntervalMs ?? 2_000);
+      this.materialWatcher.track(this.material.files, this.material.hash);
+    }
     this.ctx.logger.info({ event: 'started', ports: this.ports, gateway: config.gateway, generation: this.generation }, 'egress proxy listening');
   }
 
@@ -550,27 +562,65 @@ class Proxy implements ProxyHandle {
     const hash = sha256(text);
     if (hash === this.lastHash) return { ok: true, unchanged: true, problems: [], generation: this.generation };
     let next: RuntimeState;
+    let material: { files: string[]; hash: string };
     try {
       const config = parseConfigText(text, file);
+      material = { files: materialFiles(config), hash: '' };
+      material.hash = materialHash(material.files);
       next = new RuntimeState(config, this.generation + 1);
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [{ path: '$', message: (err as Error).message }];
       return this.reloadFailed(problems, hash);
     }
+    this.warnUnreloadable(this.state.config, next.config);
+    this.swapState(next, material);
+    this.lastHash = hash;
+    this.ctx.logger.info({ event: 'config-reloaded', generation: this.generation }, 'config reloaded');
+    return { ok: true, problems: [], generation: this.generation };
+  }
+
+  /**
+   * A file the live config reads (a rotated certificate, key or header value) changed: compile
+   * the same config again with it. New connections use the new material; pooled ones finish on
+   * the old. An unusable file keeps the last good state, as a bad config does.
+   */
+  private reloadMaterial(): void {
+    if (this.closed || this.draining) return;
+    const config = this.state.config;
+    const material = { files: materialFiles(config), hash: '' };
+    material.hash = materialHash(material.files);
+    if (material.hash === this.material.hash) return;
+    let next: RuntimeState;
+    try {
+      next = new RuntimeState(config, this.generation + 1);
+    } catch (err) {
+      if (material.hash !== this.lastFailedMaterialHash) {
+        this.lastFailedMaterialHash = material.hash;
+        this.metrics.reloadFailures.inc();
+        const problems = err instanceof ConfigError ? err.problems : [{ path: '$', message: (err as Error).message }];
+        this.ctx.logger.error({ event: 'material-reload-failed', problems, generation: this.generation },
+          'changed certificate or secret files rejected; keeping the last good ones');
+      }
+      return;
+    }
+    this.swapState(next, material);
+    this.ctx.logger.info({ event: 'material-reloaded', generation: this.generation, files: material.files }, 'certificate or secret files reloaded');
+  }
+
+  /** The one atomic swap: config, compiled policy, TLS contexts and pools travel together. */
+  private swapState(next: RuntimeState, material: { files: string[]; hash: string }): void {
     const prev = this.state;
-    this.warnUnreloadable(prev.config, next.config);
-    this.state = next; // the one atomic swap: config, compiled policy and pools travel together
+    this.state = next;
     this.h1.keepAliveTimeout = next.config.timeouts.clientKeepAliveMs;
     this.h1.headersTimeout = next.config.timeouts.requestHeadersMs;
     next.startPoolSweeper();
     this.generation = next.generation;
-    this.lastHash = hash;
     this.loadedAt = new Date();
+    this.material = material;
+    this.materialWatcher?.track(material.files, material.hash);
     this.metrics.reloadSuccesses.inc();
     this.metrics.lastReloadSuccess.set(Date.now() / 1000);
-    this.ctx.logger.info({ event: 'config-reloaded', generation: this.generation }, 'config reloaded');
     void prev.closePools();
-    return { ok: true, problems: [], generation: this.generation };
   }
 
   private reloadFailed(problems: readonly ConfigProblem[], hash: string): ReloadResult {
@@ -639,6 +689,7 @@ class Proxy implements ProxyHandle {
   }
 
   private stopWatching(): void {
+    this.materialWatcher?.close();
     this.watcher?.close();
     clearInterval(this.pollTimer);
     clearTimeout(this.reloadDebounce);
