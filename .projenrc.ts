@@ -21,6 +21,9 @@ const project = new cdk8s.ConstructLibraryCdk8s({
   projenrcTs: true,
 
   peerDeps: ['cdk8s-plus-28@^2.5.6'],
+  // The manifest validator (src/validation/) ships to users: jsii requires plain npm runtime
+  // dependencies to be bundled into the package.
+  bundledDeps: ['ajv@^8.20.0', 'kubernetes-models@^4.5.1', 'yaml@^2.9.1'],
   devDeps: [
     '@types/node@^20',
     'cdk8s-plus-28@2.5.6',
@@ -30,8 +33,7 @@ const project = new cdk8s.ConstructLibraryCdk8s({
     'prom-client@^15.1.3',
     'pino@^10.4.0',
     'esbuild@^0.28.2',
-    // Tests: YAML parsing of synthesised output, gRPC peers.
-    'yaml@^2.9.1',
+    // Tests: gRPC peers.
     '@grpc/grpc-js@^1.14.7',
     // Tests: every PromQL expression of the shipped alerts and dashboard parses.
     '@prometheus-io/lezer-promql@^0.315.0',
