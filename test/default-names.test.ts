@@ -103,7 +103,7 @@ describe('default names', () => {
 
   test('the objects validate, with every reference resolved inside the set', () => {
     const result = validateObjects(objects);
-    expect(result.unexpected).toEqual([]);
+    expect(result.messages).toEqual([]);
     expect(result.failed).toBe(0);
     expect(result.passed).toBe(objects.length);
   });
