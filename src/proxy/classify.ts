@@ -98,6 +98,44 @@ export interface RequestLike {
   readonly url: string;
   /** Lower-case header names. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** Name, value, name, value... as received: Node keeps only the first of repeated Host lines in `headers`. */
+  readonly rawHeaders?: readonly string[];
+}
+
+/** How many `Host` field lines the request carried (node:http folds repeats away in `headers`). */
+function hostLines(raw: readonly string[] | undefined): number {
+  if (!raw) return 0;
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (name.length === 4 && name.toLowerCase() === 'host') n++;
+  }
+  return n;
+}
+
+/**
+ * The authority a request names, from HTTP/2's `:authority` or else `Host`. More than one Host
+ * line is a 400 (RFC 9112 §3.2: the first and the last would name different servers to different
+ * hops), and so is an HTTP/2 Host that names another authority than `:authority` (RFC 9113 §8.3.1).
+ */
+export function requestAuthority(req: Pick<RequestLike, 'headers' | 'rawHeaders'>): string | undefined {
+  if (hostLines(req.rawHeaders) > 1) throw new EgressError('BAD_REQUEST', 'more than one Host header');
+  const h = req.headers;
+  const pseudo = h[':authority'];
+  const host = h.host;
+  if (typeof pseudo === 'string') {
+    if (typeof host === 'string' && host.toLowerCase() !== pseudo.toLowerCase()) {
+      throw new EgressError('BAD_REQUEST', 'Host header differs from :authority');
+    }
+    return pseudo;
+  }
+  return typeof host === 'string' ? host : undefined;
+}
+
+/** Same host (case-insensitive, one trailing dot ignored) and port (absent means `dfltPort`). */
+function sameAuthority(a: { host: string; port?: number }, b: { host: string; port?: number }, dfltPort: number): boolean {
+  const norm = (h: string) => h.toLowerCase().replace(/\.$/, '');
+  return norm(a.host) === norm(b.host) && (a.port ?? dfltPort) === (b.port ?? dfltPort);
 }
 
 function isGrpc(headers: RequestLike['headers']): boolean {
@@ -147,6 +185,15 @@ export function classifyHttp(
     if (url.username || url.password) throw new EgressError('BAD_REQUEST', 'credentials in request target');
     absolute = true;
     const rawHost = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    // RFC 9112 §3.2: a client sends a Host identical to the target's authority. A different one
+    // would let a hop that reads Host (a header match, a sidecar, the upstream) see another server
+    // than the one policy decided on.
+    if (authority !== undefined) {
+      const hp = splitHostPort(authority);
+      if (!hp || !sameAuthority(hp, { host: rawHost, port: url.port ? Number(url.port) : undefined }, 80)) {
+        throw new EgressError('BAD_REQUEST', 'Host header differs from the request target');
+      }
+    }
     const lower = rawHost.toLowerCase().replace(/\.$/, '');
     const stripped = isIP(lower) ? undefined : suffixes.strip(lower);
     host = destinationHost(stripped ?? lower, stripped === undefined);

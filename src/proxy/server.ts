@@ -7,7 +7,7 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { dirname } from 'node:path';
 import { createAdminServer } from './admin';
-import { classifyHttp, splitHostPort, type ClassifiedRequest } from './classify';
+import { classifyHttp, requestAuthority, splitHostPort, type ClassifiedRequest, type RequestLike } from './classify';
 import { ConfigError, parseConfigText, validateConfig, type ConfigProblem } from './config';
 import { decide, type Decision } from './decide';
 import { EgressError, toEgressError } from './errors';
@@ -433,6 +433,7 @@ class Proxy implements ProxyHandle {
     let classified: ClassifiedRequest | undefined;
     let decision: Decision | undefined;
     let plan: UpstreamPlan | undefined;
+    let authority: string | undefined;
     const controller = new AbortController();
     let totalTimer: NodeJS.Timeout | undefined;
     let timedOut = false;
@@ -441,8 +442,8 @@ class Proxy implements ProxyHandle {
     };
     res.once('close', onClose);
     try {
-      const authority = (req.headers[':authority'] as string | undefined) ?? req.headers.host;
-      classified = classifyHttp(req as { method: string; url: string; headers: typeof req.headers }, authority, state.suffixes,
+      authority = requestAuthority(req);
+      classified = classifyHttp(req as RequestLike, authority, state.suffixes,
         state.config.listeners.http.forwardProxy, parentPort, Math.random());
       const target = classified.target;
       decision = decide(state.policy, target);

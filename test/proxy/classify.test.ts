@@ -1,5 +1,7 @@
 // Classification: egress suffix names, absolute-form, CONNECT authorities and SNI into Targets.
-import { classifyConnect, classifyHttp, classifySni, isValidDnsName, normaliseDnsName, splitHostPort, SuffixMatcher } from '../../src/proxy/classify';
+import {
+  classifyConnect, classifyHttp, classifySni, isValidDnsName, normaliseDnsName, requestAuthority, splitHostPort, SuffixMatcher,
+} from '../../src/proxy/classify';
 import { EgressError } from '../../src/proxy/errors';
 
 const suffixes = new SuffixMatcher(['egress.local', 'out.internal.']);
@@ -95,6 +97,37 @@ describe('classifyHttp', () => {
     ['malformed Host', '/', 'a.example.egress.local:99999', false, 'BAD_REQUEST'],
   ])('%s → %s', (_what, url, authority, forward, code) => {
     expect(codeOf(() => classifyHttp(req(url), authority, suffixes, forward, 80, 0))).toBe(code);
+  });
+});
+
+describe('requestAuthority and Host consistency', () => {
+  test('one Host is the authority; HTTP/2 :authority wins when Host agrees with it', () => {
+    expect(requestAuthority({ headers: { host: 'a.egress.local' }, rawHeaders: ['Host', 'a.egress.local'] })).toBe('a.egress.local');
+    expect(requestAuthority({ headers: { ':authority': 'a.egress.local', 'host': 'A.egress.local' } })).toBe('a.egress.local');
+    expect(requestAuthority({ headers: {}, rawHeaders: [] })).toBeUndefined();
+  });
+
+  test.each([
+    ['two Host lines', { headers: { host: 'a.egress.local' }, rawHeaders: ['Host', 'a.egress.local', 'x-y', '1', 'hOsT', 'b.egress.local'] }],
+    ['two identical Host lines', { headers: { host: 'a.egress.local' }, rawHeaders: ['host', 'a.egress.local', 'host', 'a.egress.local'] }],
+    ['HTTP/2 Host naming another authority', { headers: { ':authority': 'a.egress.local', 'host': 'b.egress.local' } }],
+  ])('%s → BAD_REQUEST', (_what, req) => {
+    expect(codeOf(() => requestAuthority(req))).toBe('BAD_REQUEST');
+  });
+
+  const req = (url: string) => ({ method: 'GET', url, headers: {} });
+  test.each([
+    ['http://api.example/', 'api.example'], ['http://api.example/', 'API.example:80'], ['http://api.example:8080/', 'api.example:8080'],
+    ['http://[::1]/', '[::1]'], ['http://api.example/', 'api.example.'],
+  ])('absolute-form %s with Host %s is accepted', (url, host) => {
+    expect(classifyHttp(req(url), host, suffixes, true, 80, 0).absolute).toBe(true);
+  });
+
+  test.each([
+    ['http://api.example/', 'other.example'], ['http://api.example/', 'api.example:8080'], ['http://api.example:8080/', 'api.example'],
+    ['http://api.example/', 'api.example.egress.local'], ['http://api.example/', 'api.example:x'],
+  ])('absolute-form %s with a different Host %s → BAD_REQUEST', (url, host) => {
+    expect(codeOf(() => classifyHttp(req(url), host, suffixes, true, 80, 0))).toBe('BAD_REQUEST');
   });
 });
 

@@ -266,6 +266,66 @@ describe('hostile clients', () => {
   });
 });
 
+describe('Host header', () => {
+  /** Raw bytes to the HTTP listener; resolves with everything the proxy sent before closing. */
+  const rawExchange = (port: number, bytes: string) => new Promise<string>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    let got = '';
+    s.on('data', (c: Buffer) => { got += c.toString(); });
+    s.on('close', () => resolve(got));
+    s.on('error', () => resolve(got));
+    s.setTimeout(10_000, () => s.destroy());
+    s.end(bytes);
+  });
+
+  test('two Host lines → 400 BAD_REQUEST with the error header, whichever comes first; nothing resolved or dialled', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({ externalServices: [apiService(upstream.port)] }), { ...NAMES, 'evil.example': '127.0.0.1' });
+    for (const [first, second] of [['api.test.example.egress.local', 'evil.example.egress.local'], ['evil.example.egress.local', 'api.test.example.egress.local']]) {
+      const answer = await rawExchange(tp.proxy.ports.http, `GET /get HTTP/1.1\r\nHost: ${first}\r\nHost: ${second}\r\nConnection: close\r\n\r\n`);
+      expect(answer).toMatch(/^HTTP\/1\.1 400/);
+      expect(answer.toLowerCase()).toContain('x-egress-error: bad_request');
+    }
+    expect(tp.resolver.calls).toEqual([]);
+    expect(tp.dialer.calls).toEqual([]);
+    expect(upstream.requests()).toBe(0);
+    expect((await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/one-host')).status).toBe(200);
+  });
+
+  test('absolute-form whose Host names another server → 400; a matching Host goes through', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({ externalServices: [apiService(upstream.port)] }), NAMES);
+    const bad = await rawRequest(tp.proxy.ports.http, { path: 'http://api.test.example/x', headers: { host: 'evil.example' } });
+    expect(bad.status).toBe(400);
+    expect(bad.headers['x-egress-error']).toBe('BAD_REQUEST');
+    expect(tp.resolver.calls).toEqual([]);
+    const good = await rawRequest(tp.proxy.ports.http, { path: 'http://api.test.example/x', headers: { host: 'api.test.example' } });
+    expect(good.status).toBe(200);
+  });
+
+  test('HTTP/2: a host header that differs from :authority → 400', async () => {
+    tp = await startTestProxy(testConfig(), NAMES);
+    const session = http2.connect(`http://127.0.0.1:${tp.proxy.ports.http}`);
+    cleanups.push(() => { session.destroy(); });
+    const status = await new Promise<{ status: number; code: unknown }>((resolve, reject) => {
+      const stream = session.request({ ':path': '/', ':authority': 'api.test.example.egress.local', 'host': 'evil.example.egress.local' });
+      stream.on('response', (h) => resolve({ status: Number(h[':status']), code: h['x-egress-error'] }));
+      stream.on('error', reject);
+      stream.end();
+    });
+    expect(status).toEqual({ status: 400, code: 'BAD_REQUEST' });
+    expect(tp.resolver.calls).toEqual([]);
+  });
+
+  test('CONNECT with two Host lines → 400, no dial', async () => {
+    tp = await startTestProxy(testConfig(), NAMES);
+    const answer = await rawExchange(tp.proxy.ports.http,
+      'CONNECT api.test.example:443 HTTP/1.1\r\nHost: api.test.example:443\r\nHost: evil.example:443\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 400/);
+    expect(tp.dialer.calls).toEqual([]);
+  });
+});
+
 describe('client going away', () => {
   test('a client that disconnects mid-request aborts the upstream exchange and is logged CLIENT_CLOSED', async () => {
     let upstreamClosed = false;
