@@ -104,7 +104,8 @@ export interface NetworkSpec {
 /**
  * SSRF defence. Built in and always refused unless listed in allowCidrs: loopback, unspecified,
  * RFC 1918 private ranges, link-local (169.254.0.0/16, fe80::/10, cloud metadata), CGNAT
- * (100.64.0.0/10), unique-local (fc00::/7), multicast, reserved, and IPv4-mapped forms of them.
+ * (100.64.0.0/10), unique-local (fc00::/7), multicast, reserved, Teredo (2001::/32), and the
+ * IPv4-mapped forms of them. The IPv4 address inside a NAT64, 6to4 or Teredo address is vetted too.
  */
 export interface AddressPolicySpec {
   /** Exceptions to the built-in refusals (e.g. an on-premises API at 10.20.0.0/16). */
