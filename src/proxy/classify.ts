@@ -1,13 +1,16 @@
 // Classify what a client asked for (Host under an egress suffix, absolute-form URI, CONNECT
 // authority, TLS SNI) into a normalised Target for decide(). No I/O.
 import { isIP } from 'node:net';
+import { domainToASCII } from 'node:url';
 import type { Target, TargetProtocol } from './decide';
 import { EgressError } from './errors';
 import { normalizePath } from './route-match';
 
-const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+// Host names, not just RFC 1123 ones: '_' is valid in DNS (RFC 2181 §11) and real SaaS tenant
+// names carry it; only a leading or trailing '-' is refused, as resolvers and CAs do.
+const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
-/** A DNS name of letters, digits and hyphens (lower case after normalising), at most 253 bytes. */
+/** A DNS name of letters, digits, hyphens and underscores (lower case after normalising), at most 253 bytes. */
 export function isValidDnsName(name: string): boolean {
   if (name.length === 0 || name.length > 253) return false;
   const labels = name.split('.');
@@ -15,14 +18,37 @@ export function isValidDnsName(name: string): boolean {
   return true;
 }
 
+const NON_ASCII = /[^\x00-\x7f]/;
+const NON_LATIN1 = /[^\x00-\xff]/;
+
+/**
+ * An internationalised name in its A-label (punycode) form, the one DNS, certificates, SNI and
+ * the config use, so that policy, metrics and logs see one spelling: 'bücher.example' →
+ * 'xn--bcher-kva.example'. node:http hands header bytes over as latin1, so UTF-8 sent raw in a
+ * Host header is decoded first. ASCII input is returned as is (no work on the common path);
+ * undefined when the name is not a valid IDN.
+ */
+export function toALabels(raw: string): string | undefined {
+  if (!NON_ASCII.test(raw)) return raw;
+  let text = raw;
+  if (!NON_LATIN1.test(raw)) {
+    const utf8 = Buffer.from(raw, 'latin1').toString('utf8');
+    if (!utf8.includes('\ufffd')) text = utf8;
+  }
+  const ascii = domainToASCII(text);
+  return ascii === '' ? undefined : ascii;
+}
+
 /** Exact name or a leading wildcard '*.example.com'. */
 export function isValidHostPattern(pattern: string): boolean {
   return pattern.startsWith('*.') ? isValidDnsName(pattern.slice(2)) : isValidDnsName(pattern);
 }
 
-/** Lower case and drop one trailing dot; undefined if what is left is not a DNS name. */
+/** A-labels, lower case and one trailing dot dropped; undefined if what is left is not a DNS name. */
 export function normaliseDnsName(raw: string): string | undefined {
-  let name = raw.toLowerCase();
+  const ascii = toALabels(raw);
+  if (ascii === undefined) return undefined;
+  let name = ascii.toLowerCase();
   if (name.endsWith('.')) name = name.slice(0, -1);
   return isValidDnsName(name) ? name : undefined;
 }
@@ -166,7 +192,9 @@ export function classifyHttp(
     if (!authority) throw new EgressError('BAD_REQUEST', 'missing Host header');
     const hp = splitHostPort(authority);
     if (!hp) throw new EgressError('BAD_REQUEST', 'malformed Host header');
-    const lower = hp.host.toLowerCase().replace(/\.$/, '');
+    const ascii = toALabels(hp.host);
+    if (ascii === undefined) throw new EgressError('BAD_REQUEST', 'invalid host name');
+    const lower = ascii.toLowerCase().replace(/\.$/, '');
     const name = suffixes.strip(lower);
     if (name === undefined) throw new EgressError('UNKNOWN_NAME');
     host = destinationHost(name, false);
@@ -190,7 +218,9 @@ export function classifyHttp(
     // than the one policy decided on.
     if (authority !== undefined) {
       const hp = splitHostPort(authority);
-      if (!hp || !sameAuthority(hp, { host: rawHost, port: url.port ? Number(url.port) : undefined }, 80)) {
+      const hostAscii = hp ? toALabels(hp.host) : undefined;
+      const targetAuthority = { host: rawHost, port: url.port ? Number(url.port) : undefined };
+      if (!hp || hostAscii === undefined || !sameAuthority({ host: hostAscii, port: hp.port }, targetAuthority, 80)) {
         throw new EgressError('BAD_REQUEST', 'Host header differs from the request target');
       }
     }
@@ -218,7 +248,9 @@ export function classifyHttp(
 export function classifyConnect(authority: string, suffixes: SuffixMatcher): Target {
   const hp = splitHostPort(authority);
   if (!hp || hp.port === undefined) throw new EgressError('BAD_REQUEST', 'CONNECT needs host:port');
-  const lower = hp.host.toLowerCase().replace(/\.$/, '');
+  const ascii = toALabels(hp.host);
+  if (ascii === undefined) throw new EgressError('BAD_REQUEST', 'invalid host name');
+  const lower = ascii.toLowerCase().replace(/\.$/, '');
   const stripped = isIP(lower) ? undefined : suffixes.strip(lower);
   const host = destinationHost(stripped ?? lower, stripped === undefined);
   return { protocol: hp.port === 443 ? 'tls' : 'tcp', host, port: hp.port };

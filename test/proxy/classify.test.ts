@@ -1,6 +1,6 @@
 // Classification: egress suffix names, absolute-form, CONNECT authorities and SNI into Targets.
 import {
-  classifyConnect, classifyHttp, classifySni, isValidDnsName, normaliseDnsName, requestAuthority, splitHostPort, SuffixMatcher,
+  classifyConnect, classifyHttp, classifySni, isValidDnsName, normaliseDnsName, requestAuthority, splitHostPort, SuffixMatcher, toALabels,
 } from '../../src/proxy/classify';
 import { EgressError } from '../../src/proxy/errors';
 
@@ -18,7 +18,8 @@ function codeOf(fn: () => unknown): string | undefined {
 describe('names', () => {
   test.each([
     ['api.github.com', true], ['a', true], ['xn--bcher-kva.example', true], ['-bad.example', false], ['bad-.example', false],
-    ['a..b', false], ['under_score.example', false], ['', false], [`${'a'.repeat(64)}.example`, false], ['UPPER.example', false],
+    ['a..b', false], ['under_score.example', true], ['_dmarc.example', true], ['a_.example', true],
+    ['bücher.example', false], ['a b.example', false], ['a!b.example', false], ['', false], [`${'a'.repeat(64)}.example`, false], ['UPPER.example', false],
   ])('isValidDnsName(%s) = %s', (name, ok) => {
     expect(isValidDnsName(name)).toBe(ok);
   });
@@ -91,12 +92,54 @@ describe('classifyHttp', () => {
     ['absolute-form without forwardProxy', 'http://a.example/', 'a.example', false, 'UNKNOWN_NAME'],
     ['missing Host', '/', undefined, false, 'BAD_REQUEST'],
     ['IP literal under the suffix', '/', '10.0.0.1.egress.local', false, 'BAD_REQUEST'],
-    ['invalid label', '/', 'a_b.egress.local', false, 'BAD_REQUEST'],
+    ['invalid label', '/', 'a!b.egress.local', false, 'BAD_REQUEST'],
+    ['invalid IDN', '/', 'a\u00ad\u200b.b\u{1F600}\u0000.egress.local', false, 'BAD_REQUEST'],
     ['https in absolute-form', 'https://a.example/', 'a.example', true, 'BAD_REQUEST'],
     ['credentials in absolute-form', 'http://u:p@a.example/', 'a.example', true, 'BAD_REQUEST'],
     ['malformed Host', '/', 'a.example.egress.local:99999', false, 'BAD_REQUEST'],
   ])('%s → %s', (_what, url, authority, forward, code) => {
     expect(codeOf(() => classifyHttp(req(url), authority, suffixes, forward, 80, 0))).toBe(code);
+  });
+});
+
+describe('underscores and internationalised names', () => {
+  const req = (url: string) => ({ method: 'GET', url, headers: {} });
+  const latin1 = (s: string) => Buffer.from(s, 'utf8').toString('latin1'); // how node:http hands raw UTF-8 header bytes over
+
+  test('toALabels: ASCII unchanged, U-labels to punycode, raw UTF-8 bytes decoded first, invalid → undefined', () => {
+    expect(toALabels('my_tenant.example.com')).toBe('my_tenant.example.com');
+    expect(toALabels('bücher.example')).toBe('xn--bcher-kva.example');
+    expect(toALabels('BÜCHER.example')).toBe('xn--bcher-kva.example');
+    expect(toALabels(latin1('bücher.example'))).toBe('xn--bcher-kva.example');
+    expect(toALabels(latin1('例え.jp'))).toBe('xn--r8jz45g.jp');
+    expect(toALabels('a\u0000ü.example')).toBeUndefined();
+  });
+
+  test('a Host with "_" under the suffix is a valid target', () => {
+    expect(classifyHttp(req('/x'), 'My_Tenant.saas.example.egress.local', suffixes, false, 80, 0).target.host).toBe('my_tenant.saas.example');
+  });
+
+  test('an IDN Host (as U-labels or raw UTF-8) targets the A-label name', () => {
+    expect(classifyHttp(req('/'), 'bücher.example.egress.local', suffixes, false, 80, 0).target.host).toBe('xn--bcher-kva.example');
+    expect(classifyHttp(req('/'), latin1('Bücher.example.egress.local:8080'), suffixes, false, 80, 0).target)
+      .toMatchObject({ host: 'xn--bcher-kva.example', port: 8080 });
+    expect(classifyHttp(req('/'), 'xn--bcher-kva.example.egress.local', suffixes, false, 80, 0).target.host).toBe('xn--bcher-kva.example');
+  });
+
+  test('absolute-form: the URL is punycoded and a U-label Host for the same name agrees with it', () => {
+    const c = classifyHttp(req('http://xn--bcher-kva.example/'), latin1('bücher.example'), suffixes, true, 80, 0);
+    expect(c.target.host).toBe('xn--bcher-kva.example');
+    expect(classifyHttp(req('http://my_tenant.example/'), 'my_tenant.example', suffixes, true, 80, 0).target.host).toBe('my_tenant.example');
+  });
+
+  test('CONNECT: "_" and IDN authorities', () => {
+    expect(classifyConnect('my_tenant.example:443', suffixes)).toEqual({ protocol: 'tls', host: 'my_tenant.example', port: 443 });
+    expect(classifyConnect('bücher.example:443', suffixes)).toEqual({ protocol: 'tls', host: 'xn--bcher-kva.example', port: 443 });
+    expect(codeOf(() => classifyConnect('a!b.example:443', suffixes))).toBe('BAD_REQUEST');
+  });
+
+  test('SNI with "_" is valid', () => {
+    expect(classifySni('My_Tenant.example', 443).host).toBe('my_tenant.example');
   });
 });
 

@@ -107,6 +107,68 @@ describe('addressing', () => {
   });
 });
 
+describe('underscores and internationalised names', () => {
+  /** One raw request (bytes as given, UTF-8 Host included); resolves with the whole answer. */
+  const rawBytes = (port: number, bytes: Buffer) => new Promise<string>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    let got = '';
+    s.on('data', (c: Buffer) => { got += c.toString(); });
+    s.on('close', () => resolve(got));
+    s.on('error', () => resolve(got));
+    s.setTimeout(10_000, () => s.destroy());
+    s.write(bytes); // no FIN: the answer comes after an upstream exchange, and `Connection: close` ends it
+  });
+
+  test('a Host with "_" reaches its declared service', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({
+      parent: { name: 'p', namespace: 'n', trafficPolicy: 'Deny', allowDeclaredServices: true },
+      externalServices: [testService('tenant', 'my_tenant.test.example', { ports: [{ port: 80, targetPort: upstream.port }] })],
+    }), { 'my_tenant.test.example': '127.0.0.1' });
+    const r = await viaProxy(tp.proxy.ports.http, 'My_Tenant.test.example.egress.local', '/underscore');
+    expect(r.status).toBe(200);
+    expect(tp.resolver.calls).toEqual(['my_tenant.test.example']);
+    expect(upstream.seen[0].servername).toBe('my_tenant.test.example');
+  });
+
+  test('a raw UTF-8 IDN Host is matched, resolved, logged and counted as its A-label', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({
+      parent: { name: 'p', namespace: 'n', trafficPolicy: 'Deny', allowDeclaredServices: true },
+      externalServices: [testService('books', 'xn--bcher-kva.test.example', { ports: [{ port: 80, targetPort: upstream.port }] })],
+    }), { 'xn--bcher-kva.test.example': '127.0.0.1' });
+    const answer = await rawBytes(tp.proxy.ports.http,
+      Buffer.from('GET /idn HTTP/1.1\r\nHost: Bücher.test.example.egress.local\r\nConnection: close\r\n\r\n', 'utf8'));
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    expect(tp.resolver.calls).toEqual(['xn--bcher-kva.test.example']);
+    expect(upstream.seen[0].servername).toBe('xn--bcher-kva.test.example');
+    const line = tp.logs.lines.find((l) => l.status === 200);
+    expect(line?.host).toBe('xn--bcher-kva.test.example');
+    const metrics = await scrape(tp.proxy.ports.admin);
+    expect(metrics).toContain('hostname="xn--bcher-kva.test.example"');
+    expect(metrics).not.toMatch(/hostname="[^"]*[^\x00-\x7f]/);
+  });
+
+  test('CONNECT to a name with "_" is tunnelled to the vetted address', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig(), { 'my_tenant.test.example': '127.0.0.1' });
+    const answer = await new Promise<string>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: tp!.proxy.ports.http });
+      let got = '';
+      s.on('data', (c: Buffer) => {
+        got += c.toString();
+        if (got.includes('\r\n\r\n')) s.destroy();
+      });
+      s.on('close', () => resolve(got));
+      s.on('error', () => resolve(got));
+      s.write(`CONNECT my_tenant.test.example:${upstream!.port} HTTP/1.1\r\nHost: my_tenant.test.example:${upstream!.port}\r\n\r\n`);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    expect(tp.resolver.calls).toEqual(['my_tenant.test.example']);
+    expect(tp.dialer.calls).toEqual([{ address: '127.0.0.1', port: upstream.port }]);
+  });
+});
+
 describe('policy responses', () => {
   test('Deny → 403 EGRESS_DENIED; nothing resolved or dialled', async () => {
     tp = await startTestProxy(testConfig({ parent: { name: 'p', namespace: 'n', trafficPolicy: 'Deny' } }), NAMES);
