@@ -4,7 +4,8 @@ import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
 import type { Target, TargetProtocol } from './decide';
 import { EgressError } from './errors';
-import { normalizePath } from './route-match';
+import { ambiguousPath, normalizePath, unescapeAmbiguousPath, type AmbiguousPathKind } from './route-match';
+import type { AmbiguousPathsSpec } from '../model/proxy-config';
 
 // Host names, not just RFC 1123 ones: '_' is valid in DNS (RFC 2181 §11) and real SaaS tenant
 // names carry it; only a leading or trailing '-' is refused, as resolvers and CAs do.
@@ -117,6 +118,12 @@ export interface ClassifiedRequest {
   readonly path: string;
   /** The request used absolute-form (http_proxy style). */
   readonly absolute: boolean;
+  /**
+   * With ambiguousPaths 'Reject': what made the path ambiguous. The caller refuses the request
+   * (400) when a route that takes the host restricts paths (decide's pathRestricted()); elsewhere
+   * it is forwarded as received.
+   */
+  readonly ambiguity?: AmbiguousPathKind;
 }
 
 export interface RequestLike {
@@ -181,6 +188,7 @@ function splitPathQuery(pathAndQuery: string): { path: string; query?: string } 
  */
 export function classifyHttp(
   req: RequestLike, authority: string | undefined, suffixes: SuffixMatcher, forwardProxy: boolean, parentPort: number, pick: number,
+  ambiguousPaths: AmbiguousPathsSpec = 'Reject',
 ): ClassifiedRequest {
   const protocol: TargetProtocol = isGrpc(req.headers) ? 'grpc' : 'http';
   let host: string;
@@ -232,8 +240,12 @@ export function classifyHttp(
   }
   const split = splitPathQuery(pathAndQuery);
   // Match and forward the same, dot-segment-free path: '/get/../admin' must not pass a '/get'
-  // rule and then reach '/admin' upstream.
-  const path = normalizePath(split.path);
+  // rule and then reach '/admin' upstream. A path servers read in different ways ('/get/..%2fip')
+  // is decoded, or kept as received, per ambiguousPaths; either way the one path is matched and sent.
+  const ambiguity = ambiguousPath(split.path);
+  const path = ambiguity === undefined ? normalizePath(split.path)
+    : ambiguousPaths === 'UnescapeAndForward' ? normalizePath(unescapeAmbiguousPath(split.path))
+      : normalizePath(split.path, false);
   if (path === undefined) throw new EgressError('BAD_REQUEST', 'request path climbs above the root');
   const query = split.query;
   if (path !== split.path) pathAndQuery = query === undefined ? path : `${path}?${query}`;
@@ -241,6 +253,7 @@ export function classifyHttp(
     target: { protocol, host, port, method: req.method, path, query, headers: req.headers, pick },
     path: pathAndQuery,
     absolute,
+    ambiguity: ambiguousPaths === 'Reject' ? ambiguity : undefined,
   };
 }
 

@@ -8,6 +8,7 @@
 //   compileNetworks(parent): CompiledNetworks
 //   defaultRoute(protocol, allow): RouteRef        'http-egress-allow', 'tls-egress-deny', ...
 //   findExternalService(policy, host): ExternalServiceSpec | undefined
+//   pathRestricted(policy, target): boolean          does a route that takes the host match on the path?
 //   routeRef(route): RouteRef
 //   class PolicyCompileError extends Error { problems: string[] }
 import { CidrSet, formatCidr, tryParseIp, type Cidr, type IpAddress } from './cidr';
@@ -141,6 +142,8 @@ interface CompiledRoute {
   readonly rules: readonly CompiledRule[];
   /** The best score a match of this route can reach; unbounded (Infinity) with a regex path match. */
   readonly maxScore: number;
+  /** A match looks at the path: any HTTP path match but PathPrefix '/', any gRPC service or method match. */
+  readonly restrictsPath: boolean;
   readonly needsQuery: boolean;
 }
 
@@ -260,6 +263,7 @@ function compileRoute(route: RouteSpec, problems: string[]): CompiledRoute {
   const grpc = route.kind === 'GRPCRoute';
   let needsQuery = false;
   let maxScore = 0;
+  let restrictsPath = false;
   const rules = route.rules.map((rule, ri): CompiledRule => {
     const matchSpecs: readonly RouteMatchSpec[] = rule.matches.length > 0 ? rule.matches : [{ headers: [], queryParams: [] }];
     const matches: CompiledMatch[] = [];
@@ -274,11 +278,13 @@ function compileRoute(route: RouteSpec, problems: string[]): CompiledRoute {
           if (query.length > 0) needsQuery = true;
           const score = httpScore(path, m.method !== undefined, headers.length, query.length);
           const regex = path.type === 'RegularExpression';
+          if (path.type !== 'PathPrefix' || path.prefix !== '') restrictsPath = true;
           if (regex) maxScore = Infinity;
           matches.push({ index: mi, score, regex, path, method: m.method, headers, query });
         } else {
           const g = attempt(`${at}.method`, () => compileGrpcMethodMatch(m.grpcMethod));
           if (!g) return;
+          if (g.service !== undefined || g.method !== undefined) restrictsPath = true;
           matches.push({ index: mi, score: grpcScore(g, headers.length), regex: false, grpc: g, headers, query: [] });
         }
       });
@@ -302,6 +308,7 @@ function compileRoute(route: RouteSpec, problems: string[]): CompiledRoute {
     wildcards,
     rules,
     maxScore,
+    restrictsPath,
     needsQuery,
   };
 }
@@ -655,6 +662,27 @@ const KIND_OF: Record<Exclude<TargetProtocol, 'grpc'>, RouteKindSpec> = { http: 
 function candidates(policy: CompiledPolicy, kind: RouteKindSpec, port: number): CandidateSet {
   const t = policy.tables[kind];
   return t.byPort.get(port) ?? t.anyPort;
+}
+
+/**
+ * Whether a route that takes the target's host at its port looks at the path (an HTTPRoute path
+ * match other than PathPrefix '/'; for gRPC, a GRPCRoute service or method match too). Where none
+ * does, the path cannot change the decision. Walks only the routes for this host; for the rare
+ * request whose path is ambiguous, never on the common path.
+ */
+export function pathRestricted(policy: CompiledPolicy, target: Target): boolean {
+  let host = target.host;
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  const restricts = (routes: readonly RankedRoute[] | undefined) => routes?.some((r) => r.restrictsPath) ?? false;
+  const kinds: RouteKindSpec[] = target.protocol === 'grpc' ? ['GRPCRoute', 'HTTPRoute'] : ['HTTPRoute'];
+  for (const kind of kinds) {
+    const set = candidates(policy, kind, target.port);
+    if (restricts(set.byExactHost.get(host)) || restricts(set.anyHost)) return true;
+    for (let dot = host.indexOf('.', 1); dot !== -1; dot = host.indexOf('.', dot + 1)) {
+      if (restricts(set.byWildcardSuffix.get(host.slice(dot)))) return true;
+    }
+  }
+  return false;
 }
 
 /* ------------------------------------------------------------------------- networks */

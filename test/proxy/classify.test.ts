@@ -49,7 +49,7 @@ describe('classifyHttp', () => {
 
   test.each([
     ['/get/../ip', '/ip', '/ip'],
-    ['/get/%2e%2e/admin?x=1', '/admin', '/admin?x=1'],
+    // '%2e%2e' is ambiguous: see 'ambiguous paths per ambiguousPaths'.
     ['/a/./b/', '/a/b/', '/a/b/'],
     ['/get?next=/../ip', '/get', '/get?next=/../ip'],
   ])('dot segments are resolved before matching and forwarding: %s → %s', (url, matched, forwarded) => {
@@ -140,6 +140,32 @@ describe('underscores and internationalised names', () => {
 
   test('SNI with "_" is valid', () => {
     expect(classifySni('My_Tenant.example', 443).host).toBe('my_tenant.example');
+  });
+});
+
+describe('ambiguous paths per ambiguousPaths', () => {
+  const req = (url: string) => ({ method: 'GET', url, headers: {} });
+  const classify = (url: string, mode: 'Reject' | 'UnescapeAndForward' | 'KeepUnchanged') =>
+    classifyHttp(req(url), 'httpbin.org.egress.local', suffixes, false, 80, 0, mode);
+
+  test.each([
+    ['/get/..%2fip?x=1', 'Reject', '/get/..%2fip', '/get/..%2fip?x=1', 'encoded-slash'],
+    ['/get/%2e%2e/ip', 'Reject', '/get/%2e%2e/ip', '/get/%2e%2e/ip', 'encoded-dot-segment'],
+    ['/get/..;/ip', 'Reject', '/get/..;/ip', '/get/..;/ip', 'dot-segment-parameter'],
+    ['/get/..%2fip?x=1', 'UnescapeAndForward', '/ip', '/ip?x=1', undefined],
+    ['/get/%2e%2e%2fip', 'UnescapeAndForward', '/ip', '/ip', undefined],
+    ['/get/..;/ip', 'UnescapeAndForward', '/ip', '/ip', undefined],
+    ['/get/..%2fip', 'KeepUnchanged', '/get/..%2fip', '/get/..%2fip', undefined],
+    ['/get/../ip', 'Reject', '/ip', '/ip', undefined], // literal dot segments are not ambiguous
+  ] as const)('%s with %s: matched %s, forwarded %s, ambiguity %s', (url, mode, matched, forwarded, ambiguity) => {
+    const c = classify(url, mode);
+    expect(c.target.path).toBe(matched);
+    expect(c.path).toBe(forwarded);
+    expect(c.ambiguity).toBe(ambiguity);
+  });
+
+  test('unescaping that climbs above the root is a bad request', () => {
+    expect(codeOf(() => classify('/..%2f..%2fetc', 'UnescapeAndForward'))).toBe('BAD_REQUEST');
   });
 });
 

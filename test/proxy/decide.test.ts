@@ -5,7 +5,7 @@ import type {
 } from '../../src/model/proxy-config';
 import { parseIp } from '../../src/proxy/cidr';
 import {
-  PolicyCompileError, checkNetworks, compilePolicy, decide, defaultRoute, findExternalService,
+  PolicyCompileError, checkNetworks, compilePolicy, decide, defaultRoute, findExternalService, pathRestricted,
   type Decision, type Target,
 } from '../../src/proxy/decide';
 import { redirectLocation } from '../../src/proxy/route-match';
@@ -30,7 +30,7 @@ function config(o: ConfigOptions = {}): ProxyConfig {
     gateway: { name: 'gw', namespace: NS },
     listeners: {
       bindAddress: '127.0.0.1',
-      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80 },
+      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80, ambiguousPaths: 'Reject' },
       tcp: [],
       admin: { port: 9901 },
     },
@@ -256,6 +256,30 @@ describe('match types (one route, Deny otherwise)', () => {
 });
 
 /* ------------------------------------------------------------------ precedence */
+
+describe('pathRestricted: does a route that takes the host look at the path?', () => {
+  const p = compilePolicy(config({
+    routes: [
+      http('root-only', { hostnames: ['open.example'], rules: [rule({ matches: [prefix('/'), match({ headers: [{ type: 'Exact', name: 'x', value: '1' }] })] })] }),
+      http('get-only', { hostnames: ['httpbin.org'], rules: [rule({ matches: [prefix('/get')] })] }),
+      http('wild', { hostnames: ['*.wild.example'], rules: [rule({ matches: [exact('/x')] })] }),
+      http('port-8080', { hostnames: ['ported.example'], port: 8080, rules: [rule({ matches: [regex('/a.*')] })] }),
+      route('GRPCRoute', 'grpc-method', { hostnames: ['grpc.example'], rules: [rule({ matches: [match({ grpcMethod: { type: 'Exact', service: 'pkg.S' } })] })] }),
+    ],
+  }));
+  test.each<[string, Partial<Target>, boolean]>([
+    ['only PathPrefix "/" and header matches', { host: 'open.example' }, false],
+    ['a PathPrefix /get route', { host: 'httpbin.org' }, true],
+    ['a wildcard route with an Exact path', { host: 'a.wild.example' }, true],
+    ['no route for the host', { host: 'other.example' }, false],
+    ['a path route on another port', { host: 'ported.example', port: 80 }, false],
+    ['a path route on this port', { host: 'ported.example', port: 8080 }, true],
+    ['gRPC with a service match', { host: 'grpc.example', protocol: 'grpc' }, true],
+    ['HTTP to a host only a GRPCRoute restricts', { host: 'grpc.example' }, false],
+  ])('%s → %s', (_what, t, expected) => {
+    expect(pathRestricted(p, httpTarget(t))).toBe(expected);
+  });
+});
 
 describe('path precedence as linkerd2-proxy ranks it: the most path characters matched', () => {
   // Every route has one rule with one path match; the routes of a case are declared in the order

@@ -328,6 +328,67 @@ describe('hostile clients', () => {
   });
 });
 
+describe('ambiguous paths', () => {
+  const GET_ONLY = [{ kind: 'HTTPRoute', name: 'httpbin-get', namespace: 'egress-test', rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/get' } }] }] }];
+  const DENY = { name: 'all-egress-traffic', namespace: 'egress-test', trafficPolicy: 'Deny' };
+  const listeners = (ambiguousPaths?: string) => ({
+    bindAddress: '127.0.0.1', http: { port: 0, suffixes: ['egress.local'], forwardProxy: true, ...(ambiguousPaths ? { ambiguousPaths } : {}) }, admin: { port: 0 },
+  });
+  /** The request line as written (undici and fetch would normalise the path). */
+  const rawGet = (port: number, path: string) => new Promise<string>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    let got = '';
+    s.on('data', (c: Buffer) => { got += c.toString(); });
+    s.on('close', () => resolve(got));
+    s.on('error', () => resolve(got));
+    s.setTimeout(10_000, () => s.destroy());
+    s.write(`GET ${path} HTTP/1.1\r\nHost: api.test.example.egress.local\r\nConnection: close\r\n\r\n`);
+  });
+
+  test.each(['/get/..%2fip', '/get/..%2Fip', '/get/%2e%2e%2fip', '/get/%2e%2e/ip', '/get/..;/ip', '/get/..%5cip', '/get/..\\ip'])(
+    'default (Reject), a PathPrefix /get route: %s → 400 BAD_REQUEST, nothing sent upstream', async (path) => {
+      upstream = await startHttpsUpstream();
+      const config = testConfig({ listeners: listeners(), parent: DENY, externalServices: [apiService(upstream.port)], routes: GET_ONLY });
+      tp = await startTestProxy(config, NAMES);
+      const answer = await rawGet(tp.proxy.ports.http, path);
+      expect(answer).toMatch(/^HTTP\/1\.1 400/);
+      expect(answer.toLowerCase()).toContain('x-egress-error: bad_request');
+      expect(upstream.requests()).toBe(0);
+      expect(tp.dialer.calls).toEqual([]);
+      const line = tp.logs.lines.find((l) => l.error === 'BAD_REQUEST');
+      expect(String(line?.errorDetail)).toContain('ambiguous path');
+      expect((await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/get/ok')).status).toBe(200);
+    });
+
+  test('Reject where no route looks at the path: forwarded as received', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({ listeners: listeners('Reject'), externalServices: [apiService(upstream.port)] }), NAMES);
+    expect(await rawGet(tp.proxy.ports.http, '/files/a%2Fb')).toMatch(/^HTTP\/1\.1 200/);
+    expect(upstream.seen.map((r) => r.url)).toEqual(['/files/a%2Fb']);
+  });
+
+  test('UnescapeAndForward: the decoded path is matched and forwarded (denied outside /get, sent as decoded inside)', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({
+      listeners: listeners('UnescapeAndForward'), parent: DENY, externalServices: [apiService(upstream.port)], routes: GET_ONLY,
+    }), NAMES);
+    for (const path of ['/get/..%2fip', '/get/%2e%2e%2fip', '/get/..;/ip']) expect(await rawGet(tp.proxy.ports.http, path)).toMatch(/^HTTP\/1\.1 403/);
+    expect(upstream.requests()).toBe(0);
+    expect(await rawGet(tp.proxy.ports.http, '/get/a%2Fb/..%2fc?q=%2F')).toMatch(/^HTTP\/1\.1 200/);
+    expect(upstream.seen.map((r) => r.url)).toEqual(['/get/a/c?q=%2F']);
+  });
+
+  test('KeepUnchanged: matched and forwarded as received', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({
+      listeners: listeners('KeepUnchanged'), parent: DENY, externalServices: [apiService(upstream.port)], routes: GET_ONLY,
+    }), NAMES);
+    expect(await rawGet(tp.proxy.ports.http, '/get/..%2fip')).toMatch(/^HTTP\/1\.1 200/);
+    expect(await rawGet(tp.proxy.ports.http, '/other/..%2fget')).toMatch(/^HTTP\/1\.1 403/);
+    expect(upstream.seen.map((r) => r.url)).toEqual(['/get/..%2fip']);
+  });
+});
+
 describe('Host header', () => {
   /** Raw bytes to the HTTP listener; resolves with everything the proxy sent before closing. */
   const rawExchange = (port: number, bytes: string) => new Promise<string>((resolve) => {
