@@ -20,7 +20,7 @@ import { Problems } from './internal/problems';
 import { timeoutsToSpec } from './internal/timeouts';
 import { IntRange, LIMIT_BOUNDS, TIMEOUT_BOUNDS } from './model/bounds';
 import {
-  DEFAULT_ADMIN_PORT, DEFAULT_EGRESS_SUFFIX, DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT, DEFAULT_LIMITS,
+  DEFAULT_ADMIN_PORT, DEFAULT_AMBIGUOUS_PATHS, DEFAULT_EGRESS_SUFFIX, DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT, DEFAULT_LIMITS,
   DEFAULT_TIMEOUTS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT,
 } from './model/defaults';
 import {
@@ -64,6 +64,36 @@ export enum GatewayDeployment {
    * @see https://kubernetes.io/docs/concepts/services-networking/service-traffic-policy/
    */
   NODE_LOCAL = 'NodeLocal',
+}
+
+/**
+ * What the gateway does with a request path that servers read in different ways: an encoded
+ * slash or backslash (`%2F`, `%5C`), a raw backslash, an encoded dot segment (`%2e%2e`), or a `;`
+ * parameter on a dot segment (`/get/..;/admin`, a dot segment to Tomcat and Spring). An upstream
+ * that decodes `%2F` would serve `/admin` for `/get/..%2Fadmin`, which a `PathPrefix /get` route
+ * let through. Like Envoy's `path_with_escaped_slashes_action`.
+ *
+ * @see https://www.envoyproxy.io/docs/envoy/latest/api-v3/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto
+ */
+export enum AmbiguousPathAction {
+  /**
+   * Refuse with 400 when a route that takes the host restricts paths (any path match other than
+   * `PathPrefix /`). Where no route looks at the path, it cannot change the decision and is
+   * forwarded as received.
+   */
+  REJECT = 'Reject',
+  /**
+   * Decode them (`%2F`, `%5C` and `\` become `/`, dot segments lose their escapes and `;`
+   * parameters), remove dot segments, and match and forward the result: `/get/..%2Fadmin` is
+   * matched and sent as `/admin`.
+   */
+  UNESCAPE_AND_FORWARD = 'UnescapeAndForward',
+  /**
+   * Match and forward the path as received (only literal `.` and `..` segments are removed).
+   * Only for upstreams known not to decode `%2F` or read `;` parameters: otherwise routes that
+   * restrict paths can be bypassed.
+   */
+  KEEP_UNCHANGED = 'KeepUnchanged',
 }
 
 /** The proxy's log level. */
@@ -250,6 +280,14 @@ export interface EgressGatewayProps {
    * @default Duration.seconds(5)
    */
   readonly clientKeepAliveTimeout?: Duration;
+
+  /**
+   * What to do with request paths that upstream servers may read as another path than the one
+   * the routes matched (`%2F`, `%5C`, `\`, `%2e%2e`, `..;`). Whatever the choice, the path the
+   * routes match is the path sent upstream.
+   * @default AmbiguousPathAction.REJECT
+   */
+  readonly ambiguousPaths?: AmbiguousPathAction;
 
   /**
    * The proxy image.
@@ -451,6 +489,7 @@ export class EgressGateway extends Construct {
     checkEnum(problems, 'enforcement', props.enforcement, EnforcementMode, 'EnforcementMode');
     checkEnum(problems, 'configReload', props.configReload, ConfigReload, 'ConfigReload');
     checkEnum(problems, 'logLevel', props.logLevel, LogLevel, 'LogLevel');
+    checkEnum(problems, 'ambiguousPaths', props.ambiguousPaths, AmbiguousPathAction, 'AmbiguousPathAction');
 
     const shutdownGraceMs = durationMs(problems, 'shutdownGrace', props.shutdownGrace) ?? DEFAULT_SHUTDOWN_GRACE_MS;
     const terminationMs = durationMs(problems, 'terminationGracePeriod', props.terminationGracePeriod);
@@ -839,6 +878,7 @@ export class EgressGateway extends Construct {
           suffixes: [...this.suffixes],
           forwardProxy: this.forwardProxy,
           parentPort: this.servicePort,
+          ambiguousPaths: props.ambiguousPaths ?? DEFAULT_AMBIGUOUS_PATHS,
         },
         tls: this.tlsPort && this.tlsServicePort ? { port: this.tlsPort, parentPort: this.tlsServicePort } : undefined,
         tcp: this.tcpListeners.map((l) => ({ ...l })),

@@ -3,7 +3,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { ApiObject, App, Chart, Duration, Size, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
-import { ConfigReload, EgressGateway, GatewayDeployment, LogLevel } from '../src/egress-gateway';
+import { AmbiguousPathAction, ConfigReload, EgressGateway, GatewayDeployment, LogLevel } from '../src/egress-gateway';
 import { EgressClientMode, EgressClientProxyAddress } from '../src/egress-lockdown';
 import { EgressNetwork } from '../src/egress-network';
 import { ExternalServiceProtocol, InjectedHeader } from '../src/external-service';
@@ -165,7 +165,7 @@ describe('EgressGateway defaults', () => {
     expect(parsed.gateway).toEqual({ name: 'egress-gateway', namespace: 'egress' });
     expect(parsed.listeners).toEqual({
       bindAddress: '0.0.0.0',
-      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80 },
+      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80, ambiguousPaths: 'Reject' },
       tcp: [],
       admin: { port: 9901 },
     });
@@ -219,6 +219,7 @@ describe('EgressGateway props', () => {
       maxHeaderBytes: 32768,
       maxClientConnections: 3000,
       clientKeepAliveTimeout: Duration.seconds(75),
+      ambiguousPaths: AmbiguousPathAction.UNESCAPE_AND_FORWARD,
       logLevel: LogLevel.DEBUG,
       image: IMAGE,
     });
@@ -227,7 +228,9 @@ describe('EgressGateway props', () => {
     expect(gw.serviceFqdn).toBe('egress.egress-system.svc.corp.internal');
     expect(gw.suffixes).toEqual(['out.internal', 'egress.local']);
     expect(parsed.gateway).toEqual({ name: 'edge', namespace: 'egress-system' });
-    expect(parsed.listeners.http).toEqual({ port: 8080, suffixes: ['out.internal', 'egress.local'], forwardProxy: true, parentPort: 80 });
+    expect(parsed.listeners.http).toEqual({
+      port: 8080, suffixes: ['out.internal', 'egress.local'], forwardProxy: true, parentPort: 80, ambiguousPaths: 'UnescapeAndForward',
+    });
     expect(parsed.listeners.tls).toEqual({ port: 8443, parentPort: 443 });
     expect(parsed.parent).toMatchObject({ name: 'edge', namespace: 'egress-system', trafficPolicy: 'Deny', mode: 'ReportOnly' });
     expect(parsed.addressPolicy).toEqual({ allowCidrs: ['10.20.0.0/16'], denyCidrs: ['10.0.0.0/14', 'fd00:10::/64'] });
@@ -539,6 +542,20 @@ describe('EgressGateway validation', () => {
     }));
     expect(message).toContain(`'maxClientConnections' 0 must be a whole number from 1 to ${LIMIT_BOUNDS.maxClientConnections.max}; use e.g. 20000`);
     expect(message).toContain("'clientKeepAliveTimeout' \"50 millis\" must be from 100 ms to 3600 s; use e.g. Duration.seconds(5)");
+  });
+
+  test('ambiguous paths are rejected unless told otherwise', () => {
+    const all = objects((() => {
+      const chart = newChart();
+      new EgressGateway(chart, 'egress');
+      return chart;
+    })());
+    expect(config(all).listeners.http.ambiguousPaths).toBe('Reject');
+  });
+
+  test('throws when ambiguousPaths is not an AmbiguousPathAction', () => {
+    const message = errorOf(() => new EgressGateway(newChart(), 'egress', { ambiguousPaths: 'Unescape' as AmbiguousPathAction }));
+    expect(message).toContain("'ambiguousPaths' \"Unescape\" is not one of \"Reject\", \"UnescapeAndForward\", \"KeepUnchanged\"; use a AmbiguousPathAction member");
   });
 
   test('throws when terminationGracePeriod is not above shutdownGrace', () => {

@@ -3,7 +3,7 @@
  * (what it assumes when a hand-written config leaves an optional field out).
  */
 import type {
-  AddressPolicySpec, LimitsSpec, PoolSpec, RetrySpec, TimeoutsSpec, TlsOriginationSpec,
+  AmbiguousPathsSpec, AddressPolicySpec, LimitsSpec, PoolSpec, RetrySpec, TimeoutsSpec, TlsOriginationSpec,
 } from './proxy-config';
 
 export const DEFAULT_EGRESS_SUFFIX = 'egress.local';
@@ -11,6 +11,9 @@ export const DEFAULT_HTTP_PORT = 8080;
 export const DEFAULT_HTTP_PARENT_PORT = 80;
 export const DEFAULT_TLS_PORT = 8443;
 export const DEFAULT_ADMIN_PORT = 9901;
+/** Refuse what an upstream could read as another path than the one the routes matched. */
+export const DEFAULT_AMBIGUOUS_PATHS: AmbiguousPathsSpec = 'Reject';
+export const AMBIGUOUS_PATHS_VALUES: readonly AmbiguousPathsSpec[] = Object.freeze(['Reject', 'UnescapeAndForward', 'KeepUnchanged'] as const);
 export const DEFAULT_TLS_TARGET_PORT = 443;
 
 export const DEFAULT_TIMEOUTS: TimeoutsSpec = {

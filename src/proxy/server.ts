@@ -7,9 +7,9 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { dirname } from 'node:path';
 import { createAdminServer } from './admin';
-import { classifyHttp, splitHostPort, type ClassifiedRequest } from './classify';
+import { classifyHttp, requestAuthority, splitHostPort, type ClassifiedRequest, type RequestLike } from './classify';
 import { ConfigError, parseConfigText, validateConfig, type ConfigProblem } from './config';
-import { decide, type Decision } from './decide';
+import { decide, pathRestricted, type Decision } from './decide';
 import { EgressError, toEgressError } from './errors';
 import { forwardHttp, sendError, type ClientRequest, type ClientResponse, type HttpOutcome } from './forward-http';
 import { createLogger, type Logger } from './log';
@@ -433,6 +433,7 @@ class Proxy implements ProxyHandle {
     let classified: ClassifiedRequest | undefined;
     let decision: Decision | undefined;
     let plan: UpstreamPlan | undefined;
+    let authority: string | undefined;
     const controller = new AbortController();
     let totalTimer: NodeJS.Timeout | undefined;
     let timedOut = false;
@@ -441,10 +442,13 @@ class Proxy implements ProxyHandle {
     };
     res.once('close', onClose);
     try {
-      const authority = (req.headers[':authority'] as string | undefined) ?? req.headers.host;
-      classified = classifyHttp(req as { method: string; url: string; headers: typeof req.headers }, authority, state.suffixes,
-        state.config.listeners.http.forwardProxy, parentPort, Math.random());
+      authority = requestAuthority(req);
+      classified = classifyHttp(req as RequestLike, authority, state.suffixes,
+        state.config.listeners.http.forwardProxy, parentPort, Math.random(), state.config.listeners.http.ambiguousPaths);
       const target = classified.target;
+      if (classified.ambiguity && pathRestricted(state.policy, target)) {
+        throw new EgressError('BAD_REQUEST', `ambiguous path (${classified.ambiguity}) where routes restrict paths`);
+      }
       decision = decide(state.policy, target);
       if (decision.reason === 'no-backend') throw new EgressError('NO_BACKEND');
       if (decision.action === 'deny') {
@@ -634,7 +638,9 @@ class Proxy implements ProxyHandle {
   }
 
   private warnUnreloadable(a: ProxyConfig, b: ProxyConfig): void {
-    if (JSON.stringify(a.listeners) !== JSON.stringify(b.listeners) || a.limits.maxHeaderBytes !== b.limits.maxHeaderBytes) {
+    // Per-request settings of the HTTP listener apply to the next request; only what binds sockets needs a restart.
+    const bound = (l: ProxyConfig['listeners']) => JSON.stringify({ ...l, http: { ...l.http, ambiguousPaths: undefined } });
+    if (bound(a.listeners) !== bound(b.listeners) || a.limits.maxHeaderBytes !== b.limits.maxHeaderBytes) {
       this.ctx.logger.warn({ event: 'config-restart-needed' }, 'listener changes take effect after a restart');
     }
   }

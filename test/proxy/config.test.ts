@@ -29,7 +29,11 @@ describe('valid configs', () => {
     expect(c.timeouts).toEqual(DEFAULT_TIMEOUTS);
     expect(c.defaultTls).toEqual(DEFAULT_TLS);
     expect(c.listeners).toEqual({
-      bindAddress: '0.0.0.0', http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80 }, tls: undefined, tcp: [], admin: { port: 9901 },
+      bindAddress: '0.0.0.0',
+      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80, ambiguousPaths: 'Reject' },
+      tls: undefined,
+      tcp: [],
+      admin: { port: 9901 },
     });
     expect(c.parent).toEqual({ group: 'policy.linkerd.io', kind: 'EgressNetwork', name: 'all-egress', namespace: 'egress', trafficPolicy: 'Deny', networks: [], mode: 'Enforce' });
     expect(c.addressPolicy).toEqual({ allowCidrs: [], denyCidrs: [] });
@@ -82,6 +86,14 @@ describe('valid configs', () => {
 });
 
 describe('invalid configs', () => {
+  test('ambiguousPaths must be one of its three actions, reported with the rest', () => {
+    const ps = problems({ ...MINIMAL, listeners: { http: { ambiguousPaths: 'Unescape' } }, limits: { maxConcurrent: 0 } });
+    const byPath = Object.fromEntries(ps.map((p) => [p.path, p]));
+    expect(byPath['$.listeners.http.ambiguousPaths']).toMatchObject({ value: 'Unescape', message: 'must be one of "Reject", "UnescapeAndForward", "KeepUnchanged"' });
+    expect(byPath['$.limits.maxConcurrent']).toBeDefined();
+    expect(problems({ ...MINIMAL, listeners: { http: { ambiguousPaths: 3 } } })[0]).toMatchObject({ path: '$.listeners.http.ambiguousPaths', value: 3 });
+  });
+
   test('throws with every problem at once, each with path and offending value', () => {
     const bad = {
       apiVersion: 'egress.cdk8s.io/v1',
