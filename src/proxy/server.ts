@@ -70,10 +70,15 @@ export interface ProxyHandle {
   /** Re-read configPath now. Invalid: keeps the last good config and reports the problems. */
   reload(): Promise<ReloadResult>;
   /**
-   * Graceful stop: not ready, stop accepting, let in-flight work finish for graceMs
-   * (default timeouts.shutdownGraceMs), then close everything, admin last.
+   * Graceful stop that never resets a request the proxy has received. Readiness fails at once;
+   * for delayMs (default timeouts.drainDelayMs) the listeners keep accepting while Kubernetes
+   * removes the endpoint, every HTTP/1.1 response closes its connection and HTTP/2 sessions get
+   * GOAWAY. Then the listeners close, and what was accepted keeps being served for graceMs
+   * (default timeouts.shutdownGraceMs): requests, pipelined ones, connections whose request has
+   * not been read yet, tunnels. A request still without a response then gets 503 DRAINING;
+   * everything left is closed, admin last. Resolves when the proxy has stopped.
    */
-  drain(graceMs?: number): Promise<void>;
+  drain(graceMs?: number, delayMs?: number): Promise<void>;
   /** Immediate stop: every connection is closed. */
   close(): Promise<void>;
 }
@@ -92,6 +97,8 @@ interface ClientConn {
   requests: number;
   /** Runs from accept until the first request's headers are complete. */
   headersTimer?: NodeJS.Timeout;
+  /** A response with `Connection: close` was sent (drain): a request pipelined after it is not served. */
+  closeSent?: boolean;
 }
 
 /** Start the proxy. Rejects with ConfigError (every problem listed) before binding anything. */
@@ -109,8 +116,19 @@ class Proxy implements ProxyHandle {
   private generation = 0;
   private loadedAt = new Date();
   private lastHash = '';
+  /** SIGTERM seen: readiness fails and every response closes its connection. */
   private draining = false;
+  /** The grace period is over: no request is admitted any more. */
+  private cutting = false;
   private closed = false;
+  /** The running drain, so a second SIGTERM (or drain() call) joins it. */
+  private drainPromise?: Promise<void>;
+  /** Wakes the drain when it may be done: nothing in flight, no client connection left. */
+  private drainWaiter?: () => void;
+  /** The abort controllers of in-flight HTTP requests: the grace period's end answers them 503 DRAINING. */
+  private readonly inflightRequests = new Set<AbortController>();
+  /** Connections accepted on the data-plane listeners, ever (refused ones included). */
+  private acceptedTotal = 0;
   private active = 0;
   private readonly servers: net.Server[] = [];
   private adminServer?: http.Server;
@@ -127,7 +145,6 @@ class Proxy implements ProxyHandle {
   private pollTimer?: NodeJS.Timeout;
   private reloadDebounce?: NodeJS.Timeout;
   private reloading: Promise<ReloadResult> | undefined;
-  private idleWaiters: Array<() => void> = [];
   private lastFailedHash = '';
   private lastStatKey = '';
   private readonly tunnelDeps: TunnelDeps;
@@ -224,6 +241,7 @@ class Proxy implements ProxyHandle {
   private configureHttp(config: ProxyConfig): void {
     const t = config.timeouts;
     this.h1 = http.createServer({
+      ServerResponse: drainAwareResponse((res) => this.beforeHead(res)),
       maxHeaderSize: config.limits.maxHeaderBytes,
       // How often node:http enforces headersTimeout (its default, 30 s, would blunt a short one).
       connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(t.requestHeadersMs / 4))),
@@ -268,7 +286,7 @@ class Proxy implements ProxyHandle {
       this.sessions.add(session);
       session.on('close', () => this.sessions.delete(session));
       session.on('error', () => undefined);
-      if (this.draining) session.close();
+      if (this.draining) this.goAway(session, conn);
     });
     this.h2.on('sessionError', () => undefined);
     // An HTTP/2 client connection silent for idleMs is closed, as an idle upstream exchange is.
@@ -293,11 +311,6 @@ class Proxy implements ProxyHandle {
    * request-headers timeout runs from accept, through the sniff, to the first request's headers.
    */
   private onHttpConnection(socket: net.Socket): void {
-    if (this.draining) {
-      socket.on('error', () => undefined);
-      socket.destroy();
-      return;
-    }
     const conn = this.adopt(socket, 'http');
     if (!conn) return;
     conn.headersTimer = setTimeout(() => this.onHeadersTimeout(socket, conn), this.state.config.timeouts.requestHeadersMs);
@@ -339,6 +352,31 @@ class Proxy implements ProxyHandle {
     socket.destroySoon();
   }
 
+  /**
+   * Draining, just before an HTTP/1.1 response head is written: the response that is the last
+   * one in flight on its connection says `Connection: close` (node:http then closes after it).
+   * One with requests pipelined behind it keeps the connection for them.
+   */
+  private beforeHead(res: http.ServerResponse): void {
+    if (!this.draining || !res.shouldKeepAlive) return;
+    // A pipelined response waiting for its turn has no socket yet; the one before it decides.
+    const conn = res.socket ? this.conns.get(res.socket) : undefined;
+    if (!conn || conn.busy > 1) return;
+    res.shouldKeepAlive = false;
+    conn.closeSent = true;
+  }
+
+  /**
+   * GOAWAY for an HTTP/2 session, streams already received still served: at once for a session
+   * that has carried a request, after its first stream for a new one (during the drain delay a
+   * client that reconnects here is served once, not sent away empty-handed again and again).
+   */
+  private goAway(session: http2.Http2Session, conn: ClientConn | undefined): void {
+    if (session.closed || session.destroyed) return;
+    if (!conn || conn.requests > 0) session.close();
+    else session.once('stream', () => session.close());
+  }
+
   /** A connection's request (or tunnel, or h2 stream) arrived: its headers are in, so the accept bound ends. */
   private requestStarted(conn: ClientConn | undefined): void {
     if (!conn) return;
@@ -354,6 +392,7 @@ class Proxy implements ProxyHandle {
    * limits.maxClientConnections are open (undefined then).
    */
   private adopt(socket: net.Socket, listener: ClientConn['listener']): ClientConn | undefined {
+    this.acceptedTotal++;
     socket.on('error', () => undefined);
     const limit = this.state.config.limits.maxClientConnections;
     if (this.conns.size >= limit) {
@@ -374,6 +413,7 @@ class Proxy implements ProxyHandle {
       clearTimeout(conn.headersTimer);
       this.conns.delete(socket);
       this.metrics.clientConnections.dec();
+      if (this.draining) this.drainWaiter?.();
       if (this.limitBiting && this.conns.size < this.state.config.limits.maxClientConnections) {
         this.ctx.logger.info({ event: 'connection-limit-cleared', refused: this.limitBiting.refused, open: this.conns.size },
           'client connections below the limit again');
@@ -384,11 +424,12 @@ class Proxy implements ProxyHandle {
   }
 
   /**
-   * Admission for a request or tunnel: undefined when draining or overloaded. `socket` (HTTP/1.1
-   * and tunnels) is marked busy, so a drain closes only connections with nothing in flight.
+   * Admission for a request or tunnel: undefined when overloaded or when a drain's grace period
+   * is over (a drain admits until then: what was received is served). `socket` (HTTP/1.1 and
+   * tunnels) is marked busy while it runs.
    */
   private admit(socket?: net.Socket): (() => void) | undefined {
-    if (this.draining || this.active >= this.state.config.limits.maxConcurrent) return undefined;
+    if (this.cutting || this.closed || this.active >= this.state.config.limits.maxConcurrent) return undefined;
     this.active++;
     this.metrics.inflight.inc();
     const conn = socket ? this.conns.get(socket) : undefined;
@@ -399,11 +440,8 @@ class Proxy implements ProxyHandle {
       released = true;
       this.active--;
       this.metrics.inflight.dec();
-      if (conn) {
-        conn.busy = Math.max(0, conn.busy - 1);
-        if (this.draining && conn.busy === 0) socket!.destroySoon();
-      }
-      if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
+      if (conn) conn.busy = Math.max(0, conn.busy - 1);
+      if (this.draining) this.drainWaiter?.();
     };
   }
 
@@ -414,16 +452,18 @@ class Proxy implements ProxyHandle {
     const outcome: HttpOutcome = { status: 0, bytesIn: 0, bytesOut: 0, attempts: 0 };
     const parentPort = state.config.listeners.http.parentPort;
     const h1 = req.httpVersionMajor < 2;
-    if (h1) this.requestStarted(this.conns.get(req.socket as net.Socket));
-    const release = this.admit(h1 ? req.socket as net.Socket : undefined);
+    const conn = h1 ? this.conns.get(req.socket as net.Socket) : undefined;
+    if (h1) this.requestStarted(conn);
+    // Pipelined behind a `Connection: close` response: node:http never writes this response, and
+    // the client, told the connection closes, knows the request was not processed.
+    const release = conn?.closeSent ? undefined : this.admit(h1 ? req.socket as net.Socket : undefined);
     if (!release) {
-      outcome.error = this.draining ? 'DRAINING' : 'OVERLOADED';
+      outcome.error = this.draining || this.closed ? 'DRAINING' : 'OVERLOADED';
       outcome.status = sendError(res, outcome.error, grpc, h1 ? { connection: 'close' } : undefined);
       observeHttp(this.ctx, state, { parentPort, grpc, outcome, started, method: req.method });
       return;
     }
     res.once('close', release);
-    if (h1 && this.draining) res.setHeader('connection', 'close');
     void this.serve(state, req, res, grpc, outcome, started, parentPort);
   }
 
@@ -435,6 +475,7 @@ class Proxy implements ProxyHandle {
     let plan: UpstreamPlan | undefined;
     let authority: string | undefined;
     const controller = new AbortController();
+    this.inflightRequests.add(controller);
     let totalTimer: NodeJS.Timeout | undefined;
     let timedOut = false;
     const onClose = () => {
@@ -474,13 +515,15 @@ class Proxy implements ProxyHandle {
         ctx: this.ctx, state, plan, target, rule: decision.rule, req, res, path: classified.path, grpc, signal: controller.signal, outcome,
       });
     } catch (err) {
-      const e = timedOut ? new EgressError('TOTAL_TIMEOUT') : toEgressError(err, 'INTERNAL');
+      const cut = controller.signal.reason instanceof EgressError && controller.signal.reason.code === 'DRAINING';
+      const e = timedOut ? new EgressError('TOTAL_TIMEOUT') : cut ? controller.signal.reason as EgressError : toEgressError(err, 'INTERNAL');
       outcome.error = e.code;
       outcome.errorDetail = e.detail;
       if (!res.headersSent) outcome.status = sendError(res, e.code, grpc);
       else sendError(res, e.code, grpc);
       if (e.code === 'INTERNAL') this.ctx.logger.error({ err }, 'internal error on the request path');
     } finally {
+      this.inflightRequests.delete(controller);
       clearTimeout(totalTimer);
       res.off('close', onClose);
       observeHttp(this.ctx, state, {
@@ -647,37 +690,120 @@ class Proxy implements ProxyHandle {
 
   /* ------------------------------------------------------------------ shutdown */
 
-  public async drain(graceMs?: number): Promise<void> {
-    if (this.closed) return;
-    const grace = graceMs ?? this.state.config.timeouts.shutdownGraceMs;
+  public drain(graceMs?: number, delayMs?: number): Promise<void> {
+    if (this.closed) return this.drainPromise ?? Promise.resolve();
+    this.drainPromise ??= this.runDrain(graceMs ?? this.state.config.timeouts.shutdownGraceMs, delayMs ?? this.state.config.timeouts.drainDelayMs);
+    return this.drainPromise;
+  }
+
+  private async runDrain(graceMs: number, delayMs: number): Promise<void> {
     this.draining = true;
     this.stopWatching();
-    this.ctx.logger.info({ event: 'draining', inflight: this.active, graceMs: grace }, 'draining');
-    const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
-    for (const [socket, conn] of this.conns) if (conn.busy === 0 && conn.protocol !== 'h2') socket.destroySoon();
-    for (const s of this.sessions) s.close();
-    if (this.active > 0) {
+    this.ctx.logger.info({ event: 'draining', inflight: this.active, connections: this.conns.size, delayMs, graceMs }, 'draining');
+    const sent = new Set<http2.Http2Session>();
+    for (const conn of this.conns.values()) {
+      if (conn.session) {
+        this.goAway(conn.session, conn);
+        sent.add(conn.session);
+      }
+    }
+    for (const s of this.sessions) if (!sent.has(s)) this.goAway(s, undefined);
+    // Drain delay: endpoints are still being removed everywhere, so keep accepting and serving.
+    if (delayMs > 0) await this.sleepUnlessClosed(delayMs);
+    if (this.closed) return;
+    await this.stopListening();
+    this.ctx.logger.info({ event: 'listeners-closed', inflight: this.active, connections: this.conns.size }, 'stopped accepting; serving what was received');
+    // Grace: in-flight requests and tunnels finish; connections not yet read send their request and
+    // are served (each bounded by its request-headers timer); idle keep-alive connections close
+    // on their keep-alive timer, which clients know from the Keep-Alive header, so none is cut
+    // while its client sends.
+    const graceEnd = performance.now() + graceMs;
+    while (!this.closed && (this.active > 0 || this.conns.size > 0)) {
+      const left = graceEnd - performance.now();
+      if (left <= 0) break;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, grace);
-        this.idleWaiters.push(() => {
+        const timer = setTimeout(done, left);
+        function done() {
           clearTimeout(timer);
           resolve();
-        });
+        }
+        this.drainWaiter = done;
       });
+      this.drainWaiter = undefined;
     }
-    await this.shutdown(closing);
+    if (this.closed) return;
+    if (this.active > 0 || this.conns.size > 0) await this.cut();
+    await this.shutdown();
+  }
+
+  /**
+   * The grace period is over: every request still without a response is answered 503 DRAINING
+   * (its upstream exchange aborted), then the connections left, tunnels included, are closed.
+   */
+  private async cut(): Promise<void> {
+    this.cutting = true;
+    const requests = this.inflightRequests.size;
+    const busy = this.active;
+    for (const c of this.inflightRequests) c.abort(new EgressError('DRAINING'));
+    // Those answers are written from the requests' own error paths; give them a moment to flush.
+    const until = performance.now() + CUT_FLUSH_MS;
+    while (this.inflightRequests.size > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
+    this.ctx.logger.warn({ event: 'drain-cut', requests, tunnels: Math.max(0, busy - requests), connections: this.conns.size },
+      'grace period over; answering what is left 503 DRAINING and closing');
+  }
+
+  /**
+   * Close the listeners, but first accept every connection the kernel has already completed:
+   * closing a listening socket resets whatever is still queued in it. Node accepts about one
+   * connection per listener per event-loop turn, so turn the loop until two turns in a row
+   * accept nothing (bounded, should connections keep arriving).
+   */
+  private async stopListening(): Promise<void> {
+    const until = performance.now() + ACCEPT_SWEEP_MAX_MS;
+    let quiet = 0;
+    let seen = this.acceptedTotal;
+    while (quiet < 2 && performance.now() < until) {
+      await new Promise<void>((r) => setImmediate(r));
+      if (this.acceptedTotal === seen) {quiet++;} else {
+        quiet = 0;
+        seen = this.acceptedTotal;
+      }
+    }
+    // close() stops accepting at once; its callback waits for every connection, so do not await it.
+    for (const s of this.servers) s.close();
+  }
+
+  private sleepUnlessClosed(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.drainWaiter = () => {
+        if (this.closed) done();
+      };
+    }).then(() => {
+      this.drainWaiter = undefined;
+    });
   }
 
   public async close(): Promise<void> {
     if (this.closed) return;
     this.draining = true;
     this.stopWatching();
-    const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
-    await this.shutdown(closing);
+    const waiter = this.drainWaiter;
+    await this.shutdown();
+    waiter?.();
   }
 
-  private async shutdown(closing: Promise<void>[]): Promise<void> {
+  private async shutdown(): Promise<void> {
     this.closed = true;
+    this.cutting = true;
+    const closing = this.servers.map((s) => new Promise<void>((r) => {
+      if (s.listening) s.close(() => r());
+      else r();
+    }));
     // Stops node:http's connection checker; the server never listened, so close() only reports that.
     this.h1?.close(() => undefined);
     for (const s of this.sessions) s.destroy();
@@ -700,6 +826,26 @@ class Proxy implements ProxyHandle {
     clearInterval(this.pollTimer);
     clearTimeout(this.reloadDebounce);
   }
+}
+
+/** After the grace period, how long the 503 DRAINING answers get to be written before sockets close. */
+const CUT_FLUSH_MS = 500;
+
+/** Longest the listeners keep accepting after the drain delay to empty their accept queues. */
+const ACCEPT_SWEEP_MAX_MS = 1_000;
+
+/**
+ * node:http's ServerResponse with a hook just before the head is written (every head goes
+ * through writeHead, implicit ones included), where a drain decides on `Connection: close`.
+ */
+function drainAwareResponse(beforeHead: (res: http.ServerResponse) => void): typeof http.ServerResponse {
+  class DrainAwareResponse extends http.ServerResponse {
+    public override writeHead(...args: unknown[]): this {
+      beforeHead(this);
+      return (http.ServerResponse.prototype.writeHead as (...a: unknown[]) => this).apply(this, args);
+    }
+  }
+  return DrainAwareResponse as unknown as typeof http.ServerResponse;
 }
 
 /** A ConfigMap holds at most 1 MiB; anything far beyond that is not a config. */

@@ -119,7 +119,7 @@ describe('running (bundle)', () => {
       externalServices: [testService('api', 'api.test.example', {
         ports: [{ port: 80, targetPort: upstream.port }], endpoints: [{ address: '127.0.0.1', priority: 0 }],
       })],
-      timeouts: { shutdownGraceMs: 15_000 },
+      timeouts: { shutdownGraceMs: 15_000, drainDelayMs: 0 },
     }));
     child = spawn(process.execPath, [BUNDLE, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: Array<Record<string, unknown>> = [];

@@ -564,7 +564,7 @@ describe('drain', () => {
     const { proxy } = tp;
     const inflight = viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/slow');
     await eventually(() => upstream!.requests() === 1, 5_000, 'request at upstream');
-    const drained = proxy.drain(10_000);
+    const drained = proxy.drain(10_000, 0);
     expect(proxy.isReady()).toBe(false);
     expect((await request(`http://127.0.0.1:${proxy.ports.admin}/ready`)).statusCode).toBe(503);
     await expect(viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/new')).rejects.toThrow();
