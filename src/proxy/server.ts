@@ -172,19 +172,18 @@ class Proxy implements ProxyHandle {
   private async bindAll(config: ProxyConfig): Promise<void> {
     const l = config.listeners;
     const bind = l.bindAddress;
-    // Half-open sockets, as node:http's own server uses them: a client's FIN is not our cue to close.
-    const httpServer = net.createServer({ allowHalfOpen: true }, (s) => this.onHttpConnection(s));
+    const httpServer = dataPlaneServer((s) => this.onHttpConnection(s));
     const httpPort = await this.listen(httpServer, l.http.port, bind);
     let tlsPort: number | undefined;
     if (l.tls) {
-      const tlsServer = net.createServer({ allowHalfOpen: true }, (s) => {
+      const tlsServer = dataPlaneServer((s) => {
         if (this.adopt(s, 'tls')) void handleTlsPassthrough(this.tunnelDeps, s);
       });
       tlsPort = await this.listen(tlsServer, l.tls.port, bind);
     }
     const tcpPorts: number[] = [];
     for (const t of l.tcp) {
-      const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+      const srv = dataPlaneServer((s) => {
         if (this.adopt(s, 'tcp')) void handleTcp(this.tunnelDeps, s, t.externalService, t.servicePort);
       });
       tcpPorts.push(await this.listen(srv, t.port, bind));
@@ -355,6 +354,8 @@ class Proxy implements ProxyHandle {
    */
   private adopt(socket: net.Socket, listener: ClientConn['listener']): ClientConn | undefined {
     socket.on('error', () => undefined);
+    // node:http sets this only on sockets it accepts itself; these come from our own listeners.
+    socket.setNoDelay(true);
     const limit = this.state.config.limits.maxClientConnections;
     if (this.conns.size >= limit) {
       this.metrics.clientConnectionsRefused.inc({ listener });
@@ -694,6 +695,15 @@ class Proxy implements ProxyHandle {
     clearInterval(this.pollTimer);
     clearTimeout(this.reloadDebounce);
   }
+}
+
+/**
+ * A data-plane listener. Half-open sockets, as node:http's own server uses them: a client's FIN is
+ * not our cue to close. No Nagle: a proxy relays small writes (a response head, the last bytes of a
+ * body) that must not wait for the peer's delayed ACK.
+ */
+function dataPlaneServer(onConnection: (socket: net.Socket) => void): net.Server {
+  return net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
 }
 
 /** A ConfigMap holds at most 1 MiB; anything far beyond that is not a config. */
