@@ -11,7 +11,7 @@ import { classifyHttp, splitHostPort, type ClassifiedRequest } from './classify'
 import { ConfigError, parseConfigText, validateConfig, type ConfigProblem } from './config';
 import { decide, type Decision } from './decide';
 import { EgressError, toEgressError } from './errors';
-import { forwardHttp, sendError, type ClientRequest, type ClientResponse, type HttpOutcome } from './forward-http';
+import { forwardHttp, RequestControl, sendError, type ClientRequest, type ClientResponse, type HttpOutcome } from './forward-http';
 import { createLogger, type Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
 import { ProxyMetrics } from './metrics';
@@ -434,11 +434,11 @@ class Proxy implements ProxyHandle {
     let classified: ClassifiedRequest | undefined;
     let decision: Decision | undefined;
     let plan: UpstreamPlan | undefined;
-    const controller = new AbortController();
+    const control = new RequestControl();
     let totalTimer: NodeJS.Timeout | undefined;
     let timedOut = false;
     const onClose = () => {
-      if (!res.writableFinished) controller.abort(new EgressError('CLIENT_CLOSED'));
+      if (!res.writableFinished) control.abort(new EgressError('CLIENT_CLOSED'));
     };
     res.once('close', onClose);
     try {
@@ -464,11 +464,11 @@ class Proxy implements ProxyHandle {
       if (limit > 0) {
         totalTimer = setTimeout(() => {
           timedOut = true;
-          controller.abort(new EgressError('TOTAL_TIMEOUT'));
+          control.abort(new EgressError('TOTAL_TIMEOUT'));
         }, limit);
       }
       await forwardHttp({
-        ctx: this.ctx, state, plan, target, rule: decision.rule, req, res, path: classified.path, grpc, signal: controller.signal, outcome,
+        ctx: this.ctx, state, plan, target, rule: decision.rule, req, res, path: classified.path, grpc, control, outcome,
       });
     } catch (err) {
       const e = timedOut ? new EgressError('TOTAL_TIMEOUT') : toEgressError(err, 'INTERNAL');
