@@ -90,7 +90,11 @@ project.addTask('synth', {
 });
 
 project.addTask('bench', {
-  description: 'Run the proxy benchmarks (loopback only) and print a table',
+  description: 'Side-by-side benchmark: nginx, a naive Node proxy and this proxy under wrk (loopback only; needs wrk and nginx)',
+  exec: 'ts-node --project test/tsconfig.json bench/side-by-side.ts',
+});
+project.addTask('bench:direct', {
+  description: 'Closed-loop benchmark: undici straight to a local HTTPS upstream versus through the proxy (loopback only)',
   exec: 'ts-node --project test/tsconfig.json bench/proxy-bench.ts',
 });
 

@@ -49,7 +49,9 @@ export const DEFAULT_LIMITS: LimitsSpec = {
 };
 
 export const DEFAULT_POOL: PoolSpec = {
-  maxConnections: 128,
+  // A pool opens connections as concurrent requests need them; this only bounds a runaway. Well
+  // above one gateway's concurrency, so no client waits behind another's request for a connection.
+  maxConnections: 1024,
   keepAliveTimeoutMs: 30_000,
 };
 

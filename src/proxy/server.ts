@@ -11,7 +11,7 @@ import { classifyHttp, requestAuthority, splitHostPort, type ClassifiedRequest, 
 import { ConfigError, parseConfigText, validateConfig, type ConfigProblem } from './config';
 import { decide, pathRestricted, type Decision } from './decide';
 import { EgressError, toEgressError } from './errors';
-import { forwardHttp, sendError, type ClientRequest, type ClientResponse, type HttpOutcome } from './forward-http';
+import { forwardHttp, RequestControl, sendError, type ClientRequest, type ClientResponse, type HttpOutcome } from './forward-http';
 import { createLogger, type Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
 import { ProxyMetrics } from './metrics';
@@ -125,8 +125,8 @@ class Proxy implements ProxyHandle {
   private drainPromise?: Promise<void>;
   /** Wakes the drain when it may be done: nothing in flight, no client connection left. */
   private drainWaiter?: () => void;
-  /** The abort controllers of in-flight HTTP requests: the grace period's end answers them 503 DRAINING. */
-  private readonly inflightRequests = new Set<AbortController>();
+  /** The controls of in-flight HTTP requests: the grace period's end answers them 503 DRAINING. */
+  private readonly inflightRequests = new Set<RequestControl>();
   /** Connections accepted on the data-plane listeners, ever (refused ones included). */
   private acceptedTotal = 0;
   private active = 0;
@@ -189,19 +189,18 @@ class Proxy implements ProxyHandle {
   private async bindAll(config: ProxyConfig): Promise<void> {
     const l = config.listeners;
     const bind = l.bindAddress;
-    // Half-open sockets, as node:http's own server uses them: a client's FIN is not our cue to close.
-    const httpServer = net.createServer({ allowHalfOpen: true }, (s) => this.onHttpConnection(s));
+    const httpServer = dataPlaneServer((s) => this.onHttpConnection(s));
     const httpPort = await this.listen(httpServer, l.http.port, bind);
     let tlsPort: number | undefined;
     if (l.tls) {
-      const tlsServer = net.createServer({ allowHalfOpen: true }, (s) => {
+      const tlsServer = dataPlaneServer((s) => {
         if (this.adopt(s, 'tls')) void handleTlsPassthrough(this.tunnelDeps, s);
       });
       tlsPort = await this.listen(tlsServer, l.tls.port, bind);
     }
     const tcpPorts: number[] = [];
     for (const t of l.tcp) {
-      const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+      const srv = dataPlaneServer((s) => {
         if (this.adopt(s, 'tcp')) void handleTcp(this.tunnelDeps, s, t.externalService, t.servicePort);
       });
       tcpPorts.push(await this.listen(srv, t.port, bind));
@@ -394,6 +393,8 @@ class Proxy implements ProxyHandle {
   private adopt(socket: net.Socket, listener: ClientConn['listener']): ClientConn | undefined {
     this.acceptedTotal++;
     socket.on('error', () => undefined);
+    // node:http sets this only on sockets it accepts itself; these come from our own listeners.
+    socket.setNoDelay(true);
     const limit = this.state.config.limits.maxClientConnections;
     if (this.conns.size >= limit) {
       this.metrics.clientConnectionsRefused.inc({ listener });
@@ -474,12 +475,12 @@ class Proxy implements ProxyHandle {
     let decision: Decision | undefined;
     let plan: UpstreamPlan | undefined;
     let authority: string | undefined;
-    const controller = new AbortController();
-    this.inflightRequests.add(controller);
+    const control = new RequestControl();
+    this.inflightRequests.add(control);
     let totalTimer: NodeJS.Timeout | undefined;
     let timedOut = false;
     const onClose = () => {
-      if (!res.writableFinished) controller.abort(new EgressError('CLIENT_CLOSED'));
+      if (!res.writableFinished) control.abort(new EgressError('CLIENT_CLOSED'));
     };
     res.once('close', onClose);
     try {
@@ -508,22 +509,22 @@ class Proxy implements ProxyHandle {
       if (limit > 0) {
         totalTimer = setTimeout(() => {
           timedOut = true;
-          controller.abort(new EgressError('TOTAL_TIMEOUT'));
+          control.abort(new EgressError('TOTAL_TIMEOUT'));
         }, limit);
       }
       await forwardHttp({
-        ctx: this.ctx, state, plan, target, rule: decision.rule, req, res, path: classified.path, grpc, signal: controller.signal, outcome,
+        ctx: this.ctx, state, plan, target, rule: decision.rule, req, res, path: classified.path, grpc, control, outcome,
       });
     } catch (err) {
-      const cut = controller.signal.reason instanceof EgressError && controller.signal.reason.code === 'DRAINING';
-      const e = timedOut ? new EgressError('TOTAL_TIMEOUT') : cut ? controller.signal.reason as EgressError : toEgressError(err, 'INTERNAL');
+      const cut = control.reason?.code === 'DRAINING';
+      const e = timedOut ? new EgressError('TOTAL_TIMEOUT') : cut ? control.reason! : toEgressError(err, 'INTERNAL');
       outcome.error = e.code;
       outcome.errorDetail = e.detail;
       if (!res.headersSent) outcome.status = sendError(res, e.code, grpc);
       else sendError(res, e.code, grpc);
       if (e.code === 'INTERNAL') this.ctx.logger.error({ err }, 'internal error on the request path');
     } finally {
-      this.inflightRequests.delete(controller);
+      this.inflightRequests.delete(control);
       clearTimeout(totalTimer);
       res.off('close', onClose);
       observeHttp(this.ctx, state, {
@@ -846,6 +847,15 @@ function drainAwareResponse(beforeHead: (res: http.ServerResponse) => void): typ
     }
   }
   return DrainAwareResponse as unknown as typeof http.ServerResponse;
+}
+
+/**
+ * A data-plane listener. Half-open sockets, as node:http's own server uses them: a client's FIN is
+ * not our cue to close. No Nagle: a proxy relays small writes (a response head, the last bytes of a
+ * body) that must not wait for the peer's delayed ACK.
+ */
+function dataPlaneServer(onConnection: (socket: net.Socket) => void): net.Server {
+  return net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
 }
 
 /** A ConfigMap holds at most 1 MiB; anything far beyond that is not a config. */
