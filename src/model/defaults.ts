@@ -45,6 +45,9 @@ export const DEFAULT_LIMITS: LimitsSpec = {
   maxClientConnections: 20_000,
 };
 
+/** A hand-written config without `workers` runs one process, as before the setting existed. */
+export const DEFAULT_WORKERS = 1;
+
 export const DEFAULT_POOL: PoolSpec = {
   maxConnections: 128,
   keepAliveTimeoutMs: 30_000,
