@@ -74,6 +74,7 @@ function proxyConfig(ports: { http: number; admin: number }, upstreamPort: numbe
     addressPolicy: { ...DEFAULT_ADDRESS_POLICY, allowCidrs: ['127.0.0.0/8'] },
     timeouts: { ...DEFAULT_TIMEOUTS, shutdownGraceMs: 2_000 },
     limits: { ...DEFAULT_LIMITS, maxConcurrent: Math.max(DEFAULT_LIMITS.maxConcurrent, CONCURRENCY * 4) },
+    workers: 1,
     defaultTls: DEFAULT_TLS,
   };
 }

@@ -18,6 +18,7 @@ import { stableJson } from './internal/json';
 import { MountRef, mountDir, volumeName } from './internal/mounts';
 import { Problems } from './internal/problems';
 import { timeoutsToSpec } from './internal/timeouts';
+import { resolveWorkers, workerResources } from './internal/workers';
 import { IntRange, LIMIT_BOUNDS, TIMEOUT_BOUNDS } from './model/bounds';
 import {
   DEFAULT_ADMIN_PORT, DEFAULT_AMBIGUOUS_PATHS, DEFAULT_EGRESS_SUFFIX, DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT, DEFAULT_LIMITS,
@@ -303,10 +304,26 @@ export interface EgressGatewayProps {
   readonly replicas?: number;
 
   /**
-   * Container resources.
-   * @default - requests 100m CPU and 128Mi memory; limits 1 CPU and 512Mi memory
+   * Container resources. Their CPU request sets the default `workers` (one per whole CPU), and a
+   * CPU limit must leave each worker a core.
+   * @default - one worker: requests 100m CPU and 128Mi memory, limits 1 CPU and 512Mi memory;
+   * N workers: N CPUs requested and as limit, N × 128Mi requested and N × 512Mi as limit
    */
   readonly resources?: kplus.ContainerResources;
+
+  /**
+   * Proxy processes per pod. Above 1, a supervising process owns the listeners and the admin
+   * port and hands each client connection to one of the workers (node:cluster, round robin);
+   * `/metrics` sums every worker's counters in one scrape, a config change is applied by all
+   * workers or rejected by all, and SIGTERM drains every worker within `shutdownGrace`.
+   *
+   * A worker is one Node process and uses at most one core: without `resources` the CPU
+   * request and limit follow the count; with them, a CPU limit below the count is an error.
+   * `maxConcurrentRequests` and `maxClientConnections` stay per pod, split among the workers.
+   * A change takes effect when the pods restart (the rendered resources change with it).
+   * @default - one per whole CPU `resources` requests, at least 1 (1 with the default resources)
+   */
+  readonly workers?: number;
 
   /**
    * The proxy's log level (environment variable EGRESS_LOG_LEVEL).
@@ -413,6 +430,8 @@ export class EgressGateway extends Construct {
   public readonly service: kplus.Service;
   /** How config changes reach the pods. */
   public readonly configReload: ConfigReload;
+  /** Proxy worker processes per pod. */
+  public readonly workers: number;
   /** Whether the HTTP listener accepts `http_proxy` requests and CONNECT tunnels. */
   public readonly forwardProxy: boolean;
   /** Destination ranges allowed although the built-in address policy refuses them. */
@@ -524,6 +543,7 @@ export class EgressGateway extends Construct {
         this.timeoutsSpec = { ...this.timeoutsSpec, clientKeepAliveMs };
       }
     }
+    this.workers = resolveWorkers(problems, props.workers, props.resources);
     problems.throwIfAny();
 
     this.configReload = props.configReload ?? ConfigReload.HOT;
@@ -635,10 +655,7 @@ export class EgressGateway extends Construct {
         capabilities: { drop: [kplus.Capability.ALL] },
         seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
       },
-      resources: props.resources ?? {
-        cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.units(1) },
-        memory: { request: cdk8sSize(128), limit: cdk8sSize(512) },
-      },
+      resources: props.resources ?? workerResources(this.workers),
       liveness: kplus.Probe.fromHttpGet('/live', {
         port: this.adminPort, periodSeconds: Duration.seconds(10), failureThreshold: 3, timeoutSeconds: Duration.seconds(2),
       }),
@@ -894,6 +911,7 @@ export class EgressGateway extends Construct {
         maxHeaderBytes: props.maxHeaderBytes ?? DEFAULT_LIMITS.maxHeaderBytes,
         maxClientConnections: props.maxClientConnections ?? DEFAULT_LIMITS.maxClientConnections,
       },
+      workers: this.workers,
       defaultTls: this.defaultTls._toSpec(),
     };
   }

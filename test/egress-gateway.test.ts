@@ -7,7 +7,7 @@ import { AmbiguousPathAction, ConfigReload, EgressGateway, GatewayDeployment, Lo
 import { EgressClientMode, EgressClientProxyAddress } from '../src/egress-lockdown';
 import { EgressNetwork } from '../src/egress-network';
 import { ExternalServiceProtocol, InjectedHeader } from '../src/external-service';
-import { LIMIT_BOUNDS } from '../src/model/bounds';
+import { LIMIT_BOUNDS, WORKER_BOUNDS } from '../src/model/bounds';
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_TLS } from '../src/model/defaults';
 import type { ProxyConfig } from '../src/model/proxy-config';
 import { validateConfig } from '../src/proxy/config';
@@ -191,7 +191,7 @@ describe('EgressGateway defaults', () => {
   test('the config JSON has a stable key order (apiVersion and kind first, then sorted)', () => {
     const text: string = one(all, 'ConfigMap').data['config.json'];
     expect(Object.keys(JSON.parse(text))).toEqual([
-      'apiVersion', 'kind', 'addressPolicy', 'defaultTls', 'externalServices', 'gateway', 'limits', 'listeners', 'parent', 'routes', 'timeouts',
+      'apiVersion', 'kind', 'addressPolicy', 'defaultTls', 'externalServices', 'gateway', 'limits', 'listeners', 'parent', 'routes', 'timeouts', 'workers',
     ]);
     expect(Object.keys(JSON.parse(text).parent)).toEqual(['allowDeclaredServices', 'group', 'kind', 'mode', 'name', 'namespace', 'networks', 'trafficPolicy']);
   });
@@ -876,5 +876,84 @@ describe('EgressGateway node-local (GatewayDeployment.NODE_LOCAL)', () => {
     } finally {
       rmSync(outdir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('EgressGateway workers', () => {
+  function synth(props: ConstructorParameters<typeof EgressGateway>[2]): { gateway: EgressGateway; all: Manifest[] } {
+    const chart = newChart();
+    const gateway = new EgressGateway(chart, 'egress', { image: IMAGE, ...props });
+    return { gateway, all: objects(chart) };
+  }
+
+  test('default: one worker, rendered in the config, with the single-process resources', () => {
+    const { gateway, all } = synth({});
+    expect(gateway.workers).toBe(1);
+    expect(config(all).workers).toBe(1);
+    expect(proxyContainer(all).resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } });
+  });
+
+  test('workers: 3 renders the count and CPU and memory requests and limits that follow it', () => {
+    const { gateway, all } = synth({ workers: 3 });
+    expect(gateway.workers).toBe(3);
+    const c = config(all);
+    expect(c.workers).toBe(3);
+    // Limits stay per pod; the proxy splits them among its workers.
+    expect(c.limits).toEqual(DEFAULT_LIMITS);
+    expect(proxyContainer(all).resources).toEqual({ requests: { cpu: '3', memory: '384Mi' }, limits: { cpu: '3', memory: '1536Mi' } });
+    const v = validateConfig(c);
+    if (!v.ok) throw new Error(JSON.stringify(v.problems));
+    expect(v.config.workers).toBe(3);
+  });
+
+  test('without workers, one per whole CPU requested (the limit when only a limit is set), at least 1', () => {
+    const cases: Array<[kplus.CpuResources, number]> = [
+      [{ request: kplus.Cpu.units(2), limit: kplus.Cpu.units(4) }, 2],
+      [{ request: kplus.Cpu.millis(2500) }, 2],
+      [{ limit: kplus.Cpu.units(3) }, 3],
+      [{ request: kplus.Cpu.millis(250) }, 1],
+    ];
+    for (const [cpu, expected] of cases) {
+      const { gateway, all } = synth({ resources: { cpu } });
+      const seen = [cpu.request?.amount, cpu.limit?.amount, gateway.workers, config(all).workers];
+      expect(seen).toEqual([cpu.request?.amount, cpu.limit?.amount, expected, expected]);
+      // Given resources are rendered as given.
+      expect(proxyContainer(all).resources.requests?.cpu).toBe(cpu.request?.amount);
+    }
+    expect(synth({ resources: { cpu: { request: kplus.Cpu.units(100) } } }).gateway.workers).toBe(WORKER_BOUNDS.max);
+  });
+
+  test('given resources whose CPU limit leaves every worker a core are kept as they are', () => {
+    const { all } = synth({ workers: 2, resources: { cpu: { request: kplus.Cpu.millis(500), limit: kplus.Cpu.units(2) } } });
+    expect(config(all).workers).toBe(2);
+    expect(proxyContainer(all).resources).toEqual({ requests: { cpu: '500m' }, limits: { cpu: '2' } });
+  });
+
+  test('node-local gateways run workers too', () => {
+    const chart = newChart();
+    new EgressGateway(chart, 'egress', { image: IMAGE, deployment: GatewayDeployment.NODE_LOCAL, workers: 2 });
+    const all = objects(chart);
+    expect(config(all).workers).toBe(2);
+    expect(one(all, 'DaemonSet').spec.template.spec.containers[0].resources.limits.cpu).toBe('2');
+  });
+
+  test.each([0, 1.5, -1, WORKER_BOUNDS.max + 1])('throws when workers is %p', (n) => {
+    expect(errorOf(() => synth({ workers: n }))).toBe(
+      `EgressGateway "test/egress": 'workers' ${n} must be a whole number from 1 to ${WORKER_BOUNDS.max}; use e.g. 2, or leave it out for one worker per CPU the container requests`);
+  });
+
+  test('throws when the CPU limit is below the worker count, naming prop, value, rule and fix', () => {
+    expect(errorOf(() => synth({ workers: 4, resources: { cpu: { limit: kplus.Cpu.millis(2500) } } }))).toBe(
+      'EgressGateway "test/egress": \'workers\' 4 needs a CPU limit of at least 4 cores, but \'resources.cpu.limit\' is "2500m": '
+      + 'the workers would share fewer cores than there are of them and be throttled together, adding latency for no throughput; '
+      + 'raise \'resources.cpu.limit\' to Cpu.units(4), or set \'workers\' to 2');
+  });
+
+  test('throws when the CPU request is above the limit, together with the other problems', () => {
+    const message = errorOf(() => synth({ workers: 3, replicas: 0, resources: { cpu: { request: kplus.Cpu.units(3), limit: kplus.Cpu.units(2) } } }));
+    expect(message).toContain('3 problems');
+    expect(message).toContain("'replicas' 0");
+    expect(message).toContain('\'resources.cpu.request\' "3" is above \'resources.cpu.limit\' "2" (Kubernetes rejects the pod); raise the limit to at least Cpu.millis(3000) or lower the request');
+    expect(message).toContain("'workers' 3 needs a CPU limit of at least 3 cores");
   });
 });

@@ -48,6 +48,9 @@ export const DEFAULT_LIMITS: LimitsSpec = {
   maxClientConnections: 20_000,
 };
 
+/** A hand-written config without `workers` runs one process, as before the setting existed. */
+export const DEFAULT_WORKERS = 1;
+
 export const DEFAULT_POOL: PoolSpec = {
   // A pool opens connections as concurrent requests need them; this only bounds a runaway. Well
   // above one gateway's concurrency, so no client waits behind another's request for a connection.

@@ -50,6 +50,12 @@ export interface ProxyConfig {
   readonly addressPolicy: AddressPolicySpec;
   readonly timeouts: TimeoutsSpec;
   readonly limits: LimitsSpec;
+  /**
+   * Proxy processes serving the listeners. 1: one process. Above 1: a supervising process owns
+   * the listeners and the admin port and hands connections to this many workers (node:cluster);
+   * `limits` stay per pod, each worker enforcing its share. A change needs a restart.
+   */
+  readonly workers: number;
   /** Trust used when originating TLS to hosts without an ExternalService of their own. */
   readonly defaultTls: TlsOriginationSpec;
 }

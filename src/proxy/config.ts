@@ -5,11 +5,11 @@ import { isIP } from 'node:net';
 import { parseCidr } from './cidr';
 import { isValidDnsName, isValidHostPattern } from './classify';
 import { compileRegex } from './route-match';
-import { GATEWAY_ONLY_TIMEOUTS, LIMIT_BOUNDS, TIMEOUT_BOUNDS } from '../model/bounds';
+import { GATEWAY_ONLY_TIMEOUTS, LIMIT_BOUNDS, TIMEOUT_BOUNDS, WORKER_BOUNDS } from '../model/bounds';
 import {
   AMBIGUOUS_PATHS_VALUES, DEFAULT_ADDRESS_POLICY, DEFAULT_ADMIN_PORT, DEFAULT_AMBIGUOUS_PATHS, DEFAULT_EGRESS_SUFFIX,
   DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT,
-  DEFAULT_LIMITS, DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT,
+  DEFAULT_LIMITS, DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT, DEFAULT_WORKERS,
 } from '../model/defaults';
 import {
   PROXY_CONFIG_API_VERSION, PROXY_CONFIG_KIND,
@@ -240,7 +240,7 @@ class Checker {
 
   public document(raw: unknown): ProxyConfig | undefined {
     const o = this.obj('$', raw, [
-      'apiVersion', 'kind', 'gateway', 'listeners', 'parent', 'externalServices', 'routes', 'addressPolicy', 'timeouts', 'limits', 'defaultTls',
+      'apiVersion', 'kind', 'gateway', 'listeners', 'parent', 'externalServices', 'routes', 'addressPolicy', 'timeouts', 'limits', 'workers', 'defaultTls',
     ]);
     if (!o) return undefined;
     if (o.apiVersion !== PROXY_CONFIG_API_VERSION) this.problem('$.apiVersion', `must be "${PROXY_CONFIG_API_VERSION}"`, o.apiVersion);
@@ -271,6 +271,7 @@ class Checker {
       addressPolicy: this.addressPolicy('$.addressPolicy', o.addressPolicy),
       timeouts: this.timeouts('$.timeouts', o.timeouts, DEFAULT_TIMEOUTS) as TimeoutsSpec,
       limits: this.limits('$.limits', o.limits),
+      workers: this.int('$.workers', o.workers, WORKER_BOUNDS.min, WORKER_BOUNDS.max, DEFAULT_WORKERS),
       defaultTls: this.tls('$.defaultTls', o.defaultTls),
     };
     return config;

@@ -40,6 +40,8 @@ export interface StartProxyOptions {
   readonly pollIntervalMs?: number;
   /** Register Node process metrics on the registry. @default false */
   readonly processMetrics?: boolean;
+  /** Bind the admin listener. Off in a cluster worker: the supervising process serves admin. @default true */
+  readonly adminListener?: boolean;
 }
 
 export interface ProxyPorts {
@@ -57,6 +59,16 @@ export interface ReloadResult {
   readonly generation: number;
 }
 
+/** A config compiled but not applied yet: one half of a reload coordinated across workers (cluster.ts). */
+export interface PreparedConfig {
+  /** Empty when the config compiled (every file it names was usable). */
+  readonly problems: readonly ConfigProblem[];
+  /** Hash of the files the config reads, as this process read them. */
+  readonly materialHash: string;
+  /** Swap it in (only when `problems` is empty). */
+  commit(): ReloadResult;
+}
+
 export interface ProxyHandle {
   /** The bound ports (port 0 in the config means an ephemeral port, reported here). */
   readonly ports: ProxyPorts;
@@ -69,6 +81,10 @@ export interface ProxyHandle {
   inflight(): number;
   /** Re-read configPath now. Invalid: keeps the last good config and reports the problems. */
   reload(): Promise<ReloadResult>;
+  /** Compile `config` without applying it; see PreparedConfig. */
+  prepare(config: ProxyConfig): PreparedConfig;
+  /** Count and log a rejected config (once per `key`), keeping the live one. */
+  rejectConfig(problems: readonly ConfigProblem[], key: string): ReloadResult;
   /**
    * Graceful stop that never resets a request the proxy has received. Readiness fails at once;
    * for delayMs (default timeouts.drainDelayMs) the listeners keep accepting while Kubernetes
@@ -211,7 +227,7 @@ class Proxy implements ProxyHandle {
       currentConfig: () => this.state?.config,
       configInfo: () => ({ generation: this.generation, loadedAt: this.loadedAt.toISOString(), source: this.options.configPath ?? 'inline' }),
     });
-    const adminPort = await this.listen(this.adminServer, l.admin.port, bind, false);
+    const adminPort = this.options.adminListener === false ? 0 : await this.listen(this.adminServer, l.admin.port, bind, false);
     this.ports = { http: httpPort, tls: tlsPort, tcp: tcpPorts, admin: adminPort };
     if (this.options.configPath && this.options.watch !== false) this.startWatching(this.options.configPath);
     if (this.options.watch ?? this.options.configPath !== undefined) {
@@ -655,6 +671,33 @@ class Proxy implements ProxyHandle {
     this.ctx.logger.info({ event: 'material-reloaded', generation: this.generation, files: material.files }, 'certificate or secret files reloaded');
   }
 
+  public prepare(config: ProxyConfig): PreparedConfig {
+    const material = { files: materialFiles(config), hash: '' };
+    material.hash = materialHash(material.files);
+    let next: RuntimeState | undefined;
+    let problems: readonly ConfigProblem[] = [];
+    try {
+      next = new RuntimeState(config, this.generation + 1);
+    } catch (err) {
+      problems = err instanceof ConfigError ? err.problems : [{ path: '$', message: (err as Error).message }];
+    }
+    return {
+      problems,
+      materialHash: material.hash,
+      commit: () => {
+        if (!next || this.closed) return { ok: false, problems, generation: this.generation };
+        this.warnUnreloadable(this.state.config, next.config);
+        this.swapState(next, material);
+        this.ctx.logger.info({ event: 'config-reloaded', generation: this.generation }, 'config reloaded');
+        return { ok: true, problems: [], generation: this.generation };
+      },
+    };
+  }
+
+  public rejectConfig(problems: readonly ConfigProblem[], key: string): ReloadResult {
+    return this.reloadFailed(problems, key);
+  }
+
   /** The one atomic swap: config, compiled policy, TLS contexts and pools travel together. */
   private swapState(next: RuntimeState, material: { files: string[]; hash: string }): void {
     const prev = this.state;
@@ -684,7 +727,7 @@ class Proxy implements ProxyHandle {
   private warnUnreloadable(a: ProxyConfig, b: ProxyConfig): void {
     // Per-request settings of the HTTP listener apply to the next request; only what binds sockets needs a restart.
     const bound = (l: ProxyConfig['listeners']) => JSON.stringify({ ...l, http: { ...l.http, ambiguousPaths: undefined } });
-    if (bound(a.listeners) !== bound(b.listeners) || a.limits.maxHeaderBytes !== b.limits.maxHeaderBytes) {
+    if (bound(a.listeners) !== bound(b.listeners) || a.limits.maxHeaderBytes !== b.limits.maxHeaderBytes || a.workers !== b.workers) {
       this.ctx.logger.warn({ event: 'config-restart-needed' }, 'listener changes take effect after a restart');
     }
   }

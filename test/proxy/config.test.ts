@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LIMIT_BOUNDS, TIMEOUT_BOUNDS } from '../../src/model/bounds';
+import { LIMIT_BOUNDS, TIMEOUT_BOUNDS, WORKER_BOUNDS } from '../../src/model/bounds';
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_POOL } from '../../src/model/defaults';
 import { ConfigError, loadConfigFile, parseConfigText, validateConfig, type ConfigProblem } from '../../src/proxy/config';
 
@@ -209,6 +209,20 @@ describe('invalid configs', () => {
     if (!ok.ok) throw new Error(JSON.stringify(ok.problems));
     expect(ok.config.timeouts).toMatchObject({ clientKeepAliveMs: 100, drainDelayMs: 0 });
     expect(ok.config.limits).toEqual({ ...DEFAULT_LIMITS, maxClientConnections: 1 });
+  });
+
+  test('workers: 1 when left out, a whole number within the bounds shared with the constructs', () => {
+    const dflt = validateConfig(MINIMAL);
+    if (!dflt.ok) throw new Error(JSON.stringify(dflt.problems));
+    expect(dflt.config.workers).toBe(1);
+    const four = validateConfig({ ...MINIMAL, workers: 4 });
+    if (!four.ok) throw new Error(JSON.stringify(four.problems));
+    expect(four.config.workers).toBe(4);
+    for (const bad of [0, 1.5, WORKER_BOUNDS.max + 1, '2']) {
+      expect(problems({ ...MINIMAL, workers: bad })).toEqual([
+        { path: '$.workers', message: `must be an integer from 1 to ${WORKER_BOUNDS.max}`, value: bad },
+      ]);
+    }
   });
 
   test('loadConfigFile on a missing file reports it as a problem', () => {

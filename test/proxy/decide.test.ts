@@ -48,6 +48,7 @@ function config(o: ConfigOptions = {}): ProxyConfig {
     addressPolicy: { allowCidrs: [], denyCidrs: [] },
     timeouts: DEFAULT_TIMEOUTS,
     limits: DEFAULT_LIMITS,
+    workers: 1,
     defaultTls: DEFAULT_TLS,
   };
 }
