@@ -95,7 +95,7 @@ project.bundler.addBundle('./src/proxy/main.ts', {
   sourcemap: false,
   externals: [],
 });
-for (const p of ['/lib/proxy/', '/bench/', '/examples/', '/.ci/', '/dist/', '/scripts/']) {
+for (const p of ['/lib/proxy/', '/bench/', '/examples/', '/.ci/', '/dist/', '/scripts/', '/.image/', '/.github/']) {
   project.addPackageIgnore(p);
 }
 project.addPackageIgnore('!/assets/proxy/main/index.js');
