@@ -161,8 +161,12 @@ describe('scripts/build-image.sh', () => {
   test('buildah: two platforms become one manifest list, pushed with every image', () => {
     const context = ctx();
     const r = run('build-image.sh', [], {
-      ENGINE: 'buildah', CONTEXT: context, PLATFORM: 'linux/amd64,linux/arm64', PUSH: 'true',
-      IMAGE: 'registry.example.com/egress/proxy:1.2.3', NODE_BASE: 'registry.example.com/node:24',
+      ENGINE: 'buildah',
+      CONTEXT: context,
+      PLATFORM: 'linux/amd64,linux/arm64',
+      PUSH: 'true',
+      IMAGE: 'registry.example.com/egress/proxy:1.2.3',
+      NODE_BASE: 'registry.example.com/node:24',
     });
     expect(r.status).toBe(0);
     const buds = r.calls.filter((c) => c.includes('bud'));
