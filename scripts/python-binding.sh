@@ -64,6 +64,50 @@ if missing:
 print(f"python-binding: all {len(names)} exported types have a class in the binding")
 EOF
 
+# The README's Python example speaks the binding's API: every name it imports from the module is
+# a class there, and every constructor and method it calls takes the keywords it passes.
+"$PYTHON" - "$src/__init__.py" README.md "$module" <<'EOF'
+import ast, re, sys
+init, readme, module = sys.argv[1:]
+classes = {n.name: n for n in ast.parse(open(init, encoding="utf8").read()).body if isinstance(n, ast.ClassDef)}
+def params(cls, method):
+    for n in classes[cls].body:
+        if isinstance(n, ast.FunctionDef) and n.name == method:
+            a = n.args
+            return {x.arg for x in a.args + a.kwonlyargs}
+    return None
+blocks = re.findall(r"```python\n(.*?)```", open(readme, encoding="utf8").read(), re.S)
+if not blocks:
+    sys.exit("README.md has no Python example")
+problems, checked = [], 0
+for block in blocks:
+    tree = ast.parse(block)
+    ours = {a.asname or a.name: a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == module for a in n.names}
+    problems += [f"imports {name}, which the binding lacks" for name in ours.values() if name not in classes]
+    types = {}  # variable -> class it was constructed from
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and isinstance(n.value.func, ast.Name) and n.value.func.id in ours:
+            types.update({t.id: ours[n.value.func.id] for t in n.targets if isinstance(t, ast.Name)})
+    for n in ast.walk(tree):
+        if not isinstance(n, ast.Call):
+            continue
+        if isinstance(n.func, ast.Name) and n.func.id in ours and ours[n.func.id] in classes:
+            cls, method = ours[n.func.id], "__init__"
+        elif isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name) and n.func.value.id in types:
+            cls, method = types[n.func.value.id], n.func.attr
+        else:
+            continue
+        accepted = params(cls, method)
+        if accepted is None:
+            problems.append(f"{cls}.{method}() does not exist")
+            continue
+        checked += 1
+        problems += [f"{cls}.{method}() takes no keyword {k.arg!r}" for k in n.keywords if k.arg and k.arg not in accepted]
+if problems:
+    sys.exit("README.md's Python example does not match the binding: " + "; ".join(problems))
+print(f"python-binding: README.md's Python example matches the binding ({checked} calls checked)")
+EOF
+
 # The JavaScript package embedded in the binding is what runs under Python (the jsii runtime unpacks
 # it into node_modules/<name>): ProxyImage.default() must find its package.json there too.
 embedded=("$src"/_jsii/*.jsii.tgz)
