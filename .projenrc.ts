@@ -88,6 +88,8 @@ project.tasks.addEnvironment('JSII_SILENCE_SUPPORT_WARNING', '1');
 project.tasks.addEnvironment('JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION', '20');
 
 // The proxy: one bundled file, shipped in the npm package and copied into the image.
+// The target is the oldest Node that runs the bundle, not the image's: the test suite also runs it
+// on the development machine's Node (20 here); the image runs the Dockerfile's NODE_VERSION (24).
 project.bundler.addBundle('./src/proxy/main.ts', {
   platform: 'node',
   target: 'node20',

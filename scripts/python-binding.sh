@@ -16,6 +16,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PY_OUT=${PY_OUT:-dist/python-src}
+# As projen's tasks do: no support-list lookup on the internet, no banner for the development Node.
+export JSII_SILENCE_SUPPORT_WARNING=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 PYTHON=${PYTHON:-python3}
 log() { echo "python-binding: $*"; }
 die() { echo "python-binding: $*" >&2; exit 1; }
