@@ -87,6 +87,11 @@ project.addTask('synth', {
   exec: 'ts-node --project test/tsconfig.json scripts/synth-examples.ts',
 });
 
+project.addTask('dashboard', {
+  description: 'Write dashboards/egress-gateway.json, the Grafana dashboard the package ships, from src/',
+  exec: 'ts-node --project test/tsconfig.json scripts/write-dashboard.ts',
+});
+
 project.addTask('bench', {
   description: 'Run the proxy benchmarks (loopback only) and print a table',
   exec: 'ts-node --project test/tsconfig.json bench/proxy-bench.ts',

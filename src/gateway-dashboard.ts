@@ -56,7 +56,7 @@ const DASHBOARD_KEY = 'egress-gateway.json';
  * route, TLS failures, refused addresses, config reloads; open tunnels, client connections,
  * in-flight requests against the limit, and retries. One dashboard serves every gateway: its
  * variables pick the namespace, gateway (job) and hosts. The JSON also ships in the npm package
- * as `assets/grafana/egress-gateway.json` for importing by hand.
+ * as `dashboards/egress-gateway.json` for importing by hand.
  */
 export class GatewayDashboard extends Construct {
   /** The dashboard's uid. */

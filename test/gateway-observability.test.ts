@@ -5,7 +5,9 @@
  * gRPC, a TLS verification failure, a denial, a refused address, a TCP tunnel, TLS passthrough
  * and refused client connections. The proxy runs from the synthesised ConfigMap of the same chart.
  */
+import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
+import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { Chart, Duration, Testing } from 'cdk8s';
 import {
@@ -234,5 +236,30 @@ describe('every metric and label the alerts and dashboard read is on /metrics af
     const expr = rules.find((r) => r.alert === 'EgressHostErrorRatioHigh')!.expr;
     expect(expr).toContain('hostname=~"api\\\\.test\\\\.example|\\\\*\\\\.wild\\\\.example"');
     expect(promqlErrors(expr)).toEqual([]);
+  });
+});
+
+describe('the dashboard JSON in the package', () => {
+  test('dashboards/egress-gateway.json is what GatewayDashboard renders (regenerate with `npx projen dashboard`)', () => {
+    const shipped = readFileSync(join(__dirname, '..', 'dashboards', 'egress-gateway.json'), 'utf8');
+    expect(shipped).toBe(GatewayDashboard.json());
+    const d = JSON.parse(shipped);
+    expect(d.uid).toBe(GatewayDashboard.UID);
+    expect(d.panels.filter((p: any) => p.type !== 'row').map((p: any) => p.title)).toEqual(expect.arrayContaining([
+      'Request rate by host', 'Success rate by host', 'Latency p50 by host', 'Latency p99 by host', 'Denials by route', 'TLS failures',
+      'Open tunnels', 'Retries', 'Client connections',
+    ]));
+    // Panels never overlap on Grafana's 24-column grid.
+    const cells = new Set<string>();
+    for (const p of d.panels) {
+      const { x, y, w, h } = p.gridPos;
+      expect(x + w).toBeLessThanOrEqual(24);
+      for (let i = x; i < x + w; i++) {
+        for (let j = y; j < y + h; j++) {
+          expect(cells.has(`${i},${j}`)).toBe(false);
+          cells.add(`${i},${j}`);
+        }
+      }
+    }
   });
 });
