@@ -99,9 +99,11 @@ export class GatewayMetricsMonitor extends Construct {
     this.kind = props.kind ?? MetricsMonitorKind.SERVICE_MONITOR;
     const kinds = Object.values(MetricsMonitorKind) as string[];
     if (!kinds.includes(this.kind)) problems.add('kind', this.kind, `is not one of ${kinds.join(', ')}`, 'use a MetricsMonitorKind member');
+    const before = problems.count;
     const intervalS = wholeSeconds(problems, 'interval', props.interval) ?? DEFAULT_INTERVAL_S;
     const timeoutS = wholeSeconds(problems, 'scrapeTimeout', props.scrapeTimeout) ?? DEFAULT_TIMEOUT_S;
-    if (timeoutS > intervalS) {
+    // Compared only when both are valid: a default standing in for a bad value would be a false report.
+    if (problems.count === before && timeoutS > intervalS) {
       problems.add('scrapeTimeout', `${timeoutS}s`, `is longer than 'interval' (${intervalS}s); Prometheus rejects such a scrape config`,
         `use at most Duration.seconds(${intervalS})`);
     }
