@@ -113,6 +113,11 @@ project.addTask('synth', {
   exec: 'ts-node --project test/tsconfig.json scripts/synth-examples.ts',
 });
 
+project.addTask('dashboard', {
+  description: 'Write dashboards/egress-gateway.json, the Grafana dashboard the package ships, from src/',
+  exec: 'ts-node --project test/tsconfig.json scripts/write-dashboard.ts',
+});
+
 project.addTask('bench', {
   description: 'Side-by-side benchmark: nginx, a naive Node proxy and this proxy under wrk (loopback only; needs wrk and nginx)',
   exec: 'ts-node --project test/tsconfig.json bench/side-by-side.ts',

@@ -5,6 +5,7 @@ import { createHash } from 'crypto';
 import { ApiObject, Duration, JsonPatch, Lazy, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { CertManagerCertificate, CertManagerCertificateOptions } from './cert-manager-certificate';
 import { DnsRewrite, EgressGatewayAddDnsRewriteOptions } from './dns-rewrite';
 import {
   EgressClient, EgressGatewayConfigureClientOptions, EgressGatewayLockDownOptions, EgressGatewayPolicy,
@@ -12,6 +13,10 @@ import {
 } from './egress-lockdown';
 import type { EgressNetwork } from './egress-network';
 import { ExternalService, ExternalServiceOptions, ExternalServiceProtocol, ProxyTimeouts } from './external-service';
+import { GatewayAlerts, GatewayAlertsOptions } from './gateway-alerts';
+import { GatewayAutoscaling, GatewayAutoscalingOptions } from './gateway-autoscaling';
+import { GatewayDashboard, GatewayDashboardOptions } from './gateway-dashboard';
+import { GatewayMetricsMonitor, GatewayMetricsMonitorOptions } from './gateway-metrics-monitor';
 import { cidrReason, dnsNameProblem, isDnsLabel } from './internal/dns';
 import { durationMs } from './internal/duration';
 import { stableJson } from './internal/json';
@@ -298,10 +303,29 @@ export interface EgressGatewayProps {
 
   /**
    * Number of gateway pods. Above 1 a PodDisruptionBudget keeps all but one available.
-   * Not allowed with GatewayDeployment.NODE_LOCAL, which runs one pod per node.
+   * Not allowed with GatewayDeployment.NODE_LOCAL, which runs one pod per node, nor with
+   * `autoscaling`, which decides the number (set `autoscaling.minReplicas` instead).
    * @default 2
    */
   readonly replicas?: number;
+
+  /**
+   * Scale the gateway's Deployment with a HorizontalPodAutoscaler (autoscaling/v2) on the proxy
+   * container's CPU; the Deployment then leaves `replicas` to it, and the PodDisruptionBudget is
+   * sized against `minReplicas`. `{}` takes every default. Not with GatewayDeployment.NODE_LOCAL.
+   * @see https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/
+   * @default - no autoscaler: `replicas` pods
+   */
+  readonly autoscaling?: GatewayAutoscalingOptions;
+
+  /**
+   * The PodDisruptionBudget's `minAvailable`, instead of the default `maxUnavailable: 1`. Must
+   * be below `replicas` (or `autoscaling.minReplicas`): a budget that no eviction can satisfy
+   * blocks every node drain.
+   * @see https://kubernetes.io/docs/tasks/run-application/configure-pdb/
+   * @default - maxUnavailable 1 when there are 2 or more pods; no budget for a single pod
+   */
+  readonly minAvailable?: number;
 
   /**
    * Container resources. Their CPU request sets the default `workers` (one per whole CPU), and a
@@ -346,10 +370,34 @@ export interface EgressGatewayProps {
   readonly linkerdInject?: boolean;
 
   /**
-   * Annotate the pods for Prometheus scraping (`prometheus.io/scrape`, port, path `/metrics`).
+   * Annotate the pods for Prometheus scraping (`prometheus.io/scrape`, port, path `/metrics`):
+   * the fallback for Prometheus setups without the Prometheus Operator.
    * @default true
    */
   readonly prometheusScrape?: boolean;
+
+  /**
+   * Render a ServiceMonitor (or PodMonitor) that scrapes the admin port, which the Service
+   * names `admin`. Needs the Prometheus Operator's CRDs, so it is off unless set; `{}` takes
+   * every default. Same as `addMetricsMonitor()`.
+   * @see https://prometheus-operator.dev/docs/developer/getting-started/
+   * @default - none: Prometheus finds the pods through the prometheus.io annotations
+   */
+  readonly metricsMonitor?: GatewayMetricsMonitorOptions;
+
+  /**
+   * Render a PrometheusRule with the gateway's alerts (each with a runbook annotation). Needs the
+   * Prometheus Operator's CRDs, so it is off unless set; `{}` takes every default. Same as `addAlerts()`.
+   * @default - no alerts
+   */
+  readonly alerts?: GatewayAlertsOptions;
+
+  /**
+   * Render the Grafana dashboard in a ConfigMap labelled for Grafana's dashboard sidecar. Off
+   * unless set; `{}` takes every default. Same as `addDashboard()`.
+   * @default - no dashboard ConfigMap (the JSON still ships in the package)
+   */
+  readonly dashboard?: GatewayDashboardOptions;
 
   /**
    * The EgressNetwork (parent) this gateway enforces; same as calling `attachNetwork()`.
@@ -375,7 +423,7 @@ const NODE_PORT_RANGE = [30000, 32767];
 const SUGGESTED_HOST_PORT = 4140;
 
 interface ServicePortUse {
-  readonly protocol: 'http' | 'tcp' | 'tls';
+  readonly protocol: 'http' | 'tcp' | 'tls' | 'admin';
   readonly owner: string;
 }
 
@@ -408,6 +456,10 @@ export class EgressGateway extends Construct {
   public readonly adminPort: number;
   /** Labels that select the gateway pods. */
   public readonly podSelectorLabels: { [key: string]: string };
+  /** Labels every object of the gateway carries (the selector labels and `part-of`). */
+  public readonly commonLabels: { [key: string]: string };
+  /** The HorizontalPodAutoscaler, when `autoscaling` is set. */
+  public readonly autoscaling?: GatewayAutoscaling;
   /** The Namespace object, when the gateway creates it. */
   public readonly namespace?: kplus.Namespace;
   /** The pods' ServiceAccount. */
@@ -447,6 +499,9 @@ export class EgressGateway extends Construct {
   private readonly timeoutsSpec: TimeoutsSpec;
   private readonly defaultTls: TlsOrigination;
   private attached?: EgressNetwork;
+  private monitor?: GatewayMetricsMonitor;
+  private alertsConstruct?: GatewayAlerts;
+  private dashboardConstruct?: GatewayDashboard;
 
   public constructor(scope: Construct, id: string, props: EgressGatewayProps = {}) {
     super(scope, id);
@@ -486,6 +541,41 @@ export class EgressGateway extends Construct {
         'remove replicas (choose the nodes with the DaemonSet\'s scheduling instead), or use GatewayDeployment.DEPLOYMENT');
     } else if (!Number.isInteger(replicas) || replicas < 1) {
       problems.add('replicas', replicas, 'must be a whole number of at least 1', 'use 2 or more so a node failure or rollout never stops egress');
+    }
+    // The fewest pods the gateway runs with: what the disruption budget is measured against.
+    let floor = replicas;
+    if (props.autoscaling !== undefined) {
+      if (nodeLocal) {
+        problems.add('autoscaling', props.autoscaling, "cannot be set with 'deployment' GatewayDeployment.NODE_LOCAL, which runs exactly one proxy per node",
+          'remove autoscaling, or use GatewayDeployment.DEPLOYMENT');
+      } else if (props.replicas !== undefined) {
+        problems.add('replicas', props.replicas, "cannot be set with 'autoscaling', which decides the number of pods (a fixed replicas would reset the autoscaler at every apply)",
+          `remove replicas and set autoscaling.minReplicas: ${props.replicas}`);
+      } else {
+        try {
+          floor = GatewayAutoscaling.replicaRange(`EgressGateway "${this.node.path}"`, props.autoscaling)[0];
+        } catch (e) {
+          problems.add('autoscaling', props.autoscaling, (e as Error).message.replace(/^[^:]*: /, 'is invalid: '), 'see the autoscaling options');
+        }
+      }
+      const cpuRequest = props.resources?.cpu?.request;
+      if (props.resources && !cpuRequest) {
+        problems.add('resources', 'no cpu.request', "must request CPU when 'autoscaling' scales on CPU utilization (a percentage of the request)",
+          'add cpu: { request: Cpu.millis(100) } to resources');
+      }
+    }
+    if (props.minAvailable !== undefined) {
+      const m = props.minAvailable;
+      if (nodeLocal) {
+        problems.add('minAvailable', m, "cannot be set with 'deployment' GatewayDeployment.NODE_LOCAL: a node-local pod serves only its own node, so it has no disruption budget",
+          'remove minAvailable');
+      } else if (!Number.isInteger(m) || m < 1) {
+        problems.add('minAvailable', m, 'must be a whole number of at least 1', 'leave it unset for maxUnavailable 1');
+      } else if (m >= floor) {
+        const of = props.autoscaling !== undefined ? `'autoscaling.minReplicas' (${floor})` : `'replicas' (${floor})`;
+        problems.add('minAvailable', m, `must be below ${of}: with ${m} of ${floor} pods required, no pod may ever be evicted and every node drain blocks`,
+          `use at most ${Math.max(1, floor - 1)}, or raise ${props.autoscaling !== undefined ? 'autoscaling.minReplicas' : 'replicas'} to ${m + 1}`);
+      }
     }
     if (props.hostPort !== undefined) {
       const hp = props.hostPort;
@@ -562,6 +652,7 @@ export class EgressGateway extends Construct {
       'app.kubernetes.io/instance': this.name,
     };
     const labels = { ...this.podSelectorLabels, 'app.kubernetes.io/part-of': 'cdk8s-egress' };
+    this.commonLabels = { ...labels };
     const metadata = (name: string) => ({ name, namespace: this.namespaceName, labels });
 
     if (props.createNamespace ?? true) {
@@ -618,7 +709,8 @@ export class EgressGateway extends Construct {
     } else {
       this.deployment = new kplus.Deployment(this, 'Resource', {
         ...podProps,
-        replicas,
+        // With an autoscaler the Deployment carries no replicas: the autoscaler owns the number.
+        replicas: props.autoscaling !== undefined ? undefined : replicas,
         // Surge first: capacity never drops during a rollout, which also keeps the PDB satisfied.
         strategy: kplus.DeploymentStrategy.rollingUpdate({
           maxSurge: kplus.PercentOrAbsolute.absolute(1),
@@ -683,7 +775,12 @@ export class EgressGateway extends Construct {
     this.service = new kplus.Service(this, 'Service', {
       metadata: metadata(this.serviceName),
       type: kplus.ServiceType.CLUSTER_IP,
-      ports: [{ name: 'http', port: this.servicePort, targetPort: this.httpPort, protocol: kplus.Protocol.TCP }],
+      ports: [
+        { name: 'http', port: this.servicePort, targetPort: this.httpPort, protocol: kplus.Protocol.TCP },
+        // Named, so a ServiceMonitor can scrape it; the gateway's NetworkPolicy admits only the
+        // metrics scrapers to it (lockDown()).
+        { name: 'admin', port: this.adminPort, targetPort: this.adminPort, protocol: kplus.Protocol.TCP },
+      ],
     });
     for (const [k, v] of Object.entries(this.podSelectorLabels)) this.service.selectLabel(k, v);
     if (nodeLocal) {
@@ -692,6 +789,7 @@ export class EgressGateway extends Construct {
       ApiObject.of(this.service).addJsonPatch(JsonPatch.add('/spec/internalTrafficPolicy', 'Local'));
     }
     this.servicePorts.set(this.servicePort, { protocol: 'http', owner: 'the HTTP listener' });
+    this.servicePorts.set(this.adminPort, { protocol: 'admin', owner: 'the admin listener (/metrics, /ready, /live)' });
     if (this.tlsPort && this.tlsServicePort) {
       this.service.bind(this.tlsServicePort, { name: 'tls', targetPort: this.tlsPort, protocol: kplus.Protocol.TCP });
       this.servicePorts.set(this.tlsServicePort, { protocol: 'tls', owner: 'the TLS passthrough listener' });
@@ -699,17 +797,33 @@ export class EgressGateway extends Construct {
 
     // A node-local pod serves only its own node, so a budget across nodes would protect nothing
     // (and kubectl drain leaves DaemonSet pods in place anyway).
-    if (!nodeLocal && replicas > 1) {
+    if (!nodeLocal && floor > 1) {
       new ApiObject(this, 'DisruptionBudget', {
         apiVersion: 'policy/v1',
         kind: 'PodDisruptionBudget',
         metadata: metadata(this.name),
-        spec: { maxUnavailable: 1, selector: { matchLabels: { ...this.podSelectorLabels } } },
+        spec: {
+          ...(props.minAvailable !== undefined ? { minAvailable: props.minAvailable } : { maxUnavailable: 1 }),
+          selector: { matchLabels: { ...this.podSelectorLabels } },
+        },
+      });
+    }
+    if (props.autoscaling !== undefined && this.deployment) {
+      this.autoscaling = new GatewayAutoscaling(this, 'Autoscaling', {
+        ...props.autoscaling,
+        target: this.deployment,
+        container: this.container,
+        name: this.name,
+        namespace: this.namespaceName,
+        commonLabels: labels,
       });
     }
 
     this.mount(this.defaultTls._mounts());
     if (props.network) this.attachNetwork(props.network);
+    if (props.metricsMonitor !== undefined) this.addMetricsMonitor(props.metricsMonitor);
+    if (props.alerts !== undefined) this.addAlerts(props.alerts);
+    if (props.dashboard !== undefined) this.addDashboard(props.dashboard);
 
     this.node.addValidation({ validate: () => this.crossChecks() });
   }
@@ -717,6 +831,60 @@ export class EgressGateway extends Construct {
   /** The attached EgressNetwork, if any. */
   public get network(): EgressNetwork | undefined {
     return this.attached;
+  }
+
+  /** The ServiceMonitor or PodMonitor, once added. */
+  public get metricsMonitor(): GatewayMetricsMonitor | undefined {
+    return this.monitor;
+  }
+
+  /** The PrometheusRule of the gateway's alerts, once added. */
+  public get alerts(): GatewayAlerts | undefined {
+    return this.alertsConstruct;
+  }
+
+  /** The Grafana dashboard ConfigMap, once added. */
+  public get dashboard(): GatewayDashboard | undefined {
+    return this.dashboardConstruct;
+  }
+
+  /**
+   * Renders a ServiceMonitor (default) or PodMonitor named after the gateway that scrapes the
+   * admin port of every pod (Prometheus Operator CRDs). One per gateway.
+   */
+  public addMetricsMonitor(options: GatewayMetricsMonitorOptions = {}): GatewayMetricsMonitor {
+    if (this.monitor) throw new Error(`EgressGateway "${this.node.path}": 'metricsMonitor' is already added (${this.monitor.kind}); a gateway has one, so set it once, in props or with addMetricsMonitor()`);
+    this.monitor = new GatewayMetricsMonitor(this, 'MetricsMonitor', {
+      ...options, name: this.name, namespace: this.namespaceName, selectorLabels: this.podSelectorLabels, commonLabels: this.commonLabels, portName: 'admin',
+    });
+    return this.monitor;
+  }
+
+  /** Renders the PrometheusRule with the gateway's alerts (Prometheus Operator CRDs). One per gateway. */
+  public addAlerts(options: GatewayAlertsOptions = {}): GatewayAlerts {
+    if (this.alertsConstruct) throw new Error(`EgressGateway "${this.node.path}": 'alerts' are already added; set them once, in props or with addAlerts()`);
+    this.alertsConstruct = new GatewayAlerts(this, 'Alerts', { ...options, gateway: this });
+    return this.alertsConstruct;
+  }
+
+  /** Renders the Grafana dashboard ConfigMap (`<name>-dashboard`). One per gateway. */
+  public addDashboard(options: GatewayDashboardOptions = {}): GatewayDashboard {
+    if (this.dashboardConstruct) throw new Error(`EgressGateway "${this.node.path}": 'dashboard' is already added; set it once, in props or with addDashboard()`);
+    this.dashboardConstruct = new GatewayDashboard(this, 'Dashboard', {
+      ...options, name: `${this.name}-dashboard`, defaultNamespace: this.namespaceName, commonLabels: this.commonLabels,
+    });
+    return this.dashboardConstruct;
+  }
+
+  /**
+   * Renders a cert-manager Certificate for a client certificate in the gateway's namespace and
+   * returns it; pass its `certificate`, `privateKey` (and `caBundle`) to `TlsOrigination.originate()`.
+   * The gateway mounts its Secret like any other, and the proxy picks up renewals without a restart.
+   */
+  public addClientCertificate(id: string, options: CertManagerCertificateOptions): CertManagerCertificate {
+    return new CertManagerCertificate(this, id, {
+      ...options, namespace: this.namespaceName, defaultName: this.name, commonLabels: this.commonLabels,
+    });
   }
 
   /**

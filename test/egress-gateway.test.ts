@@ -98,8 +98,12 @@ describe('EgressGateway defaults', () => {
     for (const [k, v] of Object.entries(gateway.podSelectorLabels)) expect(labels[k]).toBe(v);
   });
 
-  test('the Service maps port 80 to the HTTP listener', () => {
-    expect(one(all, 'Service').spec.ports).toEqual([{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 }]);
+  test('the Service maps port 80 to the HTTP listener and names the admin port for a ServiceMonitor', () => {
+    expect(one(all, 'Service').spec.ports).toEqual([
+      { name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 },
+      { name: 'admin', port: 9901, protocol: 'TCP', targetPort: 9901 },
+    ]);
+    expect(proxyContainer(all).ports).toContainEqual({ containerPort: 9901, name: 'admin' });
   });
 
   test('the pods run hardened: non-root, read-only root, no capabilities, RuntimeDefault seccomp, no token', () => {
@@ -240,6 +244,7 @@ describe('EgressGateway props', () => {
     expect(one(all, 'Service').metadata.name).toBe('egress');
     expect(one(all, 'Service').spec.ports).toEqual([
       { name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 },
+      { name: 'admin', port: 9901, protocol: 'TCP', targetPort: 9901 },
       { name: 'tls', port: 443, protocol: 'TCP', targetPort: 8443 },
     ]);
     expect(proxyContainer(all).ports).toContainEqual({ containerPort: 8443, name: 'tls' });
@@ -395,6 +400,7 @@ describe('EgressGateway external services', () => {
     expect(proxyContainer(all).ports).toContainEqual({ containerPort: 10000, name: 'tcp-10000' });
     expect(one(all, 'Service').spec.ports).toEqual([
       { name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 },
+      { name: 'admin', port: 9901, protocol: 'TCP', targetPort: 9901 },
       { name: 'tcp-5432', port: 5432, protocol: 'TCP', targetPort: 10000 },
       { name: 'http-9000', port: 9000, protocol: 'TCP', targetPort: 8080 },
     ]);
@@ -709,7 +715,7 @@ describe('EgressGateway node-local (GatewayDeployment.NODE_LOCAL)', () => {
     expect(svc.spec.selector).toEqual(gateway.podSelectorLabels);
     expect(daemonSet.spec.selector).toEqual({ matchLabels: gateway.podSelectorLabels });
     expect(daemonSet.spec.template.metadata.labels).toMatchObject(gateway.podSelectorLabels);
-    expect(svc.spec.ports).toEqual([{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 }]);
+    expect(svc.spec.ports).toEqual([{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 }, { name: 'admin', port: 9901, protocol: 'TCP', targetPort: 9901 }]);
   });
 
   test('the default Deployment gateway\'s Service keeps the cluster-wide traffic policy', () => {

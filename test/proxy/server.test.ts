@@ -275,7 +275,7 @@ describe('policy responses', () => {
     // eslint-disable-next-line no-bitwise
     expect(result.flags & http2.constants.NGHTTP2_FLAG_END_STREAM).toBeTruthy();
     const metrics = await scrape(tp.proxy.ports.admin);
-    expect(metrics).toMatch(/outbound_grpc_route_request_statuses_total\{[^}]*route_name="grpc-egress-deny"[^}]*grpc_status="7"[^}]*\} 1/);
+    expect(metrics).toMatch(/outbound_grpc_route_request_statuses_total\{[^}]*route_name="grpc-egress-deny"[^}]*grpc_status="PERMISSION_DENIED"[^}]*\} 1/);
   });
 
   test('over maxConcurrent → 503 OVERLOADED while one request is in flight', async () => {
