@@ -179,7 +179,7 @@ describe('default names of the remaining kinds', () => {
 
   test('the objects validate, with every reference resolved inside the set', () => {
     const result = validateObjects(objects);
-    expect(result.unexpected).toEqual([]);
+    expect(result.messages).toEqual([]);
     expect(result.failed).toBe(0);
   });
 });
