@@ -20,3 +20,6 @@ export * from './proxy-image';
 export * from './tls';
 export * from './traffic-policy';
 export * from './egress-lockdown';
+export * from './validation/manifest-validator';
+export * from './validation/manifest-validation-report';
+export * from './validation/validation-plugin';
