@@ -25,3 +25,6 @@ export * from './gateway-alerts';
 export * from './gateway-dashboard';
 export * from './gateway-autoscaling';
 export * from './cert-manager-certificate';
+export * from './validation/manifest-validator';
+export * from './validation/manifest-validation-report';
+export * from './validation/validation-plugin';

@@ -28,7 +28,7 @@ describe('examples/linkerd-egress', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('the deny stage holds the seed\'s objects and passes validate-manifests', () => {
+  test('the deny stage holds the seed\'s objects and passes the strict validator', () => {
     buildApp(dir).synth();
     expect(readdirSync(dir).sort()).toEqual(['client.k8s.yaml', 'egress.k8s.yaml', 'internal-egress.k8s.yaml', 'namespace.k8s.yaml']);
     const v = validatePath(dir);
@@ -77,7 +77,7 @@ describe('examples/linkerd-egress', () => {
     expect(client.spec.containers[0]).toMatchObject({ name: 'client', image: 'curlimages/curl', command: ['sh', '-c', 'sleep infinity'] });
   });
 
-  test('the allow stage is the observing EgressNetwork, no routes, and passes validate-manifests', () => {
+  test('the allow stage is the observing EgressNetwork, no routes, and passes the strict validator', () => {
     buildApp(dir, 'allow').synth();
     const v = validatePath(dir);
     expect(v.messages).toEqual([]);
