@@ -328,6 +328,18 @@ interface ServicePortUse {
 /**
  * The egress gateway: the proxy that receives plaintext calls to `<host>.<suffix>` from
  * workloads and originates verified TLS to the host, with its Kubernetes objects.
+ *
+ * @example
+ * const gateway = new EgressGateway(chart, 'Egress', {
+ *   trafficPolicy: TrafficPolicy.DENY, // only the declared services leave the cluster
+ *   tlsPassthrough: true,
+ * });
+ * gateway.addExternalService('Github', {
+ *   host: 'api.github.com',
+ *   injectHeaders: [InjectedHeader.fromSecret('Authorization', 'github-token', 'header')],
+ * });
+ * gateway.addDnsRewrite('Dns', { flavor: DnsFlavor.corednsCustom() });
+ * gateway.restrictEgressOf(Namespaces.select(chart, 'Apps', { names: ['apps'] }));
  */
 export class EgressGateway extends Construct {
   /** Gateway name (Deployment, ServiceAccount, implicit parent). */

@@ -122,6 +122,14 @@ export interface EgressNetworkProps {
  * HTTPRoutes, GRPCRoutes, TLSRoutes and TCPRoutes attached to it decide what gets through.
  * @see https://linkerd.io/2/reference/egress-network/
  * @see https://linkerd.io/2/tasks/managing-egress-traffic/
+ *
+ * @example
+ * // Linkerd's guide: deny by default, let GET /get on httpbin.org out; the gateway enforces it too.
+ * const network = new EgressNetwork(chart, 'Egress', { trafficPolicy: TrafficPolicy.DENY, gateway });
+ * network.addHttpRoute('Get', {
+ *   hostnames: ['httpbin.org'],
+ *   rules: [{ matches: [{ path: PathMatch.exact('/get'), method: HttpMethod.GET }] }],
+ * });
  */
 export class EgressNetwork extends Construct {
   /** Linkerd's default global egress namespace. */

@@ -3,7 +3,7 @@
 import { createHash } from 'crypto';
 import { stableJson, stableJsonValue } from './json';
 import { Problem } from './problems';
-import { CONFIG_FILE_LIMITS } from '../model/bounds';
+import { CONFIG_FILE_LIMITS, ConfigFileLimits } from '../model/bounds';
 import {
   ConfigShardRef, PROXY_CONFIG_FILE, PROXY_CONFIG_SHARD_KIND, ProxyConfig, ProxyConfigMain, ProxyConfigShard,
 } from '../model/proxy-config';
@@ -45,7 +45,7 @@ function kib(bytes: number): string {
  * file with every setting and the list of shards, and as few shards as hold the external
  * services, then the routes, in order (a shard is filled before the next one starts).
  */
-export function splitConfig(config: ProxyConfig, owners: ConfigOwners, limits = CONFIG_FILE_LIMITS): SplitResult {
+export function splitConfig(config: ProxyConfig, owners: ConfigOwners, limits: ConfigFileLimits = CONFIG_FILE_LIMITS): SplitResult {
   const whole = stableJson(config);
   if (escapedSize(whole) <= limits.fileBytes) return { ok: true, files: [{ file: PROXY_CONFIG_FILE, text: whole }] };
 

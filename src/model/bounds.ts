@@ -46,7 +46,13 @@ export const LIMIT_BOUNDS: Readonly<Record<keyof LimitsSpec, IntRange>> = Object
  * Sizes of the proxy config's files, shared by the gateway (which splits the config across
  * ConfigMaps) and the proxy (which refuses more than it was built to load).
  */
-export const CONFIG_FILE_LIMITS = Object.freeze({
+export interface ConfigFileLimits {
+  readonly fileBytes: number;
+  readonly maxFiles: number;
+  readonly maxTotalBytes: number;
+}
+
+export const CONFIG_FILE_LIMITS: ConfigFileLimits = Object.freeze({
   /**
    * Largest file one ConfigMap carries, counted as the characters of its text JSON-escaped (as
    * it appears in the object). The API server refuses ConfigMaps past 1 MiB of data, and
