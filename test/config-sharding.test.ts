@@ -11,7 +11,7 @@ import { Chart, Testing } from 'cdk8s';
 import {
   EgressGateway, EgressNetwork, ExternalServiceProtocol, TlsOrigination, TrafficPolicy,
 } from '../src';
-import { mappingDialer } from './e2e/helpers';
+import { checkConfigWithBundle, mappingDialer } from './e2e/helpers';
 import { capturingLogger, loopbackResolver, startHttpUpstream, viaProxy, type TestUpstream } from './proxy/helpers';
 import { thrownMessage } from './util/thrown';
 import { splitConfig } from '../src/internal/config-files';
@@ -164,6 +164,9 @@ describe('a gateway with 5,000 external services', () => {
         resolver: loopbackResolver({ [LAST_HOST]: '127.0.0.1' }).resolve,
       });
       expect(proxy.config().externalServices).toHaveLength(SERVICES);
+      // The shipped bundle reads the same set offline.
+      const checked = await checkConfigWithBundle(join(volume.dir, 'config.json'));
+      expect([checked.code, checked.stdout]).toEqual([0, expect.stringContaining(`(${SERVICES} external services, ${ROUTES} routes)`)]);
       const ok = await viaProxy(proxy.ports.http, `${LAST_HOST}.egress.local`, '/last-shard');
       expect(ok.status).toBe(200);
       expect(upstream.seen.map((r) => [r.url, r.headers.host])).toEqual([['/last-shard', LAST_HOST]]);
