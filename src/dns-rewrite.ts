@@ -139,8 +139,20 @@ const STUB_DNS_READY_PORT = 8181;
 /** Factories for the ways a DnsRewrite reaches a cluster's DNS. */
 export class DnsFlavor {
   /**
-   * Own the whole `coredns` ConfigMap in kube-system: for clusters where the platform team
-   * owns the Corefile. The rewrite is inserted into `baseCorefile`'s root block.
+   * **Replaces the whole `kube-system/coredns` ConfigMap.** For clusters where the platform team
+   * owns the Corefile only. The rewrite is inserted into `baseCorefile`'s root block; without
+   * `baseCorefile`, kubeadm's default Corefile is written.
+   *
+   * WARNING: on EKS, GKE, AKS and most managed clusters the provider owns that ConfigMap.
+   * Applying this drops the provider's settings (stub domains, forwarders, plugins), can break
+   * DNS for every pod, and may be reverted by the provider. There, use `corednsCustom()` (AKS,
+   * k3s), `kubeDns()` (GKE) or `snippetOnly()` (EKS and any Corefile managed elsewhere).
+   *
+   * @example
+   * // Only where you own the Corefile: pass the cluster's actual Corefile.
+   * gateway.addDnsRewrite('Dns', {
+   *   flavor: DnsFlavor.corednsConfigMap({ baseCorefile: readFileSync('Corefile', 'utf8') }),
+   * });
    */
   public static corednsConfigMap(options: CorednsConfigMapOptions = {}): IDnsFlavor {
     return new CorednsConfigMapFlavor(options);
@@ -148,24 +160,36 @@ export class DnsFlavor {
 
   /**
    * Add a key to the `coredns-custom` ConfigMap that k3s and AKS import into their managed
-   * Corefile's root block. Applying it replaces a `coredns-custom` ConfigMap managed elsewhere
-   * unless the apply is server-side; merge keys by hand when there is one.
+   * Corefile's root block: the cluster's own Corefile is left alone. Applying it replaces a
+   * `coredns-custom` ConfigMap managed elsewhere unless the apply is server-side; merge keys by
+   * hand when there is one.
+   *
+   * @example
+   * gateway.addDnsRewrite('Dns', { flavor: DnsFlavor.corednsCustom() });
    */
   public static corednsCustom(options: CorednsCustomOptions = {}): IDnsFlavor {
     return new CorednsCustomFlavor(options);
   }
 
   /**
-   * kube-dns clusters: a `stubDomains` entry per suffix sends those names to a small CoreDNS
-   * Deployment this flavour adds, which rewrites them to the gateway and asks the cluster DNS.
-   * The `kube-dns` ConfigMap is owned by this flavour.
+   * kube-dns clusters (GKE): a `stubDomains` entry per suffix sends those names to a small
+   * CoreDNS Deployment this flavour adds, which rewrites them to the gateway and asks the
+   * cluster DNS. The `kube-dns` ConfigMap is owned by this flavour (GKE ships none).
+   *
+   * @example
+   * gateway.addDnsRewrite('Dns', { flavor: DnsFlavor.kubeDns({ clusterIp: '10.96.0.53' }) });
    */
   public static kubeDns(options: KubeDnsStubDomainOptions): IDnsFlavor {
     return new KubeDnsFlavor(options);
   }
 
   /**
-   * Synthesise nothing: read `DnsRewrite.snippet` and add it to a Corefile managed elsewhere.
+   * Synthesise nothing: read `DnsRewrite.snippet` and add it to a Corefile managed elsewhere
+   * (on EKS, the CoreDNS add-on's configuration).
+   *
+   * @example
+   * const dns = gateway.addDnsRewrite('Dns', { flavor: DnsFlavor.snippetOnly() });
+   * console.log(dns.snippet); // paste into the root server block of the Corefile
    */
   public static snippetOnly(): IDnsFlavor {
     return new SnippetFlavor();
@@ -394,13 +418,26 @@ interface GatewayDnsFacts {
 
 /**
  * DNS configuration that makes `<name>.<suffix>` resolve to the egress gateway's Service, for
- * CoreDNS (whole ConfigMap or `coredns-custom`) or kube-dns (stub domain + small CoreDNS).
+ * CoreDNS (`coredns-custom`, a printable snippet, or, replacing it, the whole `coredns`
+ * ConfigMap) or kube-dns (stub domain + small CoreDNS). See `DnsFlavor` for which one is safe on
+ * which cluster.
  *
  * The rule is `rewrite stop { name regex ^(.+)\.egress\.local\.$ <gateway> answer auto }`:
  * anchored, every dot escaped, and with the answer rewritten back to the asked name so that
  * resolvers accept it. `answer auto` needs CoreDNS 1.8.4 or later (Kubernetes 1.22+).
  *
  * @see https://coredns.io/plugins/rewrite/
+ *
+ * @example
+ * // Usually through the gateway, which knows its Service and suffixes:
+ * gateway.addDnsRewrite('Dns', { flavor: DnsFlavor.corednsCustom() });
+ * // Or standalone, for a gateway deployed some other way:
+ * new DnsRewrite(chart, 'Dns', {
+ *   flavor: DnsFlavor.snippetOnly(),
+ *   serviceName: 'proxy',
+ *   serviceNamespace: 'egress',
+ *   suffixes: ['egress.local'],
+ * });
  */
 export class DnsRewrite extends Construct {
   /** @internal EgressGateway's seam: a DnsRewrite for the gateway's Service and suffixes. */

@@ -2,7 +2,7 @@
 // hardened Deployment (or node-local DaemonSet), Service and PodDisruptionBudget, and the
 // registry of what it serves.
 import { createHash } from 'crypto';
-import { ApiObject, Duration, JsonPatch, Lazy, Size } from 'cdk8s';
+import { ApiObject, ApiObjectMetadata, Duration, JsonPatch, Lazy, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { CertManagerCertificate, CertManagerCertificateOptions } from './cert-manager-certificate';
@@ -17,9 +17,10 @@ import { GatewayAlerts, GatewayAlertsOptions } from './gateway-alerts';
 import { GatewayAutoscaling, GatewayAutoscalingOptions } from './gateway-autoscaling';
 import { GatewayDashboard, GatewayDashboardOptions } from './gateway-dashboard';
 import { GatewayMetricsMonitor, GatewayMetricsMonitorOptions } from './gateway-metrics-monitor';
+import { GATEWAY_FACTS, GatewayFacts, otherAppProblem } from './internal/app-tree';
+import { ConfigFile, shardFileName, splitConfig, SplitResult } from './internal/config-files';
 import { cidrReason, dnsNameProblem, isDnsLabel } from './internal/dns';
 import { durationMs } from './internal/duration';
-import { stableJson } from './internal/json';
 import { MountRef, mountDir, volumeName } from './internal/mounts';
 import { Problems } from './internal/problems';
 import { timeoutsToSpec } from './internal/timeouts';
@@ -430,6 +431,18 @@ interface ServicePortUse {
 /**
  * The egress gateway: the proxy that receives plaintext calls to `<host>.<suffix>` from
  * workloads and originates verified TLS to the host, with its Kubernetes objects.
+ *
+ * @example
+ * const gateway = new EgressGateway(chart, 'Egress', {
+ *   trafficPolicy: TrafficPolicy.DENY, // only the declared services leave the cluster
+ *   tlsPassthrough: true,
+ * });
+ * gateway.addExternalService('Github', {
+ *   host: 'api.github.com',
+ *   injectHeaders: [InjectedHeader.fromSecret('Authorization', 'github-token', 'header')],
+ * });
+ * gateway.addDnsRewrite('Dns', { flavor: DnsFlavor.corednsCustom() });
+ * gateway.restrictEgressOf(Namespaces.select(chart, 'Apps', { names: ['apps'] }));
  */
 export class EgressGateway extends Construct {
   /** Gateway name (Deployment, ServiceAccount, implicit parent). */
@@ -464,7 +477,10 @@ export class EgressGateway extends Construct {
   public readonly namespace?: kplus.Namespace;
   /** The pods' ServiceAccount. */
   public readonly serviceAccount: kplus.ServiceAccount;
-  /** The ConfigMap holding the proxy config under `config.json`. */
+  /**
+   * The ConfigMap holding the proxy config under `config.json`. A config past one ConfigMap's
+   * size is split: this one keeps the settings and lists the shard ConfigMaps (`configMaps`).
+   */
   public readonly configMap: kplus.ConfigMap;
   /** How the pods run. */
   public readonly deploymentMode: GatewayDeployment;
@@ -492,7 +508,17 @@ export class EgressGateway extends Construct {
   public readonly clusterCidrs: string[];
 
   private readonly props: EgressGatewayProps;
+  private readonly configMetadata: (name: string) => ApiObjectMetadata;
+  private readonly shardConfigMaps: kplus.ConfigMap[] = [];
+  /**
+   * The split made when the app was last validated, which starts every synthesis. Cleared by
+   * this gateway's own mutators; a route added to the attached network afterwards shows up at
+   * the next synthesis, which validates again.
+   */
+  private splitCache?: SplitResult;
   private readonly services: ExternalService[] = [];
+  private readonly servicesByHost = new Map<string, ExternalService>();
+  private readonly servicesByName = new Map<string, ExternalService>();
   private readonly mounted = new Set<string>();
   private readonly servicePorts = new Map<number, ServicePortUse>();
   private readonly tcpListeners: TcpListenerSpec[] = [];
@@ -664,9 +690,10 @@ export class EgressGateway extends Construct {
       automountToken: false,
     });
 
+    this.configMetadata = metadata;
     this.configMap = new kplus.ConfigMap(this, 'ConfigMap', { metadata: metadata(`${this.name}-config`) });
     // Lazy: services and networks added after construction must land in the rendered config.
-    this.configMap.addData(PROXY_CONFIG_FILE, Lazy.any({ produce: () => this.configJson() }) as unknown as string);
+    this.configMap.addData(PROXY_CONFIG_FILE, Lazy.any({ produce: () => this.configFiles()[0].text }) as unknown as string);
 
     const podAnnotations: { [key: string]: string } = {};
     if (props.linkerdInject ?? true) podAnnotations['linkerd.io/inject'] = 'enabled';
@@ -722,7 +749,7 @@ export class EgressGateway extends Construct {
     this.workload.select(kplus.LabelSelector.of({ labels: this.podSelectorLabels }));
     if (this.configReload === ConfigReload.ROLLING) {
       this.workload.podMetadata.addAnnotation(CHECKSUM_ANNOTATION,
-        Lazy.any({ produce: () => createHash('sha256').update(this.configJson()).digest('hex') }) as unknown as string);
+        Lazy.any({ produce: () => createHash('sha256').update(this.configFiles()[0].text).digest('hex') }) as unknown as string);
     }
 
     const ports: kplus.ContainerPort[] = [
@@ -756,7 +783,16 @@ export class EgressGateway extends Construct {
       }),
     });
     // The whole ConfigMap directory, not a subPath: subPath mounts never see updates, and HOT reload needs them.
+    // A split config is several ConfigMaps in one projected volume: one directory, swapped by the
+    // kubelet as a whole; the main file pins each shard's hash, so a half-updated set is refused.
     const configVolume = kplus.Volume.fromConfigMap(this, 'ConfigVolume', this.configMap, { name: 'config' });
+    const single = configVolume._toKube.bind(configVolume);
+    configVolume._toKube = () => (this.shardConfigMaps.length === 0 ? single() : {
+      name: 'config',
+      projected: {
+        sources: [this.configMap, ...this.shardConfigMaps].map((cm) => ({ configMap: { name: cm.name } })),
+      },
+    });
     this.container.mount(CONFIG_DIR, configVolume, { readOnly: true });
     // The root filesystem is read-only; Node and TLS libraries still want a scratch directory.
     const tmp = kplus.Volume.fromEmptyDir(this, 'TmpVolume', 'tmp', { sizeLimit: cdk8sSize(64) });
@@ -826,6 +862,10 @@ export class EgressGateway extends Construct {
     if (props.dashboard !== undefined) this.addDashboard(props.dashboard);
 
     this.node.addValidation({ validate: () => this.crossChecks() });
+    this.node.addValidation({ validate: () => this.prepareConfigFiles() });
+    Object.defineProperty(this, GATEWAY_FACTS, {
+      value: (): GatewayFacts => ({ network: this.attached, trafficPolicy: props.trafficPolicy, declaredServices: this.services.length }),
+    });
   }
 
   /** The attached EgressNetwork, if any. */
@@ -919,6 +959,14 @@ export class EgressGateway extends Construct {
    */
   public attachNetwork(network: EgressNetwork): void {
     if (this.attached === network) return;
+    this.splitCache = undefined;
+    const foreign = otherAppProblem(this, network);
+    if (foreign) {
+      throw new Error(`EgressGateway "${this.node.path}": 'network' EgressNetwork "${network.node.path}" ${foreign}, so the gateway would enforce routes whose objects are written to the other App's manifests; attach a network of this App, or create the gateway in the network's App`);
+    }
+    if (network.meshOnly) {
+      throw new Error(`EgressGateway "${this.node.path}": 'network' EgressNetwork "${network.node.path}" has meshOnly: true, which states that no gateway enforces it; remove meshOnly from the network, or do not attach it`);
+    }
     if (this.attached) {
       throw new Error(`EgressGateway "${this.node.path}": 'network' EgressNetwork "${network.node.path}" cannot be attached because EgressNetwork "${this.attached.node.path}" already is, and a gateway enforces exactly one parent; attach "${network.node.path}" to another EgressGateway, or move its routes to "${this.attached.node.path}"`);
     }
@@ -935,16 +983,18 @@ export class EgressGateway extends Construct {
    * this gateway, then mounts what it reads and exposes its ports.
    */
   public _registerExternalService(svc: ExternalService): void {
+    this.splitCache = undefined;
     const problems = new Problems(`EgressGateway "${this.node.path}"`);
-    for (const other of this.services) {
-      if (other.host === svc.host) {
-        problems.add('host', svc.host, `of ExternalService "${svc.node.path}" is already served by ExternalService "${other.node.path}"`,
-          'declare each host once per gateway: merge the two services\' ports into one');
-      }
-      if (other.name === svc.name) {
-        problems.add('name', svc.name, `of ExternalService "${svc.node.path}" is already used by ExternalService "${other.node.path}"`,
-          'give one of them another construct id or an explicit name');
-      }
+    // Indexed, not scanned: a large gateway declares thousands of services.
+    const sameHost = this.servicesByHost.get(svc.host);
+    if (sameHost) {
+      problems.add('host', svc.host, `of ExternalService "${svc.node.path}" is already served by ExternalService "${sameHost.node.path}"`,
+        'declare each host once per gateway: merge the two services\' ports into one');
+    }
+    const sameName = this.servicesByName.get(svc.name);
+    if (sameName) {
+      problems.add('name', svc.name, `of ExternalService "${svc.node.path}" is already used by ExternalService "${sameName.node.path}"`,
+        'give one of them another construct id or an explicit name');
     }
     const claims = new Map<number, ServicePortUse>();
     for (const p of svc.ports) {
@@ -960,6 +1010,8 @@ export class EgressGateway extends Construct {
     problems.throwIfAny();
 
     this.services.push(svc);
+    this.servicesByHost.set(svc.host, svc);
+    this.servicesByName.set(svc.name, svc);
     this.mount(svc._mounts());
     for (const p of svc.ports) {
       if (!claims.has(p.port)) continue;
@@ -1095,8 +1147,75 @@ export class EgressGateway extends Construct {
     this.service.metadata.addAnnotation(LINKERD_OPAQUE_PORTS, this.tcpListeners.map((l) => l.servicePort).join(','));
   }
 
-  private configJson(): string {
-    return stableJson(this._renderConfig());
+  /**
+   * The ConfigMaps carrying the proxy config: `configMap`, then the shards a large config needs.
+   * The shards are created when the app is synthesised (validation time), once every service and
+   * route is known.
+   */
+  public get configMaps(): kplus.ConfigMap[] {
+    return [this.configMap, ...this.shardConfigMaps];
+  }
+
+  /** The config's files (`config.json` first); throws when they cannot fit the limits. */
+  private configFiles(): readonly ConfigFile[] {
+    // Every object of the config (main, shards, checksum, volume) asks during one synthesis;
+    // the split made at validation serves them all.
+    const split = this.splitCache ?? this.splitConfig();
+    if (!split.ok) {
+      const problems = new Problems(`EgressGateway "${this.node.path}"`);
+      for (const p of split.problems) problems.add(p.prop, p.value, p.rule, p.fix);
+      problems.throwIfAny();
+    }
+    const files = (split as { files: readonly ConfigFile[] }).files;
+    if (files.length - 1 !== this.shardConfigMaps.length) {
+      throw new Error(`EgressGateway "${this.node.path}": the proxy config needs ${files.length - 1} shard ConfigMaps but ${this.shardConfigMaps.length} exist; synthesise through App.synth() or Chart.toJson(), which create them`);
+    }
+    return files;
+  }
+
+  private splitConfig(): SplitResult {
+    return splitConfig(this._renderConfig(), {
+      externalServices: this.services.map((svc) => svc.node.path),
+      routes: this.attached ? this.attached._routePaths() : [],
+    });
+  }
+
+  /**
+   * Validation time: split the config and create the shard ConfigMaps it needs (the tree still
+   * takes new constructs then), so every file is an object of the synthesised app. Problems that
+   * rendering itself reports are left to the render, which states them in full.
+   */
+  private prepareConfigFiles(): string[] {
+    let split: SplitResult;
+    this.splitCache = undefined;
+    try {
+      split = this.splitConfig();
+    } catch {
+      return [];
+    }
+    this.splitCache = split;
+    if (!split.ok) {
+      const problems = new Problems(`EgressGateway "${this.node.path}"`);
+      for (const p of split.problems) problems.add(p.prop, p.value, p.rule, p.fix);
+      try {
+        problems.throwIfAny();
+      } catch (e) {
+        return [(e as Error).message];
+      }
+    }
+    const files = (split as { files: readonly ConfigFile[] }).files;
+    for (let n = this.shardConfigMaps.length + 1; n < files.length; n++) {
+      const cm = new kplus.ConfigMap(this, `ConfigShard${n}`, { metadata: this.configMetadata(`${this.name}-config-${n}`) });
+      const file = shardFileName(n);
+      cm.addData(file, Lazy.any({ produce: () => this.configFiles().find((f) => f.file === file)!.text }) as unknown as string);
+      this.shardConfigMaps.push(cm);
+    }
+    // Fewer shards than an earlier synth of the same app needed: drop the surplus.
+    while (this.shardConfigMaps.length > files.length - 1) {
+      const cm = this.shardConfigMaps.pop()!;
+      this.node.tryRemoveChild(cm.node.id);
+    }
+    return [];
   }
 
   /** One read-only volume per Secret or ConfigMap, mounted once whoever references it. */

@@ -304,6 +304,15 @@ export interface EgressGatewayPolicyProps {
  * gateway cannot be turned into a path into the cluster or to cloud metadata.
  *
  * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/
+ *
+ * @example
+ * // Usually through the gateway: gateway.lockDown({ clusterCidrs: ['10.0.0.0/8'] }).
+ * // For a gateway deployed some other way, describe it:
+ * new EgressGatewayPolicy(chart, 'GatewayPolicy', {
+ *   gateway: { namespace: 'egress', serviceName: 'proxy', podSelectorLabels: { app: 'proxy' }, proxyPorts: [8080] },
+ *   clusterCidrs: ['10.0.0.0/8'],
+ *   allowFrom: [Namespaces.select(chart, 'Apps', { names: ['apps'] })],
+ * });
  */
 export class EgressGatewayPolicy extends Construct {
   /**
@@ -449,6 +458,16 @@ export interface EgressLockdownProps {
  * Pair it with the gateway admitting the same pods (`EgressGatewayPolicy.allowFrom`).
  *
  * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/#default-deny-all-egress-traffic
+ *
+ * @example
+ * // Usually through the gateway: gateway.restrictEgressOf(app). For a gateway deployed
+ * // some other way, describe it:
+ * const app = new Deployment(chart, 'App', { containers: [{ image: 'my/app' }] });
+ * new EgressLockdown(chart, 'AppLockdown', {
+ *   selector: app,
+ *   gateway: { namespace: 'egress', serviceName: 'proxy', podSelectorLabels: { app: 'proxy' }, proxyPorts: [8080] },
+ *   allowInCluster: [Pods.select(chart, 'Db', { labels: { app: 'postgres' } })],
+ * });
  */
 export class EgressLockdown extends Construct {
   /** @internal EgressGateway's seam: a lock-down of `peer` towards the gateway, created under it. */
@@ -576,6 +595,13 @@ export interface EgressClientOptions {
 
 /**
  * Client-side settings for workloads that call out through an egress gateway.
+ *
+ * @example
+ * // Usually through the gateway: gateway.configureClient(app).
+ * EgressClient.configure(app, {
+ *   gateway: { namespace: 'egress', serviceName: 'proxy', podSelectorLabels: { app: 'proxy' }, proxyPorts: [8080], forwardProxy: true },
+ *   mode: EgressClientMode.FORWARD_PROXY,
+ * });
  */
 export class EgressClient {
   /** The pod label `configure()` sets; its value is `<service>.<namespace>` of the gateway. */

@@ -7,6 +7,7 @@ import { GrpcRoute } from './grpc-route';
 import type { GrpcRouteOptions } from './grpc-route';
 import { HttpRoute } from './http-route';
 import type { HttpRouteOptions } from './http-route';
+import { gatewayFacts } from './internal/app-tree';
 import { CidrParseError, cidrsOverlap, parseCidr } from './internal/cidr';
 import type { Cidr } from './internal/cidr';
 import { Problems } from './internal/problems';
@@ -94,6 +95,15 @@ export interface EgressNetworkProps {
    */
   readonly clusterNetworks?: string[];
   /**
+   * This network is enforced by Linkerd's proxies only, on purpose: no EgressGateway attaches
+   * it. Synth refuses an EgressNetwork that no gateway attaches when an EgressGateway in the
+   * same chart has `trafficPolicy: DENY` and no network, because that gateway then refuses
+   * every host but its declared services, whatever this network's routes allow; `meshOnly: true`
+   * says that the two are meant to stay apart. A gateway cannot attach a meshOnly network.
+   * @default false
+   */
+  readonly meshOnly?: boolean;
+  /**
    * Whether the egress gateway enforces denials or only reports them. Linkerd's proxies always
    * enforce; this affects the cdk8s-egress gateway only.
    * @default EnforcementMode.ENFORCE
@@ -112,6 +122,14 @@ export interface EgressNetworkProps {
  * HTTPRoutes, GRPCRoutes, TLSRoutes and TCPRoutes attached to it decide what gets through.
  * @see https://linkerd.io/2/reference/egress-network/
  * @see https://linkerd.io/2/tasks/managing-egress-traffic/
+ *
+ * @example
+ * // Linkerd's guide: deny by default, let GET /get on httpbin.org out; the gateway enforces it too.
+ * const network = new EgressNetwork(chart, 'Egress', { trafficPolicy: TrafficPolicy.DENY, gateway });
+ * network.addHttpRoute('Get', {
+ *   hostnames: ['httpbin.org'],
+ *   rules: [{ matches: [{ path: PathMatch.exact('/get'), method: HttpMethod.GET }] }],
+ * });
  */
 export class EgressNetwork extends Construct {
   /** Linkerd's default global egress namespace. */
@@ -134,6 +152,8 @@ export class EgressNetwork extends Construct {
   public readonly clusterNetworks: string[];
   /** The EgressNetwork object. */
   public readonly apiObject: ApiObject;
+  /** Whether this network is declared as enforced by Linkerd only (`meshOnly`). */
+  public readonly meshOnly: boolean;
   private readonly networks: EgressNetworkCidr[] = [];
   private readonly routes: { readonly route: AttachedRoute; readonly kind: RouteKindSpec }[] = [];
 
@@ -157,8 +177,13 @@ export class EgressNetwork extends Construct {
       checkNetwork(n, `networks[${i}]`, cluster, this.clusterNetworks, problems);
       checkDuplicate(n, `networks[${i}]`, networks.slice(0, i), problems);
     });
+    if (props.meshOnly && props.gateway) {
+      problems.add('meshOnly', true, `contradicts 'gateway' EgressGateway "${props.gateway.node.path}": meshOnly states that no gateway enforces this network`,
+        'remove meshOnly to have the gateway enforce the network, or remove gateway');
+    }
     problems.throwIfAny();
 
+    this.meshOnly = props.meshOnly ?? false;
     this.namespace = props.namespace ?? (props.global ? EgressNetwork.GLOBAL_NAMESPACE : Chart.of(this).namespace ?? 'default');
     this.trafficPolicy = props.trafficPolicy ?? TrafficPolicy.ALLOW;
     this.enforcement = props.enforcement ?? EnforcementMode.ENFORCE;
@@ -170,6 +195,7 @@ export class EgressNetwork extends Construct {
     });
     this.name = this.apiObject.name;
     props.gateway?.attachNetwork(this);
+    this.node.addValidation({ validate: () => this.checkEnforced() });
   }
 
   /** Adds a destination network (checked now against the cluster networks). */
@@ -229,6 +255,37 @@ export class EgressNetwork extends Construct {
     this.routes.push({ route, kind });
   }
 
+  /**
+   * The rule for a network no gateway attaches: it is an error when an EgressGateway in the same
+   * chart has trafficPolicy Deny and no network of its own. That gateway enforces only its
+   * declared services, so whatever this network's routes allow is refused at the gateway, and
+   * nothing says so until traffic fails. A gateway anywhere in the App that attaches the network,
+   * or `meshOnly: true`, satisfies the rule.
+   */
+  private checkEnforced(): string[] {
+    if (this.meshOnly) return [];
+    const gateways = this.node.root.node.findAll().flatMap((c) => {
+      const facts = gatewayFacts(c);
+      return facts ? [{ c, facts }] : [];
+    });
+    if (gateways.some((g) => g.facts.network === this)) return [];
+    const chart = Chart.of(this);
+    const denying = gateways.filter((g) => Chart.of(g.c) === chart && !g.facts.network && g.facts.trafficPolicy === TrafficPolicy.DENY);
+    if (denying.length === 0) return [];
+    const problems = new Problems(`EgressNetwork "${this.node.path}"`);
+    for (const g of denying) {
+      problems.add('gateway', undefined,
+        `leaves this network attached to no gateway, while EgressGateway "${g.c.node.path}" in the same chart has trafficPolicy Deny and no network: that gateway refuses every host but its ${g.facts.declaredServices} declared service(s), and the ${this.routes.length} route(s) of this network never reach it`,
+        'attach the network (gateway: <the gateway>, or gateway.attachNetwork(network)) and move trafficPolicy: TrafficPolicy.DENY from the gateway to the network; or set meshOnly: true if only Linkerd is meant to enforce this network');
+    }
+    try {
+      problems.throwIfAny();
+    } catch (e) {
+      return [(e as Error).message];
+    }
+    return [];
+  }
+
   private renderSpec(): EgressNetworkSpecL1 {
     return {
       trafficPolicy: this.trafficPolicy === TrafficPolicy.DENY ? 'Deny' : 'Allow',
@@ -249,6 +306,11 @@ export class EgressNetwork extends Construct {
       networks: this.networks.map((n): NetworkSpec => ({ cidr: n.cidr, except: [...n.except] })),
       mode: this.enforcement === EnforcementMode.REPORT_ONLY ? 'ReportOnly' : 'Enforce',
     };
+  }
+
+  /** @internal construct paths of the attached routes, in the order of `_renderRoutes()`. */
+  public _routePaths(): string[] {
+    return this.routes.map((r) => r.route.node.path);
   }
 
   /** @internal the routes attached to this network, in declaration order, as the proxy config states them. */

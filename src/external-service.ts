@@ -358,6 +358,16 @@ function nameFromId(id: string): string {
 /**
  * A third-party host the gateway serves: clients call `http://<host>.<suffix>` in plaintext
  * inside the cluster and the gateway connects to the host with verified TLS.
+ *
+ * @example
+ * // Usually through the gateway: gateway.addExternalService('Payments', { ... }).
+ * const payments = new ExternalService(chart, 'Payments', {
+ *   gateway,
+ *   host: 'api.payments.example',
+ *   tls: TlsOrigination.originate({ caCertificate: CertificateSource.fromSecret('payments-ca', 'ca.crt') }),
+ *   retries: { maxRetries: 2 },
+ * });
+ * payments.addRenderer(new KumaExternalService());
  */
 export class ExternalService extends Construct {
   /** Identifier in the proxy config, logs and metrics. */

@@ -111,6 +111,14 @@ export interface GrpcRouteProps extends GrpcRouteOptions {
 /**
  * A Gateway API GRPCRoute (gateway.networking.k8s.io/v1) on an EgressNetwork.
  * @see https://gateway-api.sigs.k8s.io/reference/spec/#grpcroute
+ *
+ * @example
+ * // Usually through the network: network.addGrpcRoute('Pubsub', { ... }).
+ * new GrpcRoute(chart, 'Pubsub', {
+ *   network,
+ *   hostnames: ['pubsub.googleapis.com'],
+ *   rules: [{ matches: [{ method: GrpcMethodMatch.exact({ service: 'google.pubsub.v1.Publisher' }) }] }],
+ * });
  */
 export class GrpcRoute extends Construct {
   /** The object name. */

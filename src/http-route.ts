@@ -142,6 +142,14 @@ export interface HttpRouteProps extends HttpRouteOptions {
  * HTTP requests to external hosts are allowed, edited, redirected or sent to an in-cluster Service.
  * @see https://gateway-api.sigs.k8s.io/reference/spec/#httproute
  * @see https://linkerd.io/2/tasks/managing-egress-traffic/
+ *
+ * @example
+ * // Usually through the network: network.addHttpRoute('Get', { ... }).
+ * new HttpRoute(chart, 'Get', {
+ *   network,
+ *   hostnames: ['httpbin.org'],
+ *   rules: [{ matches: [{ path: PathMatch.prefix('/get') }] }],
+ * });
  */
 export class HttpRoute extends Construct {
   /** The parentRef port used when `port` is unset: plaintext HTTP. */

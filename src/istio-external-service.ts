@@ -38,6 +38,10 @@ export interface IstioExternalServiceProps {
  * tuning.
  *
  * @see https://istio.io/latest/docs/tasks/traffic-management/egress/egress-tls-origination/
+ *
+ * @example
+ * gateway.addExternalService('Github', { host: 'api.github.com' })
+ *   .addRenderer(new IstioExternalService());
  */
 export class IstioExternalService implements IExternalServiceRenderer {
   private readonly namespace?: string;

@@ -56,6 +56,10 @@ export interface KumaExternalServiceProps {
  * Secret `name`, which must exist in the system namespace with type `system.kuma.io/secret`.
  *
  * @see https://kuma.io/docs/latest/networking/meshexternalservice/
+ *
+ * @example
+ * gateway.addExternalService('Github', { host: 'api.github.com' })
+ *   .addRenderer(new KumaExternalService());
  */
 export class KumaExternalService implements IExternalServiceRenderer {
   private readonly mesh: string;

@@ -57,6 +57,10 @@ export interface OsmEgressProps {
  * egress off; see `OsmMeshConfig`.
  *
  * @see https://docs.openservicemesh.io/docs/tasks/traffic_management/egress/
+ *
+ * @example
+ * gateway.addExternalService('Github', { host: 'api.github.com' })
+ *   .addRenderer(new OsmEgress({ sources: [{ serviceAccount: 'ci', namespace: 'builds' }] }));
  */
 export class OsmEgress implements IExternalServiceRenderer {
   private readonly sources: OsmEgressSource[];

@@ -48,6 +48,10 @@ export interface OsmMeshConfigProps {
  * OSM's global passthrough, which turns every Egress policy off.
  *
  * @see https://docs.openservicemesh.io/docs/tasks/traffic_management/egress/
+ *
+ * @example
+ * // Turn OSM's global egress off, so only the OsmEgress policies let traffic out.
+ * new OsmMeshConfig(chart, 'Mesh', { enableEgress: false, enableEgressPolicy: true });
  */
 export class OsmMeshConfig extends Construct {
   /** Whether mesh-wide passthrough is on. */

@@ -50,6 +50,10 @@ export interface TcpRouteProps extends TcpRouteOptions {
 /**
  * A Gateway API TCPRoute on an EgressNetwork: connections to the port go through.
  * @see https://gateway-api.sigs.k8s.io/reference/spec/#tcproute
+ *
+ * @example
+ * // Usually through the network: network.addTcpRoute('Postgres', { ... }).
+ * new TcpRoute(chart, 'Postgres', { network, port: 5432 });
  */
 export class TcpRoute extends Construct {
   /** The object name. */

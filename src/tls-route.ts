@@ -63,6 +63,10 @@ export interface TlsRouteProps extends TlsRouteOptions {
  * A Gateway API TLSRoute on an EgressNetwork: TLS connections whose SNI matches go through.
  * @see https://gateway-api.sigs.k8s.io/reference/spec/#tlsroute
  * @see https://linkerd.io/2/tasks/managing-egress-traffic/
+ *
+ * @example
+ * // Usually through the network: network.addTlsRoute('Httpbin', { ... }).
+ * new TlsRoute(chart, 'Httpbin', { network, hostnames: ['httpbin.org'], port: 443 });
  */
 export class TlsRoute extends Construct {
   /** The parentRef port used when `port` is unset: HTTPS. */

@@ -6,7 +6,7 @@ import * as kplus from 'cdk8s-plus-28';
 import {
   DnsFlavor, DnsRewrite, EgressGateway, EgressGatewayPolicy, EgressGatewayTarget, EgressLockdown, EgressNetwork, GatewayDeployment,
   GrpcRoute, HttpRoute, IstioExternalService, KumaExternalService, OsmEgress,
-  OsmMeshConfig, RouteApiVersion, RouteBackend, TcpRoute, TlsRoute, TrafficPolicy,
+  OsmMeshConfig, RouteApiVersion, RouteBackend, TlsRoute, TrafficPolicy,
 } from '../src';
 import { validateConfig } from '../src/proxy/config';
 import { validateObjects } from './mesh/validate';
@@ -28,7 +28,7 @@ function build(): { chart: Chart; gateway: EgressGateway; network: EgressNetwork
   new GrpcRoute(chart, 'Grpc', { network, port: 443, hostnames: ['grpc.example.com'] });
   network.addTlsRoute('Tls', { hostnames: ['httpbin.org'], port: 443 });
   new TlsRoute(chart, 'TlsAlpha', { network, port: 8443, apiVersion: RouteApiVersion.V1ALPHA2 });
-  network.addTcpRoute('Tcp', { port: 5432, rules: [{ backends: [RouteBackend.egressNetwork(network)] }] });
+  network.addTcpRoute('Tcp', { port: 5432, backends: [RouteBackend.egressNetwork(network)] });
   const client = new kplus.Deployment(chart, 'Client', { containers: [{ image: 'curlimages/curl' }] });
   gateway.restrictEgressOf(client);
   gateway.addDnsRewrite('Dns', { flavor: DnsFlavor.corednsCustom() });
@@ -87,7 +87,7 @@ describe('default names', () => {
     const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === `${gateway.name}-config`);
     const config = JSON.parse(cm.data['config.json']);
     const valid = validateConfig(config);
-    expect(valid.ok ? [] : valid.errors).toEqual([]);
+    expect(valid.ok ? [] : valid.problems).toEqual([]);
     const net = objects.find((o) => o.kind === 'EgressNetwork');
     expect([config.parent.name, config.parent.namespace]).toEqual([net.metadata.name, net.metadata.namespace]);
     const routeObjects = objects.filter((o) => ROUTE_KINDS.includes(o.kind));

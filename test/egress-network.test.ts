@@ -1,9 +1,11 @@
 import { Chart, Duration, Testing } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
 import {
   EgressGateway, EgressNetwork, EgressNetworkCidr, EnforcementMode, GrpcMethodMatch, GrpcRetryStatus, GrpcRoute, HeaderMatch, HttpMethod,
   HttpRetryStatus, HttpRoute, PathMatch, QueryParamMatch, RedirectPath, RedirectScheme, RouteBackend, RouteFilter, TcpRoute, TlsRoute,
   TrafficPolicy,
 } from '../src';
+import { expectThrownMessage, thrownMessage } from './util/thrown';
 import { validateConfig } from '../src/proxy/config';
 
 function chart(namespace?: string): Chart {
@@ -249,5 +251,77 @@ describe('EgressNetwork', () => {
     // another kind or namespace is another object
     expect(() => net.addTlsRoute('C', { name: 'get' })).not.toThrow();
     expect(() => net.addHttpRoute('D', { name: 'get', namespace: 'other' })).not.toThrow();
+  });
+});
+
+describe('mistakes across Apps and charts', () => {
+  test('throws when a route is created in another App than its EgressNetwork, for every route kind', () => {
+    const network = new EgressNetwork(chart('a'), 'Net');
+    const other = chart('b');
+    const makers: Array<[string, () => unknown]> = [
+      ['HTTPRoute', () => new HttpRoute(other, 'Http', { network })],
+      ['GRPCRoute', () => new GrpcRoute(other, 'Grpc', { network, hostnames: ['grpc.example.com'] })],
+      ['TLSRoute', () => new TlsRoute(other, 'Tls', { network, hostnames: ['example.com'] })],
+      ['TCPRoute', () => new TcpRoute(other, 'Tcp', { network, port: 5432 })],
+    ];
+    const methods: Record<string, string> = { HTTPRoute: 'addHttpRoute', GRPCRoute: 'addGrpcRoute', TLSRoute: 'addTlsRoute', TCPRoute: 'addTcpRoute' };
+    for (const [kind, make] of makers) {
+      expectThrownMessage(make,
+        new RegExp(`^${kind.replace('Route', '')}Route "test/\\w+": 'network' "test/Net" belongs to another cdk8s App`, 'i'),
+        'the EgressNetwork it names, and the gateway that enforces its rules, are written to the other App\'s',
+        `network.${methods[kind]}(...)`);
+    }
+    // Nothing was attached to the network: its App's gateway config would not carry the route.
+    const gateway = new EgressGateway(network.node.scope as Chart, 'Gw', { network });
+    expect(gateway._renderConfig().routes).toEqual([]);
+  });
+
+  test('throws when a route backend is a Service of another App', () => {
+    const network = new EgressNetwork(chart('a'), 'Net');
+    const foreign = new kplus.Service(chart('b'), 'Stub', { ports: [{ port: 80 }] });
+    expectThrownMessage(() => network.addHttpRoute('Http', { rules: [{ backends: [RouteBackend.service(foreign)] }] }),
+      /^HttpRoute "test\/Net\/Http": 'rules\[0\]\.backends\[0\]' "test\/Stub" belongs to another cdk8s App/, /RouteBackend\.serviceRef\(name, \{ port \}\)/);
+  });
+
+  test('throws when a gateway attaches an EgressNetwork of another App', () => {
+    const network = new EgressNetwork(chart('a'), 'Net');
+    expectThrownMessage(() => new EgressGateway(chart('b'), 'Gw', { network }),
+      /^EgressGateway "test\/Gw": 'network' EgressNetwork "test\/Net" belongs to another cdk8s App/, /attach a network of this App/);
+  });
+
+  test('throws at synth when a Deny gateway in the chart leaves an EgressNetwork unattached', () => {
+    const c = chart('egress');
+    new EgressGateway(c, 'Gw', { trafficPolicy: TrafficPolicy.DENY });
+    const network = new EgressNetwork(c, 'Net');
+    network.addHttpRoute('Get', { hostnames: ['httpbin.org'] });
+    expectThrownMessage(() => Testing.synth(c),
+      /EgressNetwork "test\/Net": 'gateway' \(unset\) leaves this network attached to no gateway/,
+      /EgressGateway "test\/Gw" in the same chart has trafficPolicy Deny and no network/,
+      /refuses every host but its 0 declared service\(s\), and the 1 route\(s\) of this network never reach it/,
+      /gateway\.attachNetwork\(network\)/, /meshOnly: true/);
+  });
+
+  test('an EgressNetwork a Deny gateway leaves alone is fine when attached elsewhere, meshOnly, in another chart, or next to an Allow gateway', () => {
+    const app = Testing.app();
+    const a = new Chart(app, 'a');
+    new EgressGateway(a, 'Deny', { trafficPolicy: TrafficPolicy.DENY });
+    const attached = new EgressNetwork(a, 'Attached');
+    new EgressGateway(new Chart(app, 'b'), 'Other', { network: attached, namespace: 'other' });
+    new EgressNetwork(a, 'Mesh', { meshOnly: true });
+    const elsewhere = new Chart(app, 'c');
+    new EgressNetwork(elsewhere, 'Net');
+    const allow = new Chart(app, 'd');
+    new EgressGateway(allow, 'Allow');
+    new EgressNetwork(allow, 'Net');
+    for (const c of [a, elsewhere, allow]) expect(thrownMessage(() => Testing.synth(c))).toBe('');
+  });
+
+  test('throws when meshOnly is combined with a gateway, or a gateway attaches a meshOnly network', () => {
+    const c = chart('egress');
+    const gateway = new EgressGateway(c, 'Gw');
+    expectThrownMessage(() => new EgressNetwork(c, 'Both', { meshOnly: true, gateway }),
+      /EgressNetwork "test\/Both": 'meshOnly' true contradicts 'gateway' EgressGateway "test\/Gw"/, /remove meshOnly/);
+    const mesh = new EgressNetwork(c, 'Mesh', { meshOnly: true });
+    expectThrownMessage(() => gateway.attachNetwork(mesh), /EgressGateway "test\/Gw": 'network' EgressNetwork "test\/Mesh" has meshOnly: true/);
   });
 });

@@ -64,6 +64,9 @@ test('the README example synthesises the gateway, its config and the DNS rule it
   // The token is a mounted file, never a value in the config.
   expect(config.externalServices[0].injectHeaders[0].valueFile).toMatch(/^\/var\/run\/egress\/secrets\/github-token\/header$/);
 
-  const corefile: string | undefined = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'coredns')?.data?.Corefile;
-  expect(corefile).toContain('name regex ^(.+)\\.egress\\.local\\.$ proxy.egress.svc.cluster.local.');
+  // Safe on a managed cluster: an import file CoreDNS already loads, never the Corefile itself.
+  expect(objects.filter((o) => o.kind === 'ConfigMap' && o.metadata.namespace === 'kube-system').map((o) => o.metadata.name)).toEqual(['coredns-custom']);
+  const custom = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'coredns-custom');
+  expect(Object.keys(custom.data)).toEqual(['egress-rewrite.override']);
+  expect(custom.data['egress-rewrite.override']).toContain('name regex ^(.+)\\.egress\\.local\\.$ proxy.egress.svc.cluster.local.');
 });

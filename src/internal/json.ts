@@ -26,7 +26,16 @@ function sortKeys(value: unknown, top = false): unknown {
   return value;
 }
 
-/** JSON with object keys sorted (apiVersion and kind first), two-space indent, trailing newline. */
+/**
+ * Compact JSON with object keys sorted (apiVersion and kind first) and a trailing newline. Compact,
+ * because the config is read by the proxy and sized against ConfigMap limits; `jq` or the proxy's
+ * `/config` endpoint shows it indented.
+ */
 export function stableJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value, true), undefined, 2) + '\n';
+  return JSON.stringify(sortKeys(value, true)) + '\n';
+}
+
+/** Compact JSON of a value nested in a document, keys sorted as `stableJson` sorts them. */
+export function stableJsonValue(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
 }

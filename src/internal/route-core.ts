@@ -18,12 +18,18 @@ import { RedirectPathType, RouteFilter, RouteFilterType } from '../route-filter'
 import type { HeaderModifierOptions } from '../route-filter';
 import { HeaderMatch, QueryParamMatch, ValueMatchType } from '../route-match';
 import type { GrpcRetryStatus, GrpcRouteRetry, HttpRouteRetry, LinkerdRouteTimeouts } from '../route-retry';
+import { otherAppProblem } from './app-tree';
 import type { Problem } from './problems';
 import { Problems } from './problems';
 import {
   checkDnsLabel, checkDnsSubdomain, checkHeaderName, checkPort, checkRegex, checkRouteHostname, checkValueLength,
   formatLinkerdDuration,
 } from './validate';
+
+/** The EgressNetwork method that creates a route of each kind, for messages. */
+const ADD_METHOD: Readonly<Record<RouteKindSpec, string>> = {
+  HTTPRoute: 'addHttpRoute', GRPCRoute: 'addGrpcRoute', TLSRoute: 'addTlsRoute', TCPRoute: 'addTcpRoute',
+};
 
 /** The Kubernetes cluster DNS suffix the model uses for in-cluster Service backends. */
 export const CLUSTER_DOMAIN = 'cluster.local';
@@ -84,6 +90,12 @@ export class RouteCore {
     this.port = props.port ?? options.defaultPort;
     this.hostnames = [...(props.hostnames ?? [])];
 
+    const foreign = otherAppProblem(scope, props.network);
+    if (foreign) {
+      problems.add('network', props.network.node.path,
+        `${foreign}, so this ${options.kind} would be written to this App's manifests while the EgressNetwork it names, and the gateway that enforces its rules, are written to the other App's`,
+        `create the route in the network's App (network.${ADD_METHOD[options.kind]}(...)), or give this App an EgressNetwork of its own`);
+    }
     if (props.name !== undefined) problems.addAll('name', checkDnsSubdomain(props.name, 'a Kubernetes object name'));
     if (props.namespace !== undefined) problems.addAll('namespace', checkDnsLabel(props.namespace, 'a namespace'));
     if (this.port === undefined && options.requirePort) {
@@ -176,6 +188,11 @@ export class RouteCore {
         return;
       }
       if (b.serviceResource) {
+        const foreign = otherAppProblem(this.scope, b.serviceResource);
+        if (foreign) {
+          problems.add(p, b.serviceResource.node.path, `${foreign}, so the route would send traffic to a Service this App never creates`,
+            'create the Service in this App, or name it with RouteBackend.serviceRef(name, { port })');
+        }
         const ports = b.serviceResource.ports.map((sp) => sp.port);
         if (b.port === undefined && ports.length === 0) {
           problems.add(`${p}.port`, undefined, `is required: Service "${b.serviceResource.name}" has no ports yet`, 'bind a port on the Service before adding the route, or pass port');

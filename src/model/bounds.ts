@@ -47,3 +47,28 @@ export const LIMIT_BOUNDS: Readonly<Record<keyof LimitsSpec, IntRange>> = Object
  * only pays off with a core of its own; 64 is past any pod a proxy should run in.
  */
 export const WORKER_BOUNDS: IntRange = Object.freeze({ min: 1, max: 64 });
+
+/**
+ * Sizes of the proxy config's files, shared by the gateway (which splits the config across
+ * ConfigMaps) and the proxy (which refuses more than it was built to load).
+ */
+export interface ConfigFileLimits {
+  readonly fileBytes: number;
+  readonly maxFiles: number;
+  readonly maxTotalBytes: number;
+}
+
+export const CONFIG_FILE_LIMITS: ConfigFileLimits = Object.freeze({
+  /**
+   * Largest file one ConfigMap carries, counted as the characters of its text JSON-escaped (as
+   * it appears in the object). The API server refuses ConfigMaps past 1 MiB of data, and
+   * `kubectl apply` without `--server-side` copies the whole object into the
+   * `kubectl.kubernetes.io/last-applied-configuration` annotation, where all annotations
+   * together may hold 256 KiB: 200 KiB leaves room for the rest of the object.
+   */
+  fileBytes: 200 * 1024,
+  /** Files of one config (the main file and its shards): one projected volume, one reload. */
+  maxFiles: 40,
+  /** All files together, in bytes: what one proxy reads, parses and holds per config. */
+  maxTotalBytes: 8 * 1024 * 1024,
+});

@@ -8,6 +8,37 @@ export const PROXY_CONFIG_API_VERSION = 'egress.cdk8s.io/v1alpha1';
 export const PROXY_CONFIG_KIND = 'EgressProxyConfig';
 /** File name of the config inside the gateway's ConfigMap and its mount directory. */
 export const PROXY_CONFIG_FILE = 'config.json';
+/** Kind of a shard file: more external services and routes of the config that lists it. */
+export const PROXY_CONFIG_SHARD_KIND = 'EgressProxyConfigShard';
+
+/**
+ * A config too large for one ConfigMap is split: the main file (`config.json`) keeps every
+ * setting and lists its shard files under `shards`; the shards carry the external services and
+ * routes, appended in the order listed. Each entry pins its shard's SHA-256 (of the file's
+ * bytes), so the proxy only ever loads a set of files written from one config: a ConfigMap
+ * update still on its way shows up as a mismatch, and the last good config stays in force.
+ */
+export interface ConfigShardRef {
+  /** File name in the main file's directory, e.g. `config-1.json`. */
+  readonly file: string;
+  /** Lower-case hex SHA-256 of the file's bytes. */
+  readonly sha256: string;
+}
+
+/** A shard file's document. */
+export interface ProxyConfigShard {
+  readonly apiVersion: typeof PROXY_CONFIG_API_VERSION;
+  readonly kind: typeof PROXY_CONFIG_SHARD_KIND;
+  readonly externalServices?: readonly ExternalServiceSpec[];
+  readonly routes?: readonly RouteSpec[];
+}
+
+/** The main file of a split config: a config whose list of shards is still to be merged. */
+export interface ProxyConfigMain extends Omit<ProxyConfig, 'externalServices' | 'routes'> {
+  readonly externalServices?: readonly ExternalServiceSpec[];
+  readonly routes?: readonly RouteSpec[];
+  readonly shards: readonly ConfigShardRef[];
+}
 
 /** Linkerd's EgressNetwork trafficPolicy: what happens to traffic no route matches. */
 export type TrafficPolicySpec = 'Allow' | 'Deny';

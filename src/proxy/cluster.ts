@@ -4,7 +4,7 @@
 // worker applies a config or none does, and on SIGTERM drains every worker before it exits.
 import cluster, { type Worker } from 'node:cluster';
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 // eslint-disable-next-line import/no-extraneous-dependencies
 import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { createAdminServer } from './admin';
-import { ConfigError, parseConfigText, type ConfigProblem } from './config';
+import { ConfigError, parseConfigSet, readConfigSet, type ConfigProblem, type ConfigSet } from './config';
 import type { Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
 import { startProxy, type PreparedConfig, type ProxyHandle, type ProxyPorts } from './server';
@@ -89,8 +89,9 @@ export function runMultiProcess(file: string, logger: Logger): Promise<number> |
   let text: string;
   let config: ProxyConfig;
   try {
-    text = readFileSync(file, 'utf8');
-    config = parseConfigText(text, file);
+    const set = readConfigSet(file);
+    config = parseConfigSet(set);
+    text = wireConfigSet(set);
   } catch {
     return undefined;
   }
@@ -120,7 +121,7 @@ export async function runWorker(logger: Logger): Promise<number> {
   });
   let proxy: ProxyHandle;
   try {
-    const config = workerShare(parseConfigText(start.text, 'supervisor'), start.workers);
+    const config = workerShare(parseConfigSet(unwireConfigSet(start.text)), start.workers);
     proxy = await startProxy({ config, watch: false, adminListener: false, logger, processMetrics: true });
   } catch (err) {
     send({ egress: 'failed', problems: err instanceof ConfigError ? err.problems : [], message: (err as Error).message });
@@ -147,7 +148,7 @@ export async function runWorker(logger: Logger): Promise<number> {
           pending = undefined;
           let config: ProxyConfig;
           try {
-            config = workerShare(parseConfigText(m.text, 'supervisor'), start.workers);
+            config = workerShare(parseConfigSet(unwireConfigSet(m.text)), start.workers);
           } catch (err) {
             send({ egress: 'prepared', round: m.round, problems: problemsOf(err), materialHash: '' });
             return;
@@ -210,7 +211,7 @@ interface Round {
 
 export interface SupervisorOptions {
   readonly file: string;
-  /** The file's text, read and validated by the caller. */
+  /** The config files as read (main file and shards, see wireConfigSet), validated by the caller. */
   readonly text: string;
   readonly config: ProxyConfig;
   readonly logger: Logger;
@@ -509,18 +510,19 @@ class Supervisor {
       return;
     }
     this.recheck = false;
-    let text: string;
+    let set: ConfigSet;
     try {
-      text = readFileSync(this.options.file, 'utf8');
+      set = readConfigSet(this.options.file);
     } catch (err) {
       // Mid-swap the file can be briefly absent; the next event or poll picks it up.
-      this.rejectAll([{ path: '$', message: `cannot read file: ${(err as NodeJS.ErrnoException).code}` }], sha256(''));
+      this.rejectAll(problemsOf(err), sha256(''));
       return;
     }
+    const text = wireConfigSet(set);
     const hash = sha256(text);
     let config: ProxyConfig;
     try {
-      config = parseConfigText(text, this.options.file);
+      config = parseConfigSet(set);
     } catch (err) {
       this.rejectAll(problemsOf(err), hash);
       return;
@@ -657,6 +659,19 @@ class Supervisor {
     this.admin.closeAllConnections();
     await new Promise<void>((r) => this.admin!.close(() => r()));
   }
+}
+
+/**
+ * A config as read from disk (the main file and the shards it names), in the form workers
+ * receive it: each worker parses and validates the same files the supervisor read.
+ */
+function wireConfigSet(set: ConfigSet): string {
+  return JSON.stringify({ file: set.file, text: set.text, shards: [...set.shards], hash: set.hash, bytes: set.bytes });
+}
+
+function unwireConfigSet(wire: string): ConfigSet {
+  const w = JSON.parse(wire) as Omit<ConfigSet, 'shards'> & { shards: [string, { text?: string; error?: string }][] };
+  return { ...w, shards: new Map(w.shards) };
 }
 
 function sha256(text: string): string {

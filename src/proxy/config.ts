@@ -1,18 +1,20 @@
 // The config boundary: parse the versioned JSON document, validate every field, fill defaults
 // from the shared model, and return a deep-frozen ProxyConfig, or every problem at once.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { basename, dirname, join } from 'node:path';
 import { parseCidr } from './cidr';
 import { isValidDnsName, isValidHostPattern } from './classify';
 import { compileRegex } from './route-match';
-import { GATEWAY_ONLY_TIMEOUTS, LIMIT_BOUNDS, TIMEOUT_BOUNDS, WORKER_BOUNDS } from '../model/bounds';
+import { CONFIG_FILE_LIMITS, GATEWAY_ONLY_TIMEOUTS, LIMIT_BOUNDS, TIMEOUT_BOUNDS, WORKER_BOUNDS } from '../model/bounds';
 import {
   AMBIGUOUS_PATHS_VALUES, DEFAULT_ADDRESS_POLICY, DEFAULT_ADMIN_PORT, DEFAULT_AMBIGUOUS_PATHS, DEFAULT_EGRESS_SUFFIX,
   DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT,
   DEFAULT_LIMITS, DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT, DEFAULT_WORKERS,
 } from '../model/defaults';
 import {
-  PROXY_CONFIG_API_VERSION, PROXY_CONFIG_KIND,
+  PROXY_CONFIG_API_VERSION, PROXY_CONFIG_KIND, PROXY_CONFIG_SHARD_KIND,
   type BackendRefSpec, type EndpointSpec, type ExternalServicePortSpec, type ExternalServiceSpec, type InjectedHeaderSpec,
   type LimitsSpec, type ListenersSpec, type NetworkSpec, type ParentSpec, type ProxyConfig, type RetrySpec, type RouteFilterSpec,
   type RouteMatchSpec, type RouteRuleSpec, type RouteSpec, type TcpListenerSpec, type TimeoutsSpec, type TlsOriginationSpec,
@@ -48,15 +50,194 @@ export type ValidationResult =
   | { readonly ok: true; readonly config: ProxyConfig }
   | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
 
-/** Read and validate a config file. Throws ConfigError listing every problem. */
+/** Read and validate a config file and the shard files it lists. Throws ConfigError listing every problem. */
 export function loadConfigFile(file: string): ProxyConfig {
+  return parseConfigSet(readConfigSet(file));
+}
+
+/** The bytes of a config as read from disk: the main file and the shard files it names. */
+export interface ConfigSet {
+  /** The main file's path (the source named in problems). */
+  readonly file: string;
+  readonly text: string;
+  /** Shard file name to its text; undefined when it could not be read (and why). */
+  readonly shards: ReadonlyMap<string, { readonly text?: string; readonly error?: string }>;
+  /** SHA-256 over every file read: equal hashes mean nothing changed. */
+  readonly hash: string;
+  /** Bytes read in all. */
+  readonly bytes: number;
+}
+
+/**
+ * Reads the main file and, when it lists `shards`, each shard file from the same directory.
+ * Throws ConfigError only when the main file cannot be read; the rest is judged by parseConfigSet.
+ */
+export function readConfigSet(file: string): ConfigSet {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(file, [{ path: '$', message: `cannot read file: ${(err as NodeJS.ErrnoException).code ?? 'error'}` }]);
   }
-  return parseConfigText(text, file);
+  const shards = new Map<string, { text?: string; error?: string }>();
+  const hash = createHash('sha256').update(text);
+  let bytes = Buffer.byteLength(text);
+  for (const name of shardNames(text)) {
+    if (shards.has(name) || !SHARD_FILE.test(name)) continue;
+    try {
+      const t = readFileSync(join(dirname(file), name), 'utf8');
+      shards.set(name, { text: t });
+      hash.update('\0').update(name).update('\0').update(t);
+      bytes += Buffer.byteLength(t);
+    } catch (err) {
+      shards.set(name, { error: (err as NodeJS.ErrnoException).code ?? 'error' });
+    }
+  }
+  return { file, text, shards, hash: hash.digest('hex'), bytes };
+}
+
+/** Shard file names the main file lists, read leniently (parseConfigSet checks them properly). */
+function shardNames(text: string): string[] {
+  try {
+    const raw = JSON.parse(text) as Json;
+    if (!raw || !Array.isArray(raw.shards)) return [];
+    return raw.shards.flatMap((s: unknown) => (s && typeof (s as Json).file === 'string' ? [(s as Json).file as string] : []));
+  } catch {
+    return [];
+  }
+}
+
+/** A shard's name: a plain file in the main file's directory, never a path. */
+const SHARD_FILE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.json$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/**
+ * Validates a config set: the main file alone, or with its shards, each checked against the
+ * SHA-256 the main file pins, then merged (the shards' external services and routes appended in
+ * the order listed) and validated as one document. A problem inside a shard is reported at its
+ * place in that shard (`config-2.json: $.externalServices[3].host`). Throws ConfigError.
+ */
+export function parseConfigSet(set: ConfigSet): ProxyConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(set.text);
+  } catch (err) {
+    throw new ConfigError(set.file, [{ path: '$', message: `not valid JSON: ${(err as Error).message}` }]);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw) || !('shards' in raw)) {
+    const r = validateConfig(raw);
+    if (!r.ok) throw new ConfigError(set.file, r.problems);
+    return r.config;
+  }
+  const main = raw as Json;
+  const problems: ConfigProblem[] = [];
+  if (set.bytes > CONFIG_FILE_LIMITS.maxTotalBytes) {
+    problems.push({ path: '$.shards', message: `the files hold ${set.bytes} bytes together, more than the ${CONFIG_FILE_LIMITS.maxTotalBytes} one config may` });
+  }
+  const refs = main.shards;
+  const lists = { externalServices: [] as unknown[], routes: [] as unknown[] };
+  /** Where each merged entry came from: [list index] -> [file, index in that file]. */
+  const origin = { externalServices: [] as [string, number][], routes: [] as [string, number][] };
+  for (const list of ['externalServices', 'routes'] as const) {
+    const own = main[list];
+    if (own === undefined) continue;
+    if (!Array.isArray(own)) {
+      problems.push({ path: `$.${list}`, message: 'must be an array', value: own });
+      continue;
+    }
+    own.forEach((x, i) => {
+      lists[list].push(x);
+      origin[list].push(['', i]);
+    });
+  }
+  if (!Array.isArray(refs) || refs.length === 0 || refs.length > CONFIG_FILE_LIMITS.maxFiles - 1) {
+    problems.push({ path: '$.shards', message: `must be an array of 1 to ${CONFIG_FILE_LIMITS.maxFiles - 1} {file, sha256} entries`, value: refs });
+  } else {
+    const seen = new Set<string>();
+    refs.forEach((ref: unknown, i) => {
+      const path = `$.shards[${i}]`;
+      const r = ref as Json;
+      if (!r || typeof r !== 'object' || Array.isArray(r)) {
+        problems.push({ path, message: 'must be an object with file and sha256', value: ref });
+        return;
+      }
+      for (const k of Object.keys(r)) if (k !== 'file' && k !== 'sha256') problems.push({ path: `${path}.${k}`, message: 'unknown field; expected one of file, sha256', value: r[k] });
+      const name = r.file;
+      if (typeof name !== 'string' || !SHARD_FILE.test(name) || name === basename(set.file)) {
+        problems.push({ path: `${path}.file`, message: 'must name a .json file in the config\'s directory (letters, digits, ".", "_", "-"), other than the main file', value: name });
+        return;
+      }
+      if (seen.has(name)) {
+        problems.push({ path: `${path}.file`, message: 'is listed twice', value: name });
+        return;
+      }
+      seen.add(name);
+      if (typeof r.sha256 !== 'string' || !SHA256_HEX.test(r.sha256)) {
+        problems.push({ path: `${path}.sha256`, message: 'must be the lower-case hex SHA-256 of the file', value: r.sha256 });
+        return;
+      }
+      const read = set.shards.get(name);
+      if (!read || read.text === undefined) {
+        problems.push({ path: `${path}.file`, message: `cannot read file: ${read?.error ?? 'not read'}`, value: name });
+        return;
+      }
+      const actual = createHash('sha256').update(read.text).digest('hex');
+      if (actual !== r.sha256) {
+        problems.push({
+          path: `${path}.sha256`,
+          message: `does not match ${name} (its SHA-256 is ${actual}): the files come from different versions of the config, e.g. a ConfigMap update still arriving`,
+          value: r.sha256,
+        });
+        return;
+      }
+      let doc: unknown;
+      try {
+        doc = JSON.parse(read.text);
+      } catch (err) {
+        problems.push({ path: `${name}: $`, message: `not valid JSON: ${(err as Error).message}` });
+        return;
+      }
+      const d = doc as Json;
+      if (!d || typeof d !== 'object' || Array.isArray(d)) {
+        problems.push({ path: `${name}: $`, message: 'must be an object', value: doc });
+        return;
+      }
+      for (const k of Object.keys(d)) {
+        if (!['apiVersion', 'kind', 'externalServices', 'routes'].includes(k)) {
+          problems.push({ path: `${name}: $.${k}`, message: 'unknown field; expected one of apiVersion, kind, externalServices, routes', value: d[k] });
+        }
+      }
+      if (d.apiVersion !== main.apiVersion) problems.push({ path: `${name}: $.apiVersion`, message: `must be the main file's apiVersion ${JSON.stringify(main.apiVersion)}`, value: d.apiVersion });
+      if (d.kind !== PROXY_CONFIG_SHARD_KIND) problems.push({ path: `${name}: $.kind`, message: `must be "${PROXY_CONFIG_SHARD_KIND}"`, value: d.kind });
+      for (const list of ['externalServices', 'routes'] as const) {
+        const items = d[list];
+        if (items === undefined) continue;
+        if (!Array.isArray(items)) {
+          problems.push({ path: `${name}: $.${list}`, message: 'must be an array', value: items });
+          continue;
+        }
+        items.forEach((x, j) => {
+          lists[list].push(x);
+          origin[list].push([name, j]);
+        });
+      }
+    });
+  }
+  if (problems.length) throw new ConfigError(set.file, problems);
+  const { shards: _shards, ...settings } = main;
+  const r = validateConfig({ ...settings, externalServices: lists.externalServices, routes: lists.routes });
+  if (r.ok) return r.config;
+  // Name each problem where the user can find it: the shard file and the entry's index there.
+  throw new ConfigError(set.file, r.problems.map((p) => {
+    const m = /^\$\.(externalServices|routes)\[(\d+)\](.*)$/.exec(p.path);
+    if (!m) return p;
+    const [file, index] = origin[m[1] as 'externalServices' | 'routes'][Number(m[2])] ?? ['', Number(m[2])];
+    const message = p.message.replace(/\$\.(externalServices|routes)\[(\d+)\]/g, (_all, list: string, i: string) => {
+      const [f, j] = origin[list as 'externalServices' | 'routes'][Number(i)] ?? ['', Number(i)];
+      return f ? `${f}: $.${list}[${j}]` : `$.${list}[${j}]`;
+    });
+    return { ...p, path: `${file ? `${file}: ` : ''}$.${m[1]}[${index}]${m[3]}`, message };
+  }));
 }
 
 /** Parse JSON text and validate. Throws ConfigError. */
@@ -240,9 +421,12 @@ class Checker {
 
   public document(raw: unknown): ProxyConfig | undefined {
     const o = this.obj('$', raw, [
-      'apiVersion', 'kind', 'gateway', 'listeners', 'parent', 'externalServices', 'routes', 'addressPolicy', 'timeouts', 'limits', 'workers', 'defaultTls',
+      'apiVersion', 'kind', 'gateway', 'listeners', 'parent', 'externalServices', 'routes', 'addressPolicy', 'timeouts', 'limits', 'workers', 'defaultTls', 'shards',
     ]);
     if (!o) return undefined;
+    if (o.shards !== undefined) {
+      this.problem('$.shards', 'lists shard files, which only the file loader reads and merges; load the file (loadConfigFile(), --check-config or --config)', o.shards);
+    }
     if (o.apiVersion !== PROXY_CONFIG_API_VERSION) this.problem('$.apiVersion', `must be "${PROXY_CONFIG_API_VERSION}"`, o.apiVersion);
     if (o.kind !== PROXY_CONFIG_KIND) this.problem('$.kind', `must be "${PROXY_CONFIG_KIND}"`, o.kind);
     const g = this.obj('$.gateway', o.gateway, ['name', 'namespace']);

@@ -1,14 +1,14 @@
 // The proxy's lifecycle: bind listeners (HTTP/1.1 + h2c, TLS passthrough, TCP, admin), run each
 // request through classify → decide → forward → observe, reload config atomically, drain.
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { dirname } from 'node:path';
 import { createAdminServer } from './admin';
 import { classifyHttp, requestAuthority, splitHostPort, type ClassifiedRequest, type RequestLike } from './classify';
-import { ConfigError, parseConfigText, validateConfig, type ConfigProblem } from './config';
+import { ConfigError, parseConfigSet, readConfigSet, validateConfig, type ConfigProblem, type ConfigSet } from './config';
 import { decide, pathRestricted, type Decision } from './decide';
 import { EgressError, toEgressError } from './errors';
 import { forwardHttp, RequestControl, sendError, type ClientRequest, type ClientResponse, type HttpOutcome } from './forward-http';
@@ -22,6 +22,7 @@ import { RuntimeState, defaultDialer, type Dialer, type ProxyContext } from './r
 import { handleConnect, handleTcp, handleTlsPassthrough, type TunnelDeps } from './tunnel';
 import { handleUpgrade } from './upgrade';
 import { planHttp, type UpstreamPlan } from './upstream';
+import { CONFIG_FILE_LIMITS } from '../model/bounds';
 import type { ProxyConfig } from '../model/proxy-config';
 
 export interface StartProxyOptions {
@@ -239,13 +240,8 @@ class Proxy implements ProxyHandle {
 
   private readInitialConfig(): { config: ProxyConfig; hash: string } {
     if (this.options.configPath) {
-      let text: string;
-      try {
-        text = readFileSync(this.options.configPath, 'utf8');
-      } catch (err) {
-        throw new ConfigError(this.options.configPath, [{ path: '$', message: `cannot read file: ${(err as NodeJS.ErrnoException).code}` }]);
-      }
-      return { config: parseConfigText(text, this.options.configPath), hash: sha256(text) };
+      const set = readConfigSet(this.options.configPath);
+      return { config: parseConfigSet(set), hash: set.hash };
     }
     if (!this.options.config) throw new ConfigError('options', [{ path: '$', message: 'startProxy needs configPath or config' }]);
     const r = validateConfig(this.options.config);
@@ -613,22 +609,23 @@ class Proxy implements ProxyHandle {
   private async doReload(): Promise<ReloadResult> {
     const file = this.options.configPath;
     if (!file || this.closed) return { ok: false, problems: [{ path: '$', message: 'no config file to reload' }], generation: this.generation };
-    let text: string;
+    let set: ConfigSet;
     try {
-      text = readFileSync(file, 'utf8');
+      // The main file and the shard files it lists; their hash covers them all.
+      set = readConfigSet(file);
     } catch (err) {
       // Mid-swap the file can be briefly absent; the next event or poll picks it up.
-      return this.reloadFailed([{ path: '$', message: `cannot read file: ${(err as NodeJS.ErrnoException).code}` }], sha256(''));
+      return this.reloadFailed((err as ConfigError).problems, sha256(''));
     }
-    if (text.length > MAX_CONFIG_BYTES) {
-      return this.reloadFailed([{ path: '$', message: `file is larger than ${MAX_CONFIG_BYTES} bytes` }], sha256(text));
+    if (set.bytes > MAX_CONFIG_BYTES) {
+      return this.reloadFailed([{ path: '$', message: `the config's files hold ${set.bytes} bytes, more than ${MAX_CONFIG_BYTES}` }], set.hash);
     }
-    const hash = sha256(text);
+    const hash = set.hash;
     if (hash === this.lastHash) return { ok: true, unchanged: true, problems: [], generation: this.generation };
     let next: RuntimeState;
     let material: { files: string[]; hash: string };
     try {
-      const config = parseConfigText(text, file);
+      const config = parseConfigSet(set);
       material = { files: materialFiles(config), hash: '' };
       material.hash = materialHash(material.files);
       next = new RuntimeState(config, this.generation + 1);
@@ -902,7 +899,7 @@ function dataPlaneServer(onConnection: (socket: net.Socket) => void): net.Server
 }
 
 /** A ConfigMap holds at most 1 MiB; anything far beyond that is not a config. */
-const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+const MAX_CONFIG_BYTES = CONFIG_FILE_LIMITS.maxTotalBytes;
 
 function statKey(file: string): string {
   try {
