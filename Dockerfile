@@ -1,8 +1,12 @@
 # The egress proxy image: Node.js and the one bundled file, run as a non-root user on a
 # read-only root filesystem (the proxy writes nothing; logs go to stdout).
 #
-#   docker build -t cdk8s-egress-proxy .      bundles from source on the official Node images
-#   scripts/build-image.sh                    offline: prebuilt bundle on a locally assembled base
+#   docker build -t cdk8s-egress-proxy .      in a clone: bundles from source on the official Node images
+#   docker build --build-arg BUNDLE_FROM=prebuilt -t cdk8s-egress-proxy .
+#                                             in the npm package (node_modules/cdk8s-egress), which
+#                                             ships the bundle but not the sources
+#   scripts/build-image.sh                    in a clone, offline: prebuilt bundle on a locally
+#                                             assembled base (README, "The image")
 #
 # NODE_VERSION is the Node.js LTS release the image runs (scripts/fetch-node.sh pins its binaries for
 # the offline base). NODE_BASE is the runtime: anything with `node` (22+) on PATH; it needs no
