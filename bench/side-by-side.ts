@@ -82,7 +82,7 @@ http {
   keepalive_timeout 600s;
   open_file_cache max=16;
   server {
-    listen 127.0.0.1:${port} ssl;
+    listen 127.0.0.1:${port} ssl backlog=4096;
     server_name ${UPSTREAM_NAME};
     ssl_certificate ${pki.certFile};
     ssl_certificate_key ${pki.keyFile};
@@ -118,7 +118,7 @@ http {
     keepalive_timeout 600s;
   }
   server {
-    listen 127.0.0.1:${port};
+    listen 127.0.0.1:${port} backlog=4096;
     location / {
       proxy_pass https://bench_upstream;
       proxy_http_version 1.1;
