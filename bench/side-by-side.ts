@@ -82,7 +82,7 @@ http {
   keepalive_timeout 600s;
   open_file_cache max=16;
   server {
-    listen 127.0.0.1:${port} ssl;
+    listen 127.0.0.1:${port} ssl backlog=4096;
     server_name ${UPSTREAM_NAME};
     ssl_certificate ${pki.certFile};
     ssl_certificate_key ${pki.keyFile};
@@ -118,7 +118,7 @@ http {
     keepalive_timeout 600s;
   }
   server {
-    listen 127.0.0.1:${port};
+    listen 127.0.0.1:${port} backlog=4096;
     location / {
       proxy_pass https://bench_upstream;
       proxy_http_version 1.1;
@@ -310,35 +310,41 @@ async function measureRow(wrkPath: string, peer: Peer, statusPort: number, conne
 }
 
 /**
- * RSS of the proxy's processes holding `n` idle keep-alive client connections: each connection
- * sends one request and reads its response, then all stay open while RSS is read.
+ * RSS of the proxy's processes holding `n` idle keep-alive client connections: all connect
+ * first, then each sends one request (32 at a time) and reads its response, and RSS is read at
+ * once (before a client keep-alive timeout can close many; the open count is reported with it).
  */
 async function idleClientsRss(peer: Peer, n: number): Promise<{ rssMiB: number; open: number }> {
   const sockets: net.Socket[] = [];
-  const answered: Array<Promise<void>> = [];
   try {
-    for (let i = 0; i < n; i++) {
-      const s = net.connect(peer.port, '127.0.0.1');
-      s.on('error', () => undefined);
-      sockets.push(s);
-      answered.push(new Promise<void>((resolve) => {
-        let buf = '';
-        s.setEncoding('latin1');
-        s.on('data', (c: string) => {
-          buf += c;
-          const end = buf.indexOf('\r\n\r\n');
-          if (end < 0) return;
-          const len = /content-length:\s*(\d+)/i.exec(buf.slice(0, end));
-          if (len && buf.length >= end + 4 + Number(len[1])) resolve();
+    // In batches, so the listen backlog never overflows.
+    for (let i = 0; i < n; i += 200) {
+      const batch = Array.from({ length: Math.min(200, n - i) }, () => {
+        const s = net.connect(peer.port, '127.0.0.1');
+        s.on('error', () => undefined);
+        sockets.push(s);
+        return new Promise<void>((resolve) => {
+          s.once('connect', () => resolve());
+          s.once('close', () => resolve());
         });
-        s.once('close', () => resolve());
-      }));
-      s.write(`GET /95 HTTP/1.1\r\nHost: ${HOST_HEADER}\r\n\r\n`);
-      // Connect in batches so the listen backlog never overflows.
-      if (i % 100 === 99) await Promise.all(answered.slice(i - 99));
+      });
+      await Promise.all(batch);
     }
-    await Promise.all(answered);
-    await new Promise((r) => setTimeout(r, 500));
+    // 32 requests at a time: the clients are idle keep-alive connections, not a burst of load.
+    const answer = (s: net.Socket) => new Promise<void>((resolve) => {
+      let buf = '';
+      s.setEncoding('latin1');
+      s.on('data', (c: string) => {
+        buf += c;
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const len = /content-length:\s*(\d+)/i.exec(buf.slice(0, end));
+        if (len && buf.length >= end + 4 + Number(len[1])) resolve();
+      });
+      s.once('close', () => resolve());
+      s.write(`GET /95 HTTP/1.1\r\nHost: ${HOST_HEADER}\r\n\r\n`);
+    });
+    for (let i = 0; i < sockets.length; i += 32) await Promise.all(sockets.slice(i, i + 32).map(answer));
     const rssMiB = processTreeRssMiB(peer.child.pid);
     return { rssMiB, open: sockets.filter((s) => !s.destroyed && s.readyState === 'open').length };
   } finally {

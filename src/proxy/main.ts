@@ -3,7 +3,7 @@
 import * as v8 from 'node:v8';
 import { runMultiProcess } from './cluster';
 import { formatProblems, ConfigError, loadConfigFile } from './config';
-import { createLogger } from './log';
+import { createLogger, flushLogsSync } from './log';
 import { startProxy, type ProxyHandle } from './server';
 
 export const DEFAULT_CONFIG_PATH = '/etc/egress/config.json';
@@ -89,6 +89,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   if (args.mode === 'check') return checkConfig(args.file);
 
   const logger = createLogger();
+  // Log lines are written in batches; the last ones (drain, stop, a fatal error) must not be lost.
+  process.once('exit', flushLogsSync);
   process.on('uncaughtException', (err: NodeJS.ErrnoException) => {
     if (err.code && PEER_ERROR_CODES.has(err.code)) {
       logger.warn({ err: { code: err.code, message: err.message } }, 'stray peer error ignored');
