@@ -253,6 +253,10 @@ class Supervisor {
   private recheck = false;
   private readonly restartTimes: number[] = [];
   private scrapeId = 0;
+  /** Each worker's counters and histograms as last scraped: what it had served so far. */
+  private readonly lastScraped = new Map<number, MetricsJson>();
+  /** Counters and histograms of workers that exited unexpectedly, summed, as last scraped. */
+  private retired: MetricsJson = [];
   private readonly scrapes = new Map<number, { waiting: Set<number>; results: MetricsJson[]; done: (err?: Error) => void }>();
   private watcher?: FSWatcher;
   private pollTimer?: NodeJS.Timeout;
@@ -393,6 +397,7 @@ class Supervisor {
           return;
         }
         scrape.results.push(m.metrics);
+        this.lastScraped.set(w.proc.id, m.metrics.filter((x) => (String(x.type) === 'counter' || String(x.type) === 'histogram') && !POD_LEVEL_AGGREGATORS[x.name]));
         if (scrape.waiting.size === 0) scrape.done();
         return;
       }
@@ -407,6 +412,7 @@ class Supervisor {
 
   private onExit(w: WorkerState, code: number | null, signal: string | null): void {
     this.workers.delete(w.proc.id);
+    this.retire(w.proc.id);
     for (const scrape of this.scrapes.values()) if (scrape.waiting.delete(w.proc.id) && scrape.waiting.size === 0) scrape.done();
     if (this.round?.waiting.delete(w.proc.id)) this.advanceRound();
     if (this.draining) {
@@ -456,6 +462,7 @@ class Supervisor {
       if (waiting.size === 0) done();
     });
     results.push(await this.registry.getMetricsAsJSON() as MetricsJson);
+    if (this.retired.length > 0) results.push(this.retired);
     for (const metrics of results) {
       for (const m of metrics) {
         const agg = POD_LEVEL_AGGREGATORS[m.name];
@@ -463,6 +470,21 @@ class Supervisor {
       }
     }
     return AggregatorRegistry.aggregate(results).metrics();
+  }
+
+  /**
+   * A worker is gone: keep the counts it had reported, so that the pod's sums never go down
+   * (Prometheus would read a drop as a reset and count everything again). What it served after
+   * its last scrape is lost.
+   */
+  private retire(id: number): void {
+    const last = this.lastScraped.get(id);
+    this.lastScraped.delete(id);
+    if (!last || this.draining) return;
+    const merged = AggregatorRegistry.aggregate(this.retired.length > 0 ? [this.retired, last] : [last]);
+    void merged.getMetricsAsJSON().then((json) => {
+      this.retired = json as MetricsJson;
+    });
   }
 
   /* ----------------------------------------------------------------- reload */

@@ -2,7 +2,7 @@
 // listener, /metrics sums them in one scrape, reloads are applied or rejected by every worker,
 // and SIGTERM drains every worker's in-flight requests before the supervisor exits 0.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { join, resolve } from 'node:path';
 import { eventually, startHttpsUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
@@ -95,6 +95,21 @@ function sample(text: string, name: string, match: Record<string, string> = {}):
   }
   if (!found) throw new Error(`no sample ${name} ${JSON.stringify(match)} in:\n${text}`);
   return total;
+}
+
+/** The processes whose parent is `pid` (its workers), from /proc. */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }
 
 function accessLines(lines: LogLine[]): LogLine[] {
@@ -225,6 +240,29 @@ describe('two workers (bundle)', () => {
     const served = new Set(accessLines(p.lines).map((l) => l.worker));
     expect([...served].sort()).toEqual([1, 2]);
     expect(p.lines.filter((l) => l.event === 'worker-stopped').map((l) => l.code)).toEqual([0, 0]);
+  });
+
+  test('a worker that dies is replaced, and the summed counters keep what it had served', async () => {
+    upstream = await startHttpsUpstream();
+    const file = join(testPki().dir, 'cluster-crash.json');
+    writeConfigFile(file, serviceConfig(upstream.port));
+    const p = await startBundle(file);
+    await Promise.all(Array.from({ length: 10 }, () => get(p.ports.http)));
+    const count = async () => sample((await adminGet(p.ports.admin, '/metrics')).body, 'outbound_http_route_request_statuses_total', { http_status: '200' });
+    expect(await count()).toBe(10);
+
+    const workers = childPids(p.child.pid!);
+    expect(workers).toHaveLength(2);
+    process.kill(workers[0], 'SIGKILL');
+    await eventually(() => p.lines.some((l) => l.event === 'worker-exited'), 5_000, 'the supervisor sees the exit');
+    await eventually(async () => (await adminGet(p.ports.admin, '/ready')).status === 200 && childPids(p.child.pid!).length === 2, 10_000, 'a replacement serving');
+    const metrics = (await adminGet(p.ports.admin, '/metrics')).body;
+    expect(sample(metrics, 'egress_worker_restarts_total')).toBe(1);
+    expect(sample(metrics, 'egress_workers_ready')).toBe(2);
+    expect(await count()).toBe(10);
+    const results = await Promise.all(Array.from({ length: 10 }, () => get(p.ports.http)));
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    expect(await count()).toBe(20);
   });
 
   test('an invalid config at startup: exit 1 before any worker starts', () => {
