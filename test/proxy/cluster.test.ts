@@ -9,6 +9,9 @@ import { eventually, startHttpsUpstream, testConfig, testPki, testService, type 
 import { workerShare } from '../../src/proxy/cluster';
 import { validateConfig } from '../../src/proxy/config';
 
+// Several processes start, reload and drain per test; a shared machine needs more than the default.
+jest.setTimeout(90_000);
+
 const BUNDLE = resolve(__dirname, '../../assets/proxy/main/index.js');
 const HOST = 'api.test.example.egress.local';
 
@@ -176,7 +179,7 @@ describe('two workers (bundle)', () => {
     expect(config).toMatchObject({ generation: 1, config: { workers: 2, limits: { maxConcurrent: 10_000 } } });
   });
 
-  test('reload: every worker applies a good config; a bad one, invalid or naming an unreadable file, is rejected by all', async () => {
+  test('reload: every worker applies a good config and a rotated secret; a bad one, invalid or naming an unreadable file, is rejected by all', async () => {
     upstream = await startHttpsUpstream();
     const dir = testPki().dir;
     const file = join(dir, 'cluster-reload.json');
@@ -187,29 +190,36 @@ describe('two workers (bundle)', () => {
 
     // Good: an injected header every worker must add from now on.
     writeConfigFile(file, serviceConfig(upstream.port, {}, { injectHeaders: [{ name: 'x-token', valueFile: tokenFile }] }));
-    await eventually(async () => JSON.parse((await adminGet(p.ports.admin, '/config')).body).generation === 2, 10_000, 'generation 2');
+    await eventually(async () => JSON.parse((await adminGet(p.ports.admin, '/config')).body).generation === 2, 20_000, 'generation 2');
     expect(p.lines.filter((l) => l.event === 'config-reloaded').map((l) => l.worker).sort()).toEqual([0, 1, 2]);
     const before = upstream.seen.length;
     await Promise.all(Array.from({ length: 8 }, () => get(p.ports.http)));
     expect(upstream.seen.slice(before).map((s) => s.headers['x-token'])).toEqual(Array(8).fill('s3cret'));
 
+    // A rotated secret file: the same config compiled again by every worker.
+    writeConfigFile(tokenFile, 'rotated\n');
+    await eventually(async () => JSON.parse((await adminGet(p.ports.admin, '/config')).body).generation === 3, 20_000, 'generation 3');
+    const rotated = upstream.seen.length;
+    await Promise.all(Array.from({ length: 8 }, () => get(p.ports.http)));
+    expect(upstream.seen.slice(rotated).map((s) => s.headers['x-token'])).toEqual(Array(8).fill('rotated'));
+
     // Bad at compile time only (the supervisor's validation passes; each worker's compile fails).
     writeConfigFile(file, serviceConfig(upstream.port, {}, { injectHeaders: [{ name: 'x-token', valueFile: join(dir, 'no-such-token') }] }));
-    await eventually(() => p.lines.some((l) => l.event === 'config-reload-failed' && l.worker === 0), 10_000, 'rejected by the supervisor');
+    await eventually(() => p.lines.some((l) => l.event === 'config-reload-failed' && l.worker === 0), 20_000, 'rejected by the supervisor');
     await eventually(() => p.lines.filter((l) => l.event === 'config-reload-failed' && l.worker !== 0).length === 2, 5_000, 'rejected by both workers');
     // Invalid: every worker keeps the last good config too.
     writeConfigFile(file, { ...serviceConfig(upstream.port), timeouts: { idleMs: -5 } });
-    await eventually(() => p.lines.filter((l) => l.event === 'config-reload-failed' && l.worker !== 0).length === 4, 10_000, 'second rejection');
+    await eventually(() => p.lines.filter((l) => l.event === 'config-reload-failed' && l.worker !== 0).length === 4, 20_000, 'second rejection');
     await eventually(() => p.lines.filter((l) => l.event === 'config-reload-failed' && l.worker === 0).length === 2, 5_000, 'second rejection logged');
     const failed = p.lines.filter((l) => l.event === 'config-reload-failed' && l.worker === 0) as Array<{ problems: Array<{ path: string }> }>;
     expect(failed.map((l) => l.problems.map((x) => x.path))).toEqual([['$.externalServices[0].injectHeaders[0].valueFile'], ['$.timeouts.idleMs']]);
 
-    expect(JSON.parse((await adminGet(p.ports.admin, '/config')).body).generation).toBe(2);
+    expect(JSON.parse((await adminGet(p.ports.admin, '/config')).body).generation).toBe(3);
     const after = upstream.seen.length;
     await Promise.all(Array.from({ length: 8 }, () => get(p.ports.http)));
-    expect(upstream.seen.slice(after).map((s) => s.headers['x-token'])).toEqual(Array(8).fill('s3cret'));
+    expect(upstream.seen.slice(after).map((s) => s.headers['x-token'])).toEqual(Array(8).fill('rotated'));
     const metrics = (await adminGet(p.ports.admin, '/metrics')).body;
-    expect(sample(metrics, 'egress_config_reload_successes_total')).toBe(2);
+    expect(sample(metrics, 'egress_config_reload_successes_total')).toBe(3);
     expect(sample(metrics, 'egress_config_reload_failures_total')).toBe(2);
     expect((await adminGet(p.ports.admin, '/ready')).status).toBe(200);
   });
