@@ -312,7 +312,8 @@ class Supervisor {
       this.logger.fatal({ err }, 'cannot start: admin listener');
       return 1;
     }
-    // Round robin from the supervisor: an even spread of connections, whichever worker is idle.
+    // Round robin from the supervisor: an even spread of connections (with a shared accept the
+    // kernel tends to wake the same, busiest, process).
     cluster.schedulingPolicy = cluster.SCHED_RR;
     cluster.setupPrimary({ silent: false });
     const outcome = new Promise<number | undefined>((resolve) => {
