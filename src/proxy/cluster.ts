@@ -222,10 +222,19 @@ export interface SupervisorOptions {
 /** Runs the supervisor until SIGTERM or SIGINT has drained every worker; resolves with the exit code. */
 export async function runSupervisor(options: SupervisorOptions): Promise<number> {
   const s = new Supervisor(options);
+  // A signal during startup is held until every worker serves, then drains them.
+  let started = false;
+  let pending: string | undefined;
+  const onSignal = (signal: string) => {
+    if (started) s.drain(signal);
+    else pending ??= signal;
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
   const code = await s.start();
   if (code !== undefined) return code;
-  process.on('SIGTERM', () => s.drain('SIGTERM'));
-  process.on('SIGINT', () => s.drain('SIGINT'));
+  started = true;
+  if (pending) s.drain(pending);
   return s.done;
 }
 
