@@ -11,7 +11,7 @@ import * as path from 'path';
 import { Pool } from 'undici';
 import { Child, freePorts, makePki, processCpuMicros, processRssMiB, runLoad, waitFor } from './harness';
 
-const BUNDLE = path.resolve(__dirname, '../assets/proxy/main/index.js');
+const BUNDLE = process.env.BENCH_PROXY ?? path.resolve(__dirname, '../assets/proxy/main/index.js');
 const UPSTREAM_NAME = 'upstream.bench.test';
 const SUFFIX = 'egress.local';
 const HOST = `${UPSTREAM_NAME}.${SUFFIX}`;

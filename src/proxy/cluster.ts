@@ -223,10 +223,19 @@ export interface SupervisorOptions {
 /** Runs the supervisor until SIGTERM or SIGINT has drained every worker; resolves with the exit code. */
 export async function runSupervisor(options: SupervisorOptions): Promise<number> {
   const s = new Supervisor(options);
+  // A signal during startup is held until every worker serves, then drains them.
+  let started = false;
+  let pending: string | undefined;
+  const onSignal = (signal: string) => {
+    if (started) s.drain(signal);
+    else pending ??= signal;
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
   const code = await s.start();
   if (code !== undefined) return code;
-  process.on('SIGTERM', () => s.drain('SIGTERM'));
-  process.on('SIGINT', () => s.drain('SIGINT'));
+  started = true;
+  if (pending) s.drain(pending);
   return s.done;
 }
 
@@ -254,6 +263,10 @@ class Supervisor {
   private recheck = false;
   private readonly restartTimes: number[] = [];
   private scrapeId = 0;
+  /** Each worker's counters and histograms as last scraped: what it had served so far. */
+  private readonly lastScraped = new Map<number, MetricsJson>();
+  /** Counters and histograms of workers that exited unexpectedly, summed, as last scraped. */
+  private retired: MetricsJson = [];
   private readonly scrapes = new Map<number, { waiting: Set<number>; results: MetricsJson[]; done: (err?: Error) => void }>();
   private watcher?: FSWatcher;
   private pollTimer?: NodeJS.Timeout;
@@ -309,7 +322,8 @@ class Supervisor {
       this.logger.fatal({ err }, 'cannot start: admin listener');
       return 1;
     }
-    // Round robin from the supervisor: an even spread of connections, whichever worker is idle.
+    // Round robin from the supervisor: an even spread of connections (with a shared accept the
+    // kernel tends to wake the same, busiest, process).
     cluster.schedulingPolicy = cluster.SCHED_RR;
     cluster.setupPrimary({ silent: false });
     const outcome = new Promise<number | undefined>((resolve) => {
@@ -394,6 +408,7 @@ class Supervisor {
           return;
         }
         scrape.results.push(m.metrics);
+        this.lastScraped.set(w.proc.id, m.metrics.filter((x) => (String(x.type) === 'counter' || String(x.type) === 'histogram') && !POD_LEVEL_AGGREGATORS[x.name]));
         if (scrape.waiting.size === 0) scrape.done();
         return;
       }
@@ -408,6 +423,7 @@ class Supervisor {
 
   private onExit(w: WorkerState, code: number | null, signal: string | null): void {
     this.workers.delete(w.proc.id);
+    this.retire(w.proc.id);
     for (const scrape of this.scrapes.values()) if (scrape.waiting.delete(w.proc.id) && scrape.waiting.size === 0) scrape.done();
     if (this.round?.waiting.delete(w.proc.id)) this.advanceRound();
     if (this.draining) {
@@ -457,6 +473,7 @@ class Supervisor {
       if (waiting.size === 0) done();
     });
     results.push(await this.registry.getMetricsAsJSON() as MetricsJson);
+    if (this.retired.length > 0) results.push(this.retired);
     for (const metrics of results) {
       for (const m of metrics) {
         const agg = POD_LEVEL_AGGREGATORS[m.name];
@@ -464,6 +481,21 @@ class Supervisor {
       }
     }
     return AggregatorRegistry.aggregate(results).metrics();
+  }
+
+  /**
+   * A worker is gone: keep the counts it had reported, so that the pod's sums never go down
+   * (Prometheus would read a drop as a reset and count everything again). What it served after
+   * its last scrape is lost.
+   */
+  private retire(id: number): void {
+    const last = this.lastScraped.get(id);
+    this.lastScraped.delete(id);
+    if (!last || this.draining) return;
+    const merged = AggregatorRegistry.aggregate(this.retired.length > 0 ? [this.retired, last] : [last]);
+    void merged.getMetricsAsJSON().then((json) => {
+      this.retired = json as MetricsJson;
+    });
   }
 
   /* ----------------------------------------------------------------- reload */

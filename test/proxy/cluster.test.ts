@@ -2,12 +2,15 @@
 // listener, /metrics sums them in one scrape, reloads are applied or rejected by every worker,
 // and SIGTERM drains every worker's in-flight requests before the supervisor exits 0.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { join, resolve } from 'node:path';
 import { eventually, startHttpsUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
 import { workerShare } from '../../src/proxy/cluster';
 import { validateConfig } from '../../src/proxy/config';
+
+// Several processes start, reload and drain per test; a shared machine needs more than the default.
+jest.setTimeout(90_000);
 
 const BUNDLE = resolve(__dirname, '../../assets/proxy/main/index.js');
 const HOST = 'api.test.example.egress.local';
@@ -97,6 +100,21 @@ function sample(text: string, name: string, match: Record<string, string> = {}):
   return total;
 }
 
+/** The processes whose parent is `pid` (its workers), from /proc. */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
 function accessLines(lines: LogLine[]): LogLine[] {
   return lines.filter((l) => l.msg === 'request');
 }
@@ -161,7 +179,7 @@ describe('two workers (bundle)', () => {
     expect(config).toMatchObject({ generation: 1, config: { workers: 2, limits: { maxConcurrent: 10_000 } } });
   });
 
-  test('reload: every worker applies a good config; a bad one, invalid or naming an unreadable file, is rejected by all', async () => {
+  test('reload: every worker applies a good config and a rotated secret; a bad one, invalid or naming an unreadable file, is rejected by all', async () => {
     upstream = await startHttpsUpstream();
     const dir = testPki().dir;
     const file = join(dir, 'cluster-reload.json');
@@ -172,29 +190,36 @@ describe('two workers (bundle)', () => {
 
     // Good: an injected header every worker must add from now on.
     writeConfigFile(file, serviceConfig(upstream.port, {}, { injectHeaders: [{ name: 'x-token', valueFile: tokenFile }] }));
-    await eventually(async () => JSON.parse((await adminGet(p.ports.admin, '/config')).body).generation === 2, 10_000, 'generation 2');
+    await eventually(async () => JSON.parse((await adminGet(p.ports.admin, '/config')).body).generation === 2, 20_000, 'generation 2');
     expect(p.lines.filter((l) => l.event === 'config-reloaded').map((l) => l.worker).sort()).toEqual([0, 1, 2]);
     const before = upstream.seen.length;
     await Promise.all(Array.from({ length: 8 }, () => get(p.ports.http)));
     expect(upstream.seen.slice(before).map((s) => s.headers['x-token'])).toEqual(Array(8).fill('s3cret'));
 
+    // A rotated secret file: the same config compiled again by every worker.
+    writeConfigFile(tokenFile, 'rotated\n');
+    await eventually(async () => JSON.parse((await adminGet(p.ports.admin, '/config')).body).generation === 3, 20_000, 'generation 3');
+    const rotated = upstream.seen.length;
+    await Promise.all(Array.from({ length: 8 }, () => get(p.ports.http)));
+    expect(upstream.seen.slice(rotated).map((s) => s.headers['x-token'])).toEqual(Array(8).fill('rotated'));
+
     // Bad at compile time only (the supervisor's validation passes; each worker's compile fails).
     writeConfigFile(file, serviceConfig(upstream.port, {}, { injectHeaders: [{ name: 'x-token', valueFile: join(dir, 'no-such-token') }] }));
-    await eventually(() => p.lines.some((l) => l.event === 'config-reload-failed' && l.worker === 0), 10_000, 'rejected by the supervisor');
+    await eventually(() => p.lines.some((l) => l.event === 'config-reload-failed' && l.worker === 0), 20_000, 'rejected by the supervisor');
     await eventually(() => p.lines.filter((l) => l.event === 'config-reload-failed' && l.worker !== 0).length === 2, 5_000, 'rejected by both workers');
     // Invalid: every worker keeps the last good config too.
     writeConfigFile(file, { ...serviceConfig(upstream.port), timeouts: { idleMs: -5 } });
-    await eventually(() => p.lines.filter((l) => l.event === 'config-reload-failed' && l.worker !== 0).length === 4, 10_000, 'second rejection');
+    await eventually(() => p.lines.filter((l) => l.event === 'config-reload-failed' && l.worker !== 0).length === 4, 20_000, 'second rejection');
     await eventually(() => p.lines.filter((l) => l.event === 'config-reload-failed' && l.worker === 0).length === 2, 5_000, 'second rejection logged');
     const failed = p.lines.filter((l) => l.event === 'config-reload-failed' && l.worker === 0) as Array<{ problems: Array<{ path: string }> }>;
     expect(failed.map((l) => l.problems.map((x) => x.path))).toEqual([['$.externalServices[0].injectHeaders[0].valueFile'], ['$.timeouts.idleMs']]);
 
-    expect(JSON.parse((await adminGet(p.ports.admin, '/config')).body).generation).toBe(2);
+    expect(JSON.parse((await adminGet(p.ports.admin, '/config')).body).generation).toBe(3);
     const after = upstream.seen.length;
     await Promise.all(Array.from({ length: 8 }, () => get(p.ports.http)));
-    expect(upstream.seen.slice(after).map((s) => s.headers['x-token'])).toEqual(Array(8).fill('s3cret'));
+    expect(upstream.seen.slice(after).map((s) => s.headers['x-token'])).toEqual(Array(8).fill('rotated'));
     const metrics = (await adminGet(p.ports.admin, '/metrics')).body;
-    expect(sample(metrics, 'egress_config_reload_successes_total')).toBe(2);
+    expect(sample(metrics, 'egress_config_reload_successes_total')).toBe(3);
     expect(sample(metrics, 'egress_config_reload_failures_total')).toBe(2);
     expect((await adminGet(p.ports.admin, '/ready')).status).toBe(200);
   });
@@ -225,6 +250,29 @@ describe('two workers (bundle)', () => {
     const served = new Set(accessLines(p.lines).map((l) => l.worker));
     expect([...served].sort()).toEqual([1, 2]);
     expect(p.lines.filter((l) => l.event === 'worker-stopped').map((l) => l.code)).toEqual([0, 0]);
+  });
+
+  test('a worker that dies is replaced, and the summed counters keep what it had served', async () => {
+    upstream = await startHttpsUpstream();
+    const file = join(testPki().dir, 'cluster-crash.json');
+    writeConfigFile(file, serviceConfig(upstream.port));
+    const p = await startBundle(file);
+    await Promise.all(Array.from({ length: 10 }, () => get(p.ports.http)));
+    const count = async () => sample((await adminGet(p.ports.admin, '/metrics')).body, 'outbound_http_route_request_statuses_total', { http_status: '200' });
+    expect(await count()).toBe(10);
+
+    const workers = childPids(p.child.pid!);
+    expect(workers).toHaveLength(2);
+    process.kill(workers[0], 'SIGKILL');
+    await eventually(() => p.lines.some((l) => l.event === 'worker-exited'), 5_000, 'the supervisor sees the exit');
+    await eventually(async () => (await adminGet(p.ports.admin, '/ready')).status === 200 && childPids(p.child.pid!).length === 2, 10_000, 'a replacement serving');
+    const metrics = (await adminGet(p.ports.admin, '/metrics')).body;
+    expect(sample(metrics, 'egress_worker_restarts_total')).toBe(1);
+    expect(sample(metrics, 'egress_workers_ready')).toBe(2);
+    expect(await count()).toBe(10);
+    const results = await Promise.all(Array.from({ length: 10 }, () => get(p.ports.http)));
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    expect(await count()).toBe(20);
   });
 
   test('an invalid config at startup: exit 1 before any worker starts', () => {
