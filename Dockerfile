@@ -4,10 +4,13 @@
 #   docker build -t cdk8s-egress-proxy .      bundles from source on the official Node images
 #   scripts/build-image.sh                    offline: prebuilt bundle on a locally assembled base
 #
-# NODE_BASE is the runtime: anything with `node` (20+) on PATH; it needs no shell or package manager.
-ARG NODE_BASE=docker.io/library/node:20-bookworm-slim
+# NODE_VERSION is the Node.js LTS release the image runs (scripts/fetch-node.sh pins its binaries for
+# the offline base). NODE_BASE is the runtime: anything with `node` (22+) on PATH; it needs no
+# shell or package manager.
+ARG NODE_VERSION=24.22.3
+ARG NODE_BASE=docker.io/library/node:${NODE_VERSION}-trixie-slim
 # BUILD_BASE only matters for BUNDLE_FROM=source: a full Node image with npm.
-ARG BUILD_BASE=docker.io/library/node:20-bookworm
+ARG BUILD_BASE=docker.io/library/node:${NODE_VERSION}-trixie
 # source: npm ci + the projen bundle task inside the build; prebuilt: copy assets/proxy/main/index.js
 # from the context (what CI tested is what it ships).
 ARG BUNDLE_FROM=source

@@ -69,11 +69,49 @@ export function processRssMiB(pid: number): number | undefined {
   }
 }
 
+/** `pid` and every process below it (nginx workers, cluster workers), from /proc. */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(name));
+      children.set(ppid, list);
+    } catch { /* exited meanwhile */ }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    out.push(p);
+    for (const c of children.get(p) ?? []) walk(c);
+  };
+  walk(pid);
+  return out;
+}
+
+/** User+system CPU of a process and its descendants, in microseconds (exited ones not counted). */
+export function processTreeCpuMicros(pid: number): number {
+  return processTree(pid).reduce((sum, p) => sum + (processCpuMicros(p) ?? 0), 0);
+}
+
+/** Resident set size of a process and its descendants, in MiB. */
+export function processTreeRssMiB(pid: number): number {
+  return processTree(pid).reduce((sum, p) => sum + (processRssMiB(p) ?? 0), 0);
+}
+
 /** A child process we started, with the tail of its stderr for error messages. */
 export class Child {
-  public static start(name: string, file: string, args: readonly string[]): Child {
-    const proc = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** A Node script, with optional node flags (e.g. --cpu-prof) and working directory. */
+  public static start(name: string, file: string, args: readonly string[], nodeArgs: readonly string[] = [], cwd?: string): Child {
+    const proc = spawn(process.execPath, [...nodeArgs, file, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd });
     return new Child(name, proc);
+  }
+
+  /** Any executable (nginx). */
+  public static exec(name: string, command: string, args: readonly string[]): Child {
+    return new Child(name, spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
   }
 
   private stderrTail = '';

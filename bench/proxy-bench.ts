@@ -51,7 +51,7 @@ function proxyConfig(ports: { http: number; admin: number }, upstreamPort: numbe
     gateway: { name: 'bench', namespace: 'default' },
     listeners: {
       bindAddress: '127.0.0.1',
-      http: { port: ports.http, suffixes: [SUFFIX], forwardProxy: false, parentPort: 80 },
+      http: { port: ports.http, suffixes: [SUFFIX], forwardProxy: false, parentPort: 80, ambiguousPaths: 'Reject' },
       tcp: [],
       admin: { port: ports.admin },
     },
@@ -74,6 +74,7 @@ function proxyConfig(ports: { http: number; admin: number }, upstreamPort: numbe
     addressPolicy: { ...DEFAULT_ADDRESS_POLICY, allowCidrs: ['127.0.0.0/8'] },
     timeouts: { ...DEFAULT_TIMEOUTS, shutdownGraceMs: 2_000 },
     limits: { ...DEFAULT_LIMITS, maxConcurrent: Math.max(DEFAULT_LIMITS.maxConcurrent, CONCURRENCY * 4) },
+    workers: 1,
     defaultTls: DEFAULT_TLS,
   };
 }

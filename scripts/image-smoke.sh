@@ -193,6 +193,18 @@ user=$(buildah_ inspect --type image --format '{{.OCIv1.Config.User}}' "$IMAGE")
 [[ " ${cmd[*]} " == *" /etc/egress/config.json "* ]] || fail "default args \"${cmd[*]}\" do not read /etc/egress/config.json"
 ctr=$(buildah_ from --pull-never --name "egress-smoke-$$" "$IMAGE")
 rootfs=$(buildah_ mount "$ctr")
+
+# --- the runtime: the image's own node, a supported LTS (22 or later; Node 20 is end of life),
+# and the release the Dockerfile pins unless EXPECT_NODE_VERSION says otherwise ("any": skip).
+read -r node_version node_path < <(buildah_ run --isolation chroot "$ctr" -- node -p 'process.versions.node + " " + process.execPath' 2>&1) \
+  || fail "node does not run inside the image"
+[[ $node_version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "node inside the image answered \"$node_version $node_path\""
+(( ${node_version%%.*} >= 22 )) || fail "the image runs Node $node_version; Node ${node_version%%.*} is end of life (22 or later)"
+expected_node=${EXPECT_NODE_VERSION:-$(sed -nE 's/^ARG NODE_VERSION=([0-9.]+)[[:space:]]*$/\1/p' Dockerfile | head -n 1)}
+if [[ $expected_node != any ]]; then
+  [[ $node_version == "$expected_node" ]] || fail "the image runs Node $node_version, the Dockerfile pins $expected_node"
+fi
+say "runtime: node v$node_version ($node_path) inside $IMAGE; this machine runs $(node --version)"
 touch "$work/before-run"
 sleep 1 # mtime granularity: anything a run writes must be strictly newer than the marker
 
@@ -244,13 +256,14 @@ run_pid=$!
 proxy_pid=""
 for _ in $(seq 100); do
   for p in $(descendants "$run_pid"); do
-    [[ $(cat "/proc/$p/comm" 2>/dev/null) == node ]] && proxy_pid=$p
+    # By executable, not name: recent Node names its main thread "MainThread".
+    [[ /proc/$p/exe -ef $rootfs$node_path ]] && proxy_pid=$p
   done
   [[ -n $proxy_pid ]] && break
   kill -0 "$run_pid" 2>/dev/null || fail "the container exited at start"
   sleep 0.1
 done
-[[ -n $proxy_pid ]] || fail "no node process under buildah run"
+[[ -n $proxy_pid ]] || fail "no process under buildah run executes the image's $node_path"
 proxy_uid=$(awk '/^Uid:/{print $2}' "/proc/$proxy_pid/status")
 [[ $proxy_uid == "${user%%:*}" ]] || fail "the proxy runs as uid $proxy_uid, not the image user ${user%%:*}"
 
@@ -269,7 +282,7 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 [[ $ready == 200 ]] || fail "/ready answered $ready"
-say "admin: /live $live, /ready $ready (pid $proxy_pid, uid $proxy_uid)"
+say "admin: /live $live, /ready $ready (pid $proxy_pid, uid $proxy_uid, node v$node_version of the image)"
 
 # --- one request through the proxy: plaintext in, verified TLS to the upstream out
 body=$(curl -sS --max-time 10 -D "$work/headers" -H "Host: $UPSTREAM_NAME.$SUFFIX" \

@@ -1,9 +1,11 @@
-// Synthesises every example app (examples/<name>/main.ts) into dist/<name>/ and prints what was
-// written. Each example exports `buildApp(outdir)` returning a cdk8s App; any single exported
+// Synthesises every example app (examples/<name>/main.ts) into dist/<name>/, validates each with
+// the project's validator (src/validation/: bundled CRDs, Kubernetes schemas, references inside
+// the app) and prints what was written. Each example exports `buildApp(outdir)` returning a cdk8s App; any single exported
 // function is accepted too. Usage: npm run synth [-- <example> ...]
 import * as fs from 'fs';
 import * as path from 'path';
 import * as YAML from 'yaml';
+import { ManifestValidator } from '../src/validation/manifest-validator';
 
 const ROOT = path.resolve(__dirname, '..');
 // Overridable so the script itself can be tried on throwaway apps.
@@ -12,6 +14,8 @@ const DIST_DIR = path.resolve(process.env.SYNTH_OUT_DIR ?? path.join(ROOT, 'dist
 
 /** A problem this script found (as opposed to an example throwing): its message says it all. */
 class SynthError extends Error {}
+
+const validator = new ManifestValidator();
 
 interface Synthesizable {
   synth(): void;
@@ -104,6 +108,10 @@ function synthExample(name: string): ExampleResult {
   if (kinds.size === 0) {
     throw new SynthError(`examples/${name}/main.ts: synth produced no Kubernetes objects in ${path.relative(ROOT, outdir)}/`);
   }
+  const report = validator.validateFiles([outdir]);
+  if (!report.valid) {
+    throw new SynthError(`examples/${name}: ${report.problems.length} validation problem(s) in ${report.failedObjectCount} of ${report.objectCount} objects:\n${report.messages.map((m) => `    ${m}`).join('\n')}`);
+  }
   return { name, outdir, files, kinds };
 }
 
@@ -133,7 +141,7 @@ function main(): number {
       total += count;
       for (const f of r.files) console.log(`  ${path.relative(ROOT, f.file)}  (${plural(f.objects, 'object')})`);
       const kinds = [...r.kinds.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${k} ${n}`).join(', ');
-      console.log(`  => ${path.relative(ROOT, r.outdir)}/: ${plural(r.files.length, 'file')}, ${plural(count, 'object')} (${kinds})`);
+      console.log(`  => ${path.relative(ROOT, r.outdir)}/: ${plural(r.files.length, 'file')}, ${plural(count, 'object')} (${kinds}), all valid`);
     } catch (e) {
       const err = e as Error;
       console.error(`  FAILED: ${e instanceof SynthError ? err.message : err.stack ?? err.message}`);

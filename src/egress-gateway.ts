@@ -5,6 +5,7 @@ import { createHash } from 'crypto';
 import { ApiObject, Duration, JsonPatch, Lazy, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { CertManagerCertificate, CertManagerCertificateOptions } from './cert-manager-certificate';
 import { DnsRewrite, EgressGatewayAddDnsRewriteOptions } from './dns-rewrite';
 import {
   EgressClient, EgressGatewayConfigureClientOptions, EgressGatewayLockDownOptions, EgressGatewayPolicy,
@@ -12,15 +13,20 @@ import {
 } from './egress-lockdown';
 import type { EgressNetwork } from './egress-network';
 import { ExternalService, ExternalServiceOptions, ExternalServiceProtocol, ProxyTimeouts } from './external-service';
+import { GatewayAlerts, GatewayAlertsOptions } from './gateway-alerts';
+import { GatewayAutoscaling, GatewayAutoscalingOptions } from './gateway-autoscaling';
+import { GatewayDashboard, GatewayDashboardOptions } from './gateway-dashboard';
+import { GatewayMetricsMonitor, GatewayMetricsMonitorOptions } from './gateway-metrics-monitor';
 import { cidrReason, dnsNameProblem, isDnsLabel } from './internal/dns';
 import { durationMs } from './internal/duration';
 import { stableJson } from './internal/json';
 import { MountRef, mountDir, volumeName } from './internal/mounts';
 import { Problems } from './internal/problems';
 import { timeoutsToSpec } from './internal/timeouts';
+import { resolveWorkers, workerResources } from './internal/workers';
 import { IntRange, LIMIT_BOUNDS, TIMEOUT_BOUNDS } from './model/bounds';
 import {
-  DEFAULT_ADMIN_PORT, DEFAULT_EGRESS_SUFFIX, DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT, DEFAULT_LIMITS,
+  DEFAULT_ADMIN_PORT, DEFAULT_AMBIGUOUS_PATHS, DEFAULT_EGRESS_SUFFIX, DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT, DEFAULT_LIMITS,
   DEFAULT_TIMEOUTS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT,
 } from './model/defaults';
 import {
@@ -64,6 +70,36 @@ export enum GatewayDeployment {
    * @see https://kubernetes.io/docs/concepts/services-networking/service-traffic-policy/
    */
   NODE_LOCAL = 'NodeLocal',
+}
+
+/**
+ * What the gateway does with a request path that servers read in different ways: an encoded
+ * slash or backslash (`%2F`, `%5C`), a raw backslash, an encoded dot segment (`%2e%2e`), or a `;`
+ * parameter on a dot segment (`/get/..;/admin`, a dot segment to Tomcat and Spring). An upstream
+ * that decodes `%2F` would serve `/admin` for `/get/..%2Fadmin`, which a `PathPrefix /get` route
+ * let through. Like Envoy's `path_with_escaped_slashes_action`.
+ *
+ * @see https://www.envoyproxy.io/docs/envoy/latest/api-v3/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto
+ */
+export enum AmbiguousPathAction {
+  /**
+   * Refuse with 400 when a route that takes the host restricts paths (any path match other than
+   * `PathPrefix /`). Where no route looks at the path, it cannot change the decision and is
+   * forwarded as received.
+   */
+  REJECT = 'Reject',
+  /**
+   * Decode them (`%2F`, `%5C` and `\` become `/`, dot segments lose their escapes and `;`
+   * parameters), remove dot segments, and match and forward the result: `/get/..%2Fadmin` is
+   * matched and sent as `/admin`.
+   */
+  UNESCAPE_AND_FORWARD = 'UnescapeAndForward',
+  /**
+   * Match and forward the path as received (only literal `.` and `..` segments are removed).
+   * Only for upstreams known not to decode `%2F` or read `;` parameters: otherwise routes that
+   * restrict paths can be bypassed.
+   */
+  KEEP_UNCHANGED = 'KeepUnchanged',
 }
 
 /** The proxy's log level. */
@@ -252,6 +288,14 @@ export interface EgressGatewayProps {
   readonly clientKeepAliveTimeout?: Duration;
 
   /**
+   * What to do with request paths that upstream servers may read as another path than the one
+   * the routes matched (`%2F`, `%5C`, `\`, `%2e%2e`, `..;`). Whatever the choice, the path the
+   * routes match is the path sent upstream.
+   * @default AmbiguousPathAction.REJECT
+   */
+  readonly ambiguousPaths?: AmbiguousPathAction;
+
+  /**
    * The proxy image.
    * @default ProxyImage.default()
    */
@@ -259,16 +303,51 @@ export interface EgressGatewayProps {
 
   /**
    * Number of gateway pods. Above 1 a PodDisruptionBudget keeps all but one available.
-   * Not allowed with GatewayDeployment.NODE_LOCAL, which runs one pod per node.
+   * Not allowed with GatewayDeployment.NODE_LOCAL, which runs one pod per node, nor with
+   * `autoscaling`, which decides the number (set `autoscaling.minReplicas` instead).
    * @default 2
    */
   readonly replicas?: number;
 
   /**
-   * Container resources.
-   * @default - requests 100m CPU and 128Mi memory; limits 1 CPU and 512Mi memory
+   * Scale the gateway's Deployment with a HorizontalPodAutoscaler (autoscaling/v2) on the proxy
+   * container's CPU; the Deployment then leaves `replicas` to it, and the PodDisruptionBudget is
+   * sized against `minReplicas`. `{}` takes every default. Not with GatewayDeployment.NODE_LOCAL.
+   * @see https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/
+   * @default - no autoscaler: `replicas` pods
+   */
+  readonly autoscaling?: GatewayAutoscalingOptions;
+
+  /**
+   * The PodDisruptionBudget's `minAvailable`, instead of the default `maxUnavailable: 1`. Must
+   * be below `replicas` (or `autoscaling.minReplicas`): a budget that no eviction can satisfy
+   * blocks every node drain.
+   * @see https://kubernetes.io/docs/tasks/run-application/configure-pdb/
+   * @default - maxUnavailable 1 when there are 2 or more pods; no budget for a single pod
+   */
+  readonly minAvailable?: number;
+
+  /**
+   * Container resources. Their CPU request sets the default `workers` (one per whole CPU), and a
+   * CPU limit must leave each worker a core.
+   * @default - one worker: requests 100m CPU and 128Mi memory, limits 1 CPU and 512Mi memory;
+   * N workers: N CPUs requested and as limit, N × 128Mi requested and N × 512Mi as limit
    */
   readonly resources?: kplus.ContainerResources;
+
+  /**
+   * Proxy processes per pod. Above 1, a supervising process owns the listeners and the admin
+   * port and hands each client connection to one of the workers (node:cluster, round robin);
+   * `/metrics` sums every worker's counters in one scrape, a config change is applied by all
+   * workers or rejected by all, and SIGTERM drains every worker within `shutdownGrace`.
+   *
+   * A worker is one Node process and uses at most one core: without `resources` the CPU
+   * request and limit follow the count; with them, a CPU limit below the count is an error.
+   * `maxConcurrentRequests` and `maxClientConnections` stay per pod, split among the workers.
+   * A change takes effect when the pods restart (the rendered resources change with it).
+   * @default - one per whole CPU `resources` requests, at least 1 (1 with the default resources)
+   */
+  readonly workers?: number;
 
   /**
    * The proxy's log level (environment variable EGRESS_LOG_LEVEL).
@@ -291,10 +370,34 @@ export interface EgressGatewayProps {
   readonly linkerdInject?: boolean;
 
   /**
-   * Annotate the pods for Prometheus scraping (`prometheus.io/scrape`, port, path `/metrics`).
+   * Annotate the pods for Prometheus scraping (`prometheus.io/scrape`, port, path `/metrics`):
+   * the fallback for Prometheus setups without the Prometheus Operator.
    * @default true
    */
   readonly prometheusScrape?: boolean;
+
+  /**
+   * Render a ServiceMonitor (or PodMonitor) that scrapes the admin port, which the Service
+   * names `admin`. Needs the Prometheus Operator's CRDs, so it is off unless set; `{}` takes
+   * every default. Same as `addMetricsMonitor()`.
+   * @see https://prometheus-operator.dev/docs/developer/getting-started/
+   * @default - none: Prometheus finds the pods through the prometheus.io annotations
+   */
+  readonly metricsMonitor?: GatewayMetricsMonitorOptions;
+
+  /**
+   * Render a PrometheusRule with the gateway's alerts (each with a runbook annotation). Needs the
+   * Prometheus Operator's CRDs, so it is off unless set; `{}` takes every default. Same as `addAlerts()`.
+   * @default - no alerts
+   */
+  readonly alerts?: GatewayAlertsOptions;
+
+  /**
+   * Render the Grafana dashboard in a ConfigMap labelled for Grafana's dashboard sidecar. Off
+   * unless set; `{}` takes every default. Same as `addDashboard()`.
+   * @default - no dashboard ConfigMap (the JSON still ships in the package)
+   */
+  readonly dashboard?: GatewayDashboardOptions;
 
   /**
    * The EgressNetwork (parent) this gateway enforces; same as calling `attachNetwork()`.
@@ -320,7 +423,7 @@ const NODE_PORT_RANGE = [30000, 32767];
 const SUGGESTED_HOST_PORT = 4140;
 
 interface ServicePortUse {
-  readonly protocol: 'http' | 'tcp' | 'tls';
+  readonly protocol: 'http' | 'tcp' | 'tls' | 'admin';
   readonly owner: string;
 }
 
@@ -353,6 +456,10 @@ export class EgressGateway extends Construct {
   public readonly adminPort: number;
   /** Labels that select the gateway pods. */
   public readonly podSelectorLabels: { [key: string]: string };
+  /** Labels every object of the gateway carries (the selector labels and `part-of`). */
+  public readonly commonLabels: { [key: string]: string };
+  /** The HorizontalPodAutoscaler, when `autoscaling` is set. */
+  public readonly autoscaling?: GatewayAutoscaling;
   /** The Namespace object, when the gateway creates it. */
   public readonly namespace?: kplus.Namespace;
   /** The pods' ServiceAccount. */
@@ -375,6 +482,8 @@ export class EgressGateway extends Construct {
   public readonly service: kplus.Service;
   /** How config changes reach the pods. */
   public readonly configReload: ConfigReload;
+  /** Proxy worker processes per pod. */
+  public readonly workers: number;
   /** Whether the HTTP listener accepts `http_proxy` requests and CONNECT tunnels. */
   public readonly forwardProxy: boolean;
   /** Destination ranges allowed although the built-in address policy refuses them. */
@@ -390,6 +499,9 @@ export class EgressGateway extends Construct {
   private readonly timeoutsSpec: TimeoutsSpec;
   private readonly defaultTls: TlsOrigination;
   private attached?: EgressNetwork;
+  private monitor?: GatewayMetricsMonitor;
+  private alertsConstruct?: GatewayAlerts;
+  private dashboardConstruct?: GatewayDashboard;
 
   public constructor(scope: Construct, id: string, props: EgressGatewayProps = {}) {
     super(scope, id);
@@ -430,6 +542,41 @@ export class EgressGateway extends Construct {
     } else if (!Number.isInteger(replicas) || replicas < 1) {
       problems.add('replicas', replicas, 'must be a whole number of at least 1', 'use 2 or more so a node failure or rollout never stops egress');
     }
+    // The fewest pods the gateway runs with: what the disruption budget is measured against.
+    let floor = replicas;
+    if (props.autoscaling !== undefined) {
+      if (nodeLocal) {
+        problems.add('autoscaling', props.autoscaling, "cannot be set with 'deployment' GatewayDeployment.NODE_LOCAL, which runs exactly one proxy per node",
+          'remove autoscaling, or use GatewayDeployment.DEPLOYMENT');
+      } else if (props.replicas !== undefined) {
+        problems.add('replicas', props.replicas, "cannot be set with 'autoscaling', which decides the number of pods (a fixed replicas would reset the autoscaler at every apply)",
+          `remove replicas and set autoscaling.minReplicas: ${props.replicas}`);
+      } else {
+        try {
+          floor = GatewayAutoscaling.replicaRange(`EgressGateway "${this.node.path}"`, props.autoscaling)[0];
+        } catch (e) {
+          problems.add('autoscaling', props.autoscaling, (e as Error).message.replace(/^[^:]*: /, 'is invalid: '), 'see the autoscaling options');
+        }
+      }
+      const cpuRequest = props.resources?.cpu?.request;
+      if (props.resources && !cpuRequest) {
+        problems.add('resources', 'no cpu.request', "must request CPU when 'autoscaling' scales on CPU utilization (a percentage of the request)",
+          'add cpu: { request: Cpu.millis(100) } to resources');
+      }
+    }
+    if (props.minAvailable !== undefined) {
+      const m = props.minAvailable;
+      if (nodeLocal) {
+        problems.add('minAvailable', m, "cannot be set with 'deployment' GatewayDeployment.NODE_LOCAL: a node-local pod serves only its own node, so it has no disruption budget",
+          'remove minAvailable');
+      } else if (!Number.isInteger(m) || m < 1) {
+        problems.add('minAvailable', m, 'must be a whole number of at least 1', 'leave it unset for maxUnavailable 1');
+      } else if (m >= floor) {
+        const of = props.autoscaling !== undefined ? `'autoscaling.minReplicas' (${floor})` : `'replicas' (${floor})`;
+        problems.add('minAvailable', m, `must be below ${of}: with ${m} of ${floor} pods required, no pod may ever be evicted and every node drain blocks`,
+          `use at most ${Math.max(1, floor - 1)}, or raise ${props.autoscaling !== undefined ? 'autoscaling.minReplicas' : 'replicas'} to ${m + 1}`);
+      }
+    }
     if (props.hostPort !== undefined) {
       const hp = props.hostPort;
       if (!nodeLocal) {
@@ -451,6 +598,7 @@ export class EgressGateway extends Construct {
     checkEnum(problems, 'enforcement', props.enforcement, EnforcementMode, 'EnforcementMode');
     checkEnum(problems, 'configReload', props.configReload, ConfigReload, 'ConfigReload');
     checkEnum(problems, 'logLevel', props.logLevel, LogLevel, 'LogLevel');
+    checkEnum(problems, 'ambiguousPaths', props.ambiguousPaths, AmbiguousPathAction, 'AmbiguousPathAction');
 
     const shutdownGraceMs = durationMs(problems, 'shutdownGrace', props.shutdownGrace) ?? DEFAULT_SHUTDOWN_GRACE_MS;
     const terminationMs = durationMs(problems, 'terminationGracePeriod', props.terminationGracePeriod);
@@ -485,6 +633,7 @@ export class EgressGateway extends Construct {
         this.timeoutsSpec = { ...this.timeoutsSpec, clientKeepAliveMs };
       }
     }
+    this.workers = resolveWorkers(problems, props.workers, props.resources);
     problems.throwIfAny();
 
     this.configReload = props.configReload ?? ConfigReload.HOT;
@@ -503,6 +652,7 @@ export class EgressGateway extends Construct {
       'app.kubernetes.io/instance': this.name,
     };
     const labels = { ...this.podSelectorLabels, 'app.kubernetes.io/part-of': 'cdk8s-egress' };
+    this.commonLabels = { ...labels };
     const metadata = (name: string) => ({ name, namespace: this.namespaceName, labels });
 
     if (props.createNamespace ?? true) {
@@ -559,7 +709,8 @@ export class EgressGateway extends Construct {
     } else {
       this.deployment = new kplus.Deployment(this, 'Resource', {
         ...podProps,
-        replicas,
+        // With an autoscaler the Deployment carries no replicas: the autoscaler owns the number.
+        replicas: props.autoscaling !== undefined ? undefined : replicas,
         // Surge first: capacity never drops during a rollout, which also keeps the PDB satisfied.
         strategy: kplus.DeploymentStrategy.rollingUpdate({
           maxSurge: kplus.PercentOrAbsolute.absolute(1),
@@ -596,10 +747,7 @@ export class EgressGateway extends Construct {
         capabilities: { drop: [kplus.Capability.ALL] },
         seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
       },
-      resources: props.resources ?? {
-        cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.units(1) },
-        memory: { request: cdk8sSize(128), limit: cdk8sSize(512) },
-      },
+      resources: props.resources ?? workerResources(this.workers),
       liveness: kplus.Probe.fromHttpGet('/live', {
         port: this.adminPort, periodSeconds: Duration.seconds(10), failureThreshold: 3, timeoutSeconds: Duration.seconds(2),
       }),
@@ -627,7 +775,12 @@ export class EgressGateway extends Construct {
     this.service = new kplus.Service(this, 'Service', {
       metadata: metadata(this.serviceName),
       type: kplus.ServiceType.CLUSTER_IP,
-      ports: [{ name: 'http', port: this.servicePort, targetPort: this.httpPort, protocol: kplus.Protocol.TCP }],
+      ports: [
+        { name: 'http', port: this.servicePort, targetPort: this.httpPort, protocol: kplus.Protocol.TCP },
+        // Named, so a ServiceMonitor can scrape it; the gateway's NetworkPolicy admits only the
+        // metrics scrapers to it (lockDown()).
+        { name: 'admin', port: this.adminPort, targetPort: this.adminPort, protocol: kplus.Protocol.TCP },
+      ],
     });
     for (const [k, v] of Object.entries(this.podSelectorLabels)) this.service.selectLabel(k, v);
     if (nodeLocal) {
@@ -636,6 +789,7 @@ export class EgressGateway extends Construct {
       ApiObject.of(this.service).addJsonPatch(JsonPatch.add('/spec/internalTrafficPolicy', 'Local'));
     }
     this.servicePorts.set(this.servicePort, { protocol: 'http', owner: 'the HTTP listener' });
+    this.servicePorts.set(this.adminPort, { protocol: 'admin', owner: 'the admin listener (/metrics, /ready, /live)' });
     if (this.tlsPort && this.tlsServicePort) {
       this.service.bind(this.tlsServicePort, { name: 'tls', targetPort: this.tlsPort, protocol: kplus.Protocol.TCP });
       this.servicePorts.set(this.tlsServicePort, { protocol: 'tls', owner: 'the TLS passthrough listener' });
@@ -643,17 +797,33 @@ export class EgressGateway extends Construct {
 
     // A node-local pod serves only its own node, so a budget across nodes would protect nothing
     // (and kubectl drain leaves DaemonSet pods in place anyway).
-    if (!nodeLocal && replicas > 1) {
+    if (!nodeLocal && floor > 1) {
       new ApiObject(this, 'DisruptionBudget', {
         apiVersion: 'policy/v1',
         kind: 'PodDisruptionBudget',
         metadata: metadata(this.name),
-        spec: { maxUnavailable: 1, selector: { matchLabels: { ...this.podSelectorLabels } } },
+        spec: {
+          ...(props.minAvailable !== undefined ? { minAvailable: props.minAvailable } : { maxUnavailable: 1 }),
+          selector: { matchLabels: { ...this.podSelectorLabels } },
+        },
+      });
+    }
+    if (props.autoscaling !== undefined && this.deployment) {
+      this.autoscaling = new GatewayAutoscaling(this, 'Autoscaling', {
+        ...props.autoscaling,
+        target: this.deployment,
+        container: this.container,
+        name: this.name,
+        namespace: this.namespaceName,
+        commonLabels: labels,
       });
     }
 
     this.mount(this.defaultTls._mounts());
     if (props.network) this.attachNetwork(props.network);
+    if (props.metricsMonitor !== undefined) this.addMetricsMonitor(props.metricsMonitor);
+    if (props.alerts !== undefined) this.addAlerts(props.alerts);
+    if (props.dashboard !== undefined) this.addDashboard(props.dashboard);
 
     this.node.addValidation({ validate: () => this.crossChecks() });
   }
@@ -661,6 +831,60 @@ export class EgressGateway extends Construct {
   /** The attached EgressNetwork, if any. */
   public get network(): EgressNetwork | undefined {
     return this.attached;
+  }
+
+  /** The ServiceMonitor or PodMonitor, once added. */
+  public get metricsMonitor(): GatewayMetricsMonitor | undefined {
+    return this.monitor;
+  }
+
+  /** The PrometheusRule of the gateway's alerts, once added. */
+  public get alerts(): GatewayAlerts | undefined {
+    return this.alertsConstruct;
+  }
+
+  /** The Grafana dashboard ConfigMap, once added. */
+  public get dashboard(): GatewayDashboard | undefined {
+    return this.dashboardConstruct;
+  }
+
+  /**
+   * Renders a ServiceMonitor (default) or PodMonitor named after the gateway that scrapes the
+   * admin port of every pod (Prometheus Operator CRDs). One per gateway.
+   */
+  public addMetricsMonitor(options: GatewayMetricsMonitorOptions = {}): GatewayMetricsMonitor {
+    if (this.monitor) throw new Error(`EgressGateway "${this.node.path}": 'metricsMonitor' is already added (${this.monitor.kind}); a gateway has one, so set it once, in props or with addMetricsMonitor()`);
+    this.monitor = new GatewayMetricsMonitor(this, 'MetricsMonitor', {
+      ...options, name: this.name, namespace: this.namespaceName, selectorLabels: this.podSelectorLabels, commonLabels: this.commonLabels, portName: 'admin',
+    });
+    return this.monitor;
+  }
+
+  /** Renders the PrometheusRule with the gateway's alerts (Prometheus Operator CRDs). One per gateway. */
+  public addAlerts(options: GatewayAlertsOptions = {}): GatewayAlerts {
+    if (this.alertsConstruct) throw new Error(`EgressGateway "${this.node.path}": 'alerts' are already added; set them once, in props or with addAlerts()`);
+    this.alertsConstruct = new GatewayAlerts(this, 'Alerts', { ...options, gateway: this });
+    return this.alertsConstruct;
+  }
+
+  /** Renders the Grafana dashboard ConfigMap (`<name>-dashboard`). One per gateway. */
+  public addDashboard(options: GatewayDashboardOptions = {}): GatewayDashboard {
+    if (this.dashboardConstruct) throw new Error(`EgressGateway "${this.node.path}": 'dashboard' is already added; set it once, in props or with addDashboard()`);
+    this.dashboardConstruct = new GatewayDashboard(this, 'Dashboard', {
+      ...options, name: `${this.name}-dashboard`, defaultNamespace: this.namespaceName, commonLabels: this.commonLabels,
+    });
+    return this.dashboardConstruct;
+  }
+
+  /**
+   * Renders a cert-manager Certificate for a client certificate in the gateway's namespace and
+   * returns it; pass its `certificate`, `privateKey` (and `caBundle`) to `TlsOrigination.originate()`.
+   * The gateway mounts its Secret like any other, and the proxy picks up renewals without a restart.
+   */
+  public addClientCertificate(id: string, options: CertManagerCertificateOptions): CertManagerCertificate {
+    return new CertManagerCertificate(this, id, {
+      ...options, namespace: this.namespaceName, defaultName: this.name, commonLabels: this.commonLabels,
+    });
   }
 
   /**
@@ -839,6 +1063,7 @@ export class EgressGateway extends Construct {
           suffixes: [...this.suffixes],
           forwardProxy: this.forwardProxy,
           parentPort: this.servicePort,
+          ambiguousPaths: props.ambiguousPaths ?? DEFAULT_AMBIGUOUS_PATHS,
         },
         tls: this.tlsPort && this.tlsServicePort ? { port: this.tlsPort, parentPort: this.tlsServicePort } : undefined,
         tcp: this.tcpListeners.map((l) => ({ ...l })),
@@ -854,6 +1079,7 @@ export class EgressGateway extends Construct {
         maxHeaderBytes: props.maxHeaderBytes ?? DEFAULT_LIMITS.maxHeaderBytes,
         maxClientConnections: props.maxClientConnections ?? DEFAULT_LIMITS.maxClientConnections,
       },
+      workers: this.workers,
       defaultTls: this.defaultTls._toSpec(),
     };
   }

@@ -176,15 +176,22 @@ const CLIENT_LABEL = 'egress.cdk8s.io/gateway';
 /**
  * Address ranges that are never "the internet" for the gateway: RFC 1918 private ranges, CGNAT
  * (often node or pod networks), link-local (cloud metadata at 169.254.169.254), loopback, and
- * IPv6 unique-local and link-local, and the IPv4 ones again as NAT64 addresses (an IPv6-only
- * cluster reaches IPv4 through 64:ff9b::/96). The gateway's own address vetting refuses them too; the
- * NetworkPolicy makes the refusal hold even if the proxy is compromised.
+ * IPv6 unique-local and link-local; the IPv4 ones again inside the IPv6 forms that reach an IPv4
+ * address through a translator: NAT64 (64:ff9b::/96, how an IPv6-only cluster reaches IPv4) and
+ * 6to4 (2002::/16); and all of Teredo (2001::/32), whose IPv4 client address is bit-inverted and
+ * so cannot be cut out by prefix. The gateway's own address vetting refuses them too; the
+ * NetworkPolicy makes the refusal hold even if the proxy is compromised. `allowedCidrs` reopen
+ * what they name with rules of their own.
  */
 const NON_PUBLIC_V4 = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '127.0.0.0/8'];
 const NON_PUBLIC_V6 = [
   'fc00::/7', 'fe80::/10',
   // The same IPv4 ranges behind a NAT64 translator (64:ff9b::/96 + the IPv4 address).
   '64:ff9b::a00:0/104', '64:ff9b::ac10:0/108', '64:ff9b::c0a8:0/112', '64:ff9b::6440:0/106', '64:ff9b::a9fe:0/112', '64:ff9b::7f00:0/104',
+  // ...and as 6to4 addresses (2002: + the IPv4 address in bits 16-47).
+  '2002:a00::/24', '2002:ac10::/28', '2002:c0a8::/32', '2002:6440::/26', '2002:a9fe::/32', '2002:7f00::/24',
+  // Teredo.
+  '2001::/32',
 ];
 
 function gatewayValue(gateway: EgressGatewayTarget): string {

@@ -190,8 +190,9 @@ export interface RetryPolicy {
 /** Connection pooling towards an external service's upstream. */
 export interface ConnectionPool {
   /**
-   * Connections per upstream origin.
-   * @default 128
+   * Connections per upstream origin. The pool opens one when a request finds none idle, up to this
+   * bound; idle ones are kept for `keepAlive`.
+   * @default 1024
    */
   readonly maxConnections?: number;
   /**
@@ -316,7 +317,7 @@ export interface ExternalServiceOptions {
 
   /**
    * Upstream connection pool.
-   * @default - 128 connections per origin, 30 s keep-alive
+   * @default - up to 1024 connections per origin, opened as requests need them; 30 s keep-alive
    */
   readonly connectionPool?: ConnectionPool;
 
@@ -426,7 +427,7 @@ export class ExternalService extends Construct {
       const { maxConnections, keepAlive } = props.connectionPool;
       if (maxConnections !== undefined) {
         if (!Number.isInteger(maxConnections) || maxConnections < 1) {
-          problems.add('connectionPool.maxConnections', maxConnections, 'must be a whole number of at least 1', 'use e.g. 128');
+          problems.add('connectionPool.maxConnections', maxConnections, 'must be a whole number of at least 1', 'use e.g. 1024');
         } else {
           this.poolSpec.maxConnections = maxConnections;
         }

@@ -20,3 +20,8 @@ export * from './proxy-image';
 export * from './tls';
 export * from './traffic-policy';
 export * from './egress-lockdown';
+export * from './gateway-metrics-monitor';
+export * from './gateway-alerts';
+export * from './gateway-dashboard';
+export * from './gateway-autoscaling';
+export * from './cert-manager-certificate';

@@ -4,7 +4,8 @@
 import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import {
-  DnsFlavor, EgressGateway, EgressNetwork, GrpcRoute, HttpRoute, IstioExternalService, KumaExternalService, OsmEgress,
+  DnsFlavor, DnsRewrite, EgressGateway, EgressGatewayPolicy, EgressGatewayTarget, EgressLockdown, EgressNetwork, GatewayDeployment,
+  GrpcRoute, HttpRoute, IstioExternalService, KumaExternalService, OsmEgress,
   OsmMeshConfig, RouteApiVersion, RouteBackend, TcpRoute, TlsRoute, TrafficPolicy,
 } from '../src';
 import { validateConfig } from '../src/proxy/config';
@@ -103,8 +104,82 @@ describe('default names', () => {
 
   test('the objects validate, with every reference resolved inside the set', () => {
     const result = validateObjects(objects);
-    expect(result.unexpected).toEqual([]);
+    expect(result.messages).toEqual([]);
     expect(result.failed).toBe(0);
     expect(result.passed).toBe(objects.length);
+  });
+});
+
+/**
+ * The constructs the first app leaves out, again without a `name` anywhere: a node-local gateway
+ * with no network (its implicit parent), standalone NetworkPolicies built from a described
+ * gateway, and the DNS flavours that synthesise objects of their own.
+ */
+function buildEdge(): Chart {
+  const chart = new Chart(Testing.app(), 'edge');
+  const gateway = new EgressGateway(chart, 'NodeProxy', { deployment: GatewayDeployment.NODE_LOCAL, trafficPolicy: TrafficPolicy.DENY });
+  gateway.addExternalService('Api', { host: 'api.example.com' });
+  gateway.addDnsRewrite('KubeDns', { flavor: DnsFlavor.kubeDns({ clusterIp: '10.96.0.53' }) });
+  new DnsRewrite(chart, 'Coredns', { flavor: DnsFlavor.corednsConfigMap() });
+  const described: EgressGatewayTarget = { namespace: 'egress', serviceName: 'proxy', podSelectorLabels: { app: 'proxy' }, proxyPorts: [8080] };
+  const app = new kplus.Deployment(chart, 'App', { containers: [{ image: 'curlimages/curl' }] });
+  new EgressLockdown(chart, 'Lockdown', { selector: app, gateway: described });
+  new EgressGatewayPolicy(chart, 'GatewayPolicy', { gateway: described, allowFrom: [app] });
+  gateway.restrictEgressOf(kplus.Namespaces.select(chart, 'Team', { names: ['team-a'] }));
+  return chart;
+}
+
+describe('default names of the remaining kinds', () => {
+  const objects = Testing.synth(buildEdge());
+  const byKind = (kind: string) => objects.filter((o) => o.kind === kind);
+
+  test('every object has a valid metadata.name, unique per kind and namespace', () => {
+    expect(new Set(objects.map((o) => o.kind))).toEqual(new Set([
+      'Namespace', 'ServiceAccount', 'ConfigMap', 'DaemonSet', 'Service', 'Deployment', 'NetworkPolicy',
+    ]));
+    for (const o of objects) {
+      expect(`${o.kind} ${typeof o.metadata.name}`).toBe(`${o.kind} string`);
+      expect(o.metadata.name).toMatch(DNS_SUBDOMAIN);
+    }
+    expect(new Set(names(objects)).size).toBe(objects.length);
+    expect(byKind('NetworkPolicy')).toHaveLength(4);
+  });
+
+  test('workloads mount ConfigMaps and use ServiceAccounts that exist; Services select pods that exist', () => {
+    const configMaps = new Set(byKind('ConfigMap').map((o) => `${o.metadata.namespace}/${o.metadata.name}`));
+    const accounts = new Set(byKind('ServiceAccount').map((o) => `${o.metadata.namespace}/${o.metadata.name}`));
+    const workloads = [...byKind('Deployment'), ...byKind('DaemonSet')];
+    for (const w of workloads) {
+      const pod = w.spec.template.spec;
+      for (const v of pod.volumes ?? []) {
+        // This app names no ConfigMap of its own (no CA bundles): every one mounted is generated.
+        if (v.configMap) expect(configMaps).toContain(`${w.metadata.namespace}/${v.configMap.name}`);
+      }
+      if (pod.serviceAccountName) expect(accounts).toContain(`${w.metadata.namespace}/${pod.serviceAccountName}`);
+    }
+    for (const svc of byKind('Service')) {
+      const selected = workloads.filter((w) => w.metadata.namespace === svc.metadata.namespace
+        && Object.entries(svc.spec.selector).every(([k, v]) => w.spec.template.metadata.labels[k] === v));
+      expect(`${svc.metadata.name}: ${selected.length}`).toBe(`${svc.metadata.name}: 1`);
+    }
+  });
+
+  test('the gateway\'s implicit parent is named after the gateway, and its ConfigMap is the one mounted', () => {
+    const ds = byKind('DaemonSet')[0];
+    const cm = byKind('ConfigMap').find((o) => o.data?.['config.json']);
+    const volumes = ds.spec.template.spec.volumes.filter((v: any) => v.configMap);
+    expect(volumes.map((v: any) => v.configMap.name)).toContain(cm.metadata.name);
+    const config = JSON.parse(cm.data['config.json']);
+    expect([config.parent.name, config.gateway.name]).toEqual([ds.metadata.name, ds.metadata.name]);
+  });
+
+  test('names are the same in a second synth of a freshly built app', () => {
+    expect(names(Testing.synth(buildEdge()))).toEqual(names(objects));
+  });
+
+  test('the objects validate, with every reference resolved inside the set', () => {
+    const result = validateObjects(objects);
+    expect(result.messages).toEqual([]);
+    expect(result.failed).toBe(0);
   });
 });

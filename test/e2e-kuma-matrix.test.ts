@@ -129,7 +129,7 @@ describe('Kuma example matrix through configs synthesised from examples/kuma-ext
     expect(server.calls).toEqual([{ authority: `${HOSTS.grpcbin}:9000`, request: 'ping' }]);
     expect(p.dialer.calls).toEqual([{ address: '127.0.0.1', port: 9000 }]);
     const statuses = await metricSamples(p.proxy.ports.admin, 'outbound_grpc_route_request_statuses_total');
-    expect(statuses.map((s) => [s.labels.hostname, s.labels.grpc_status, s.value])).toEqual([[HOSTS.grpcbin, '0', 1]]);
+    expect(statuses.map((s) => [s.labels.hostname, s.labels.grpc_status, s.value])).toEqual([[HOSTS.grpcbin, 'OK', 1]]);
   });
 
   test('gRPCS: the same plaintext call leaves the proxy as gRPC over verified TLS to 9001', async () => {

@@ -354,7 +354,7 @@ describe('gRPC retries on grpc-status from the GRPCRoute construct', () => {
       outbound_http_route_retry_overflow_total: [],
     });
     const statuses = await metricSamples(p.proxy.ports.admin, 'outbound_grpc_route_request_statuses_total');
-    expect(statuses.map((s) => [s.labels.route_name, s.labels.grpc_status, s.value])).toEqual([['echo', '0', 1]]);
+    expect(statuses.map((s) => [s.labels.route_name, s.labels.grpc_status, s.value])).toEqual([['echo', 'OK', 1]]);
   });
 
   test('an outage longer than the limit returns UNAVAILABLE after limit + 1 calls; limit exceeded once', async () => {

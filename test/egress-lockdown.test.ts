@@ -76,6 +76,8 @@ describe('EgressGatewayPolicy and EgressLockdown', () => {
     expect(v6.to[0].ipBlock.except).toEqual([
       'fc00::/7', 'fe80::/10',
       '64:ff9b::a00:0/104', '64:ff9b::ac10:0/108', '64:ff9b::c0a8:0/112', '64:ff9b::6440:0/106', '64:ff9b::a9fe:0/112', '64:ff9b::7f00:0/104',
+      '2002:a00::/24', '2002:ac10::/28', '2002:c0a8::/32', '2002:6440::/26', '2002:a9fe::/32', '2002:7f00::/24',
+      '2001::/32',
       '2001:db8:1::/48',
     ]);
   });
@@ -112,6 +114,11 @@ describe('EgressGatewayPolicy and EgressLockdown', () => {
     ['gateway -> cloud metadata through NAT64', pod(pods.gateway), ip('64:ff9b::a9fe:a9fe'), 443, 'TCP', false],
     ['gateway -> 10/8 through NAT64', pod(pods.gateway), ip('64:ff9b::a00:1'), 443, 'TCP', false],
     ['gateway -> public IPv4 through NAT64', pod(pods.gateway), ip('64:ff9b::808:808'), 443, 'TCP', true],
+    ['gateway -> cloud metadata through 6to4', pod(pods.gateway), ip('2002:a9fe:a9fe::1'), 443, 'TCP', false],
+    ['gateway -> 172.16/12 through 6to4', pod(pods.gateway), ip('2002:ac14:101::1'), 443, 'TCP', false],
+    ['gateway -> public IPv4 through 6to4', pod(pods.gateway), ip('2002:808:808::1'), 443, 'TCP', true],
+    ['gateway -> Teredo (client 10.0.0.1)', pod(pods.gateway), ip('2001:0:808:808:0:ffff:f5ff:fffe'), 443, 'TCP', false],
+    ['gateway -> Teredo (public server and client)', pod(pods.gateway), ip('2001:0:808:808:0:ffff:f7f7:f7f7'), 443, 'TCP', false],
     ['gateway -> declared cluster CIDR', pod(pods.gateway), ip('203.0.113.7'), 443, 'TCP', false],
     ['gateway -> declared cluster CIDR v6', pod(pods.gateway), ip('2001:db8:1::7'), 443, 'TCP', false],
     ['gateway -> unique-local v6', pod(pods.gateway), ip('fd00::1'), 443, 'TCP', false],

@@ -105,7 +105,7 @@ describe('GrpcRoute', () => {
       }],
     });
     const result = validateObjects(Testing.synth(chart));
-    expect(result.unexpected).toEqual([]);
+    expect(result.messages).toEqual([]);
     expect(result.failed).toBe(0);
     expect(result.passed).toBe(2);
   });

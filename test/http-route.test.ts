@@ -351,7 +351,7 @@ describe('HttpRoute', () => {
     });
     const objs = Testing.synth(chart).filter((o) => o.kind !== 'Service');
     const result = validateObjects(objs);
-    expect(result.unexpected).toEqual([]);
+    expect(result.messages).toEqual([]);
     expect(result.failed).toBe(0);
     expect(result.passed).toBe(2);
   });

@@ -52,7 +52,7 @@ describe('TcpRoute', () => {
     net.addTcpRoute('A', { name: 'a', port: 5432 });
     net.addTcpRoute('B', { name: 'b', port: 6379, apiVersion: RouteApiVersion.V1, backends: [RouteBackend.passthrough({ weight: 1 })] });
     const result = validateObjects(Testing.synth(chart));
-    expect(result.unexpected).toEqual([]);
+    expect(result.messages).toEqual([]);
     expect(result.failed).toBe(0);
     expect(result.passed).toBe(3);
   });

@@ -69,7 +69,7 @@ describe('TlsRoute', () => {
     net.addTlsRoute('B', { name: 'b', hostnames: ['api.github.com'], apiVersion: RouteApiVersion.V1, backends: [RouteBackend.serviceRef('stand-in', { port: 443, weight: 2 })] });
     net.addTlsRoute('C', { name: 'c' });
     const result = validateObjects(Testing.synth(chart));
-    expect(result.unexpected).toEqual([]);
+    expect(result.messages).toEqual([]);
     expect(result.failed).toBe(0);
     expect(result.passed).toBe(4);
   });

@@ -41,3 +41,9 @@ export const LIMIT_BOUNDS: Readonly<Record<keyof LimitsSpec, IntRange>> = Object
   // Each connection is a file descriptor; a million is past any pod's limit.
   maxClientConnections: { min: 1, max: 1_000_000 },
 });
+
+/**
+ * Proxy worker processes per pod. Each is a Node process with its own heap (tens of MiB) and
+ * only pays off with a core of its own; 64 is past any pod a proxy should run in.
+ */
+export const WORKER_BOUNDS: IntRange = Object.freeze({ min: 1, max: 64 });

@@ -3,7 +3,7 @@
  * (what it assumes when a hand-written config leaves an optional field out).
  */
 import type {
-  AddressPolicySpec, LimitsSpec, PoolSpec, RetrySpec, TimeoutsSpec, TlsOriginationSpec,
+  AmbiguousPathsSpec, AddressPolicySpec, LimitsSpec, PoolSpec, RetrySpec, TimeoutsSpec, TlsOriginationSpec,
 } from './proxy-config';
 
 export const DEFAULT_EGRESS_SUFFIX = 'egress.local';
@@ -11,6 +11,9 @@ export const DEFAULT_HTTP_PORT = 8080;
 export const DEFAULT_HTTP_PARENT_PORT = 80;
 export const DEFAULT_TLS_PORT = 8443;
 export const DEFAULT_ADMIN_PORT = 9901;
+/** Refuse what an upstream could read as another path than the one the routes matched. */
+export const DEFAULT_AMBIGUOUS_PATHS: AmbiguousPathsSpec = 'Reject';
+export const AMBIGUOUS_PATHS_VALUES: readonly AmbiguousPathsSpec[] = Object.freeze(['Reject', 'UnescapeAndForward', 'KeepUnchanged'] as const);
 export const DEFAULT_TLS_TARGET_PORT = 443;
 
 export const DEFAULT_TIMEOUTS: TimeoutsSpec = {
@@ -45,8 +48,13 @@ export const DEFAULT_LIMITS: LimitsSpec = {
   maxClientConnections: 20_000,
 };
 
+/** A hand-written config without `workers` runs one process, as before the setting existed. */
+export const DEFAULT_WORKERS = 1;
+
 export const DEFAULT_POOL: PoolSpec = {
-  maxConnections: 128,
+  // A pool opens connections as concurrent requests need them; this only bounds a runaway. Well
+  // above one gateway's concurrency, so no client waits behind another's request for a connection.
+  maxConnections: 1024,
   keepAliveTimeoutMs: 30_000,
 };
 

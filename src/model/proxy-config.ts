@@ -18,6 +18,19 @@ export type EnforcementModeSpec = 'Enforce' | 'ReportOnly';
 /** Application protocol of an external service port (Kuma's MeshExternalService spelling). */
 export type AppProtocolSpec = 'http' | 'http2' | 'grpc' | 'tcp';
 
+/**
+ * What the HTTP listener does with a path that servers read in different ways: an encoded slash
+ * or backslash (`%2F`, `%5C`), a raw backslash, an encoded dot segment (`%2e%2e`), or a `;`
+ * parameter on a dot segment (`..;`). Like Envoy's `path_with_escaped_slashes_action`.
+ * - Reject: 400 when a route that takes the host restricts paths (a path match other than
+ *   PathPrefix '/'); elsewhere the path cannot change the decision and is forwarded as received.
+ * - UnescapeAndForward: decode those (`%2F`, `%5C` and `\` to '/', `%2e` in dot segments to
+ *   '.', parameters dropped from dot segments), remove dot segments, and match and forward that.
+ * - KeepUnchanged: match and forward the path as received (only literal dot segments removed);
+ *   an upstream that decodes `%2F` may then serve a path the routes did not allow.
+ */
+export type AmbiguousPathsSpec = 'Reject' | 'UnescapeAndForward' | 'KeepUnchanged';
+
 /** Kuma's TLS version spelling. TLSAuto means: min TLS 1.2, max TLS 1.3. */
 export type TlsVersionSpec = 'TLSAuto' | 'TLS10' | 'TLS11' | 'TLS12' | 'TLS13';
 
@@ -37,6 +50,12 @@ export interface ProxyConfig {
   readonly addressPolicy: AddressPolicySpec;
   readonly timeouts: TimeoutsSpec;
   readonly limits: LimitsSpec;
+  /**
+   * Proxy processes serving the listeners. 1: one process. Above 1: a supervising process owns
+   * the listeners and the admin port and hands connections to this many workers (node:cluster);
+   * `limits` stay per pod, each worker enforcing its share. A change needs a restart.
+   */
+  readonly workers: number;
   /** Trust used when originating TLS to hosts without an ExternalService of their own. */
   readonly defaultTls: TlsOriginationSpec;
 }
@@ -59,6 +78,8 @@ export interface ListenersSpec {
      * names a port (Service port 80 by default, whatever the container port is).
      */
     readonly parentPort: number;
+    /** Paths with encoded separators or dot segments; see AmbiguousPathsSpec. */
+    readonly ambiguousPaths: AmbiguousPathsSpec;
   };
   /** TLS passthrough by SNI (hijacked real hostnames on 443; TLSRoute enforcement). */
   readonly tls?: { readonly port: number; readonly parentPort: number };
@@ -104,7 +125,8 @@ export interface NetworkSpec {
 /**
  * SSRF defence. Built in and always refused unless listed in allowCidrs: loopback, unspecified,
  * RFC 1918 private ranges, link-local (169.254.0.0/16, fe80::/10, cloud metadata), CGNAT
- * (100.64.0.0/10), unique-local (fc00::/7), multicast, reserved, and IPv4-mapped forms of them.
+ * (100.64.0.0/10), unique-local (fc00::/7), multicast, reserved, Teredo (2001::/32), and the
+ * IPv4-mapped forms of them. The IPv4 address inside a NAT64, 6to4 or Teredo address is vetted too.
  */
 export interface AddressPolicySpec {
   /** Exceptions to the built-in refusals (e.g. an on-premises API at 10.20.0.0/16). */

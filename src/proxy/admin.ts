@@ -1,11 +1,13 @@
 // The admin listener: /metrics (Prometheus), /live, /ready and /config (the effective config;
 // injected header values are never part of it, only their file paths).
 import * as http from 'node:http';
-import type { ProxyMetrics } from './metrics';
+// eslint-disable-next-line import/no-extraneous-dependencies
+import type { Registry } from 'prom-client';
 import type { ProxyConfig } from '../model/proxy-config';
 
 export interface AdminSource {
-  readonly metrics: ProxyMetrics;
+  /** A process's own registry, or the workers' aggregate in the supervising process (cluster.ts). */
+  readonly metrics: { readonly registry: Pick<Registry, 'metrics' | 'contentType'> };
   /** True when a config is loaded and the proxy is not draining. */
   isReady(): boolean;
   currentConfig(): ProxyConfig | undefined;

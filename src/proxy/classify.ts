@@ -1,13 +1,17 @@
 // Classify what a client asked for (Host under an egress suffix, absolute-form URI, CONNECT
 // authority, TLS SNI) into a normalised Target for decide(). No I/O.
 import { isIP } from 'node:net';
+import { domainToASCII } from 'node:url';
 import type { Target, TargetProtocol } from './decide';
 import { EgressError } from './errors';
-import { normalizePath } from './route-match';
+import { ambiguousPath, normalizePath, unescapeAmbiguousPath, type AmbiguousPathKind } from './route-match';
+import type { AmbiguousPathsSpec } from '../model/proxy-config';
 
-const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+// Host names, not just RFC 1123 ones: '_' is valid in DNS (RFC 2181 §11) and real SaaS tenant
+// names carry it; only a leading or trailing '-' is refused, as resolvers and CAs do.
+const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
-/** A DNS name of letters, digits and hyphens (lower case after normalising), at most 253 bytes. */
+/** A DNS name of letters, digits, hyphens and underscores (lower case after normalising), at most 253 bytes. */
 export function isValidDnsName(name: string): boolean {
   if (name.length === 0 || name.length > 253) return false;
   const labels = name.split('.');
@@ -15,14 +19,37 @@ export function isValidDnsName(name: string): boolean {
   return true;
 }
 
+const NON_ASCII = /[^\x00-\x7f]/;
+const NON_LATIN1 = /[^\x00-\xff]/;
+
+/**
+ * An internationalised name in its A-label (punycode) form, the one DNS, certificates, SNI and
+ * the config use, so that policy, metrics and logs see one spelling: 'bücher.example' →
+ * 'xn--bcher-kva.example'. node:http hands header bytes over as latin1, so UTF-8 sent raw in a
+ * Host header is decoded first. ASCII input is returned as is (no work on the common path);
+ * undefined when the name is not a valid IDN.
+ */
+export function toALabels(raw: string): string | undefined {
+  if (!NON_ASCII.test(raw)) return raw;
+  let text = raw;
+  if (!NON_LATIN1.test(raw)) {
+    const utf8 = Buffer.from(raw, 'latin1').toString('utf8');
+    if (!utf8.includes('\ufffd')) text = utf8;
+  }
+  const ascii = domainToASCII(text);
+  return ascii === '' ? undefined : ascii;
+}
+
 /** Exact name or a leading wildcard '*.example.com'. */
 export function isValidHostPattern(pattern: string): boolean {
   return pattern.startsWith('*.') ? isValidDnsName(pattern.slice(2)) : isValidDnsName(pattern);
 }
 
-/** Lower case and drop one trailing dot; undefined if what is left is not a DNS name. */
+/** A-labels, lower case and one trailing dot dropped; undefined if what is left is not a DNS name. */
 export function normaliseDnsName(raw: string): string | undefined {
-  let name = raw.toLowerCase();
+  const ascii = toALabels(raw);
+  if (ascii === undefined) return undefined;
+  let name = ascii.toLowerCase();
   if (name.endsWith('.')) name = name.slice(0, -1);
   return isValidDnsName(name) ? name : undefined;
 }
@@ -91,6 +118,12 @@ export interface ClassifiedRequest {
   readonly path: string;
   /** The request used absolute-form (http_proxy style). */
   readonly absolute: boolean;
+  /**
+   * With ambiguousPaths 'Reject': what made the path ambiguous. The caller refuses the request
+   * (400) when a route that takes the host restricts paths (decide's pathRestricted()); elsewhere
+   * it is forwarded as received.
+   */
+  readonly ambiguity?: AmbiguousPathKind;
 }
 
 export interface RequestLike {
@@ -98,6 +131,44 @@ export interface RequestLike {
   readonly url: string;
   /** Lower-case header names. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** Name, value, name, value... as received: Node keeps only the first of repeated Host lines in `headers`. */
+  readonly rawHeaders?: readonly string[];
+}
+
+/** How many `Host` field lines the request carried (node:http folds repeats away in `headers`). */
+function hostLines(raw: readonly string[] | undefined): number {
+  if (!raw) return 0;
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (name.length === 4 && name.toLowerCase() === 'host') n++;
+  }
+  return n;
+}
+
+/**
+ * The authority a request names, from HTTP/2's `:authority` or else `Host`. More than one Host
+ * line is a 400 (RFC 9112 §3.2: the first and the last would name different servers to different
+ * hops), and so is an HTTP/2 Host that names another authority than `:authority` (RFC 9113 §8.3.1).
+ */
+export function requestAuthority(req: Pick<RequestLike, 'headers' | 'rawHeaders'>): string | undefined {
+  if (hostLines(req.rawHeaders) > 1) throw new EgressError('BAD_REQUEST', 'more than one Host header');
+  const h = req.headers;
+  const pseudo = h[':authority'];
+  const host = h.host;
+  if (typeof pseudo === 'string') {
+    if (typeof host === 'string' && host.toLowerCase() !== pseudo.toLowerCase()) {
+      throw new EgressError('BAD_REQUEST', 'Host header differs from :authority');
+    }
+    return pseudo;
+  }
+  return typeof host === 'string' ? host : undefined;
+}
+
+/** Same host (case-insensitive, one trailing dot ignored) and port (absent means `dfltPort`). */
+function sameAuthority(a: { host: string; port?: number }, b: { host: string; port?: number }, dfltPort: number): boolean {
+  const norm = (h: string) => h.toLowerCase().replace(/\.$/, '');
+  return norm(a.host) === norm(b.host) && (a.port ?? dfltPort) === (b.port ?? dfltPort);
 }
 
 function isGrpc(headers: RequestLike['headers']): boolean {
@@ -117,6 +188,7 @@ function splitPathQuery(pathAndQuery: string): { path: string; query?: string } 
  */
 export function classifyHttp(
   req: RequestLike, authority: string | undefined, suffixes: SuffixMatcher, forwardProxy: boolean, parentPort: number, pick: number,
+  ambiguousPaths: AmbiguousPathsSpec = 'Reject',
 ): ClassifiedRequest {
   const protocol: TargetProtocol = isGrpc(req.headers) ? 'grpc' : 'http';
   let host: string;
@@ -128,7 +200,9 @@ export function classifyHttp(
     if (!authority) throw new EgressError('BAD_REQUEST', 'missing Host header');
     const hp = splitHostPort(authority);
     if (!hp) throw new EgressError('BAD_REQUEST', 'malformed Host header');
-    const lower = hp.host.toLowerCase().replace(/\.$/, '');
+    const ascii = toALabels(hp.host);
+    if (ascii === undefined) throw new EgressError('BAD_REQUEST', 'invalid host name');
+    const lower = ascii.toLowerCase().replace(/\.$/, '');
     const name = suffixes.strip(lower);
     if (name === undefined) throw new EgressError('UNKNOWN_NAME');
     host = destinationHost(name, false);
@@ -147,6 +221,17 @@ export function classifyHttp(
     if (url.username || url.password) throw new EgressError('BAD_REQUEST', 'credentials in request target');
     absolute = true;
     const rawHost = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    // RFC 9112 §3.2: a client sends a Host identical to the target's authority. A different one
+    // would let a hop that reads Host (a header match, a sidecar, the upstream) see another server
+    // than the one policy decided on.
+    if (authority !== undefined) {
+      const hp = splitHostPort(authority);
+      const hostAscii = hp ? toALabels(hp.host) : undefined;
+      const targetAuthority = { host: rawHost, port: url.port ? Number(url.port) : undefined };
+      if (!hp || hostAscii === undefined || !sameAuthority({ host: hostAscii, port: hp.port }, targetAuthority, 80)) {
+        throw new EgressError('BAD_REQUEST', 'Host header differs from the request target');
+      }
+    }
     const lower = rawHost.toLowerCase().replace(/\.$/, '');
     const stripped = isIP(lower) ? undefined : suffixes.strip(lower);
     host = destinationHost(stripped ?? lower, stripped === undefined);
@@ -155,8 +240,12 @@ export function classifyHttp(
   }
   const split = splitPathQuery(pathAndQuery);
   // Match and forward the same, dot-segment-free path: '/get/../admin' must not pass a '/get'
-  // rule and then reach '/admin' upstream.
-  const path = normalizePath(split.path);
+  // rule and then reach '/admin' upstream. A path servers read in different ways ('/get/..%2fip')
+  // is decoded, or kept as received, per ambiguousPaths; either way the one path is matched and sent.
+  const ambiguity = ambiguousPath(split.path);
+  const path = ambiguity === undefined ? normalizePath(split.path)
+    : ambiguousPaths === 'UnescapeAndForward' ? normalizePath(unescapeAmbiguousPath(split.path))
+      : normalizePath(split.path, false);
   if (path === undefined) throw new EgressError('BAD_REQUEST', 'request path climbs above the root');
   const query = split.query;
   if (path !== split.path) pathAndQuery = query === undefined ? path : `${path}?${query}`;
@@ -164,6 +253,7 @@ export function classifyHttp(
     target: { protocol, host, port, method: req.method, path, query, headers: req.headers, pick },
     path: pathAndQuery,
     absolute,
+    ambiguity: ambiguousPaths === 'Reject' ? ambiguity : undefined,
   };
 }
 
@@ -171,7 +261,9 @@ export function classifyHttp(
 export function classifyConnect(authority: string, suffixes: SuffixMatcher): Target {
   const hp = splitHostPort(authority);
   if (!hp || hp.port === undefined) throw new EgressError('BAD_REQUEST', 'CONNECT needs host:port');
-  const lower = hp.host.toLowerCase().replace(/\.$/, '');
+  const ascii = toALabels(hp.host);
+  if (ascii === undefined) throw new EgressError('BAD_REQUEST', 'invalid host name');
+  const lower = ascii.toLowerCase().replace(/\.$/, '');
   const stripped = isIP(lower) ? undefined : suffixes.strip(lower);
   const host = destinationHost(stripped ?? lower, stripped === undefined);
   return { protocol: hp.port === 443 ? 'tls' : 'tcp', host, port: hp.port };

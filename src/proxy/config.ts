@@ -5,10 +5,11 @@ import { isIP } from 'node:net';
 import { parseCidr } from './cidr';
 import { isValidDnsName, isValidHostPattern } from './classify';
 import { compileRegex } from './route-match';
-import { GATEWAY_ONLY_TIMEOUTS, LIMIT_BOUNDS, TIMEOUT_BOUNDS } from '../model/bounds';
+import { GATEWAY_ONLY_TIMEOUTS, LIMIT_BOUNDS, TIMEOUT_BOUNDS, WORKER_BOUNDS } from '../model/bounds';
 import {
-  DEFAULT_ADDRESS_POLICY, DEFAULT_ADMIN_PORT, DEFAULT_EGRESS_SUFFIX, DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT,
-  DEFAULT_LIMITS, DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT,
+  AMBIGUOUS_PATHS_VALUES, DEFAULT_ADDRESS_POLICY, DEFAULT_ADMIN_PORT, DEFAULT_AMBIGUOUS_PATHS, DEFAULT_EGRESS_SUFFIX,
+  DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT,
+  DEFAULT_LIMITS, DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT, DEFAULT_WORKERS,
 } from '../model/defaults';
 import {
   PROXY_CONFIG_API_VERSION, PROXY_CONFIG_KIND,
@@ -239,7 +240,7 @@ class Checker {
 
   public document(raw: unknown): ProxyConfig | undefined {
     const o = this.obj('$', raw, [
-      'apiVersion', 'kind', 'gateway', 'listeners', 'parent', 'externalServices', 'routes', 'addressPolicy', 'timeouts', 'limits', 'defaultTls',
+      'apiVersion', 'kind', 'gateway', 'listeners', 'parent', 'externalServices', 'routes', 'addressPolicy', 'timeouts', 'limits', 'workers', 'defaultTls',
     ]);
     if (!o) return undefined;
     if (o.apiVersion !== PROXY_CONFIG_API_VERSION) this.problem('$.apiVersion', `must be "${PROXY_CONFIG_API_VERSION}"`, o.apiVersion);
@@ -270,6 +271,7 @@ class Checker {
       addressPolicy: this.addressPolicy('$.addressPolicy', o.addressPolicy),
       timeouts: this.timeouts('$.timeouts', o.timeouts, DEFAULT_TIMEOUTS) as TimeoutsSpec,
       limits: this.limits('$.limits', o.limits),
+      workers: this.int('$.workers', o.workers, WORKER_BOUNDS.min, WORKER_BOUNDS.max, DEFAULT_WORKERS),
       defaultTls: this.tls('$.defaultTls', o.defaultTls),
     };
     return config;
@@ -277,7 +279,7 @@ class Checker {
 
   private listeners(path: string, v: unknown, services: readonly ExternalServiceSpec[]): ListenersSpec {
     const o = this.obj(path, v, ['bindAddress', 'http', 'tls', 'tcp', 'admin'], false) ?? {};
-    const h = this.obj(`${path}.http`, o.http, ['port', 'suffixes', 'forwardProxy', 'parentPort'], false) ?? {};
+    const h = this.obj(`${path}.http`, o.http, ['port', 'suffixes', 'forwardProxy', 'parentPort', 'ambiguousPaths'], false) ?? {};
     const suffixes = this.arr(`${path}.http.suffixes`, h.suffixes, (p, x) => {
       const s = this.dnsName(p, x, false);
       return s || undefined;
@@ -288,6 +290,7 @@ class Checker {
       suffixes,
       forwardProxy: this.bool(`${path}.http.forwardProxy`, h.forwardProxy, false),
       parentPort: this.int(`${path}.http.parentPort`, h.parentPort, 1, 65535, DEFAULT_HTTP_PARENT_PORT),
+      ambiguousPaths: this.oneOf(`${path}.http.ambiguousPaths`, h.ambiguousPaths, AMBIGUOUS_PATHS_VALUES, DEFAULT_AMBIGUOUS_PATHS),
     };
     let tls: ListenersSpec['tls'];
     if (o.tls !== undefined) {

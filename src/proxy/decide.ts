@@ -8,6 +8,7 @@
 //   compileNetworks(parent): CompiledNetworks
 //   defaultRoute(protocol, allow): RouteRef        'http-egress-allow', 'tls-egress-deny', ...
 //   findExternalService(policy, host): ExternalServiceSpec | undefined
+//   pathRestricted(policy, target): boolean          does a route that takes the host match on the path?
 //   routeRef(route): RouteRef
 //   class PolicyCompileError extends Error { problems: string[] }
 import { CidrSet, formatCidr, tryParseIp, type Cidr, type IpAddress } from './cidr';
@@ -107,8 +108,13 @@ export interface Decision {
 
 interface CompiledMatch {
   readonly index: number;
-  /** Request-independent precedence (path kind/length, method, header and query counts). */
+  /**
+   * Precedence (path length matched and kind, method, header and query counts). For a
+   * RegularExpression path it leaves out the length matched, the request path's: see `regex`.
+   */
   readonly score: number;
+  /** A RegularExpression path: add regexPathScore(path length) to `score`. */
+  readonly regex: boolean;
   readonly path?: CompiledPathMatch;
   readonly method?: string;
   readonly grpc?: CompiledGrpcMethodMatch;
@@ -134,7 +140,10 @@ interface CompiledRoute {
   /** Wildcards as suffixes ('.example.com') with their pattern length, longest first. */
   readonly wildcards: readonly { readonly suffix: string; readonly length: number }[];
   readonly rules: readonly CompiledRule[];
+  /** The best score a match of this route can reach; unbounded (Infinity) with a regex path match. */
   readonly maxScore: number;
+  /** A match looks at the path: any HTTP path match but PathPrefix '/', any gRPC service or method match. */
+  readonly restrictsPath: boolean;
   readonly needsQuery: boolean;
 }
 
@@ -188,18 +197,40 @@ export class PolicyCompileError extends Error {
   }
 }
 
-// Precedence is one number: host specificity above everything a match can score.
-const HOST_WEIGHT = 2 ** 28;
-const PATH_RANK: Record<NonNullable<RouteMatchSpec['path']>['type'], number> = { Exact: 3, PathPrefix: 2, RegularExpression: 1 };
+// Precedence is one number: host specificity above everything a match can score (below 2^32),
+// and within a match, path length matched × 4 + kind, then method, header and query counts.
+const HOST_WEIGHT = 2 ** 32;
+/** Ties in the length matched: Exact, then PathPrefix, then RegularExpression (Gateway API's order). */
+const PATH_KIND: Record<NonNullable<RouteMatchSpec['path']>['type'], number> = { Exact: 2, PathPrefix: 1, RegularExpression: 0 };
+/** Longer matches rank as this long: far past any request line the header limit lets in. */
+const MAX_RANKED_PATH = 65_535;
+/** One path character matched is worth 4 kinds × 2 method × 32 header × 32 query counts. */
+const PATH_CHAR_WEIGHT = 4 * 2048;
 const ROUTE_GROUP = 'gateway.networking.k8s.io';
 
 export function routeRef(route: RouteSpec): RouteRef {
   return { group: route.group || ROUTE_GROUP, kind: route.kind, namespace: route.namespace, name: route.name };
 }
 
+/**
+ * Characters of the path a match covers, as linkerd2-proxy counts them: an Exact match the whole
+ * path (its own length), a PathPrefix its prefix without trailing slashes ('/' counts 1), a
+ * RegularExpression the whole path (known per request: 0 here, see regexPathScore()).
+ */
+function matchedLength(path: CompiledPathMatch): number {
+  if (path.type === 'Exact') return path.value.length;
+  if (path.type === 'PathPrefix') return path.prefix === '' ? 1 : path.prefix.length;
+  return 0;
+}
+
 function httpScore(path: CompiledPathMatch, method: boolean, headers: number, query: number): number {
-  const len = Math.min(path.value.length, 2047);
-  return ((((PATH_RANK[path.type] * 2048 + len) * 2 + (method ? 1 : 0)) * 32 + Math.min(headers, 31)) * 32) + Math.min(query, 31);
+  const len = Math.min(matchedLength(path), MAX_RANKED_PATH);
+  return (len * 4 + PATH_KIND[path.type]) * 2048 + (method ? 1024 : 0) + Math.min(headers, 31) * 32 + Math.min(query, 31);
+}
+
+/** The length part of a RegularExpression match's score: it matched the whole request path. */
+function regexPathScore(pathLength: number): number {
+  return Math.min(pathLength, MAX_RANKED_PATH) * PATH_CHAR_WEIGHT;
 }
 
 function grpcScore(m: CompiledGrpcMethodMatch, headers: number): number {
@@ -232,6 +263,7 @@ function compileRoute(route: RouteSpec, problems: string[]): CompiledRoute {
   const grpc = route.kind === 'GRPCRoute';
   let needsQuery = false;
   let maxScore = 0;
+  let restrictsPath = false;
   const rules = route.rules.map((rule, ri): CompiledRule => {
     const matchSpecs: readonly RouteMatchSpec[] = rule.matches.length > 0 ? rule.matches : [{ headers: [], queryParams: [] }];
     const matches: CompiledMatch[] = [];
@@ -245,15 +277,19 @@ function compileRoute(route: RouteSpec, problems: string[]): CompiledRoute {
           if (!path) return;
           if (query.length > 0) needsQuery = true;
           const score = httpScore(path, m.method !== undefined, headers.length, query.length);
-          matches.push({ index: mi, score, path, method: m.method, headers, query });
+          const regex = path.type === 'RegularExpression';
+          if (path.type !== 'PathPrefix' || path.prefix !== '') restrictsPath = true;
+          if (regex) maxScore = Infinity;
+          matches.push({ index: mi, score, regex, path, method: m.method, headers, query });
         } else {
           const g = attempt(`${at}.method`, () => compileGrpcMethodMatch(m.grpcMethod));
           if (!g) return;
-          matches.push({ index: mi, score: grpcScore(g, headers.length), grpc: g, headers, query: [] });
+          if (g.service !== undefined || g.method !== undefined) restrictsPath = true;
+          matches.push({ index: mi, score: grpcScore(g, headers.length), regex: false, grpc: g, headers, query: [] });
         }
       });
     } else {
-      matches.push({ index: 0, score: 0, headers: [], query: [] });
+      matches.push({ index: 0, score: 0, regex: false, headers: [], query: [] });
     }
     for (const m of matches) maxScore = Math.max(maxScore, m.score);
     const redirect = rule.filters.find((f) => f.type === 'RequestRedirect')?.requestRedirect;
@@ -272,6 +308,7 @@ function compileRoute(route: RouteSpec, problems: string[]): CompiledRoute {
     wildcards,
     rules,
     maxScore,
+    restrictsPath,
     needsQuery,
   };
 }
@@ -452,7 +489,7 @@ function consider(
     if (base + route.maxScore < best.score) continue;
     for (const rule of route.rules) {
       for (const m of rule.matches) {
-        const score = base + m.score;
+        const score = base + (m.regex ? m.score + regexPathScore(view.path.length) : m.score);
         if (!best.beats(score, route, rule)) continue;
         if (!matchOne(kind, m, target, view)) continue;
         best.route = route;
@@ -518,10 +555,15 @@ function reportOnlyOr(policy: CompiledPolicy, d: Decision): Decision {
  *    matching any name ending in '.x'). Precedence: most characters in a matching exact hostname,
  *    then in a matching wildcard; routes without hostnames take every host with the lowest rank.
  * 3. Matches, across ALL candidate rules, continuing on ties:
- *    HTTP: Exact path > PathPrefix (longer first; prefixes match whole path elements) >
- *    RegularExpression (longer pattern first; implementation-specific in Gateway API, ranked
- *    last as Linkerd does); then a method match; then more header matches; then more query
- *    param matches. A rule without matches is PathPrefix '/'.
+ *    HTTP, as linkerd2-proxy ranks them (linkerd/http/route, PathMatch): the most path
+ *    characters matched first, where an Exact match and a RegularExpression match (which must
+ *    match the whole path) count the whole request path, and a PathPrefix its prefix without
+ *    trailing slashes ('/' counts 1; prefixes match whole path elements). So with PathPrefix
+ *    '/foo' and RegularExpression '/foo/\d+', '/foo/4' goes to the regex (6 characters over 4),
+ *    and Exact always beats a PathPrefix. Equal lengths (a prefix that is the whole path, an
+ *    Exact and a regex on the same path): Exact, then PathPrefix, then RegularExpression, in
+ *    Gateway API's order. Then a method match; then more header matches; then more query param
+ *    matches. A rule without matches is PathPrefix '/'.
  *    gRPC: more characters of exact service, then of exact method, then a regex method match
  *    over none, then more header matches.
  *    TLS/TCP: no matches; the route's first rule.
@@ -620,6 +662,27 @@ const KIND_OF: Record<Exclude<TargetProtocol, 'grpc'>, RouteKindSpec> = { http: 
 function candidates(policy: CompiledPolicy, kind: RouteKindSpec, port: number): CandidateSet {
   const t = policy.tables[kind];
   return t.byPort.get(port) ?? t.anyPort;
+}
+
+/**
+ * Whether a route that takes the target's host at its port looks at the path (an HTTPRoute path
+ * match other than PathPrefix '/'; for gRPC, a GRPCRoute service or method match too). Where none
+ * does, the path cannot change the decision. Walks only the routes for this host; for the rare
+ * request whose path is ambiguous, never on the common path.
+ */
+export function pathRestricted(policy: CompiledPolicy, target: Target): boolean {
+  let host = target.host;
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  const restricts = (routes: readonly RankedRoute[] | undefined) => routes?.some((r) => r.restrictsPath) ?? false;
+  const kinds: RouteKindSpec[] = target.protocol === 'grpc' ? ['GRPCRoute', 'HTTPRoute'] : ['HTTPRoute'];
+  for (const kind of kinds) {
+    const set = candidates(policy, kind, target.port);
+    if (restricts(set.byExactHost.get(host)) || restricts(set.anyHost)) return true;
+    for (let dot = host.indexOf('.', 1); dot !== -1; dot = host.indexOf('.', dot + 1)) {
+      if (restricts(set.byWildcardSuffix.get(host.slice(dot)))) return true;
+    }
+  }
+  return false;
 }
 
 /* ------------------------------------------------------------------------- networks */

@@ -5,13 +5,13 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 // Bundled into the proxy by esbuild; the construct library never loads it.
 // eslint-disable-next-line import/no-extraneous-dependencies
-import { Pool, type Dispatcher } from 'undici';
+import { Client, Pool, type Dispatcher } from 'undici';
 import type { Target } from './decide';
 import { EgressError, errorResponse, toEgressError, type EgressErrorCode } from './errors';
 import { backoffMs, IDEMPOTENT_METHODS, retryVerdict } from './retry';
 import { applyHeaderModifier, type HeaderRecord } from './route-match';
 import type { ProxyContext, RuntimeState } from './runtime';
-import { originateTls } from './tls-origin';
+import { originateTls, TlsSessionCache } from './tls-origin';
 import { candidates, dialVetted, type Candidate, type UpstreamPlan } from './upstream';
 import { DEFAULT_POOL } from '../model/defaults';
 import type { RouteRuleSpec } from '../model/proxy-config';
@@ -114,6 +114,66 @@ function noop(): void { /* handled elsewhere */ }
  */
 const freshConnections = new WeakMap<Pool, Array<{ connectMs: number; tlsMs?: number }>>();
 
+/** When an upstream connection became usable (performance clock). */
+interface ConnectionRecord {
+  readonly readyAt: number;
+}
+
+/** How a pool dials, kept so a request can be sent again on a connection of its own. */
+interface PoolDialer {
+  readonly origin: string;
+  readonly options: Pool.Options;
+  /** The pool's connect hook, reporting a new connection's timings to `timings`. */
+  readonly connect: (timings: ConnectTimings) => NonNullable<Pool.Options['connect']>;
+  /** The connection whose 'close' is being handled, if any (see failedOnReusedConnection). */
+  readonly closing: { record?: ConnectionRecord };
+}
+
+const poolDialers = new WeakMap<Dispatcher, PoolDialer>();
+/** The connection a socket error object was raised on (undici hands requests the same object). */
+const errorConnections = new WeakMap<object, ConnectionRecord>();
+
+type ConnectTimings = (t: { connectMs: number; tlsMs?: number }) => void;
+
+/** undici's connect hook: dial the vetted address, originate TLS (resuming sessions), record the connection. */
+function connector(
+  ctx: ProxyContext, plan: UpstreamPlan, c: Candidate, h2: boolean, closing: { record?: ConnectionRecord },
+  sessions: TlsSessionCache | undefined, timings: ConnectTimings,
+): NonNullable<Pool.Options['connect']> {
+  const timeouts = plan.timeouts;
+  const tlsProfile = plan.tls;
+  const servername = plan.servername ?? plan.host;
+  const alpn = h2 ? ['h2'] : ['http/1.1'];
+  return (_opts, callback) => {
+    dialVetted(ctx, c.address, c.port, timeouts.connectMs)
+      .then(async (d) => {
+        if (!tlsProfile) {
+          // h2c upstream (plaintext gRPC): undici picks HTTP/2 from this property.
+          if (h2) Object.defineProperty(d.socket, 'alpnProtocol', { value: 'h2' });
+          return { socket: d.socket, connectMs: d.connectMs, tlsMs: undefined as number | undefined };
+        }
+        const t = await originateTls(d.socket, tlsProfile, servername, timeouts.tlsHandshakeMs, alpn, sessions);
+        return { socket: t.socket, connectMs: d.connectMs, tlsMs: t.tlsMs as number | undefined };
+      })
+      .then((r) => {
+        ctx.logger.debug({ event: 'upstream-connect', address: c.address, port: c.port, servername: tlsProfile ? servername : undefined, connectMs: r.connectMs, tlsMs: r.tlsMs });
+        timings(r);
+        const record: ConnectionRecord = { readyAt: performance.now() };
+        r.socket.on('error', (err: Error) => errorConnections.set(err, record));
+        // undici's 'close' listener, added after this one, fails the request with an error naming no
+        // socket; the request's handlers run (synchronously, then in microtasks) before any other
+        // I/O callback, so until the next turn this close is the one that error is about.
+        r.socket.once('close', () => {
+          closing.record = record;
+          setImmediate(() => {
+            if (closing.record === record) closing.record = undefined;
+          });
+        });
+        callback(null, r.socket);
+      }, (err: unknown) => callback(toEgressError(err, 'CONNECT_FAILED'), null));
+  };
+}
+
 /** One undici pool per vetted IP, port, TLS profile, SNI and protocol, owned by the generation. */
 function poolFor(ctx: ProxyContext, state: RuntimeState, plan: UpstreamPlan, c: Candidate, h2: boolean): Pool {
   const key = `${plan.tls ? plan.tls.key : 'plain'}|${plan.servername ?? ''}|${c.address}|${c.port}|${h2 ? 'h2' : 'h1'}`;
@@ -121,40 +181,84 @@ function poolFor(ctx: ProxyContext, state: RuntimeState, plan: UpstreamPlan, c: 
   let pool = state.pools.get(key);
   if (pool) return pool;
   const poolSpec = plan.service?.spec.pool ?? DEFAULT_POOL;
-  const timeouts = plan.timeouts;
-  const tlsProfile = plan.tls;
-  const servername = plan.servername ?? plan.host;
-  const alpn = h2 ? ['h2'] : ['http/1.1'];
   const origin = `http://${c.address.includes(':') ? `[${c.address}]` : c.address}:${c.port}`;
-  pool = new Pool(origin, {
+  const closing: { record?: ConnectionRecord } = {};
+  const sessions = plan.tls ? new TlsSessionCache() : undefined;
+  const timings: ConnectTimings = (t) => {
+    // Handed to the request that waits on this pool next (see freshConnections).
+    const q = freshConnections.get(pool!) ?? [];
+    if (q.length < 64) q.push(t);
+    freshConnections.set(pool!, q);
+  };
+  const options: Pool.Options = {
     connections: poolSpec.maxConnections,
     keepAliveTimeout: poolSpec.keepAliveTimeoutMs,
     keepAliveMaxTimeout: poolSpec.keepAliveTimeoutMs,
     allowH2: h2,
-    connect: (_opts, callback) => {
-      dialVetted(ctx, c.address, c.port, timeouts.connectMs)
-        .then(async (d) => {
-          if (!tlsProfile) {
-            // h2c upstream (plaintext gRPC): undici picks HTTP/2 from this property.
-            if (h2) Object.defineProperty(d.socket, 'alpnProtocol', { value: 'h2' });
-            return { socket: d.socket, connectMs: d.connectMs, tlsMs: undefined as number | undefined };
-          }
-          const t = await originateTls(d.socket, tlsProfile, servername, timeouts.tlsHandshakeMs, alpn);
-          return { socket: t.socket, connectMs: d.connectMs, tlsMs: t.tlsMs as number | undefined };
-        })
-        .then((r) => {
-          ctx.logger.debug({ event: 'upstream-connect', address: c.address, port: c.port, servername: tlsProfile ? servername : undefined, connectMs: r.connectMs, tlsMs: r.tlsMs });
-          // Handed to the request that waits on this pool next (see takeConnectTimings).
-          const q = freshConnections.get(pool!) ?? [];
-          if (q.length < 64) q.push({ connectMs: r.connectMs, tlsMs: r.tlsMs });
-          freshConnections.set(pool!, q);
-          callback(null, r.socket);
-        }, (err: unknown) => callback(toEgressError(err, 'CONNECT_FAILED'), null));
-    },
-  });
+    connect: connector(ctx, plan, c, h2, closing, sessions, timings),
+  };
+  pool = new Pool(origin, options);
   pool.on('connectionError', noop);
+  poolDialers.set(pool, {
+    origin,
+    options,
+    connect: (t) => connector(ctx, plan, c, h2, closing, sessions, t),
+    closing,
+  });
   state.pools.set(key, pool);
   return pool;
+}
+
+/**
+ * True when `err` ended an exchange on a connection that was open before the request was
+ * dispatched: a pooled connection the upstream closed while idle, which the request raced.
+ */
+function failedOnReusedConnection(pool: Pool, err: unknown, dispatchedAt: number): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  let record = errorConnections.get(err);
+  if (!record && (err as { code?: unknown }).code === 'UND_ERR_SOCKET') record = poolDialers.get(pool)?.closing.record;
+  return record !== undefined && record.readyAt < dispatchedAt;
+}
+
+/**
+ * A client with one new connection (dialled as `pool` dials) for one request; the caller closes
+ * it once that request is done. The connection's timings go to `timings`, not to the pool's queue.
+ */
+function freshConnection(pool: Pool, timings: ConnectTimings): Client | undefined {
+  const d = poolDialers.get(pool);
+  if (!d) return undefined;
+  const client = new Client(d.origin, { ...d.options, connect: d.connect(timings), pipelining: 1 });
+  client.on('connectionError', noop);
+  return client;
+}
+
+/**
+ * Cancels one request without an AbortController or EventTarget: one listener at a time (the
+ * dispatch or the backoff sleep in progress), set and cleared on the hot path.
+ */
+export class RequestControl {
+  public reason: EgressError | undefined;
+  private listener: ((reason: EgressError) => void) | undefined;
+
+  public get aborted(): boolean {
+    return this.reason !== undefined;
+  }
+
+  public abort(reason: EgressError): void {
+    if (this.reason) return;
+    this.reason = reason;
+    const l = this.listener;
+    this.listener = undefined;
+    l?.(reason);
+  }
+
+  public listen(listener: (reason: EgressError) => void): void {
+    this.listener = listener;
+  }
+
+  public unlisten(listener: (reason: EgressError) => void): void {
+    if (this.listener === listener) this.listener = undefined;
+  }
 }
 
 export interface ForwardOptions {
@@ -168,8 +272,11 @@ export interface ForwardOptions {
   /** Origin-form path and query to request upstream. */
   readonly path: string;
   readonly grpc: boolean;
-  /** Aborted when the client goes away or the total timeout fires. */
-  readonly signal: AbortSignal;
+  /**
+   * Aborted when the total timeout fires, or with CLIENT_CLOSED when the client goes away (an
+   * exchange already sent then finishes cheaply, so its pooled connection survives; see drain).
+   */
+  readonly control: RequestControl;
   readonly outcome: HttpOutcome;
 }
 
@@ -235,23 +342,52 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
   if (backendTimeout) headersTimeout = Math.min(headersTimeout, backendTimeout);
   const started = performance.now();
 
-  /** One attempt: fail over across vetted addresses while no request byte has been sent. */
+  const h2 = o.grpc || plan.http2 === true;
+  const method = req.method as string;
+  const idempotent = IDEMPOTENT_METHODS.includes(method.toUpperCase());
+  const track: DispatchTrack = { dispatchedAt: 0, written: false };
+  let resent = false;
+
+  /**
+   * One attempt: fail over across vetted addresses while no request byte has been sent. A request
+   * that failed on a reused pooled connection before any response byte arrived (the upstream closed
+   * it while idle, racing this request) is sent once more on a new connection, as nginx and Envoy
+   * do: when its method is idempotent, or when none of it was written; its body must be whole.
+   */
   const attempt = async (): Promise<PendingResponse> => {
     let lastError: EgressError | undefined;
     for await (const c of candidates(ctx, state, plan)) {
       outcome.attempts++;
       outcome.candidate = c;
-      const pool = poolFor(ctx, state, plan, c, o.grpc || plan.http2 === true);
+      const pool = poolFor(ctx, state, plan, c, h2);
+      const opts: Dispatcher.DispatchOptions = {
+        method,
+        path: o.path,
+        headers,
+        // undici streams async iterables with backpressure; its types only list Readable.
+        body: body as unknown as Readable | null,
+        headersTimeout,
+        bodyTimeout: timeouts.idleMs,
+      };
       try {
-        const head = await dispatchOnce(pool, {
-          method: req.method as string,
-          path: o.path,
-          headers,
-          // undici streams async iterables with backpressure; its types only list Readable.
-          body: body as unknown as Readable | null,
-          headersTimeout,
-          bodyTimeout: timeouts.idleMs,
-        }, o.signal);
+        let head: PendingResponse;
+        try {
+          head = await dispatchOnce(pool, opts, o.control, track, h2);
+        } catch (err) {
+          if (resent || h2 || o.control.aborted || !(body === null || Buffer.isBuffer(body)) || !(idempotent || !track.written)
+            || toEgressError(err).code !== 'UPSTREAM_RESET' || !failedOnReusedConnection(pool, err, track.dispatchedAt)) throw err;
+          const client = freshConnection(pool, (t) => {
+            outcome.connectMs = t.connectMs;
+            outcome.tlsMs = t.tlsMs;
+          });
+          if (!client) throw err;
+          resent = true;
+          outcome.attempts++;
+          const sent = dispatchOnce(client, opts, o.control, track, h2);
+          // Closes once this one request is done.
+          void client.close().catch(noop);
+          return await sent;
+        }
         const fresh = freshConnections.get(pool)?.shift();
         if (fresh) {
           outcome.connectMs = fresh.connectMs;
@@ -274,9 +410,9 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
    * 'exhausted' with a retryable answer is Linkerd's limit-exceeded; a spent budget is overflow.
    */
   const shouldRetry = (retries: number, answer: { errorCode?: string; status?: number; grpcStatus?: number }): boolean => {
-    if (!retrySpec || o.signal.aborted) return false;
+    if (!retrySpec || o.control.aborted) return false;
     const replayable = buffered !== undefined || !bodyStarted || copy?.complete() === true;
-    const verdict = retryVerdict({ method: req.method ?? 'GET', ...answer, spec: retrySpec, retriesSoFar: retries, replayable });
+    const verdict = retryVerdict({ method, ...answer, spec: retrySpec, retriesSoFar: retries, replayable });
     if (verdict.retry) {
       if (budget!.tryAcquireRetry()) {
         outcome.retries = retries + 1;
@@ -287,7 +423,7 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
       outcome.retryEnd = 'overflow';
       return false;
     }
-    if (verdict.reason === 'exhausted' && retryVerdict({ method: req.method ?? 'GET', ...answer, spec: retrySpec }).retry) {
+    if (verdict.reason === 'exhausted' && retryVerdict({ method, ...answer, spec: retrySpec }).retry) {
       outcome.retryEnd = 'limit-exceeded';
     } else if (retries > 0) {
       outcome.retryEnd = 'success';
@@ -303,7 +439,7 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
     } catch (err) {
       const e = err as EgressError;
       if (shouldRetry(retries, { errorCode: e.code })) {
-        await sleep(backoffMs(retries + 1, retrySpec!, Math.random()), o.signal);
+        await sleep(backoffMs(retries + 1, retrySpec!, Math.random()), o.control);
         continue;
       }
       throw e;
@@ -313,7 +449,7 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
     const grpcStatus = o.grpc ? trailersOnlyGrpcStatus(response) : undefined;
     if (shouldRetry(retries, { status: response.statusCode, grpcStatus })) {
       response.discard();
-      await sleep(backoffMs(retries + 1, retrySpec!, Math.random()), o.signal);
+      await sleep(backoffMs(retries + 1, retrySpec!, Math.random()), o.control);
       continue;
     }
     outcome.ttfbMs = performance.now() - started;
@@ -416,16 +552,16 @@ async function readBody(req: ClientRequest, length: number, outcome: HttpOutcome
   return Buffer.concat(chunks, total);
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+function sleep(ms: number, control: RequestControl): Promise<void> {
   return new Promise((resolve) => {
-    if (ms <= 0 || signal.aborted) return resolve();
+    if (ms <= 0 || control.aborted) return resolve();
     const t = setTimeout(done, ms);
     function done() {
       clearTimeout(t);
-      signal.removeEventListener('abort', done);
+      control.unlisten(done);
       resolve();
     }
-    signal.addEventListener('abort', done, { once: true });
+    control.listen(done);
   });
 }
 
@@ -467,33 +603,71 @@ function headerRecord(raw: unknown): Record<string, string | string[]> {
 }
 
 /**
+ * A client that leaves while its request is already sent does not cost the pooled connection
+ * (and a TLS handshake to replace it) when finishing the exchange is cheaper: the response is
+ * read and dropped for at most this long and this many bytes, then the connection is cut.
+ */
+export const DRAIN_AFTER_CLIENT_CLOSE_MS = 1_000;
+export const DRAIN_AFTER_CLIENT_CLOSE_BYTES = 256 * 1024;
+
+/** What a dispatch tells its caller: when it was dispatched, and whether any request byte went out. */
+interface DispatchTrack {
+  dispatchedAt: number;
+  written: boolean;
+}
+
+/**
  * Dispatch with undici's handler API rather than request(): the body stays paused until the
  * caller commits (so a retry can drop it), backpressure goes straight to the upstream, and
- * HTTP/2 trailers (gRPC status) arrive intact.
+ * HTTP/2 trailers (gRPC status) arrive intact. A CLIENT_CLOSED abort, or a discard, of an
+ * HTTP/1.1 exchange whose request was sent drains it instead (bounded) to keep the connection.
  */
-function dispatchOnce(pool: Pool, opts: Dispatcher.DispatchOptions, signal: AbortSignal): Promise<PendingResponse> {
+function dispatchOnce(
+  dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, control: RequestControl, track: DispatchTrack, h2: boolean,
+): Promise<PendingResponse> {
   return new Promise((resolveHead, rejectHead) => {
     let abortFn: ((reason?: Error) => void) | undefined;
     let resumeFn: (() => void) | undefined;
     let sink: ResponseSink | undefined;
-    let headDone = false;
+    let headSettled = false;
     let bodyResolve: (() => void) | undefined;
     let bodyReject: ((err: unknown) => void) | undefined;
     let finished = false;
     let failure: unknown;
-    const reason = () => (signal.reason instanceof EgressError ? signal.reason : new EgressError('CLIENT_CLOSED'));
-    const onAbort = () => abortFn?.(reason());
-    if (signal.aborted) return rejectHead(reason());
-    signal.addEventListener('abort', onAbort, { once: true });
-    const cleanup = () => signal.removeEventListener('abort', onAbort);
+    let requestSent = false;
+    /** Set while the exchange is drained: the reason it ends with, and the bound on it. */
+    let draining: { reason: EgressError; timer: NodeJS.Timeout; bytes: number } | undefined;
+    const stop = (reason: EgressError) => {
+      if (!finished) abortFn?.(reason);
+    };
+    const drain = (reason: EgressError) => {
+      if (finished || draining) return;
+      if (h2 || !requestSent || abortFn === undefined) return stop(reason);
+      sink = undefined;
+      draining = { reason, timer: setTimeout(() => stop(reason), DRAIN_AFTER_CLIENT_CLOSE_MS), bytes: 0 };
+      resumeFn?.();
+    };
+    const onAbort = (reason: EgressError) => (reason.code === 'CLIENT_CLOSED' ? drain(reason) : stop(reason));
+    if (control.reason) return rejectHead(control.reason);
+    control.listen(onAbort);
+    const settle = () => {
+      finished = true;
+      control.unlisten(onAbort);
+      if (draining) clearTimeout(draining.timer);
+    };
     const handler = {
       onConnect(abort: (reason?: Error) => void) {
         abortFn = abort;
+        track.written = true;
+      },
+      onRequestSent() {
+        requestSent = true;
       },
       onHeaders(statusCode: number, rawHeaders: unknown, resume: () => void): boolean {
         if (statusCode < 200) return true; // 1xx: undici handles 100-continue; nothing to relay
-        headDone = true;
         resumeFn = resume;
+        if (draining) return true; // nobody to tell: read on to the end
+        headSettled = true;
         resolveHead({
           statusCode,
           headers: headerRecord(rawHeaders),
@@ -508,30 +682,42 @@ function dispatchOnce(pool: Pool, opts: Dispatcher.DispatchOptions, signal: Abor
             });
           },
           discard(why?: EgressError) {
-            cleanup();
-            abortFn?.(why ?? new EgressError('UPSTREAM_RESET', 'discarded for retry'));
+            drain(why ?? new EgressError('UPSTREAM_RESET', 'discarded for retry'));
           },
         });
         return false; // paused until commit()
       },
       onData(chunk: Buffer): boolean {
+        if (draining) {
+          draining.bytes += chunk.length;
+          if (draining.bytes > DRAIN_AFTER_CLIENT_CLOSE_BYTES) stop(draining.reason);
+          return true;
+        }
         return sink ? sink.write(chunk) : false;
       },
       onComplete(trailers: unknown) {
-        cleanup();
-        finished = true;
+        const drained = draining;
+        settle();
+        if (drained) {
+          // The exchange finished for the pool's sake; for the request it ended as it was cut.
+          failure = drained.reason;
+          if (!headSettled) rejectHead(drained.reason);
+          else bodyReject?.(drained.reason);
+          return;
+        }
         sink?.end(headerRecord(trailers));
         bodyResolve?.();
       },
       onError(err: Error) {
-        cleanup();
-        finished = true;
+        settle();
         failure = err;
-        if (!headDone) rejectHead(err);
+        if (!headSettled) rejectHead(err);
         else bodyReject?.(err);
       },
     };
-    pool.dispatch(opts, handler as unknown as Parameters<Pool['dispatch']>[1]);
+    track.dispatchedAt = performance.now();
+    track.written = false;
+    dispatcher.dispatch(opts, handler as unknown as Parameters<Dispatcher['dispatch']>[1]);
   });
 }
 
@@ -540,7 +726,7 @@ async function streamResponse(
 ): Promise<void> {
   const { outcome } = o;
   if (res.writableEnded || res.destroyed) {
-    response.discard();
+    response.discard(new EgressError('CLIENT_CLOSED'));
     return;
   }
   // Trailers are only meaningful end to end over HTTP/2 (gRPC status lives there).
@@ -557,10 +743,7 @@ async function streamResponse(
   };
   if (!headPending) (res as ServerResponse).writeHead(response.statusCode, headers);
   let ended: Promise<void> | undefined;
-  const onClose = () => {
-    if (!res.writableFinished) response.discard(new EgressError('CLIENT_CLOSED'));
-  };
-  res.once('close', onClose);
+  // A client that leaves now aborts o.control with CLIENT_CLOSED: the dispatch drains or cuts.
   try {
     await response.commit({
       write: (chunk) => {
@@ -581,14 +764,24 @@ async function streamResponse(
           if (o.grpc && trailers['grpc-status'] !== undefined) outcome.grpcStatus = firstHeader(trailers['grpc-status']);
           (res as Http2ServerResponse).addTrailers(trailers as Record<string, string>);
         }
-        ended = new Promise<void>((r) => res.end(() => r()));
+        // 'finish' never comes when the client is gone by then; its 'close' aborts o.control.
+        ended = new Promise<void>((r) => {
+          if (o.control.aborted) {
+            res.end();
+            return r();
+          }
+          const done = () => {
+            o.control.unlisten(done);
+            r();
+          };
+          o.control.listen(done);
+          res.end(done);
+        });
       },
     });
     await ended;
   } catch (err) {
     throw res.writableFinished ? err : toEgressError(err, 'UPSTREAM_RESET');
-  } finally {
-    res.off('close', onClose);
   }
 }
 

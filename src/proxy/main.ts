@@ -1,6 +1,7 @@
 // Process entry point of the egress proxy: parse the command line, validate the config (or only
 // check it with --check-config), start, and drain on SIGTERM before exiting 0.
 import * as v8 from 'node:v8';
+import { runMultiProcess } from './cluster';
 import { formatProblems, ConfigError, loadConfigFile } from './config';
 import { createLogger } from './log';
 import { startProxy, type ProxyHandle } from './server';
@@ -99,6 +100,10 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   process.on('unhandledRejection', (reason) => {
     logger.error({ err: reason }, 'unhandled rejection');
   });
+
+  // `workers` above 1: a supervisor and its workers (cluster.ts) instead of one process.
+  const multi = runMultiProcess(args.file, logger);
+  if (multi) return multi;
 
   let proxy: ProxyHandle;
   try {

@@ -5,6 +5,7 @@ import type { EgressErrorCode } from './errors';
 import type { HttpOutcome } from './forward-http';
 import { ms, type AccessRecord } from './log';
 import { OutcomeLabels } from './metrics';
+import { grpcStatusName } from './operate-metrics';
 import type { ProxyContext, RuntimeState } from './runtime';
 import type { OpenedUpstream, UpstreamPlan } from './upstream';
 
@@ -39,7 +40,9 @@ export function observeHttp(ctx: ProxyContext, state: RuntimeState, r: HttpRecor
     const labels = httpOutcomeLabels.get(base, status, error);
     ctx.metrics.httpStatuses.inc(labels);
     ctx.metrics.httpDuration.observe(labels, totalMs / 1000);
-    if (r.grpc) ctx.metrics.grpcStatuses.inc(grpcOutcomeLabels.get(base, o.grpcStatus ?? '', error));
+    // Linkerd names gRPC statuses ("UNAVAILABLE"), a missing or unknown one being UNKNOWN, on the
+    // route and the route-backend families alike.
+    if (r.grpc) ctx.metrics.grpcStatuses.inc(grpcOutcomeLabels.get(base, grpcStatusName(o.grpcStatus ?? ''), error));
     if (o.retries) ctx.metrics.retryRequests.inc(base, o.retries);
     if (o.retryEnd === 'success') ctx.metrics.retrySuccesses.inc(base);
     else if (o.retryEnd === 'limit-exceeded') ctx.metrics.retryLimitExceeded.inc(base);

@@ -17,7 +17,9 @@
 //   parseGrpcPath(path): { service, method } | undefined        '/pkg.Svc/Method'
 //   compileGrpcMethodMatch(spec?): CompiledGrpcMethodMatch
 //   grpcMethodMatches(m, service, method): boolean
-//   normalizePath(path): string | undefined                     RFC 3986 dot-segment removal; undefined if it escapes '/'
+//   normalizePath(path, encodedDots?): string | undefined       RFC 3986 dot-segment removal; undefined if it escapes '/'
+//   ambiguousPath(path): AmbiguousPathKind | undefined          '%2F', '%5C', '\\', '%2e%2e', '..;' read differently by servers
+//   unescapeAmbiguousPath(path): string                         those decoded, for normalizePath()
 //   applyHeaderModifier(headers, spec): HeaderRecord            new record, lower-case names
 //   redirectLocation(request, spec, matchedPrefix?): string     Location header value
 //   replacePrefixMatch(path, prefix, replacement): string
@@ -243,15 +245,15 @@ export function pathMatches(m: CompiledPathMatch, path: string): boolean {
  * '%2e' counts as a dot, as WHATWG URL parsing (and so many servers) treat it; an encoded slash
  * ('%2f') is data, not structure, and is left alone.
  */
-export function normalizePath(path: string): string | undefined {
+export function normalizePath(path: string, encodedDots = true): string | undefined {
   if (!path.startsWith('/')) return undefined;
-  if (!path.includes('/.') && !/\/%2e/i.test(path)) return path; // fast path: nothing to resolve
+  if (!path.includes('/.') && (!encodedDots || !/\/%2e/i.test(path))) return path; // fast path: nothing to resolve
   const out: string[] = [];
   const segs = path.split('/');
   for (let i = 1; i < segs.length; i++) {
     const s = segs[i];
     const last = i === segs.length - 1;
-    const dots = dotSegment(s);
+    const dots = encodedDots ? dotSegment(s) : s === '.' ? 1 : s === '..' ? 2 : 0;
     if (dots === 1) {
       if (last) out.push('');
     } else if (dots === 2) {
@@ -263,6 +265,50 @@ export function normalizePath(path: string): string | undefined {
     }
   }
   return '/' + out.join('/');
+}
+
+/**
+ * What makes a path ambiguous: servers disagree on whether it is a separator or a dot segment.
+ * - 'encoded-slash' / 'encoded-backslash': `%2F` / `%5C` (any case), decoded into separators by some
+ * - 'backslash': a raw `\`, a separator to Windows servers
+ * - 'encoded-dot-segment': `%2e%2e`, `.%2e`, `%2e` as a whole segment
+ * - 'dot-segment-parameter': a `;` parameter on a dot segment (`..;`, `.;x`), a dot segment to Tomcat
+ */
+export type AmbiguousPathKind = 'encoded-slash' | 'encoded-backslash' | 'backslash' | 'encoded-dot-segment' | 'dot-segment-parameter';
+
+const MAYBE_AMBIGUOUS = /[%;\\]/;
+
+/** The first thing that makes `path` ambiguous (see AmbiguousPathKind), or undefined. One regex test for ordinary paths. */
+export function ambiguousPath(path: string): AmbiguousPathKind | undefined {
+  if (!MAYBE_AMBIGUOUS.test(path)) return undefined;
+  if (/%2f/i.test(path)) return 'encoded-slash';
+  if (/%5c/i.test(path)) return 'encoded-backslash';
+  if (path.includes('\\')) return 'backslash';
+  for (const seg of path.split('/')) {
+    const semi = seg.indexOf(';');
+    const bare = semi < 0 ? seg : seg.slice(0, semi);
+    if (dotSegment(bare) === 0) continue;
+    if (semi >= 0) return 'dot-segment-parameter';
+    if (bare.includes('%')) return 'encoded-dot-segment';
+  }
+  return undefined;
+}
+
+/**
+ * The reading of an ambiguous path that treats every candidate as structure: `%2F`, `%5C` and
+ * `\` become '/', a dot segment loses its `;` parameters and its `%2e` escapes. Pass the result
+ * to normalizePath(). Other escapes and parameters are data and stay as they are.
+ */
+export function unescapeAmbiguousPath(path: string): string {
+  const unslashed = path.replace(/%2f|%5c|\\/gi, '/');
+  const segs = unslashed.split('/');
+  for (let i = 0; i < segs.length; i++) {
+    const seg = segs[i];
+    const semi = seg.indexOf(';');
+    const dots = dotSegment(semi < 0 ? seg : seg.slice(0, semi));
+    if (dots > 0) segs[i] = dots === 1 ? '.' : '..';
+  }
+  return segs.join('/');
 }
 
 /** 1 for '.', 2 for '..' (either possibly written '%2e'), else 0. */

@@ -7,11 +7,11 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { dirname } from 'node:path';
 import { createAdminServer } from './admin';
-import { classifyHttp, splitHostPort, type ClassifiedRequest } from './classify';
+import { classifyHttp, requestAuthority, splitHostPort, type ClassifiedRequest, type RequestLike } from './classify';
 import { ConfigError, parseConfigText, validateConfig, type ConfigProblem } from './config';
-import { decide, type Decision } from './decide';
+import { decide, pathRestricted, type Decision } from './decide';
 import { EgressError, toEgressError } from './errors';
-import { forwardHttp, sendError, type ClientRequest, type ClientResponse, type HttpOutcome } from './forward-http';
+import { forwardHttp, RequestControl, sendError, type ClientRequest, type ClientResponse, type HttpOutcome } from './forward-http';
 import { createLogger, type Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
 import { ProxyMetrics } from './metrics';
@@ -40,6 +40,8 @@ export interface StartProxyOptions {
   readonly pollIntervalMs?: number;
   /** Register Node process metrics on the registry. @default false */
   readonly processMetrics?: boolean;
+  /** Bind the admin listener. Off in a cluster worker: the supervising process serves admin. @default true */
+  readonly adminListener?: boolean;
 }
 
 export interface ProxyPorts {
@@ -57,6 +59,16 @@ export interface ReloadResult {
   readonly generation: number;
 }
 
+/** A config compiled but not applied yet: one half of a reload coordinated across workers (cluster.ts). */
+export interface PreparedConfig {
+  /** Empty when the config compiled (every file it names was usable). */
+  readonly problems: readonly ConfigProblem[];
+  /** Hash of the files the config reads, as this process read them. */
+  readonly materialHash: string;
+  /** Swap it in (only when `problems` is empty). */
+  commit(): ReloadResult;
+}
+
 export interface ProxyHandle {
   /** The bound ports (port 0 in the config means an ephemeral port, reported here). */
   readonly ports: ProxyPorts;
@@ -69,6 +81,10 @@ export interface ProxyHandle {
   inflight(): number;
   /** Re-read configPath now. Invalid: keeps the last good config and reports the problems. */
   reload(): Promise<ReloadResult>;
+  /** Compile `config` without applying it; see PreparedConfig. */
+  prepare(config: ProxyConfig): PreparedConfig;
+  /** Count and log a rejected config (once per `key`), keeping the live one. */
+  rejectConfig(problems: readonly ConfigProblem[], key: string): ReloadResult;
   /**
    * Graceful stop that never resets a request the proxy has received. Readiness fails at once;
    * for delayMs (default timeouts.drainDelayMs) the listeners keep accepting while Kubernetes
@@ -125,8 +141,8 @@ class Proxy implements ProxyHandle {
   private drainPromise?: Promise<void>;
   /** Wakes the drain when it may be done: nothing in flight, no client connection left. */
   private drainWaiter?: () => void;
-  /** The abort controllers of in-flight HTTP requests: the grace period's end answers them 503 DRAINING. */
-  private readonly inflightRequests = new Set<AbortController>();
+  /** The controls of in-flight HTTP requests: the grace period's end answers them 503 DRAINING. */
+  private readonly inflightRequests = new Set<RequestControl>();
   /** Connections accepted on the data-plane listeners, ever (refused ones included). */
   private acceptedTotal = 0;
   private active = 0;
@@ -189,19 +205,18 @@ class Proxy implements ProxyHandle {
   private async bindAll(config: ProxyConfig): Promise<void> {
     const l = config.listeners;
     const bind = l.bindAddress;
-    // Half-open sockets, as node:http's own server uses them: a client's FIN is not our cue to close.
-    const httpServer = net.createServer({ allowHalfOpen: true }, (s) => this.onHttpConnection(s));
+    const httpServer = dataPlaneServer((s) => this.onHttpConnection(s));
     const httpPort = await this.listen(httpServer, l.http.port, bind);
     let tlsPort: number | undefined;
     if (l.tls) {
-      const tlsServer = net.createServer({ allowHalfOpen: true }, (s) => {
+      const tlsServer = dataPlaneServer((s) => {
         if (this.adopt(s, 'tls')) void handleTlsPassthrough(this.tunnelDeps, s);
       });
       tlsPort = await this.listen(tlsServer, l.tls.port, bind);
     }
     const tcpPorts: number[] = [];
     for (const t of l.tcp) {
-      const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+      const srv = dataPlaneServer((s) => {
         if (this.adopt(s, 'tcp')) void handleTcp(this.tunnelDeps, s, t.externalService, t.servicePort);
       });
       tcpPorts.push(await this.listen(srv, t.port, bind));
@@ -212,7 +227,7 @@ class Proxy implements ProxyHandle {
       currentConfig: () => this.state?.config,
       configInfo: () => ({ generation: this.generation, loadedAt: this.loadedAt.toISOString(), source: this.options.configPath ?? 'inline' }),
     });
-    const adminPort = await this.listen(this.adminServer, l.admin.port, bind, false);
+    const adminPort = this.options.adminListener === false ? 0 : await this.listen(this.adminServer, l.admin.port, bind, false);
     this.ports = { http: httpPort, tls: tlsPort, tcp: tcpPorts, admin: adminPort };
     if (this.options.configPath && this.options.watch !== false) this.startWatching(this.options.configPath);
     if (this.options.watch ?? this.options.configPath !== undefined) {
@@ -394,6 +409,8 @@ class Proxy implements ProxyHandle {
   private adopt(socket: net.Socket, listener: ClientConn['listener']): ClientConn | undefined {
     this.acceptedTotal++;
     socket.on('error', () => undefined);
+    // node:http sets this only on sockets it accepts itself; these come from our own listeners.
+    socket.setNoDelay(true);
     const limit = this.state.config.limits.maxClientConnections;
     if (this.conns.size >= limit) {
       this.metrics.clientConnectionsRefused.inc({ listener });
@@ -473,19 +490,23 @@ class Proxy implements ProxyHandle {
     let classified: ClassifiedRequest | undefined;
     let decision: Decision | undefined;
     let plan: UpstreamPlan | undefined;
-    const controller = new AbortController();
-    this.inflightRequests.add(controller);
+    let authority: string | undefined;
+    const control = new RequestControl();
+    this.inflightRequests.add(control);
     let totalTimer: NodeJS.Timeout | undefined;
     let timedOut = false;
     const onClose = () => {
-      if (!res.writableFinished) controller.abort(new EgressError('CLIENT_CLOSED'));
+      if (!res.writableFinished) control.abort(new EgressError('CLIENT_CLOSED'));
     };
     res.once('close', onClose);
     try {
-      const authority = (req.headers[':authority'] as string | undefined) ?? req.headers.host;
-      classified = classifyHttp(req as { method: string; url: string; headers: typeof req.headers }, authority, state.suffixes,
-        state.config.listeners.http.forwardProxy, parentPort, Math.random());
+      authority = requestAuthority(req);
+      classified = classifyHttp(req as RequestLike, authority, state.suffixes,
+        state.config.listeners.http.forwardProxy, parentPort, Math.random(), state.config.listeners.http.ambiguousPaths);
       const target = classified.target;
+      if (classified.ambiguity && pathRestricted(state.policy, target)) {
+        throw new EgressError('BAD_REQUEST', `ambiguous path (${classified.ambiguity}) where routes restrict paths`);
+      }
       decision = decide(state.policy, target);
       if (decision.reason === 'no-backend') throw new EgressError('NO_BACKEND');
       if (decision.action === 'deny') {
@@ -504,22 +525,22 @@ class Proxy implements ProxyHandle {
       if (limit > 0) {
         totalTimer = setTimeout(() => {
           timedOut = true;
-          controller.abort(new EgressError('TOTAL_TIMEOUT'));
+          control.abort(new EgressError('TOTAL_TIMEOUT'));
         }, limit);
       }
       await forwardHttp({
-        ctx: this.ctx, state, plan, target, rule: decision.rule, req, res, path: classified.path, grpc, signal: controller.signal, outcome,
+        ctx: this.ctx, state, plan, target, rule: decision.rule, req, res, path: classified.path, grpc, control, outcome,
       });
     } catch (err) {
-      const cut = controller.signal.reason instanceof EgressError && controller.signal.reason.code === 'DRAINING';
-      const e = timedOut ? new EgressError('TOTAL_TIMEOUT') : cut ? controller.signal.reason as EgressError : toEgressError(err, 'INTERNAL');
+      const cut = control.reason?.code === 'DRAINING';
+      const e = timedOut ? new EgressError('TOTAL_TIMEOUT') : cut ? control.reason! : toEgressError(err, 'INTERNAL');
       outcome.error = e.code;
       outcome.errorDetail = e.detail;
       if (!res.headersSent) outcome.status = sendError(res, e.code, grpc);
       else sendError(res, e.code, grpc);
       if (e.code === 'INTERNAL') this.ctx.logger.error({ err }, 'internal error on the request path');
     } finally {
-      this.inflightRequests.delete(controller);
+      this.inflightRequests.delete(control);
       clearTimeout(totalTimer);
       res.off('close', onClose);
       observeHttp(this.ctx, state, {
@@ -650,6 +671,33 @@ class Proxy implements ProxyHandle {
     this.ctx.logger.info({ event: 'material-reloaded', generation: this.generation, files: material.files }, 'certificate or secret files reloaded');
   }
 
+  public prepare(config: ProxyConfig): PreparedConfig {
+    const material = { files: materialFiles(config), hash: '' };
+    material.hash = materialHash(material.files);
+    let next: RuntimeState | undefined;
+    let problems: readonly ConfigProblem[] = [];
+    try {
+      next = new RuntimeState(config, this.generation + 1);
+    } catch (err) {
+      problems = err instanceof ConfigError ? err.problems : [{ path: '$', message: (err as Error).message }];
+    }
+    return {
+      problems,
+      materialHash: material.hash,
+      commit: () => {
+        if (!next || this.closed) return { ok: false, problems, generation: this.generation };
+        this.warnUnreloadable(this.state.config, next.config);
+        this.swapState(next, material);
+        this.ctx.logger.info({ event: 'config-reloaded', generation: this.generation }, 'config reloaded');
+        return { ok: true, problems: [], generation: this.generation };
+      },
+    };
+  }
+
+  public rejectConfig(problems: readonly ConfigProblem[], key: string): ReloadResult {
+    return this.reloadFailed(problems, key);
+  }
+
   /** The one atomic swap: config, compiled policy, TLS contexts and pools travel together. */
   private swapState(next: RuntimeState, material: { files: string[]; hash: string }): void {
     const prev = this.state;
@@ -677,7 +725,9 @@ class Proxy implements ProxyHandle {
   }
 
   private warnUnreloadable(a: ProxyConfig, b: ProxyConfig): void {
-    if (JSON.stringify(a.listeners) !== JSON.stringify(b.listeners) || a.limits.maxHeaderBytes !== b.limits.maxHeaderBytes) {
+    // Per-request settings of the HTTP listener apply to the next request; only what binds sockets needs a restart.
+    const bound = (l: ProxyConfig['listeners']) => JSON.stringify({ ...l, http: { ...l.http, ambiguousPaths: undefined } });
+    if (bound(a.listeners) !== bound(b.listeners) || a.limits.maxHeaderBytes !== b.limits.maxHeaderBytes || a.workers !== b.workers) {
       this.ctx.logger.warn({ event: 'config-restart-needed' }, 'listener changes take effect after a restart');
     }
   }
@@ -868,6 +918,15 @@ function drainAwareResponse(beforeHead: (res: http.ServerResponse) => void): typ
     }
   }
   return DrainAwareResponse as unknown as typeof http.ServerResponse;
+}
+
+/**
+ * A data-plane listener. Half-open sockets, as node:http's own server uses them: a client's FIN is
+ * not our cue to close. No Nagle: a proxy relays small writes (a response head, the last bytes of a
+ * body) that must not wait for the peer's delayed ACK.
+ */
+function dataPlaneServer(onConnection: (socket: net.Socket) => void): net.Server {
+  return net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
 }
 
 /** A ConfigMap holds at most 1 MiB; anything far beyond that is not a config. */

@@ -125,15 +125,39 @@ export interface TlsHandshakeResult {
 }
 
 /**
+ * TLS sessions to resume, for connections that share a profile, server name and address (a pool's
+ * connections). A resumed session was established by a handshake verified under the same profile
+ * and name; the server proves it holds that session's secret, and Node still reports and checks
+ * the certificate the session carries.
+ */
+export class TlsSessionCache {
+  private session: Buffer | undefined;
+  public get(): Buffer | undefined {
+    return this.session;
+  }
+  public set(session: Buffer): void {
+    this.session = session;
+  }
+  /** A session the server refused to resume, or that belongs to a failed connection. */
+  public forget(session: Buffer | undefined): void {
+    if (session !== undefined && this.session === session) this.session = undefined;
+  }
+}
+
+/**
  * Handshake over `raw` within `timeoutMs`. Rejects with TLS_TIMEOUT or TLS_FAILED and destroys
  * the socket; the caller never gets an unverified socket unless the mode says to skip checks.
+ * With `sessions`, the handshake offers the last session to resume (no certificate exchange and one
+ * round trip less) and keeps the tickets the server sends.
  */
 export function originateTls(
   raw: Socket, profile: TlsProfile, servername: string, timeoutMs: number, alpn: readonly string[] = ['http/1.1'],
+  sessions?: TlsSessionCache,
 ): Promise<TlsHandshakeResult> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     let done = false;
+    const offered = sessions?.get();
     const sock = tls.connect({
       socket: raw,
       secureContext: profile.secureContext,
@@ -142,10 +166,13 @@ export function originateTls(
       // Node runs this only when the chain verified; SkipCA is checked below instead.
       checkServerIdentity: (host, cert) => (profile.verifyChain ? checkIdentity(profile, host, cert) : undefined),
       ALPNProtocols: [...alpn],
+      session: offered,
     });
+    if (sessions) sock.on('session', (session: Buffer) => sessions.set(session));
     const fail = (err: EgressError) => {
       if (done) return;
       done = true;
+      sessions?.forget(offered);
       clearTimeout(timer);
       sock.destroy();
       raw.destroy();

@@ -2,7 +2,7 @@
 // upstream (originating TLS only for TCP services that ask for it), then splice with an idle bound.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { classifyConnect, classifySni } from './classify';
+import { classifyConnect, classifySni, requestAuthority } from './classify';
 import { decide, type Decision, type Target } from './decide';
 import { EgressError, errorResponse, toEgressError, type EgressErrorCode } from './errors';
 import { observeTunnel, type TunnelRecord } from './observe';
@@ -86,6 +86,7 @@ export async function handleConnect(deps: TunnelDeps, req: IncomingMessage, clie
   try {
     let target: Target;
     try {
+      requestAuthority(req);
       target = classifyConnect(req.url ?? '', state.suffixes);
     } catch (err) {
       record.error = toEgressError(err, 'BAD_REQUEST').code;

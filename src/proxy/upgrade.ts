@@ -2,8 +2,8 @@
 // originated as for plain requests), send the rewritten request head, then splice the bytes.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { classifyHttp, type ClassifiedRequest } from './classify';
-import { decide, type Decision } from './decide';
+import { classifyHttp, requestAuthority, type ClassifiedRequest } from './classify';
+import { decide, pathRestricted, type Decision } from './decide';
 import { EgressError, errorResponse, toEgressError, type EgressErrorCode } from './errors';
 import { hostHeaderFor, upstreamRequestHeaders, type HttpOutcome } from './forward-http';
 import { observeHttp } from './observe';
@@ -74,8 +74,11 @@ export async function handleUpgrade(deps: TunnelDeps, req: IncomingMessage, clie
   let decision: Decision | undefined;
   let plan: UpstreamPlan | undefined;
   try {
-    classified = classifyHttp({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers }, req.headers.host, state.suffixes,
-      state.config.listeners.http.forwardProxy, parentPort, Math.random());
+    classified = classifyHttp({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers }, requestAuthority(req), state.suffixes,
+      state.config.listeners.http.forwardProxy, parentPort, Math.random(), state.config.listeners.http.ambiguousPaths);
+    if (classified.ambiguity && pathRestricted(state.policy, classified.target)) {
+      throw new EgressError('BAD_REQUEST', `ambiguous path (${classified.ambiguity}) where routes restrict paths`);
+    }
     decision = decide(state.policy, classified.target);
     if (decision.reason === 'no-backend') throw new EgressError('NO_BACKEND');
     if (decision.action !== 'allow') throw new EgressError('EGRESS_DENIED');

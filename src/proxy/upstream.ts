@@ -173,6 +173,8 @@ export function dialVetted(ctx: ProxyContext, address: string, port: number, con
         reject(err);
       } else {
         socket.on('error', noop);
+        // Whatever the dialler: relayed requests must not wait for delayed ACKs (Nagle).
+        socket.setNoDelay(true);
         resolve({ socket, connectMs: performance.now() - started });
       }
     };

@@ -27,6 +27,9 @@ export const BUILT_IN_REFUSED_CIDRS: readonly string[] = [
   '::1/128', // loopback
   '64:ff9b:1::/48', // local-use NAT64
   '100::/64', // discard-only
+  // Teredo (RFC 4380): tunnels to an IPv4 host behind NAT through public relays; no server has a
+  // reason to be reached that way, and the relay hop hides the IPv4 address it ends at.
+  '2001::/32',
   '2001:db8::/32', // documentation
   'fc00::/7', // unique local
   'fe80::/10', // link-local
@@ -76,12 +79,11 @@ export class AddressVetter {
     if (!parsed) return { ok: false, address, reason: 'invalid-address' };
     const ip = unmapIp(parsed);
     const text = formatIp(ip);
-    // An IPv6 address that carries an IPv4 one (NAT64, 6to4) reaches that IPv4 address through a
-    // translator: it is refused for whatever the IPv4 address would be refused for.
+    // An IPv6 address that carries an IPv4 one (NAT64, 6to4, Teredo) reaches that IPv4 address
+    // through a translator or relay: it is refused for whatever the IPv4 address would be refused for.
     const refusal = this.refusal(ip, text);
     if (refusal) return refusal;
-    const embedded = embeddedIpv4(ip);
-    if (embedded) {
+    for (const embedded of embeddedIpv4(ip)) {
       const embeddedRefusal = this.refusal(embedded, text);
       if (embeddedRefusal) return embeddedRefusal;
     }
@@ -105,14 +107,23 @@ export class AddressVetter {
 
 const NAT64_WELL_KNOWN = 0x0064ff9b0000000000000000n; // 64:ff9b::/96 (RFC 6052), shifted right by 32
 const SIX_TO_FOUR = 0x2002n; // 2002::/16 (RFC 3056), shifted right by 112
+const TEREDO = 0x20010000n; // 2001::/32 (RFC 4380), shifted right by 96
+const NONE: readonly IpAddress[] = Object.freeze([]);
 
-/** The IPv4 address inside a NAT64 well-known-prefix or 6to4 address, else undefined. */
+/**
+ * The IPv4 addresses inside an IPv6 address that leads to them: the one of a NAT64 well-known-prefix
+ * or 6to4 address; the Teredo server (bits 32-63, in clear) and client (bits 96-127, every bit
+ * inverted, RFC 4380 §4) of a Teredo address. Empty for anything else.
+ */
 /* eslint-disable no-bitwise */ // address arithmetic is bit arithmetic
-export function embeddedIpv4(ip: IpAddress): IpAddress | undefined {
-  if (ip.family !== 6) return undefined;
-  if ((ip.value >> 32n) === NAT64_WELL_KNOWN) return { family: 4, value: ip.value & 0xffffffffn };
-  if ((ip.value >> 112n) === SIX_TO_FOUR) return { family: 4, value: (ip.value >> 80n) & 0xffffffffn };
-  return undefined;
+export function embeddedIpv4(ip: IpAddress): readonly IpAddress[] {
+  if (ip.family !== 6) return NONE;
+  if ((ip.value >> 32n) === NAT64_WELL_KNOWN) return [{ family: 4, value: ip.value & 0xffffffffn }];
+  if ((ip.value >> 112n) === SIX_TO_FOUR) return [{ family: 4, value: (ip.value >> 80n) & 0xffffffffn }];
+  if ((ip.value >> 96n) === TEREDO) {
+    return [{ family: 4, value: (ip.value >> 64n) & 0xffffffffn }, { family: 4, value: (ip.value ^ 0xffffffffn) & 0xffffffffn }];
+  }
+  return NONE;
 }
 /* eslint-enable no-bitwise */
 

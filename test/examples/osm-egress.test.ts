@@ -56,25 +56,25 @@ describe.each<Stage>(['passthrough', 'disabled', 'policy'])('examples/osm-egress
   });
   afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
-  test('validate-manifests fails nothing but its known root apiVersion/kind/metadata defect on the OSM objects', () => {
+  test('every object passes the strict validator, the OSM ones included', () => {
     const result = validatePath(join(outdir, 'osm-egress'));
-    expect(result.unexpected).toEqual([]);
-    const osmObjects = objects.filter((o) => OSM_GROUPS.includes(o.apiVersion.split('/')[0]));
-    // Each OSM object fails on exactly the three root messages; every other object passes.
-    expect(result.failed).toBe(osmObjects.length);
-    expect(result.output.split('\n').filter((l) => l.startsWith('FAIL'))).toHaveLength(3 * osmObjects.length);
-    expect(result.passed).toBe(objects.length - osmObjects.length);
+    expect(result.messages).toEqual([]);
+    expect(objects.filter((o) => OSM_GROUPS.includes(o.apiVersion.split('/')[0])).length).toBeGreaterThan(0);
+    expect(result).toMatchObject({ passed: objects.length, failed: 0 });
   });
 
-  test('scripts/validate-examples.sh passes the example, printing what it sets aside', () => {
+  test('scripts/validate-examples.sh passes the example with the project\'s validator alone', () => {
     const r = spawnSync('bash', [join(ROOT, 'scripts', 'validate-examples.sh'), 'osm-egress'], {
-      cwd: ROOT, encoding: 'utf8', timeout: 120_000, env: { ...process.env, DIST_DIR: outdir },
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 120_000,
+      // The independent second check is for CI; the test must not depend on it.
+      env: { ...process.env, DIST_DIR: outdir, VALIDATE_MANIFESTS: join(outdir, 'no-second-validator') },
     });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    const osmObjects = objects.filter((o) => OSM_GROUPS.includes(o.apiVersion.split('/')[0])).length;
-    expect(r.stdout.split('\n').filter((l) => l.includes('set aside (known validator defect'))).toHaveLength(3 * osmObjects);
-    expect(r.stdout).toContain(`=> ${objects.length} passed, 0 failed once the ${3 * osmObjects} message(s) above are set aside`);
+    expect(r.stdout).toContain(`${objects.length} passed, 0 failed`);
+    expect(r.stdout).not.toMatch(/FAIL|set aside/);
   });
 
   test('the MeshConfig carries the seed\'s switch for this stage, policies enforced', () => {

@@ -147,7 +147,7 @@ describe('renderIstio', () => {
     });
   });
 
-  test('the rendered objects pass validate-manifests', () => {
+  test('the rendered objects pass the strict validator', () => {
     const a = render({
       service: serviceSpec({
         ports: [{ port: 80, protocol: 'http', targetPort: 443 }, { port: 4244, protocol: 'tcp', targetPort: 4244 }],
@@ -157,14 +157,14 @@ describe('renderIstio', () => {
     }, { exportTo: ['.'] });
     const b = render({ service: serviceSpec({ name: 'wild', host: '*.httpbin.org', ports: [{ port: 8080, protocol: 'http2', targetPort: 8080 }] }, PLAINTEXT) }, { name: 'wild' });
     const result = validateObjects([a.serviceEntry, a.destinationRule!, b.serviceEntry]);
-    // Only the validator's root apiVersion/kind/metadata defect for Istio kinds (see validate.ts).
-    expect(result.unexpected).toEqual([]);
-    expect(result.passed + result.failed).toBe(3);
+    expect(result.messages).toEqual([]);
+    expect(result).toMatchObject({ passed: 3, failed: 0 });
   });
 });
 
-test('spec errors in Istio objects still fail validation', () => {
+test('throws when an Istio object breaks its schema: the validator names object, field and rule', () => {
   const { serviceEntry } = renderIstio({ service: serviceSpec() }, OPTIONS);
   const result = validateObjects([{ ...serviceEntry, spec: { ...serviceEntry.spec, resolution: 'LOGICAL' } }]);
-  expect(result.unexpected.join('\n')).toMatch(/\/spec\/resolution must be equal to one of the allowed values/);
+  expect(result.failed).toBe(1);
+  expect(result.messages).toEqual([expect.stringMatching(/^ServiceEntry \S+ \(objects\.yaml#0\) \/spec\/resolution: must be one of "NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN", "DYNAMIC_DNS" \[enum\]$/)]);
 });

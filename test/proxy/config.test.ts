@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LIMIT_BOUNDS, TIMEOUT_BOUNDS } from '../../src/model/bounds';
+import { LIMIT_BOUNDS, TIMEOUT_BOUNDS, WORKER_BOUNDS } from '../../src/model/bounds';
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_POOL } from '../../src/model/defaults';
 import { ConfigError, loadConfigFile, parseConfigText, validateConfig, type ConfigProblem } from '../../src/proxy/config';
 
@@ -29,7 +29,11 @@ describe('valid configs', () => {
     expect(c.timeouts).toEqual(DEFAULT_TIMEOUTS);
     expect(c.defaultTls).toEqual(DEFAULT_TLS);
     expect(c.listeners).toEqual({
-      bindAddress: '0.0.0.0', http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80 }, tls: undefined, tcp: [], admin: { port: 9901 },
+      bindAddress: '0.0.0.0',
+      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80, ambiguousPaths: 'Reject' },
+      tls: undefined,
+      tcp: [],
+      admin: { port: 9901 },
     });
     expect(c.parent).toEqual({ group: 'policy.linkerd.io', kind: 'EgressNetwork', name: 'all-egress', namespace: 'egress', trafficPolicy: 'Deny', networks: [], mode: 'Enforce' });
     expect(c.addressPolicy).toEqual({ allowCidrs: [], denyCidrs: [] });
@@ -82,6 +86,14 @@ describe('valid configs', () => {
 });
 
 describe('invalid configs', () => {
+  test('ambiguousPaths must be one of its three actions, reported with the rest', () => {
+    const ps = problems({ ...MINIMAL, listeners: { http: { ambiguousPaths: 'Unescape' } }, limits: { maxConcurrent: 0 } });
+    const byPath = Object.fromEntries(ps.map((p) => [p.path, p]));
+    expect(byPath['$.listeners.http.ambiguousPaths']).toMatchObject({ value: 'Unescape', message: 'must be one of "Reject", "UnescapeAndForward", "KeepUnchanged"' });
+    expect(byPath['$.limits.maxConcurrent']).toBeDefined();
+    expect(problems({ ...MINIMAL, listeners: { http: { ambiguousPaths: 3 } } })[0]).toMatchObject({ path: '$.listeners.http.ambiguousPaths', value: 3 });
+  });
+
   test('throws with every problem at once, each with path and offending value', () => {
     const bad = {
       apiVersion: 'egress.cdk8s.io/v1',
@@ -197,6 +209,20 @@ describe('invalid configs', () => {
     if (!ok.ok) throw new Error(JSON.stringify(ok.problems));
     expect(ok.config.timeouts).toMatchObject({ clientKeepAliveMs: 100, drainDelayMs: 0 });
     expect(ok.config.limits).toEqual({ ...DEFAULT_LIMITS, maxClientConnections: 1 });
+  });
+
+  test('workers: 1 when left out, a whole number within the bounds shared with the constructs', () => {
+    const dflt = validateConfig(MINIMAL);
+    if (!dflt.ok) throw new Error(JSON.stringify(dflt.problems));
+    expect(dflt.config.workers).toBe(1);
+    const four = validateConfig({ ...MINIMAL, workers: 4 });
+    if (!four.ok) throw new Error(JSON.stringify(four.problems));
+    expect(four.config.workers).toBe(4);
+    for (const bad of [0, 1.5, WORKER_BOUNDS.max + 1, '2']) {
+      expect(problems({ ...MINIMAL, workers: bad })).toEqual([
+        { path: '$.workers', message: `must be an integer from 1 to ${WORKER_BOUNDS.max}`, value: bad },
+      ]);
+    }
   });
 
   test('loadConfigFile on a missing file reports it as a problem', () => {

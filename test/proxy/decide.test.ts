@@ -5,7 +5,7 @@ import type {
 } from '../../src/model/proxy-config';
 import { parseIp } from '../../src/proxy/cidr';
 import {
-  PolicyCompileError, checkNetworks, compilePolicy, decide, defaultRoute, findExternalService,
+  PolicyCompileError, checkNetworks, compilePolicy, decide, defaultRoute, findExternalService, pathRestricted,
   type Decision, type Target,
 } from '../../src/proxy/decide';
 import { redirectLocation } from '../../src/proxy/route-match';
@@ -30,7 +30,7 @@ function config(o: ConfigOptions = {}): ProxyConfig {
     gateway: { name: 'gw', namespace: NS },
     listeners: {
       bindAddress: '127.0.0.1',
-      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80 },
+      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80, ambiguousPaths: 'Reject' },
       tcp: [],
       admin: { port: 9901 },
     },
@@ -48,6 +48,7 @@ function config(o: ConfigOptions = {}): ProxyConfig {
     addressPolicy: { allowCidrs: [], denyCidrs: [] },
     timeouts: DEFAULT_TIMEOUTS,
     limits: DEFAULT_LIMITS,
+    workers: 1,
     defaultTls: DEFAULT_TLS,
   };
 }
@@ -257,6 +258,88 @@ describe('match types (one route, Deny otherwise)', () => {
 
 /* ------------------------------------------------------------------ precedence */
 
+describe('pathRestricted: does a route that takes the host look at the path?', () => {
+  const p = compilePolicy(config({
+    routes: [
+      http('root-only', { hostnames: ['open.example'], rules: [rule({ matches: [prefix('/'), match({ headers: [{ type: 'Exact', name: 'x', value: '1' }] })] })] }),
+      http('get-only', { hostnames: ['httpbin.org'], rules: [rule({ matches: [prefix('/get')] })] }),
+      http('wild', { hostnames: ['*.wild.example'], rules: [rule({ matches: [exact('/x')] })] }),
+      http('port-8080', { hostnames: ['ported.example'], port: 8080, rules: [rule({ matches: [regex('/a.*')] })] }),
+      route('GRPCRoute', 'grpc-method', { hostnames: ['grpc.example'], rules: [rule({ matches: [match({ grpcMethod: { type: 'Exact', service: 'pkg.S' } })] })] }),
+    ],
+  }));
+  test.each<[string, Partial<Target>, boolean]>([
+    ['only PathPrefix "/" and header matches', { host: 'open.example' }, false],
+    ['a PathPrefix /get route', { host: 'httpbin.org' }, true],
+    ['a wildcard route with an Exact path', { host: 'a.wild.example' }, true],
+    ['no route for the host', { host: 'other.example' }, false],
+    ['a path route on another port', { host: 'ported.example', port: 80 }, false],
+    ['a path route on this port', { host: 'ported.example', port: 8080 }, true],
+    ['gRPC with a service match', { host: 'grpc.example', protocol: 'grpc' }, true],
+    ['HTTP to a host only a GRPCRoute restricts', { host: 'grpc.example' }, false],
+  ])('%s → %s', (_what, t, expected) => {
+    expect(pathRestricted(p, httpTarget(t))).toBe(expected);
+  });
+});
+
+describe('path precedence as linkerd2-proxy ranks it: the most path characters matched', () => {
+  // Every route has one rule with one path match; the routes of a case are declared in the order
+  // listed, so a winner declared later proves the ranking, not the declaration order.
+  const ROUTES: Record<string, RouteMatchSpec> = {
+    'prefix-root': prefix('/'),
+    'prefix-foo': prefix('/foo'),
+    'prefix-foo-slash': prefix('/foo/'),
+    'prefix-foo-4': prefix('/foo/4'),
+    'exact-foo-4': exact('/foo/4'),
+    'regex-foo-num': regex('/foo/\\d+'),
+    'regex-foo-any': regex('/foo/.*'),
+    'regex-any': regex('/.*'),
+    'get-regex-foo-num': match({ path: { type: 'RegularExpression', value: '/foo/\\d+' }, method: 'GET' }),
+    'get-prefix-foo': match({ path: { type: 'PathPrefix', value: '/foo' }, method: 'GET' }),
+  };
+  const policy = (names: readonly string[]) => compilePolicy(config({
+    routes: names.map((n, i) => http(n, { order: i + 1, rules: [rule({ matches: [ROUTES[n]] })] })),
+  }));
+
+  test.each<[string, string[], string, string | undefined]>([
+    // The issue's case: Linkerd sends /foo/4 to the regex (6 characters) over the prefix (4).
+    ['regex covers the whole path, prefix 4 characters', ['prefix-foo', 'regex-foo-num'], '/foo/4', 'regex-foo-num'],
+    ['same, the regex declared first', ['regex-foo-num', 'prefix-foo'], '/foo/4', 'regex-foo-num'],
+    ['regex does not match: the prefix', ['prefix-foo', 'regex-foo-num'], '/foo/x', 'prefix-foo'],
+    ['regex does not match the bare prefix', ['prefix-foo', 'regex-foo-num'], '/foo', 'prefix-foo'],
+    ['regex with a trailing segment does not match', ['prefix-foo', 'regex-foo-num'], '/foo/4/edit', 'prefix-foo'],
+    ['a longer prefix still loses to a regex over the whole longer path', ['prefix-foo-4', 'regex-foo-any'], '/foo/4/edit', 'regex-foo-any'],
+    ['a prefix that is the whole path ties the regex: PathPrefix first', ['regex-foo-num', 'prefix-foo-4'], '/foo/4', 'prefix-foo-4'],
+    ['trailing slash of the path: prefix counts 6, regex /foo/.* the whole 7', ['prefix-foo-4', 'regex-foo-any'], '/foo/4/', 'regex-foo-any'],
+    ['Exact ties a regex on the same path: Exact first', ['regex-foo-num', 'exact-foo-4'], '/foo/4', 'exact-foo-4'],
+    ['Exact over a prefix that is the whole path', ['prefix-foo-4', 'exact-foo-4'], '/foo/4', 'exact-foo-4'],
+    ['Exact over everything at once', ['prefix-root', 'prefix-foo', 'regex-foo-num', 'regex-any', 'prefix-foo-4', 'exact-foo-4'], '/foo/4', 'exact-foo-4'],
+    ['without Exact, the full set: PathPrefix /foo/4 ties the regexes and wins', ['prefix-root', 'regex-any', 'regex-foo-num', 'prefix-foo', 'prefix-foo-4'], '/foo/4', 'prefix-foo-4'],
+    ['"/" counts 1: a regex over a longer path wins', ['prefix-root', 'regex-any'], '/a', 'regex-any'],
+    ['"/" counts 1 and ties a regex on "/": PathPrefix', ['regex-any', 'prefix-root'], '/', 'prefix-root'],
+    ['trailing slashes of a prefix do not count', ['prefix-foo-slash', 'prefix-foo'], '/foo/bar', 'prefix-foo-slash'],
+    ['path kind ranks before a method match', ['get-regex-foo-num', 'prefix-foo-4'], '/foo/4', 'prefix-foo-4'],
+    ['length ranks before a method match', ['get-prefix-foo', 'regex-foo-num'], '/foo/12', 'regex-foo-num'],
+    ['equal path: the method match', ['prefix-foo', 'get-prefix-foo'], '/foo/x', 'get-prefix-foo'],
+    ['nothing matches', ['exact-foo-4', 'regex-foo-num'], '/bar', undefined],
+  ])('%s: %j, %s → %s', (_what, names, path, winner) => {
+    const d = decide(policy(names), httpTarget({ path, method: 'GET' }));
+    if (winner === undefined) expect(d.reason).not.toBe('route-matched');
+    else expect({ reason: d.reason, route: d.route.name }).toEqual({ reason: 'route-matched', route: winner });
+  });
+
+  test('a rule with several matches is ranked by its best one for the request', () => {
+    const p = compilePolicy(config({
+      routes: [
+        http('a', { order: 1, rules: [rule({ matches: [prefix('/foo/4')] })] }),
+        http('b', { order: 2, rules: [rule({ matches: [prefix('/'), regex('/foo/[0-9]+/edit')] })] }),
+      ],
+    }));
+    expect(decide(p, httpTarget({ path: '/foo/4/edit' })).route.name).toBe('b');
+    expect(decide(p, httpTarget({ path: '/foo/4/view' })).route.name).toBe('a');
+  });
+});
+
 describe('precedence: every tie-break step, the winner declared second', () => {
   // Each case: two routes that both match the target; `b` must win although `a` is older and
   // alphabetically first, so only the criterion under test can explain the result.
@@ -274,8 +357,9 @@ describe('precedence: every tie-break step, the winner declared second', () => {
     ['Exact path over PathPrefix', r(prefix('/get')), r(exact('/get')), { path: '/get' }],
     ['Exact path over a longer PathPrefix', r(prefix('/get/')), r(exact('/get')), { path: '/get' }],
     ['longest PathPrefix', r(prefix('/api')), r(prefix('/api/v1')), { path: '/api/v1/users' }],
-    ['PathPrefix over RegularExpression', r(regex('/api/v1/.*')), r(prefix('/api')), { path: '/api/v1/users' }],
-    ['longer RegularExpression over shorter', r(regex('/api/.*')), r(regex('/api/v[0-9]/.*')), { path: '/api/v1/users' }],
+    ['RegularExpression (whole path matched) over a shorter PathPrefix', r(prefix('/api')), r(regex('/api/v1/.*')), { path: '/api/v1/users' }],
+    ['PathPrefix over RegularExpression when the prefix is the whole path', r(regex('/api/v[0-9]')), r(prefix('/api/v1')), { path: '/api/v1' }],
+    ['Exact over RegularExpression on the same path', r(regex('/api/v[0-9]')), r(exact('/api/v1')), { path: '/api/v1' }],
     ['method match', r(prefix('/api')), r(match({ path: { type: 'PathPrefix', value: '/api' }, method: 'GET' })), { path: '/api' }],
     ['method before headers', r(match({ headers: [hdr('h1'), hdr('h2')] })), r(match({ method: 'GET' })), { headers: { h1: '1', h2: '1' } }],
     ['more header matches', r(match({ headers: [hdr('h1')] })), r(match({ headers: [hdr('h1'), hdr('h2')] })), { headers: { h1: '1', h2: '1' } }],
@@ -284,6 +368,11 @@ describe('precedence: every tie-break step, the winner declared second', () => {
   ])('%s', (_name, a, b, t) => {
     const p = pair(a, b);
     expect(summary(decide(p, httpTarget(t)))).toEqual(routed('b'));
+  });
+
+  test('two RegularExpressions that both match count the same (the whole path): the older route wins, however long the pattern', () => {
+    const p = pair(r(regex('/api/.*')), r(regex('/api/v[0-9]/[a-z]+')));
+    expect(decide(p, httpTarget({ path: '/api/v1/users' })).route.name).toBe('a');
   });
 
   test('oldest route wins over alphabetical order', () => {

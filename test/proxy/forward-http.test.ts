@@ -642,7 +642,7 @@ describe('gRPC', () => {
     });
     expect(trailers['grpc-status']).toBe('0');
     const m = await (await request(`http://127.0.0.1:${proxy.ports.admin}/metrics`)).body.text();
-    expect(m).toMatch(/outbound_grpc_route_request_statuses_total\{[^}]*route_name="grpc-egress-allow"[^}]*grpc_status="0"[^}]*\} 1/);
+    expect(m).toMatch(/outbound_grpc_route_request_statuses_total\{[^}]*route_name="grpc-egress-allow"[^}]*grpc_status="OK"[^}]*\} 1/);
   });
 
   /**

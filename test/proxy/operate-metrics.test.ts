@@ -132,6 +132,8 @@ describe('gRPC metrics', () => {
     const backend = { ...route, ...PARENT_AS_BACKEND };
     expect(sample(m, 'outbound_grpc_route_backend_requests_total', backend)).toBe(1);
     expect(sample(m, 'outbound_grpc_route_backend_response_statuses_total', { ...backend, grpc_status: 'NOT_FOUND', error: '' })).toBe(1);
+    // The route family names the status the same way the backend family does.
+    expect(sample(m, 'outbound_grpc_route_request_statuses_total', { ...route, hostname: 'api.test.example', grpc_status: 'NOT_FOUND', error: '' })).toBe(1);
     expect(sample(m, 'outbound_grpc_route_backend_response_duration_seconds_count', backend)).toBe(1);
     // gRPC calls are not counted twice in the HTTP backend family.
     expect(m).not.toMatch(/^outbound_http_route_backend_requests_total\{/m);

@@ -1,7 +1,7 @@
 import type { HeaderModifierSpec, RequestRedirectSpec } from '../../src/model/proxy-config';
 import {
   RegexSyntaxError, applyHeaderModifier, compileGrpcMethodMatch, compilePathMatch, compileRegex,
-  compileValueMatches, grpcMethodMatches, headerValue, headersMatch, normalizePath, parseGrpcPath,
+  compileValueMatches, grpcMethodMatches, headerValue, headersMatch, normalizePath, parseGrpcPath, ambiguousPath, unescapeAmbiguousPath,
   parseQuery, pathMatches, pathMatchesExact, pathMatchesPrefix, queryMatches, redirectLocation,
   replacePrefixMatch, valueMatches,
 } from '../../src/proxy/route-match';
@@ -164,6 +164,48 @@ describe('normalizePath', () => {
     ['', undefined],
   ])('%j → %j', (input, expected) => {
     expect(normalizePath(input)).toBe(expected);
+  });
+});
+
+describe('ambiguous paths', () => {
+  test.each([
+    ['/get/ip', undefined],
+    ['/get/a%20b;v=1', undefined], // escapes and parameters that are data
+    ['/get/..%2fip', 'encoded-slash'],
+    ['/get/..%2Fip', 'encoded-slash'],
+    ['/get/%2e%2e%2fip', 'encoded-slash'],
+    ['/get/a%5Cb', 'encoded-backslash'],
+    ['/get/..\\ip', 'backslash'],
+    ['/get/%2e%2e/ip', 'encoded-dot-segment'],
+    ['/get/.%2E/ip', 'encoded-dot-segment'],
+    ['/get/%2e/ip', 'encoded-dot-segment'],
+    ['/get/..;/ip', 'dot-segment-parameter'],
+    ['/get/.;x=1/ip', 'dot-segment-parameter'],
+    ['/get/%2e%2e;/ip', 'dot-segment-parameter'],
+    ['/get;v=1/ip', undefined], // a parameter on an ordinary segment
+    ['/get/..x;/ip', undefined],
+    ['/a%2ex/b', undefined], // '%2e' inside a name is not a dot segment
+  ])('ambiguousPath(%j) = %j', (path, kind) => {
+    expect(ambiguousPath(path)).toBe(kind);
+  });
+
+  test.each([
+    ['/get/..%2fip', '/ip'],
+    ['/get/%2e%2e%2fip', '/ip'],
+    ['/get/..;/ip', '/ip'],
+    ['/get/.;x/ip', '/get/ip'],
+    ['/get/a%5Cb', '/get/a/b'],
+    ['/get/a\\b', '/get/a/b'],
+    ['/get/a%2Fb;v=1/c%20d', '/get/a/b;v=1/c%20d'],
+    ['/get/..%2f..%2f..%2fx', undefined],
+  ])('unescaped and normalised, %j → %j', (path, expected) => {
+    expect(normalizePath(unescapeAmbiguousPath(path))).toBe(expected);
+  });
+
+  test('normalizePath without encodedDots resolves only literal dot segments', () => {
+    expect(normalizePath('/get/%2e%2e/ip', false)).toBe('/get/%2e%2e/ip');
+    expect(normalizePath('/get/../%2e%2e/ip', false)).toBe('/%2e%2e/ip');
+    expect(normalizePath('/get/%2e%2e/ip')).toBe('/ip');
   });
 });
 

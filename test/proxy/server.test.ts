@@ -107,6 +107,68 @@ describe('addressing', () => {
   });
 });
 
+describe('underscores and internationalised names', () => {
+  /** One raw request (bytes as given, UTF-8 Host included); resolves with the whole answer. */
+  const rawBytes = (port: number, bytes: Buffer) => new Promise<string>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    let got = '';
+    s.on('data', (c: Buffer) => { got += c.toString(); });
+    s.on('close', () => resolve(got));
+    s.on('error', () => resolve(got));
+    s.setTimeout(10_000, () => s.destroy());
+    s.write(bytes); // no FIN: the answer comes after an upstream exchange, and `Connection: close` ends it
+  });
+
+  test('a Host with "_" reaches its declared service', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({
+      parent: { name: 'p', namespace: 'n', trafficPolicy: 'Deny', allowDeclaredServices: true },
+      externalServices: [testService('tenant', 'my_tenant.test.example', { ports: [{ port: 80, targetPort: upstream.port }] })],
+    }), { 'my_tenant.test.example': '127.0.0.1' });
+    const r = await viaProxy(tp.proxy.ports.http, 'My_Tenant.test.example.egress.local', '/underscore');
+    expect(r.status).toBe(200);
+    expect(tp.resolver.calls).toEqual(['my_tenant.test.example']);
+    expect(upstream.seen[0].servername).toBe('my_tenant.test.example');
+  });
+
+  test('a raw UTF-8 IDN Host is matched, resolved, logged and counted as its A-label', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({
+      parent: { name: 'p', namespace: 'n', trafficPolicy: 'Deny', allowDeclaredServices: true },
+      externalServices: [testService('books', 'xn--bcher-kva.test.example', { ports: [{ port: 80, targetPort: upstream.port }] })],
+    }), { 'xn--bcher-kva.test.example': '127.0.0.1' });
+    const answer = await rawBytes(tp.proxy.ports.http,
+      Buffer.from('GET /idn HTTP/1.1\r\nHost: Bücher.test.example.egress.local\r\nConnection: close\r\n\r\n', 'utf8'));
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    expect(tp.resolver.calls).toEqual(['xn--bcher-kva.test.example']);
+    expect(upstream.seen[0].servername).toBe('xn--bcher-kva.test.example');
+    const line = tp.logs.lines.find((l) => l.status === 200);
+    expect(line?.host).toBe('xn--bcher-kva.test.example');
+    const metrics = await scrape(tp.proxy.ports.admin);
+    expect(metrics).toContain('hostname="xn--bcher-kva.test.example"');
+    expect(metrics).not.toMatch(/hostname="[^"]*[^\x00-\x7f]/);
+  });
+
+  test('CONNECT to a name with "_" is tunnelled to the vetted address', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig(), { 'my_tenant.test.example': '127.0.0.1' });
+    const answer = await new Promise<string>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: tp!.proxy.ports.http });
+      let got = '';
+      s.on('data', (c: Buffer) => {
+        got += c.toString();
+        if (got.includes('\r\n\r\n')) s.destroy();
+      });
+      s.on('close', () => resolve(got));
+      s.on('error', () => resolve(got));
+      s.write(`CONNECT my_tenant.test.example:${upstream!.port} HTTP/1.1\r\nHost: my_tenant.test.example:${upstream!.port}\r\n\r\n`);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    expect(tp.resolver.calls).toEqual(['my_tenant.test.example']);
+    expect(tp.dialer.calls).toEqual([{ address: '127.0.0.1', port: upstream.port }]);
+  });
+});
+
 describe('policy responses', () => {
   test('Deny → 403 EGRESS_DENIED; nothing resolved or dialled', async () => {
     tp = await startTestProxy(testConfig({ parent: { name: 'p', namespace: 'n', trafficPolicy: 'Deny' } }), NAMES);
@@ -213,7 +275,7 @@ describe('policy responses', () => {
     // eslint-disable-next-line no-bitwise
     expect(result.flags & http2.constants.NGHTTP2_FLAG_END_STREAM).toBeTruthy();
     const metrics = await scrape(tp.proxy.ports.admin);
-    expect(metrics).toMatch(/outbound_grpc_route_request_statuses_total\{[^}]*route_name="grpc-egress-deny"[^}]*grpc_status="7"[^}]*\} 1/);
+    expect(metrics).toMatch(/outbound_grpc_route_request_statuses_total\{[^}]*route_name="grpc-egress-deny"[^}]*grpc_status="PERMISSION_DENIED"[^}]*\} 1/);
   });
 
   test('over maxConcurrent → 503 OVERLOADED while one request is in flight', async () => {
@@ -263,6 +325,127 @@ describe('hostile clients', () => {
     expect(await raw('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff garbage frames')).not.toContain('hello');
     expect(await raw(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x10]))).toMatch(/^HTTP\/1\.1 400|^$/);
     expect((await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/still-alive')).status).toBe(200);
+  });
+});
+
+describe('ambiguous paths', () => {
+  const GET_ONLY = [{ kind: 'HTTPRoute', name: 'httpbin-get', namespace: 'egress-test', rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/get' } }] }] }];
+  const DENY = { name: 'all-egress-traffic', namespace: 'egress-test', trafficPolicy: 'Deny' };
+  const listeners = (ambiguousPaths?: string) => ({
+    bindAddress: '127.0.0.1', http: { port: 0, suffixes: ['egress.local'], forwardProxy: true, ...(ambiguousPaths ? { ambiguousPaths } : {}) }, admin: { port: 0 },
+  });
+  /** The request line as written (undici and fetch would normalise the path). */
+  const rawGet = (port: number, path: string) => new Promise<string>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    let got = '';
+    s.on('data', (c: Buffer) => { got += c.toString(); });
+    s.on('close', () => resolve(got));
+    s.on('error', () => resolve(got));
+    s.setTimeout(10_000, () => s.destroy());
+    s.write(`GET ${path} HTTP/1.1\r\nHost: api.test.example.egress.local\r\nConnection: close\r\n\r\n`);
+  });
+
+  test.each(['/get/..%2fip', '/get/..%2Fip', '/get/%2e%2e%2fip', '/get/%2e%2e/ip', '/get/..;/ip', '/get/..%5cip', '/get/..\\ip'])(
+    'default (Reject), a PathPrefix /get route: %s → 400 BAD_REQUEST, nothing sent upstream', async (path) => {
+      upstream = await startHttpsUpstream();
+      const config = testConfig({ listeners: listeners(), parent: DENY, externalServices: [apiService(upstream.port)], routes: GET_ONLY });
+      tp = await startTestProxy(config, NAMES);
+      const answer = await rawGet(tp.proxy.ports.http, path);
+      expect(answer).toMatch(/^HTTP\/1\.1 400/);
+      expect(answer.toLowerCase()).toContain('x-egress-error: bad_request');
+      expect(upstream.requests()).toBe(0);
+      expect(tp.dialer.calls).toEqual([]);
+      const line = tp.logs.lines.find((l) => l.error === 'BAD_REQUEST');
+      expect(String(line?.errorDetail)).toContain('ambiguous path');
+      expect((await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/get/ok')).status).toBe(200);
+    });
+
+  test('Reject where no route looks at the path: forwarded as received', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({ listeners: listeners('Reject'), externalServices: [apiService(upstream.port)] }), NAMES);
+    expect(await rawGet(tp.proxy.ports.http, '/files/a%2Fb')).toMatch(/^HTTP\/1\.1 200/);
+    expect(upstream.seen.map((r) => r.url)).toEqual(['/files/a%2Fb']);
+  });
+
+  test('UnescapeAndForward: the decoded path is matched and forwarded (denied outside /get, sent as decoded inside)', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({
+      listeners: listeners('UnescapeAndForward'), parent: DENY, externalServices: [apiService(upstream.port)], routes: GET_ONLY,
+    }), NAMES);
+    for (const path of ['/get/..%2fip', '/get/%2e%2e%2fip', '/get/..;/ip']) expect(await rawGet(tp.proxy.ports.http, path)).toMatch(/^HTTP\/1\.1 403/);
+    expect(upstream.requests()).toBe(0);
+    expect(await rawGet(tp.proxy.ports.http, '/get/a%2Fb/..%2fc?q=%2F')).toMatch(/^HTTP\/1\.1 200/);
+    expect(upstream.seen.map((r) => r.url)).toEqual(['/get/a/c?q=%2F']);
+  });
+
+  test('KeepUnchanged: matched and forwarded as received', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({
+      listeners: listeners('KeepUnchanged'), parent: DENY, externalServices: [apiService(upstream.port)], routes: GET_ONLY,
+    }), NAMES);
+    expect(await rawGet(tp.proxy.ports.http, '/get/..%2fip')).toMatch(/^HTTP\/1\.1 200/);
+    expect(await rawGet(tp.proxy.ports.http, '/other/..%2fget')).toMatch(/^HTTP\/1\.1 403/);
+    expect(upstream.seen.map((r) => r.url)).toEqual(['/get/..%2fip']);
+  });
+});
+
+describe('Host header', () => {
+  /** Raw bytes to the HTTP listener; resolves with everything the proxy sent before closing. */
+  const rawExchange = (port: number, bytes: string) => new Promise<string>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    let got = '';
+    s.on('data', (c: Buffer) => { got += c.toString(); });
+    s.on('close', () => resolve(got));
+    s.on('error', () => resolve(got));
+    s.setTimeout(10_000, () => s.destroy());
+    s.end(bytes);
+  });
+
+  test('two Host lines → 400 BAD_REQUEST with the error header, whichever comes first; nothing resolved or dialled', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({ externalServices: [apiService(upstream.port)] }), { ...NAMES, 'evil.example': '127.0.0.1' });
+    for (const [first, second] of [['api.test.example.egress.local', 'evil.example.egress.local'], ['evil.example.egress.local', 'api.test.example.egress.local']]) {
+      const answer = await rawExchange(tp.proxy.ports.http, `GET /get HTTP/1.1\r\nHost: ${first}\r\nHost: ${second}\r\nConnection: close\r\n\r\n`);
+      expect(answer).toMatch(/^HTTP\/1\.1 400/);
+      expect(answer.toLowerCase()).toContain('x-egress-error: bad_request');
+    }
+    expect(tp.resolver.calls).toEqual([]);
+    expect(tp.dialer.calls).toEqual([]);
+    expect(upstream.requests()).toBe(0);
+    expect((await viaProxy(tp.proxy.ports.http, 'api.test.example.egress.local', '/one-host')).status).toBe(200);
+  });
+
+  test('absolute-form whose Host names another server → 400; a matching Host goes through', async () => {
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({ externalServices: [apiService(upstream.port)] }), NAMES);
+    const bad = await rawRequest(tp.proxy.ports.http, { path: 'http://api.test.example/x', headers: { host: 'evil.example' } });
+    expect(bad.status).toBe(400);
+    expect(bad.headers['x-egress-error']).toBe('BAD_REQUEST');
+    expect(tp.resolver.calls).toEqual([]);
+    const good = await rawRequest(tp.proxy.ports.http, { path: 'http://api.test.example/x', headers: { host: 'api.test.example' } });
+    expect(good.status).toBe(200);
+  });
+
+  test('HTTP/2: a host header that differs from :authority → 400', async () => {
+    tp = await startTestProxy(testConfig(), NAMES);
+    const session = http2.connect(`http://127.0.0.1:${tp.proxy.ports.http}`);
+    cleanups.push(() => { session.destroy(); });
+    const status = await new Promise<{ status: number; code: unknown }>((resolve, reject) => {
+      const stream = session.request({ ':path': '/', ':authority': 'api.test.example.egress.local', 'host': 'evil.example.egress.local' });
+      stream.on('response', (h) => resolve({ status: Number(h[':status']), code: h['x-egress-error'] }));
+      stream.on('error', reject);
+      stream.end();
+    });
+    expect(status).toEqual({ status: 400, code: 'BAD_REQUEST' });
+    expect(tp.resolver.calls).toEqual([]);
+  });
+
+  test('CONNECT with two Host lines → 400, no dial', async () => {
+    tp = await startTestProxy(testConfig(), NAMES);
+    const answer = await rawExchange(tp.proxy.ports.http,
+      'CONNECT api.test.example:443 HTTP/1.1\r\nHost: api.test.example:443\r\nHost: evil.example:443\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 400/);
+    expect(tp.dialer.calls).toEqual([]);
   });
 });
 

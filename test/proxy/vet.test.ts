@@ -1,7 +1,8 @@
 // Address vetting: the built-in refusals, allow/deny lists and parent networks as a table, then
 // end to end: a name resolving to a refused address is never dialled.
 import { rawRequest, sample, scrape, startHttpsUpstream, startTestProxy, testConfig, testService, viaProxy, type TestProxy } from './helpers';
-import { AddressVetter } from '../../src/proxy/vet';
+import { formatIp, tryParseIp } from '../../src/proxy/cidr';
+import { AddressVetter, embeddedIpv4 } from '../../src/proxy/vet';
 
 describe('AddressVetter', () => {
   const strict = new AddressVetter({ allowCidrs: [], denyCidrs: [] }, []);
@@ -31,6 +32,9 @@ describe('AddressVetter', () => {
     ['64:ff9b::7f00:1', 'built-in-refusal'], // 127.0.0.1
     ['2002:c0a8:101::1', 'built-in-refusal'], // 192.168.1.1
     ['2002:a9fe:a9fe::', 'built-in-refusal'], // 169.254.169.254
+    // Teredo (2001::/32) is refused as a whole by default.
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', 'built-in-refusal'], // RFC 4380's example: server 65.54.227.120, client 192.0.2.45
+    ['2001:0:808:808:0:ffff:f7f7:f7f7', 'built-in-refusal'], // server and client 8.8.8.8
     ['not-an-ip', 'invalid-address'],
   ])('refuses %s (%s)', (address, reason) => {
     const v = strict.vet(address);
@@ -44,6 +48,34 @@ describe('AddressVetter', () => {
     '2002:808:808::1', // 6to4 for 8.8.8.8
   ])('accepts public %s', (address) => {
     expect(strict.vet(address).ok).toBe(true);
+  });
+
+  test('embeddedIpv4 finds the Teredo server in clear and the client with every bit inverted', () => {
+    const teredo = tryParseIp('2001:0:4136:e378:8000:63bf:3fff:fdd2')!;
+    expect(embeddedIpv4(teredo).map(formatIp)).toEqual(['65.54.227.120', '192.0.2.45']);
+    expect(embeddedIpv4(tryParseIp('2002:c0a8:101::1')!).map(formatIp)).toEqual(['192.168.1.1']);
+    expect(embeddedIpv4(tryParseIp('64:ff9b::a9fe:a9fe')!).map(formatIp)).toEqual(['169.254.169.254']);
+    // 2001:db8::/32 and 2001:4860::/32 are not Teredo.
+    expect(embeddedIpv4(tryParseIp('2001:4860:4860::8888')!)).toEqual([]);
+    expect(embeddedIpv4(tryParseIp('8.8.8.8')!)).toEqual([]);
+  });
+
+  describe('Teredo allowed by allowCidrs: its IPv4 server and client are vetted like NAT64 and 6to4', () => {
+    const v = new AddressVetter({ allowCidrs: ['2001::/32'], denyCidrs: ['203.0.113.0/24'] }, []);
+    // The client part is the bitwise inverse: 10.0.0.1 → f5ff:fffe, 169.254.169.254 → 5601:5601.
+    test.each([
+      ['2001:0:808:808:0:ffff:f5ff:fffe', 'client 10.0.0.1', 'built-in-refusal', '10.0.0.0/8'],
+      ['2001:0:808:808:0:ffff:5601:5601', 'client 169.254.169.254', 'built-in-refusal', '169.254.0.0/16'],
+      ['2001:0:808:808:0:ffff:80ff:fffe', 'client 127.0.0.1', 'built-in-refusal', '127.0.0.0/8'],
+      ['2001:0:a00:1:0:ffff:f7f7:f7f7', 'server 10.0.0.1', 'built-in-refusal', '10.0.0.0/8'],
+      ['2001:0:808:808:0:ffff:34ff:8ef8', 'client 203.0.113.7 (denyCidrs)', 'deny-cidr', '203.0.113.0/24'],
+    ])('%s (%s) is refused', (address, _what, reason, matched) => {
+      expect(v.vet(address)).toMatchObject({ ok: false, reason, matched });
+    });
+
+    test('public server and client: allowed', () => {
+      expect(v.vet('2001:0:808:808:0:ffff:f7f7:f7f7')).toEqual({ ok: true, address: '2001:0:808:808:0:ffff:f7f7:f7f7', family: 6 });
+    });
   });
 
   test('an IPv4-mapped address is dialled as plain IPv4', () => {
@@ -89,6 +121,7 @@ describe('address refusal end to end', () => {
 
   test.each([
     ['10.0.0.1'], ['169.254.169.254'], ['100.64.0.1'], ['::ffff:10.0.0.1'], ['fe80::1'], ['127.0.0.1'], ['64:ff9b::a9fe:a9fe'],
+    ['2001:0:808:808:0:ffff:f7f7:f7f7'], // Teredo, public server and client: refused as a whole
   ])('a name resolving to %s gets 403 ADDRESS_REFUSED and is never dialled', async (address) => {
     // No allowCidrs here: loopback is refused like any private range.
     tp = await startTestProxy(testConfig({ addressPolicy: { allowCidrs: [] } }), { 'evil.test.example': address });
@@ -96,6 +129,14 @@ describe('address refusal end to end', () => {
     expect(r.status).toBe(403);
     expect(r.headers['x-egress-error']).toBe('ADDRESS_REFUSED');
     expect(tp.resolver.calls).toEqual(['evil.test.example']);
+    expect(tp.dialer.calls).toEqual([]);
+  });
+
+  test('Teredo allowed by allowCidrs, leading to a metadata address: 403 ADDRESS_REFUSED, never dialled', async () => {
+    tp = await startTestProxy(testConfig({ addressPolicy: { allowCidrs: ['2001::/32'] } }), { 'teredo.test.example': '2001:0:808:808:0:ffff:5601:5601' });
+    const r = await viaProxy(tp.proxy.ports.http, 'teredo.test.example.egress.local', '/');
+    expect(r.status).toBe(403);
+    expect(r.headers['x-egress-error']).toBe('ADDRESS_REFUSED');
     expect(tp.dialer.calls).toEqual([]);
   });
 

@@ -1,5 +1,6 @@
-// scripts/validate-examples.sh: sets aside exactly the validator's known root apiVersion/kind/
-// metadata defect on OSM and Istio objects, prints it, and fails on everything else.
+// scripts/validate-examples.sh: validates each synthesised example with the project's validator,
+// failing with messages that name object, field and rule; runs the independent second validator
+// only when it exists, and fails when either fails.
 import { spawnSync } from 'child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
@@ -34,6 +35,19 @@ data:
   a: "1"
 `;
 
+const SERVICE = `apiVersion: v1
+kind: Service
+metadata:
+  name: api
+  namespace: curl
+spec:
+  selector:
+    app: api
+  ports:
+    - port: 80
+      targetPort: http
+`;
+
 let dir: string;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'validate-examples-'));
@@ -43,88 +57,83 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-function run(env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
+/** Runs the script; the second validator is absent unless `second` names one. */
+function run(second?: string): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync('bash', [SCRIPT], {
     cwd: ROOT,
     encoding: 'utf8',
     timeout: 120_000,
-    env: { ...process.env, EXAMPLES_DIR: join(dir, 'examples'), DIST_DIR: join(dir, 'dist'), ...env },
+    env: {
+      ...process.env,
+      EXAMPLES_DIR: join(dir, 'examples'),
+      DIST_DIR: join(dir, 'dist'),
+      VALIDATE_MANIFESTS: second ?? join(dir, 'no-second-validator'),
+    },
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A stand-in validator printing `lines` and exiting with `rc`. */
-function fakeValidator(lines: string[], rc: number): string {
-  const file = join(dir, 'fake-validator');
-  writeFileSync(file, `#!/usr/bin/env bash\ncat <<'EOF'\n${lines.join('\n')}\nEOF\nexit ${rc}\n`);
+/** A stand-in for the independent second validator: prints `lines` and exits with `rc`. */
+function secondValidator(lines: string[], rc: number): string {
+  const file = join(dir, 'second-validator');
+  writeFileSync(file, `#!/usr/bin/env bash\necho "checked $1"\ncat <<'EOF'\n${lines.join('\n')}\nEOF\nexit ${rc}\n`);
   chmodSync(file, 0o755);
   return file;
 }
 
-test('a valid OSM Egress passes: its three root messages are printed as set aside, with the explanation', () => {
+test('a valid OSM Egress and ConfigMap pass with the project\'s validator alone; nothing is set aside', () => {
   writeFileSync(join(dir, 'dist', 'demo', 'egress.k8s.yaml'), `${EGRESS}---\n${CONFIG_MAP}`);
   const r = run();
+  expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
-  const setAside = r.stdout.split('\n').filter((l) => l.includes('set aside (known validator defect, policy.openservicemesh.io Egress)'));
-  expect(setAside.map((l) => l.replace(/.*\((apiVersion|kind|metadata)\)$/, '$1'))).toEqual(['apiVersion', 'kind', 'metadata']);
-  expect(r.stdout).toContain('note: the OSM and Istio CRDs declare only spec at the root');
-  expect(r.stdout).toContain('=> 2 passed, 0 failed once the 3 message(s) above are set aside');
+  expect(r.stdout).toContain(`== ${join(dir, 'dist', 'demo')}\n  2 passed, 0 failed`);
+  expect(r.stdout).toMatch(/second check skipped: .*no-second-validator not found/);
+  expect(r.stdout).not.toMatch(/FAIL|set aside/);
   expect(r.stdout).toContain('validate-examples: every example passed');
 });
 
-test('throws when an OSM object is wrong inside spec: that message counts and the script fails', () => {
-  writeFileSync(join(dir, 'dist', 'demo', 'egress.k8s.yaml'), EGRESS.replace('  hosts:', '  colour: blue\n  hosts:'));
+test('throws when an OSM object has an unknown field in spec: the message names object, field and rule', () => {
+  const file = join(dir, 'dist', 'demo', 'egress.k8s.yaml');
+  writeFileSync(file, `${CONFIG_MAP}---\n${EGRESS.replace('  hosts:', '  colour: blue\n  hosts:')}`);
   const r = run();
   expect(r.status).toBe(1);
-  expect(r.stdout).toMatch(/^ {2}FAIL .*egress\.k8s\.yaml#0: \/spec must NOT have additional properties \(colour\)$/m);
-  expect(r.stdout).toContain('=> 0 passed, 1 failed once the 3 message(s) above are set aside');
+  const fails = r.stdout.split('\n').filter((l) => l.includes('FAIL'));
+  expect(fails).toEqual([`  FAIL Egress curl/httpbin (${file}#1) /spec/colour: unknown field "colour": the schema does not declare it (an API server would drop it) [unknown-field]`]);
+  expect(r.stdout).toContain('1 passed, 1 failed');
   expect(r.stderr).toContain('validate-examples: FAILED');
 });
 
-test('throws when a core object fails: nothing is set aside', () => {
-  writeFileSync(join(dir, 'dist', 'demo', 'cm.k8s.yaml'), CONFIG_MAP.replace('a: "1"', 'a: 1'));
+test('throws when a built-in object breaks the Kubernetes schema', () => {
+  const file = join(dir, 'dist', 'demo', 'cm.k8s.yaml');
+  writeFileSync(file, CONFIG_MAP.replace('a: "1"', 'a: 1'));
   const r = run();
   expect(r.status).toBe(1);
-  expect(r.stdout).toMatch(/FAIL .*cm\.k8s\.yaml#0: .*must be string/);
-  expect(r.stdout).not.toContain('set aside');
+  expect(r.stdout).toContain(`FAIL ConfigMap curl/settings (${file}#0) /data/a: must be string [type]`);
 });
 
-test('throws when the root message names an object outside the OSM and Istio groups', () => {
-  const file = join(dir, 'dist', 'demo', 'net.k8s.yaml');
-  writeFileSync(file, 'apiVersion: policy.linkerd.io/v1alpha1\nkind: EgressNetwork\nmetadata:\n  name: x\n  namespace: y\nspec:\n  trafficPolicy: Deny\n');
-  const validator = fakeValidator([`FAIL ${file}#0: / must NOT have additional properties (metadata)`, 'validated 1 objects', '0 passed, 1 failed'], 1);
-  const r = run({ VALIDATE_MANIFESTS: validator });
+test('throws when a reference inside the example is broken: a Service that selects no pod', () => {
+  const file = join(dir, 'dist', 'demo', 'svc.k8s.yaml');
+  writeFileSync(file, SERVICE);
+  const r = run();
   expect(r.status).toBe(1);
-  expect(r.stdout).toContain(`  FAIL ${file}#0: / must NOT have additional properties (metadata)`);
-  expect(r.stdout).not.toContain('set aside');
+  expect(r.stdout).toContain(`FAIL Service curl/api (${file}#0) /spec/selector: selector {"app":"api"} matches the pods of no workload in namespace "curl" of this set [service-selector]`);
 });
 
-test('throws when an OSM object has another root property rejected (not apiVersion, kind or metadata)', () => {
-  const file = join(dir, 'dist', 'demo', 'egress.k8s.yaml');
-  writeFileSync(file, EGRESS);
-  const validator = fakeValidator([
-    `FAIL ${file}#0: / must NOT have additional properties (kind)`,
-    `FAIL ${file}#0: / must NOT have additional properties (extra)`,
-    'validated 1 objects', '0 passed, 1 failed',
-  ], 1);
-  const r = run({ VALIDATE_MANIFESTS: validator });
-  expect(r.status).toBe(1);
-  expect(r.stdout).toContain('set aside (known validator defect, policy.openservicemesh.io Egress)');
-  expect(r.stdout).toContain(`  FAIL ${file}#0: / must NOT have additional properties (extra)`);
-});
-
-test('throws when the validator\'s summary does not match the FAIL lines it printed', () => {
+test('runs the second validator when it exists, on each example, and shows its output', () => {
   writeFileSync(join(dir, 'dist', 'demo', 'cm.k8s.yaml'), CONFIG_MAP);
-  const r = run({ VALIDATE_MANIFESTS: fakeValidator(['validated 1 objects', '0 passed, 1 failed'], 1) });
-  expect(r.status).toBe(1);
-  expect(r.stdout).toContain('reports 1 failed objects but printed FAIL lines for 0');
+  const r = run(secondValidator(['1 passed, 0 failed'], 0));
+  expect(r.status).toBe(0);
+  expect(r.stdout).toContain('==== second check: ');
+  expect(r.stdout).toContain(`  checked ${join(dir, 'dist', 'demo')}\n  1 passed, 0 failed`);
 });
 
-test('throws when the validator itself breaks (exit code above 1)', () => {
+test('throws when the second validator fails, though the project\'s validator passed', () => {
   writeFileSync(join(dir, 'dist', 'demo', 'cm.k8s.yaml'), CONFIG_MAP);
-  const r = run({ VALIDATE_MANIFESTS: fakeValidator(['validate-manifests: npm install failed'], 2) });
+  const r = run(secondValidator(['FAIL cm.k8s.yaml#0: something it knows', '0 passed, 1 failed'], 1));
   expect(r.status).toBe(1);
-  expect(r.stdout).toContain('validator exited with 2');
+  expect(r.stdout).toContain('  FAIL cm.k8s.yaml#0: something it knows');
+  expect(r.stdout).toMatch(/second-validator exited with 1/);
+  expect(r.stderr).toContain('validate-examples: FAILED');
 });
 
 test('throws when an example was not synthesised', () => {

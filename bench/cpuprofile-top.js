@@ -1,0 +1,55 @@
+// Summarise a V8 .cpuprofile (from node --cpu-prof): self time by function and by area (node
+// internals, undici, pino, prom-client, this proxy, GC), so a profile before and after a change
+// can be compared in a commit message. Usage: node bench/cpuprofile-top.js FILE.cpuprofile [N]
+'use strict';
+const fs = require('node:fs');
+
+const [file, topArg] = process.argv.slice(2);
+if (!file) {
+  console.error('usage: node bench/cpuprofile-top.js FILE.cpuprofile [N]');
+  process.exit(2);
+}
+const profile = JSON.parse(fs.readFileSync(file, 'utf8'));
+const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+const selfUs = new Map();
+const deltas = profile.timeDeltas;
+for (let i = 0; i < profile.samples.length; i++) {
+  const id = profile.samples[i];
+  selfUs.set(id, (selfUs.get(id) ?? 0) + (deltas[i] ?? 0));
+}
+
+function area(cf) {
+  const url = cf.url || '';
+  const name = cf.functionName;
+  if (name === '(garbage collector)') return 'GC';
+  if (name === '(idle)' || name === '(program)') return name;
+  if (url.startsWith('node:') || (!url && name)) {
+    if (/tls|_tls|crypto/.test(url)) return 'node TLS';
+    if (/http|_http/.test(url)) return 'node http';
+    if (/stream/.test(url)) return 'node streams';
+    if (/net/.test(url)) return 'node net';
+    return url ? 'node other' : 'native';
+  }
+  // The bundle: esbuild keeps the package path in comments only, so use function names per area.
+  return 'bundle';
+}
+
+const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
+const areas = new Map();
+const fns = new Map();
+for (const [id, us] of selfUs) {
+  const cf = byId.get(id).callFrame;
+  const a = area(cf);
+  areas.set(a, (areas.get(a) ?? 0) + us);
+  const key = `${cf.functionName || '(anonymous)'} ${cf.url.replace(/^.*\//, '')}:${cf.lineNumber + 1}`;
+  fns.set(key, (fns.get(key) ?? 0) + us);
+}
+const busy = total - (areas.get('(idle)') ?? 0);
+const pct = (us) => `${((100 * us) / busy).toFixed(1).padStart(5)} %`;
+console.log(`busy ${(busy / 1000).toFixed(0)} ms of ${(total / 1000).toFixed(0)} ms sampled\n`);
+for (const [a, us] of [...areas].filter(([a]) => a !== '(idle)').sort((x, y) => y[1] - x[1])) console.log(`${pct(us)}  ${a}`);
+console.log('');
+for (const [k, us] of [...fns].sort((x, y) => y[1] - x[1]).slice(0, Number(topArg ?? 40))) {
+  if (k.startsWith('(idle)')) continue;
+  console.log(`${pct(us)}  ${k}`);
+}

@@ -1,0 +1,524 @@
+// Side-by-side benchmark (not a test): nginx, a naive Node proxy and this proxy, each in front of
+// the same local HTTPS upstream (verified TLS, keep-alive), loaded by wrk at 32 and 256
+// connections with 95-byte and 16 KiB responses, rows interleaved and repeated. Loopback only.
+// Usage: npm run bench   (knobs: see bench/README.md)
+import { execFileSync, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as http from 'http';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import { Chart, Testing } from 'cdk8s';
+import {
+  Child, freePorts, makePki, processTreeCpuMicros, processTreeRssMiB, waitFor,
+} from './harness';
+import { EgressGateway } from '../src/egress-gateway';
+import { CertificateSource, TlsOrigination } from '../src/tls';
+
+const ROOT = path.resolve(__dirname, '..');
+const BUNDLE = path.resolve(process.env.BENCH_PROXY ?? path.join(ROOT, 'assets', 'proxy', 'main', 'index.js'));
+const UPSTREAM_NAME = 'upstream.bench.test';
+const HOST_HEADER = `${UPSTREAM_NAME}.egress.local`;
+
+const SECONDS = intEnv('BENCH_SECONDS', 4);
+const WARMUP_SECONDS = intEnv('BENCH_WARMUP_SECONDS', 1);
+const REPEATS = intEnv('BENCH_REPEATS', 3);
+const WRK_THREADS = intEnv('BENCH_WRK_THREADS', 1);
+const IDLE_CLIENTS = intEnv('BENCH_IDLE_CLIENTS', 1000);
+const CONNECTIONS = listEnv('BENCH_CONNECTIONS', ['32', '256']).map(Number);
+const BODIES = listEnv('BENCH_BODIES', ['95', '16384']).map(Number);
+const PROXIES = listEnv('BENCH_PROXIES', ['nginx', 'naive', 'egress']) as ProxyName[];
+/** Extra node flags for this proxy only, e.g. "--cpu-prof --cpu-prof-dir=prof". */
+const EGRESS_NODE_ARGS = (process.env.BENCH_EGRESS_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const MAX_SECONDS = intEnv('BENCH_MAX_SECONDS', 1800);
+
+type ProxyName = 'nginx' | 'naive' | 'egress';
+
+function intEnv(name: string, dflt: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
+  return n;
+}
+
+function listEnv(name: string, dflt: string[]): string[] {
+  const raw = process.env[name];
+  return raw ? raw.split(',').map((s) => s.trim()).filter(Boolean) : dflt;
+}
+
+/** The absolute path of `cmd` on PATH (and the sbin directories a non-login shell may miss). */
+function which(cmd: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/local/sbin'];
+  for (const d of dirs) {
+    const p = path.join(d, cmd);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch { /* next */ }
+  }
+  return undefined;
+}
+
+/* ------------------------------------------------------------------------------ the processes */
+
+function tempPaths(dir: string): string {
+  return ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
+    .map((k) => `${k}_temp_path ${path.join(dir, `tmp-${k}`)};`).join('\n  ');
+}
+
+/** The upstream: nginx serving two static bodies over TLS, and stub_status for its accept count. */
+function upstreamNginxConf(dir: string, pki: { certFile: string; keyFile: string }, port: number, statusPort: number, www: string): string {
+  return `worker_processes 1;
+daemon off;
+pid ${path.join(dir, 'upstream.pid')};
+error_log ${path.join(dir, 'upstream-error.log')} warn;
+events { worker_connections 16384; }
+http {
+  ${tempPaths(dir)}
+  access_log off;
+  # Pooled connections must outlive the run: every new one is counted as churn.
+  keepalive_requests 100000000;
+  keepalive_timeout 600s;
+  open_file_cache max=16;
+  server {
+    listen 127.0.0.1:${port} ssl;
+    server_name ${UPSTREAM_NAME};
+    ssl_certificate ${pki.certFile};
+    ssl_certificate_key ${pki.keyFile};
+    ssl_session_cache shared:up:1m;
+    root ${www};
+    location / { default_type application/octet-stream; }
+  }
+  server {
+    listen 127.0.0.1:${statusPort};
+    access_log off;
+    location / { stub_status; }
+  }
+}
+`;
+}
+
+/** nginx as the egress proxy: one worker, verified TLS with SNI, keepalive 512, access log on. */
+function proxyNginxConf(dir: string, caFile: string, port: number, upstreamPort: number): string {
+  return `worker_processes 1;
+daemon off;
+pid ${path.join(dir, 'nginx.pid')};
+error_log ${path.join(dir, 'nginx-error.log')} warn;
+events { worker_connections 16384; }
+http {
+  ${tempPaths(dir)}
+  access_log ${path.join(dir, 'nginx-access.log')} combined buffer=64k flush=1s;
+  keepalive_requests 100000000;
+  keepalive_timeout 600s;
+  upstream bench_upstream {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 512;
+    keepalive_requests 100000000;
+    keepalive_timeout 600s;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass https://bench_upstream;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host ${UPSTREAM_NAME};
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate ${caFile};
+      proxy_ssl_server_name on;
+      proxy_ssl_name ${UPSTREAM_NAME};
+      proxy_ssl_session_reuse on;
+    }
+  }
+}
+`;
+}
+
+/**
+ * This proxy's config as an EgressGateway renders it by default, with one ExternalService for the
+ * upstream, pinned to 127.0.0.1 (the name is never resolved; TLS still verifies it) and trusting the
+ * bench CA. Only what a loopback run needs is patched: bind address, ports, 127.0.0.0/8 allowed.
+ */
+function egressConfig(caPem: string, upstreamPort: number, port: number, adminPort: number): unknown {
+  const chart = new Chart(Testing.app(), 'bench');
+  const gateway = new EgressGateway(chart, 'Egress');
+  gateway.addExternalService('Upstream', {
+    host: UPSTREAM_NAME,
+    endpoints: [{ address: '127.0.0.1', port: upstreamPort }],
+    tls: TlsOrigination.originate({ caCertificate: CertificateSource.fromInline(caPem) }),
+  });
+  const maps = Testing.synth(chart).filter((o) => o?.kind === 'ConfigMap' && typeof o.data?.['config.json'] === 'string');
+  if (maps.length !== 1) throw new Error(`expected one ConfigMap with config.json, found ${maps.length}`);
+  const config = JSON.parse(maps[0].data['config.json']);
+  config.listeners.bindAddress = '127.0.0.1';
+  config.listeners.http.port = port;
+  config.listeners.admin.port = adminPort;
+  if (config.listeners.tls) config.listeners.tls.port = 0;
+  config.addressPolicy.allowCidrs = [...config.addressPolicy.allowCidrs, '127.0.0.0/8'];
+  return config;
+}
+
+/** One request through `port`, checked: 200 and the whole body, so a misconfigured peer fails the run. */
+async function checkPeer(name: string, port: number, body: number): Promise<void> {
+  const { status, got } = await new Promise<{ status: number; got: Buffer }>((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: `/${body}`, headers: { host: HOST_HEADER }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.once('end', () => resolve({ status: res.statusCode ?? 0, got: Buffer.concat(chunks) }));
+      res.once('error', reject);
+    });
+    req.once('error', reject);
+  });
+  if (status !== 200 || got.length !== body) {
+    throw new Error(`${name}: GET /${body} answered ${status} with ${got.length} bytes: ${got.toString('utf8', 0, 300)}`);
+  }
+}
+
+interface Peer {
+  readonly name: ProxyName;
+  readonly port: number;
+  readonly child: Child;
+}
+
+async function waitListening(port: number, child: Child): Promise<void> {
+  await waitFor(`${child.name} to listen on ${port}`, 15_000, () => new Promise<boolean>((resolve, reject) => {
+    if (!child.alive) return reject(new Error(child.describeExit()));
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  })).catch((e: Error) => {
+    throw new Error(`${e.message}; ${child.describeExit()}`);
+  });
+}
+
+/* ------------------------------------------------------------------------------ measuring */
+
+interface WrkResult {
+  readonly requests: number;
+  readonly seconds: number;
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+  readonly timeouts: number;
+}
+
+function toMs(v: string, unit: string): number {
+  const n = Number(v);
+  return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : unit === 'm' ? n * 60_000 : n;
+}
+
+export function parseWrk(out: string): WrkResult {
+  const m = (re: RegExp) => re.exec(out);
+  const reqs = m(/(\d+) requests in ([\d.]+)(us|ms|s|m),/);
+  if (!reqs) throw new Error(`cannot read wrk output:\n${out}`);
+  const pct = (p: string) => {
+    const r = m(new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm'));
+    return r ? toMs(r[1], r[2]) : NaN;
+  };
+  const sock = m(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
+  const non2xx = m(/Non-2xx or 3xx responses: (\d+)/);
+  const seconds = toMs(reqs[2], reqs[3]) / 1000;
+  const requests = Number(reqs[1]);
+  return {
+    requests,
+    seconds,
+    rps: requests / seconds,
+    p50Ms: pct('50'),
+    p99Ms: pct('99'),
+    errors: (sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) : 0) + (non2xx ? Number(non2xx[1]) : 0),
+    timeouts: sock ? Number(sock[4]) : 0,
+  };
+}
+
+function wrk(wrkPath: string, port: number, connections: number, seconds: number, body: number): Promise<WrkResult> {
+  const args = [`-t${Math.min(WRK_THREADS, connections)}`, `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '--latency',
+    '-H', `Host: ${HOST_HEADER}`, `http://127.0.0.1:${port}/${body}`];
+  return new Promise((resolve, reject) => {
+    const p = spawn(wrkPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    p.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
+    p.once('error', reject);
+    p.once('exit', (code) => {
+      if (code !== 0) return reject(new Error(`wrk exited ${code}: ${out}`));
+      try {
+        resolve(parseWrk(out));
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+}
+
+/** Connections the upstream has accepted so far (nginx stub_status), this query's own included. */
+async function upstreamAccepts(statusPort: number): Promise<number> {
+  const text = await new Promise<string>((resolve, reject) => {
+    const s = net.connect(statusPort, '127.0.0.1');
+    let buf = '';
+    s.setEncoding('utf8');
+    s.on('data', (c: string) => (buf += c));
+    s.once('end', () => resolve(buf));
+    s.once('error', reject);
+    s.write('GET / HTTP/1.1\r\nHost: status\r\nConnection: close\r\n\r\n');
+  });
+  const m = /server accepts handled requests\s+(\d+)/.exec(text);
+  if (!m) throw new Error(`unexpected stub_status answer: ${text}`);
+  return Number(m[1]);
+}
+
+interface Row {
+  readonly repeat: number;
+  readonly proxy: ProxyName;
+  readonly connections: number;
+  readonly body: number;
+  readonly wrk: WrkResult;
+  readonly cpuUsPerReq: number;
+  readonly peakRssMiB: number;
+  readonly newUpstreamConns: number;
+}
+
+async function measureRow(wrkPath: string, peer: Peer, statusPort: number, connections: number, body: number, repeat: number): Promise<Row> {
+  await wrk(wrkPath, peer.port, connections, WARMUP_SECONDS, body);
+  const accepts0 = await upstreamAccepts(statusPort);
+  const cpu0 = processTreeCpuMicros(peer.child.pid);
+  let peak = processTreeRssMiB(peer.child.pid);
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, processTreeRssMiB(peer.child.pid));
+  }, 200);
+  let result: WrkResult;
+  try {
+    result = await wrk(wrkPath, peer.port, connections, SECONDS, body);
+  } finally {
+    clearInterval(sampler);
+  }
+  const cpu1 = processTreeCpuMicros(peer.child.pid);
+  peak = Math.max(peak, processTreeRssMiB(peer.child.pid));
+  const accepts1 = await upstreamAccepts(statusPort);
+  if (!peer.child.alive) throw new Error(peer.child.describeExit());
+  return {
+    repeat, proxy: peer.name, connections, body, wrk: result,
+    cpuUsPerReq: result.requests > 0 ? (cpu1 - cpu0) / result.requests : NaN,
+    peakRssMiB: peak,
+    // The second stub_status query's own connection is not the proxy's.
+    newUpstreamConns: accepts1 - accepts0 - 1,
+  };
+}
+
+/**
+ * RSS of the proxy's processes holding `n` idle keep-alive client connections: each connection
+ * sends one request and reads its response, then all stay open while RSS is read.
+ */
+async function idleClientsRss(peer: Peer, n: number): Promise<{ rssMiB: number; open: number }> {
+  const sockets: net.Socket[] = [];
+  const answered: Array<Promise<void>> = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const s = net.connect(peer.port, '127.0.0.1');
+      s.on('error', () => undefined);
+      sockets.push(s);
+      answered.push(new Promise<void>((resolve) => {
+        let buf = '';
+        s.setEncoding('latin1');
+        s.on('data', (c: string) => {
+          buf += c;
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const len = /content-length:\s*(\d+)/i.exec(buf.slice(0, end));
+          if (len && buf.length >= end + 4 + Number(len[1])) resolve();
+        });
+        s.once('close', () => resolve());
+      }));
+      s.write(`GET /95 HTTP/1.1\r\nHost: ${HOST_HEADER}\r\n\r\n`);
+      // Connect in batches so the listen backlog never overflows.
+      if (i % 100 === 99) await Promise.all(answered.slice(i - 99));
+    }
+    await Promise.all(answered);
+    await new Promise((r) => setTimeout(r, 500));
+    const rssMiB = processTreeRssMiB(peer.child.pid);
+    return { rssMiB, open: sockets.filter((s) => !s.destroyed && s.readyState === 'open').length };
+  } finally {
+    for (const s of sockets) s.destroy();
+  }
+}
+
+/* ------------------------------------------------------------------------------ reporting */
+
+function median(xs: readonly number[]): number {
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function f(n: number, digits = 0): string {
+  return Number.isNaN(n) ? 'n/a' : n.toFixed(digits);
+}
+
+function bodyName(b: number): string {
+  return b >= 1024 && b % 1024 === 0 ? `${b / 1024} KiB` : `${b} B`;
+}
+
+/** CPU ratio of `row` to the same scenario's `peer` row of the same repeat. */
+function ratio(rows: readonly Row[], row: Row, peer: ProxyName): number {
+  const p = rows.find((r) => r.repeat === row.repeat && r.proxy === peer && r.connections === row.connections && r.body === row.body);
+  return p ? row.cpuUsPerReq / p.cpuUsPerReq : NaN;
+}
+
+function summary(rows: readonly Row[]): string {
+  const head = ['proxy', 'conns', 'body', 'req/s', 'p50 ms', 'p99 ms', 'p99/p50', 'errors', 'timeouts', 'CPU µs/req',
+    '× nginx', '× naive', 'peak RSS MiB', 'new upstream conns/s'];
+  const out = [`| ${head.join(' | ')} |`, `|${head.map((_h, i) => (i < 3 ? '---' : '--:')).join('|')}|`];
+  for (const c of CONNECTIONS) {
+    for (const b of BODIES) {
+      for (const p of PROXIES) {
+        const rs = rows.filter((r) => r.proxy === p && r.connections === c && r.body === b);
+        if (rs.length === 0) continue;
+        const p50 = median(rs.map((r) => r.wrk.p50Ms));
+        const p99 = median(rs.map((r) => r.wrk.p99Ms));
+        out.push(`| ${[
+          p, String(c), bodyName(b),
+          f(median(rs.map((r) => r.wrk.rps))),
+          f(p50, 2), f(p99, 2), f(p99 / p50, 1),
+          String(rs.reduce((a, r) => a + r.wrk.errors, 0)),
+          String(rs.reduce((a, r) => a + r.wrk.timeouts, 0)),
+          f(median(rs.map((r) => r.cpuUsPerReq))),
+          f(median(rs.map((r) => ratio(rows, r, 'nginx'))), 2),
+          f(median(rs.map((r) => ratio(rows, r, 'naive'))), 2),
+          f(median(rs.map((r) => r.peakRssMiB))),
+          f(median(rs.map((r) => r.newUpstreamConns / r.wrk.seconds)), 1),
+        ].join(' | ')} |`);
+      }
+    }
+  }
+  return out.join('\n');
+}
+
+function allRows(rows: readonly Row[]): string {
+  const head = ['rep', 'proxy', 'conns', 'body', 'req/s', 'p50 ms', 'p99 ms', 'err', 'timeouts', 'CPU µs/req', 'peak RSS', 'new up conns'];
+  const out = [`| ${head.join(' | ')} |`, `|${head.map(() => '--').join('|')}|`];
+  for (const r of rows) {
+    out.push(`| ${[r.repeat, r.proxy, r.connections, bodyName(r.body), f(r.wrk.rps), f(r.wrk.p50Ms, 2), f(r.wrk.p99Ms, 2),
+      r.wrk.errors, r.wrk.timeouts, f(r.cpuUsPerReq), f(r.peakRssMiB), r.newUpstreamConns].join(' | ')} |`);
+  }
+  return out.join('\n');
+}
+
+/* ------------------------------------------------------------------------------ main */
+
+const children: Child[] = [];
+
+async function main(): Promise<void> {
+  const wrkPath = which('wrk');
+  const nginxPath = which('nginx');
+  if (!wrkPath || !nginxPath) {
+    throw new Error(`this benchmark needs ${[!wrkPath && 'wrk', !nginxPath && 'nginx'].filter(Boolean).join(' and ')}; `
+      + 'on Debian or Ubuntu: apt-get install wrk nginx-light');
+  }
+  if (PROXIES.includes('egress') && process.env.BENCH_PROXY === undefined) {
+    console.log('bench: bundling the proxy');
+    execFileSync('npm', ['run', '--silent', 'bundle'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  if (PROXIES.includes('egress') && !fs.existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing`);
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'egress-side-by-side-'));
+  try {
+    const pki = makePki(tmp, UPSTREAM_NAME);
+    // nginx started as root serves files as an unprivileged user: the bodies must be world-readable.
+    fs.chmodSync(tmp, 0o755);
+    const www = path.join(tmp, 'www');
+    fs.mkdirSync(www, { mode: 0o755 });
+    for (const b of BODIES) fs.writeFileSync(path.join(www, String(b)), Buffer.alloc(b, 'x'));
+    const [upPort, statusPort, nginxPort, naivePort, egressPort, adminPort] = await freePorts(6);
+
+    const upConf = path.join(tmp, 'upstream.conf');
+    fs.writeFileSync(upConf, upstreamNginxConf(tmp, pki, upPort, statusPort, www));
+    const upstream = Child.exec('upstream nginx', nginxPath, ['-p', tmp, '-e', path.join(tmp, 'upstream-error.log'), '-c', upConf]);
+    children.push(upstream);
+    await waitListening(upPort, upstream);
+
+    const peers: Peer[] = [];
+    if (PROXIES.includes('nginx')) {
+      const conf = path.join(tmp, 'nginx.conf');
+      fs.writeFileSync(conf, proxyNginxConf(tmp, pki.caFile, nginxPort, upPort));
+      const child = Child.exec('nginx', nginxPath, ['-p', tmp, '-e', path.join(tmp, 'nginx-error.log'), '-c', conf]);
+      children.push(child);
+      await waitListening(nginxPort, child);
+      peers.push({ name: 'nginx', port: nginxPort, child });
+    }
+    if (PROXIES.includes('naive')) {
+      const child = Child.start('naive', path.join(__dirname, 'naive-proxy.js'), [String(naivePort), String(upPort), UPSTREAM_NAME, pki.caFile]);
+      children.push(child);
+      await waitListening(naivePort, child);
+      peers.push({ name: 'naive', port: naivePort, child });
+    }
+    if (PROXIES.includes('egress')) {
+      const configFile = path.join(tmp, 'config.json');
+      fs.writeFileSync(configFile, JSON.stringify(egressConfig(fs.readFileSync(pki.caFile, 'utf8'), upPort, egressPort, adminPort), null, 2));
+      const child = Child.start('egress', BUNDLE, ['--config', configFile], EGRESS_NODE_ARGS, tmp);
+      children.push(child);
+      // One JSON line per request, read and dropped as a log shipper would.
+      child.proc.stdout!.resume();
+      await waitListening(egressPort, child);
+      peers.push({ name: 'egress', port: egressPort, child });
+    }
+
+    for (const peer of peers) for (const b of BODIES) await checkPeer(peer.name, peer.port, b);
+    const cpu = os.cpus();
+    console.log(`bench: ${REPEATS} repeats × ${CONNECTIONS.length * BODIES.length} scenarios × ${peers.length} proxies, `
+      + `${WARMUP_SECONDS} s warm-up + ${SECONDS} s each; node ${process.version}, ${cpu.length} × ${cpu[0]?.model.trim() ?? 'CPU'}`);
+    const rows: Row[] = [];
+    for (let repeat = 1; repeat <= REPEATS; repeat++) {
+      for (const c of CONNECTIONS) {
+        for (const b of BODIES) {
+          // Rotated per repeat, so no proxy always runs first after a pause.
+          const order = peers.map((_p, i) => peers[(i + repeat - 1) % peers.length]);
+          for (const peer of order) {
+            const row = await measureRow(wrkPath, peer, statusPort, c, b, repeat);
+            rows.push(row);
+            console.log(`  rep ${repeat} ${peer.name.padEnd(6)} c=${String(c).padEnd(3)} ${bodyName(b).padEnd(6)} `
+              + `${f(row.wrk.rps).padStart(6)} req/s  p50 ${f(row.wrk.p50Ms, 2)} p99 ${f(row.wrk.p99Ms, 2)} ms  `
+              + `cpu ${f(row.cpuUsPerReq)} µs/req  err ${row.wrk.errors} to ${row.wrk.timeouts}  new up ${row.newUpstreamConns}`);
+          }
+        }
+      }
+    }
+    const idle: string[] = [];
+    for (const peer of peers) {
+      const r = await idleClientsRss(peer, IDLE_CLIENTS);
+      idle.push(`| ${peer.name} | ${r.open} | ${f(r.rssMiB)} |`);
+    }
+
+    console.log(`\n## Side by side: medians of ${REPEATS} interleaved repeats (${SECONDS} s each)\n`);
+    console.log(summary(rows));
+    console.log(`\n### RSS with ${IDLE_CLIENTS} idle keep-alive clients (after the runs above)\n`);
+    console.log('| proxy | open clients | RSS MiB |\n|---|--:|--:|');
+    console.log(idle.join('\n'));
+    console.log('\n### Every row\n');
+    console.log(allRows(rows));
+    console.log('\nCPU: utime+stime of the proxy\'s processes (/proc) over the measured run / requests wrk completed. '
+      + '× nginx, × naive: that CPU over the peer\'s in the same repeat (median). errors: wrk socket errors and non-2xx; '
+      + 'timeouts: no answer within 5 s. New upstream conns: accepts counted by the upstream (stub_status).');
+  } finally {
+    await Promise.all(children.map((c) => c.stop()));
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+const guard = setTimeout(() => {
+  console.error(`bench: gave up after ${MAX_SECONDS} s`);
+  for (const c of children) c.proc.kill('SIGKILL');
+  process.exit(1);
+}, MAX_SECONDS * 1000);
+guard.unref();
+
+if (require.main === module) {
+  main().then(() => clearTimeout(guard), (e: Error) => {
+    console.error(`bench: ${e.message}`);
+    process.exitCode = 1;
+    clearTimeout(guard);
+  });
+}

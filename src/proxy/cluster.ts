@@ -1,0 +1,673 @@
+// Multi-process mode (config `workers` above 1): a supervising process owns the admin listener
+// and forks the workers, which share the data-plane listeners through node:cluster; it serves
+// one /metrics summed across workers, runs each reload as a prepare/commit round so that every
+// worker applies a config or none does, and on SIGTERM drains every worker before it exits.
+import cluster, { type Worker } from 'node:cluster';
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import type * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
+// Bundled into the proxy by esbuild; the construct library never loads it.
+// eslint-disable-next-line import/no-extraneous-dependencies
+import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { createAdminServer } from './admin';
+import { ConfigError, parseConfigText, type ConfigProblem } from './config';
+import type { Logger } from './log';
+import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
+import { startProxy, type PreparedConfig, type ProxyHandle, type ProxyPorts } from './server';
+import type { ProxyConfig } from '../model/proxy-config';
+
+/** A worker that does not answer a reload or scrape step in this long is stuck: it is replaced. */
+const WORKER_ANSWER_MS = 10_000;
+/** A scrape that cannot reach every worker fails (a partial sum would look like a counter reset). */
+const SCRAPE_TIMEOUT_MS = 5_000;
+/** After the workers' own drain deadline, how long the supervisor waits before killing them. */
+const SHUTDOWN_MARGIN_MS = 5_000;
+/** More crashes than this within RESTART_WINDOW_MS: the pod is broken; exit and let the kubelet restart it. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+/** A ConfigMap update is several renames; let them settle before reading. */
+const RELOAD_DEBOUNCE_MS = 50;
+const POLL_INTERVAL_MS = 2_000;
+
+/**
+ * Metrics every worker reports alike (each applies the same reloads and is ready or not): the
+ * pod's value is one worker's, not their sum. Everything else is summed, histograms bucket by
+ * bucket; prom-client's default process metrics carry aggregators of their own.
+ */
+const POD_LEVEL_AGGREGATORS: Readonly<Record<string, 'max' | 'min'>> = {
+  egress_config_reload_successes_total: 'max',
+  egress_config_reload_failures_total: 'max',
+  egress_config_last_reload_success_timestamp_seconds: 'max',
+  egress_ready: 'min',
+};
+
+type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
+/** Messages between the supervisor and its workers, tagged apart from prom-client's own. */
+type ToWorker =
+  | { egress: 'start'; text: string; workers: number }
+  | { egress: 'prepare'; round: number; text: string }
+  | { egress: 'commit'; round: number }
+  | { egress: 'abort'; round: number; problems: readonly ConfigProblem[]; key: string }
+  | { egress: 'metrics'; id: number }
+  | { egress: 'drain' };
+
+type FromWorker =
+  | { egress: 'hello' }
+  | { egress: 'ready'; ports: ProxyPorts }
+  | { egress: 'failed'; problems: readonly ConfigProblem[]; message: string }
+  | { egress: 'prepared'; round: number; problems: readonly ConfigProblem[]; materialHash: string }
+  | { egress: 'committed'; round: number; generation: number }
+  | { egress: 'metrics'; id: number; metrics?: MetricsJson; error?: string };
+
+/**
+ * A worker's share of per-pod limits: connections reach the workers round robin, so each
+ * enforces its part of `maxConcurrent` and `maxClientConnections` (rounded up).
+ */
+export function workerShare(config: ProxyConfig, workers: number): ProxyConfig {
+  if (workers <= 1) return config;
+  const share = (n: number) => Math.max(1, Math.ceil(n / workers));
+  return {
+    ...config,
+    limits: { ...config.limits, maxConcurrent: share(config.limits.maxConcurrent), maxClientConnections: share(config.limits.maxClientConnections) },
+  };
+}
+
+function problemsOf(err: unknown): readonly ConfigProblem[] {
+  return err instanceof ConfigError ? err.problems : [{ path: '$', message: (err as Error).message }];
+}
+
+/**
+ * The multi-process entry: in a worker, run it; in the first process, read the config and
+ * supervise when it asks for more than one worker. Undefined: run as one process (also when
+ * the file is unreadable or invalid, so that the single-process path reports it as always).
+ */
+export function runMultiProcess(file: string, logger: Logger): Promise<number> | undefined {
+  if (cluster.isWorker) return runWorker(logger.child({ worker: cluster.worker!.id }));
+  let text: string;
+  let config: ProxyConfig;
+  try {
+    text = readFileSync(file, 'utf8');
+    config = parseConfigText(text, file);
+  } catch {
+    return undefined;
+  }
+  if (config.workers <= 1) return undefined;
+  return runSupervisor({ file, text, config, logger });
+}
+
+/* ------------------------------------------------------------------------ worker */
+
+/**
+ * A worker: take the config from the supervisor, serve it on the shared listeners (no admin
+ * listener, no file watching), answer reload and scrape requests, drain when told (or signalled).
+ * Resolves with the exit code.
+ */
+export async function runWorker(logger: Logger): Promise<number> {
+  const send = (m: FromWorker) => {
+    if (process.connected) process.send!(m);
+  };
+  const start = await new Promise<Extract<ToWorker, { egress: 'start' }>>((resolve) => {
+    const onMessage = (m: ToWorker) => {
+      if (m?.egress !== 'start') return;
+      process.off('message', onMessage);
+      resolve(m);
+    };
+    process.on('message', onMessage);
+    send({ egress: 'hello' });
+  });
+  let proxy: ProxyHandle;
+  try {
+    const config = workerShare(parseConfigText(start.text, 'supervisor'), start.workers);
+    proxy = await startProxy({ config, watch: false, adminListener: false, logger, processMetrics: true });
+  } catch (err) {
+    send({ egress: 'failed', problems: err instanceof ConfigError ? err.problems : [], message: (err as Error).message });
+    return 1;
+  }
+  send({ egress: 'ready', ports: proxy.ports });
+
+  let pending: { round: number; prepared: PreparedConfig } | undefined;
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      proxy.drain().then(() => resolve(0), (err) => {
+        logger.error({ err }, 'drain failed');
+        resolve(1);
+      });
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('message', (m: ToWorker) => {
+      switch (m?.egress) {
+        case 'prepare': {
+          pending = undefined;
+          let config: ProxyConfig;
+          try {
+            config = workerShare(parseConfigText(m.text, 'supervisor'), start.workers);
+          } catch (err) {
+            send({ egress: 'prepared', round: m.round, problems: problemsOf(err), materialHash: '' });
+            return;
+          }
+          const prepared = proxy.prepare(config);
+          if (prepared.problems.length === 0) pending = { round: m.round, prepared };
+          send({ egress: 'prepared', round: m.round, problems: prepared.problems, materialHash: prepared.materialHash });
+          return;
+        }
+        case 'commit': {
+          if (pending?.round !== m.round) return;
+          const result = pending.prepared.commit();
+          pending = undefined;
+          send({ egress: 'committed', round: m.round, generation: result.generation });
+          return;
+        }
+        case 'abort':
+          pending = undefined;
+          if (m.problems.length > 0) proxy.rejectConfig(m.problems, m.key);
+          return;
+        case 'metrics':
+          proxy.metrics.registry.getMetricsAsJSON().then(
+            (metrics) => send({ egress: 'metrics', id: m.id, metrics: metrics as MetricsJson }),
+            (err) => send({ egress: 'metrics', id: m.id, error: (err as Error).message }),
+          );
+          return;
+        case 'drain':
+          stop();
+          return;
+        default:
+      }
+    });
+  });
+}
+
+/* -------------------------------------------------------------------- supervisor */
+
+interface WorkerState {
+  readonly proc: Worker;
+  /** Got its config ('start' sent). */
+  started: boolean;
+  /** Serving. */
+  ready: boolean;
+  ports?: ProxyPorts;
+}
+
+interface Round {
+  readonly id: number;
+  readonly text: string;
+  readonly config: ProxyConfig;
+  readonly key: string;
+  readonly material: { files: string[]; hash: string };
+  phase: 'prepare' | 'commit';
+  /** Workers still to answer this phase. */
+  readonly waiting: Set<number>;
+  readonly problems: ConfigProblem[];
+  readonly materialHashes: Set<string>;
+  timer?: NodeJS.Timeout;
+}
+
+export interface SupervisorOptions {
+  readonly file: string;
+  /** The file's text, read and validated by the caller. */
+  readonly text: string;
+  readonly config: ProxyConfig;
+  readonly logger: Logger;
+  /** Watch the config file and the files it names. @default true */
+  readonly watch?: boolean;
+  readonly pollIntervalMs?: number;
+}
+
+/** Runs the supervisor until SIGTERM or SIGINT has drained every worker; resolves with the exit code. */
+export async function runSupervisor(options: SupervisorOptions): Promise<number> {
+  const s = new Supervisor(options);
+  const code = await s.start();
+  if (code !== undefined) return code;
+  process.on('SIGTERM', () => s.drain('SIGTERM'));
+  process.on('SIGINT', () => s.drain('SIGINT'));
+  return s.done;
+}
+
+class Supervisor {
+  public readonly done: Promise<number>;
+  private finish!: (code: number) => void;
+  private readonly logger: Logger;
+  private readonly registry = new Registry();
+  private readonly restarts: Counter<string>;
+  private readonly workers = new Map<number, WorkerState>();
+  private readonly count: number;
+  private config: ProxyConfig;
+  private text: string;
+  private committedKey: string;
+  private lastFailedKey = '';
+  private generation = 1;
+  private loadedAt = new Date();
+  private material: { files: string[]; hash: string };
+  private admin?: http.Server;
+  private started = false;
+  private draining = false;
+  private exitCode = 0;
+  private round?: Round;
+  private roundId = 0;
+  private recheck = false;
+  private readonly restartTimes: number[] = [];
+  private scrapeId = 0;
+  private readonly scrapes = new Map<number, { waiting: Set<number>; results: MetricsJson[]; done: (err?: Error) => void }>();
+  private watcher?: FSWatcher;
+  private pollTimer?: NodeJS.Timeout;
+  private debounce?: NodeJS.Timeout;
+  private materialWatcher?: MaterialWatcher;
+  private lastStatKey = '';
+  /** Set while the first workers start. */
+  private onStartupReady?: () => void;
+  private onStartupFailure?: (message: string) => void;
+
+  constructor(private readonly options: SupervisorOptions) {
+    this.done = new Promise((r) => (this.finish = r));
+    this.logger = options.logger.child({ worker: 0 });
+    this.config = options.config;
+    this.text = options.text;
+    this.count = options.config.workers;
+    this.material = { files: materialFiles(this.config), hash: '' };
+    this.material.hash = materialHash(this.material.files);
+    this.committedKey = `${sha256(this.text)}:${this.material.hash}`;
+    const registers = [this.registry];
+    this.restarts = new Counter({ name: 'egress_worker_restarts_total', help: 'Worker processes that exited unexpectedly and were replaced', registers });
+    const workers = this.workers;
+    new Gauge({
+      name: 'egress_workers_ready',
+      help: 'Worker processes serving the listeners (configured: egress_workers)',
+      registers,
+      collect() {
+        this.set([...workers.values()].filter((w) => w.ready).length);
+      },
+    });
+    new Gauge({ name: 'egress_workers', help: 'Worker processes configured', registers }).set(this.count);
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Binds admin and starts every worker. Resolves undefined when all serve, else with an exit code. */
+  public async start(): Promise<number | undefined> {
+    const l = this.config.listeners;
+    this.admin = createAdminServer({
+      metrics: { registry: { metrics: () => this.scrape(), contentType: this.registry.contentType } },
+      isReady: () => this.isReady(),
+      currentConfig: () => this.config,
+      configInfo: () => ({ generation: this.generation, loadedAt: this.loadedAt.toISOString(), source: this.options.file }),
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.admin!.once('error', reject);
+        this.admin!.listen({ port: l.admin.port, host: l.bindAddress }, () => {
+          this.admin!.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      this.logger.fatal({ err }, 'cannot start: admin listener');
+      return 1;
+    }
+    // Round robin from the supervisor: an even spread of connections, whichever worker is idle.
+    cluster.schedulingPolicy = cluster.SCHED_RR;
+    cluster.setupPrimary({ silent: false });
+    const outcome = new Promise<number | undefined>((resolve) => {
+      const onReady = () => {
+        if ([...this.workers.values()].filter((w) => w.ready).length === this.count) resolve(undefined);
+      };
+      this.onStartupReady = onReady;
+      this.onStartupFailure = (message) => {
+        this.logger.fatal({ event: 'worker-start-failed', message }, 'a worker could not start; stopping');
+        resolve(1);
+      };
+    });
+    for (let i = 0; i < this.count; i++) this.fork();
+    const code = await outcome;
+    this.onStartupReady = undefined;
+    this.onStartupFailure = undefined;
+    if (code !== undefined) {
+      this.draining = true;
+      for (const w of this.workers.values()) w.proc.process.kill('SIGKILL');
+      await this.closeAdmin();
+      return code;
+    }
+    this.started = true;
+    const first = [...this.workers.values()][0];
+    this.logger.info({
+      event: 'started',
+      workers: this.count,
+      generation: this.generation,
+      gateway: this.config.gateway,
+      ports: { ...first.ports, admin: (this.admin.address() as AddressInfo).port },
+    }, 'egress proxy listening');
+    if (this.options.watch !== false) this.startWatching();
+    return undefined;
+  }
+
+  public isReady(): boolean {
+    if (!this.started || this.draining || this.workers.size === 0) return false;
+    for (const w of this.workers.values()) if (!w.ready) return false;
+    return true;
+  }
+
+  private fork(): void {
+    const proc = cluster.fork();
+    const state: WorkerState = { proc, started: false, ready: false };
+    this.workers.set(proc.id, state);
+    proc.on('message', (m: FromWorker) => this.onMessage(state, m));
+    proc.on('exit', (code, signal) => this.onExit(state, code, signal));
+  }
+
+  private send(w: WorkerState, m: ToWorker): void {
+    if (w.proc.isConnected()) w.proc.send(m);
+  }
+
+  private onMessage(w: WorkerState, m: FromWorker): void {
+    switch (m?.egress) {
+      case 'hello':
+        // A worker starting while a round runs would miss it: it gets the outcome instead.
+        if (this.round) this.recheck = true;
+        else this.startWorker(w);
+        return;
+      case 'ready':
+        w.ready = true;
+        w.ports = m.ports;
+        this.onStartupReady?.();
+        if (this.recheck) this.scheduleCheck();
+        return;
+      case 'failed':
+        this.logger.error({ event: 'worker-failed', worker: w.proc.id, problems: m.problems, message: m.message }, 'worker could not start');
+        if (m.problems.length > 0 && !this.started) {
+          process.stderr.write(`${this.options.file}: ${m.problems.length} problem(s):\n${m.problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}\n`);
+        }
+        return;
+      case 'prepared':
+      case 'committed':
+        this.onRoundAnswer(w, m);
+        return;
+      case 'metrics': {
+        const scrape = this.scrapes.get(m.id);
+        if (!scrape || !scrape.waiting.delete(w.proc.id)) return;
+        if (m.error || !m.metrics) {
+          scrape.done(new Error(m.error ?? 'no metrics'));
+          return;
+        }
+        scrape.results.push(m.metrics);
+        if (scrape.waiting.size === 0) scrape.done();
+        return;
+      }
+      default:
+    }
+  }
+
+  private startWorker(w: WorkerState): void {
+    w.started = true;
+    this.send(w, { egress: 'start', text: this.text, workers: this.count });
+  }
+
+  private onExit(w: WorkerState, code: number | null, signal: string | null): void {
+    this.workers.delete(w.proc.id);
+    for (const scrape of this.scrapes.values()) if (scrape.waiting.delete(w.proc.id) && scrape.waiting.size === 0) scrape.done();
+    if (this.round?.waiting.delete(w.proc.id)) this.advanceRound();
+    if (this.draining) {
+      if (code !== 0) this.exitCode = 1;
+      this.logger.info({ event: 'worker-stopped', worker: w.proc.id, code, signal, remaining: this.workers.size }, 'worker stopped');
+      if (this.workers.size === 0) void this.stopped();
+      return;
+    }
+    if (!this.started) {
+      this.onStartupFailure?.(`worker ${w.proc.id} exited with ${signal ?? code} before serving`);
+      return;
+    }
+    this.restarts.inc();
+    const now = Date.now();
+    this.restartTimes.push(now);
+    while (this.restartTimes.length && this.restartTimes[0] < now - RESTART_WINDOW_MS) this.restartTimes.shift();
+    if (this.restartTimes.length > MAX_RESTARTS) {
+      this.logger.fatal({ event: 'worker-crash-loop', restarts: this.restartTimes.length, windowMs: RESTART_WINDOW_MS }, 'workers keep exiting; stopping');
+      this.exitCode = 1;
+      this.drain('crash-loop');
+      return;
+    }
+    const delay = Math.min(5_000, 100 * 2 ** (this.restartTimes.length - 1));
+    this.logger.error({ event: 'worker-exited', worker: w.proc.id, code, signal, restartInMs: delay }, 'worker exited unexpectedly; replacing it');
+    setTimeout(() => {
+      if (!this.draining) this.fork();
+    }, delay);
+  }
+
+  /* ---------------------------------------------------------------- metrics */
+
+  /** Every worker's registry and the supervisor's own, summed into one exposition. */
+  private async scrape(): Promise<string> {
+    const id = ++this.scrapeId;
+    const waiting = new Set([...this.workers.values()].filter((w) => w.ready && w.proc.isConnected()).map((w) => w.proc.id));
+    const results: MetricsJson[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`workers ${[...waiting].join(', ')} did not answer the scrape`)), SCRAPE_TIMEOUT_MS);
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        this.scrapes.delete(id);
+        if (err) reject(err);
+        else resolve();
+      };
+      this.scrapes.set(id, { waiting, results, done });
+      for (const wid of waiting) this.send(this.workers.get(wid)!, { egress: 'metrics', id });
+      if (waiting.size === 0) done();
+    });
+    results.push(await this.registry.getMetricsAsJSON() as MetricsJson);
+    for (const metrics of results) {
+      for (const m of metrics) {
+        const agg = POD_LEVEL_AGGREGATORS[m.name];
+        if (agg) (m as { aggregator: string }).aggregator = agg;
+      }
+    }
+    return AggregatorRegistry.aggregate(results).metrics();
+  }
+
+  /* ----------------------------------------------------------------- reload */
+
+  private startWatching(): void {
+    const file = this.options.file;
+    const interval = this.options.pollIntervalMs ?? POLL_INTERVAL_MS;
+    this.lastStatKey = statKey(file);
+    try {
+      // The directory, not the file: kubelet swaps the `..data` symlink, the file's inode never changes.
+      this.watcher = watch(dirname(file), { persistent: false }, () => this.scheduleCheck());
+      this.watcher.on('error', () => undefined);
+    } catch (err) {
+      this.logger.warn({ err }, 'cannot watch config directory; relying on polling');
+    }
+    this.pollTimer = setInterval(() => {
+      const key = statKey(file);
+      if (key === this.lastStatKey) return;
+      this.lastStatKey = key;
+      this.check();
+    }, interval);
+    this.pollTimer.unref();
+    this.materialWatcher = new MaterialWatcher(() => this.check(), interval);
+    this.materialWatcher.track(this.material.files, this.material.hash);
+  }
+
+  private stopWatching(): void {
+    this.watcher?.close();
+    this.materialWatcher?.close();
+    clearInterval(this.pollTimer);
+    clearTimeout(this.debounce);
+  }
+
+  private scheduleCheck(): void {
+    clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => this.check(), RELOAD_DEBOUNCE_MS);
+  }
+
+  /** Read the file and the files it names; when either changed, run a round. */
+  private check(): void {
+    if (this.draining) return;
+    if (this.round || [...this.workers.values()].some((w) => !w.ready)) {
+      this.recheck = true;
+      return;
+    }
+    this.recheck = false;
+    let text: string;
+    try {
+      text = readFileSync(this.options.file, 'utf8');
+    } catch (err) {
+      // Mid-swap the file can be briefly absent; the next event or poll picks it up.
+      this.rejectAll([{ path: '$', message: `cannot read file: ${(err as NodeJS.ErrnoException).code}` }], sha256(''));
+      return;
+    }
+    const hash = sha256(text);
+    let config: ProxyConfig;
+    try {
+      config = parseConfigText(text, this.options.file);
+    } catch (err) {
+      this.rejectAll(problemsOf(err), hash);
+      return;
+    }
+    const material = { files: materialFiles(config), hash: '' };
+    material.hash = materialHash(material.files);
+    const key = `${hash}:${material.hash}`;
+    if (key === this.committedKey || key === this.lastFailedKey) return;
+    const round: Round = {
+      id: ++this.roundId,
+      text,
+      config,
+      key,
+      material,
+      phase: 'prepare',
+      waiting: new Set(this.workers.keys()),
+      problems: [],
+      materialHashes: new Set(),
+    };
+    this.round = round;
+    this.armRound(round);
+    for (const w of this.workers.values()) this.send(w, { egress: 'prepare', round: round.id, text });
+  }
+
+  private armRound(round: Round): void {
+    clearTimeout(round.timer);
+    round.timer = setTimeout(() => {
+      // Its event loop has been blocked for seconds: replace it (it restarts on the committed config).
+      for (const wid of round.waiting) {
+        this.logger.error({ event: 'worker-stuck', worker: wid, phase: round.phase }, 'worker did not answer a reload; replacing it');
+        this.workers.get(wid)?.proc.process.kill('SIGKILL');
+      }
+    }, WORKER_ANSWER_MS);
+  }
+
+  private onRoundAnswer(w: WorkerState, m: Extract<FromWorker, { egress: 'prepared' | 'committed' }>): void {
+    const round = this.round;
+    if (!round || round.id !== m.round || !round.waiting.delete(w.proc.id)) return;
+    if (m.egress === 'prepared') {
+      for (const p of m.problems) {
+        if (!round.problems.some((q) => q.path === p.path && q.message === p.message)) round.problems.push(p);
+      }
+      if (m.problems.length === 0) round.materialHashes.add(m.materialHash);
+    }
+    this.advanceRound();
+  }
+
+  private advanceRound(): void {
+    const round = this.round;
+    if (!round || round.waiting.size > 0) return;
+    if (round.phase === 'prepare') {
+      const agreed = round.materialHashes.size <= 1 && [...round.materialHashes].every((h) => h === round.material.hash);
+      if (round.problems.length > 0) {
+        this.endRound(round);
+        this.rejectAll(round.problems, round.key);
+        return;
+      }
+      if (!agreed || this.workers.size === 0) {
+        // A file changed while the workers read it: they compiled different contents. Try again.
+        for (const w of this.workers.values()) this.send(w, { egress: 'abort', round: round.id, problems: [], key: '' });
+        this.endRound(round);
+        this.scheduleCheck();
+        return;
+      }
+      round.phase = 'commit';
+      for (const wid of this.workers.keys()) round.waiting.add(wid);
+      this.armRound(round);
+      for (const w of this.workers.values()) this.send(w, { egress: 'commit', round: round.id });
+      return;
+    }
+    this.config = round.config;
+    this.text = round.text;
+    this.committedKey = round.key;
+    this.material = round.material;
+    this.generation++;
+    this.loadedAt = new Date();
+    this.materialWatcher?.track(round.material.files, round.material.hash);
+    if (round.config.workers !== this.count) {
+      this.logger.warn({ event: 'config-restart-needed', workers: this.count, configured: round.config.workers }, 'a new worker count takes effect after a restart');
+    }
+    this.logger.info({ event: 'config-reloaded', generation: this.generation, workers: this.workers.size }, 'config reloaded by every worker');
+    this.endRound(round);
+  }
+
+  private endRound(round: Round): void {
+    clearTimeout(round.timer);
+    this.round = undefined;
+    // Workers that said hello during the round start on its outcome.
+    for (const w of this.workers.values()) if (!w.started) this.startWorker(w);
+    if (this.recheck) this.scheduleCheck();
+  }
+
+  /** Every worker counts and logs the rejection, and keeps its config. */
+  private rejectAll(problems: readonly ConfigProblem[], hash: string): void {
+    const key = hash.includes(':') ? hash : `${hash}:`;
+    for (const w of this.workers.values()) this.send(w, { egress: 'abort', round: 0, problems, key });
+    if (key === this.lastFailedKey) return;
+    this.lastFailedKey = key;
+    this.logger.error({ event: 'config-reload-failed', problems, generation: this.generation }, 'config reload rejected by the workers; every worker keeps the last good config');
+  }
+
+  /* ---------------------------------------------------------------- shutdown */
+
+  /** Not ready at once; every worker drains within its grace; exit when all are gone. */
+  public drain(reason: string): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.stopWatching();
+    const t = this.config.timeouts;
+    const deadline = t.drainDelayMs + t.shutdownGraceMs + SHUTDOWN_MARGIN_MS;
+    this.logger.info({ event: 'draining', reason, workers: this.workers.size, graceMs: t.shutdownGraceMs }, 'draining every worker');
+    for (const w of this.workers.values()) this.send(w, { egress: 'drain' });
+    if (this.workers.size === 0) {
+      void this.stopped();
+      return;
+    }
+    setTimeout(() => {
+      for (const w of this.workers.values()) {
+        this.logger.error({ event: 'worker-killed', worker: w.proc.id }, 'worker still running after the grace period; killing it');
+        this.exitCode = 1;
+        w.proc.process.kill('SIGKILL');
+      }
+    }, deadline).unref();
+  }
+
+  private async stopped(): Promise<void> {
+    await this.closeAdmin();
+    this.logger.info({ event: 'stopped', code: this.exitCode }, 'egress proxy stopped');
+    this.finish(this.exitCode);
+  }
+
+  private async closeAdmin(): Promise<void> {
+    if (!this.admin?.listening) return;
+    this.admin.closeAllConnections();
+    await new Promise<void>((r) => this.admin!.close(() => r()));
+  }
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function statKey(file: string): string {
+  try {
+    const st = statSync(file);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return 'missing';
+  }
+}

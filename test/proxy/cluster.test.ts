@@ -1,0 +1,238 @@
+// The bundled proxy with `workers: 2` as real processes on loopback: both workers serve one
+// listener, /metrics sums them in one scrape, reloads are applied or rejected by every worker,
+// and SIGTERM drains every worker's in-flight requests before the supervisor exits 0.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import * as http from 'node:http';
+import { join, resolve } from 'node:path';
+import { eventually, startHttpsUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
+import { workerShare } from '../../src/proxy/cluster';
+import { validateConfig } from '../../src/proxy/config';
+
+const BUNDLE = resolve(__dirname, '../../assets/proxy/main/index.js');
+const HOST = 'api.test.example.egress.local';
+
+beforeAll(() => {
+  if (!existsSync(BUNDLE)) {
+    const r = spawnSync('npx', ['projen', 'bundle'], { cwd: resolve(__dirname, '../..'), stdio: 'pipe' });
+    if (r.status !== 0) throw new Error(`bundle failed: ${r.stderr}`);
+  }
+});
+
+type LogLine = Record<string, unknown> & { event?: string; msg?: string; worker?: number };
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly lines: LogLine[];
+  readonly ports: { http: number; admin: number };
+  readonly exited: Promise<number | null>;
+}
+
+let seq = 0;
+/** Writes the config with a rename, as kubelet swaps a ConfigMap: a reader never sees half a file. */
+function writeConfigFile(file: string, content: unknown): void {
+  const tmp = `${file}.${++seq}.tmp`;
+  writeFileSync(tmp, typeof content === 'string' ? content : JSON.stringify(content));
+  renameSync(tmp, file);
+}
+
+async function startBundle(file: string): Promise<Running> {
+  const child = spawn(process.execPath, [BUNDLE, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: LogLine[] = [];
+  let buffered = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    buffered += c.toString();
+    let nl;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (line.startsWith('{')) lines.push(JSON.parse(line));
+    }
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  children.push(child);
+  // The supervisor logs as worker 0, once every worker serves.
+  await eventually(() => lines.some((l) => l.event === 'started' && l.worker === 0), 20_000, 'supervisor start');
+  const ports = lines.find((l) => l.event === 'started' && l.worker === 0)!.ports as { http: number; admin: number };
+  return { child, lines, ports, exited };
+}
+
+/** One request on a connection of its own, so the supervisor hands it to the next worker. */
+function get(port: number, path = '/'): Promise<{ status: number; body: string }> {
+  return new Promise((resolveGet, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, headers: { host: HOST }, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { body += c; });
+      res.on('end', () => resolveGet({ status: res.statusCode!, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
+async function adminGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolveGet, reject) => {
+    http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { body += c; });
+      res.on('end', () => resolveGet({ status: res.statusCode!, body }));
+    }).on('error', reject);
+  });
+}
+
+/** Sum of a sample family's values whose labels include `match` (the exposition is already the pod's sum). */
+function sample(text: string, name: string, match: Record<string, string> = {}): number {
+  let total = 0;
+  let found = false;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const labels = /\{(.*)\}/.exec(line)?.[1] ?? '';
+    if (!Object.entries(match).every(([k, v]) => labels.includes(`${k}="${v}"`))) continue;
+    total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    found = true;
+  }
+  if (!found) throw new Error(`no sample ${name} ${JSON.stringify(match)} in:\n${text}`);
+  return total;
+}
+
+function accessLines(lines: LogLine[]): LogLine[] {
+  return lines.filter((l) => l.msg === 'request');
+}
+
+const children: ChildProcess[] = [];
+let upstream: TestUpstream | undefined;
+
+afterEach(async () => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(c.pid, 'SIGKILL');
+  await upstream?.close();
+  upstream = undefined;
+});
+
+function serviceConfig(port: number, extra: Record<string, unknown> = {}, serviceExtra: Record<string, unknown> = {}): Record<string, unknown> {
+  return testConfig({
+    workers: 2,
+    externalServices: [testService('api', 'api.test.example', {
+      ports: [{ port: 80, targetPort: port }], endpoints: [{ address: '127.0.0.1', priority: 0 }], ...serviceExtra,
+    })],
+    ...extra,
+  });
+}
+
+describe('workerShare', () => {
+  test('splits the per-pod limits among the workers, rounding up; one worker keeps them', () => {
+    const v = validateConfig(testConfig({ workers: 3, limits: { maxConcurrent: 10, maxClientConnections: 1 } }));
+    if (!v.ok) throw new Error(JSON.stringify(v.problems));
+    expect(workerShare(v.config, 3).limits).toEqual({ ...v.config.limits, maxConcurrent: 4, maxClientConnections: 1 });
+    expect(workerShare(v.config, 1)).toBe(v.config);
+  });
+});
+
+describe('two workers (bundle)', () => {
+  test('both workers serve one listener; one scrape sums their counters to the requests sent', async () => {
+    upstream = await startHttpsUpstream();
+    const file = join(testPki().dir, 'cluster-serve.json');
+    writeConfigFile(file, serviceConfig(upstream.port));
+    const p = await startBundle(file);
+    expect((await adminGet(p.ports.admin, '/ready')).status).toBe(200);
+
+    const sent = 24;
+    const results = await Promise.all(Array.from({ length: sent }, (_, i) => get(p.ports.http, `/r${i}`)));
+    expect(results.map((r) => r.status)).toEqual(Array(sent).fill(200));
+    expect(upstream.requests()).toBe(sent);
+    await eventually(() => accessLines(p.lines).length === sent, 5_000, 'access log lines');
+    const byWorker = new Map<number, number>();
+    for (const l of accessLines(p.lines)) byWorker.set(l.worker!, (byWorker.get(l.worker!) ?? 0) + 1);
+    expect([...byWorker.keys()].sort()).toEqual([1, 2]);
+
+    const metrics = (await adminGet(p.ports.admin, '/metrics')).body;
+    expect(sample(metrics, 'outbound_http_route_request_statuses_total', { http_status: '200' })).toBe(sent);
+    expect(sample(metrics, 'outbound_http_route_request_duration_seconds_count', { http_status: '200' })).toBe(sent);
+    expect(sample(metrics, 'outbound_http_route_request_duration_seconds_bucket', { http_status: '200', le: '+Inf' })).toBe(sent);
+    // Pod-level facts are one worker's value, not the sum; the supervisor adds its own.
+    expect(sample(metrics, 'egress_config_reload_successes_total')).toBe(1);
+    expect(sample(metrics, 'egress_ready')).toBe(1);
+    expect(sample(metrics, 'egress_workers')).toBe(2);
+    expect(sample(metrics, 'egress_workers_ready')).toBe(2);
+    // Each worker enforces half of the pod's limit; together they report the pod's.
+    expect(sample(metrics, 'egress_inflight_limit')).toBe(10_000);
+    const config = JSON.parse((await adminGet(p.ports.admin, '/config')).body);
+    expect(config).toMatchObject({ generation: 1, config: { workers: 2, limits: { maxConcurrent: 10_000 } } });
+  });
+
+  test('reload: every worker applies a good config; a bad one, invalid or naming an unreadable file, is rejected by all', async () => {
+    upstream = await startHttpsUpstream();
+    const dir = testPki().dir;
+    const file = join(dir, 'cluster-reload.json');
+    const tokenFile = join(dir, 'cluster-token');
+    writeFileSync(tokenFile, 's3cret\n');
+    writeConfigFile(file, serviceConfig(upstream.port));
+    const p = await startBundle(file);
+
+    // Good: an injected header every worker must add from now on.
+    writeConfigFile(file, serviceConfig(upstream.port, {}, { injectHeaders: [{ name: 'x-token', valueFile: tokenFile }] }));
+    await eventually(async () => JSON.parse((await adminGet(p.ports.admin, '/config')).body).generation === 2, 10_000, 'generation 2');
+    expect(p.lines.filter((l) => l.event === 'config-reloaded').map((l) => l.worker).sort()).toEqual([0, 1, 2]);
+    const before = upstream.seen.length;
+    await Promise.all(Array.from({ length: 8 }, () => get(p.ports.http)));
+    expect(upstream.seen.slice(before).map((s) => s.headers['x-token'])).toEqual(Array(8).fill('s3cret'));
+
+    // Bad at compile time only (the supervisor's validation passes; each worker's compile fails).
+    writeConfigFile(file, serviceConfig(upstream.port, {}, { injectHeaders: [{ name: 'x-token', valueFile: join(dir, 'no-such-token') }] }));
+    await eventually(() => p.lines.some((l) => l.event === 'config-reload-failed' && l.worker === 0), 10_000, 'rejected by the supervisor');
+    await eventually(() => p.lines.filter((l) => l.event === 'config-reload-failed' && l.worker !== 0).length === 2, 5_000, 'rejected by both workers');
+    // Invalid: every worker keeps the last good config too.
+    writeConfigFile(file, { ...serviceConfig(upstream.port), timeouts: { idleMs: -5 } });
+    await eventually(() => p.lines.filter((l) => l.event === 'config-reload-failed' && l.worker !== 0).length === 4, 10_000, 'second rejection');
+    await eventually(() => p.lines.filter((l) => l.event === 'config-reload-failed' && l.worker === 0).length === 2, 5_000, 'second rejection logged');
+    const failed = p.lines.filter((l) => l.event === 'config-reload-failed' && l.worker === 0) as Array<{ problems: Array<{ path: string }> }>;
+    expect(failed.map((l) => l.problems.map((x) => x.path))).toEqual([['$.externalServices[0].injectHeaders[0].valueFile'], ['$.timeouts.idleMs']]);
+
+    expect(JSON.parse((await adminGet(p.ports.admin, '/config')).body).generation).toBe(2);
+    const after = upstream.seen.length;
+    await Promise.all(Array.from({ length: 8 }, () => get(p.ports.http)));
+    expect(upstream.seen.slice(after).map((s) => s.headers['x-token'])).toEqual(Array(8).fill('s3cret'));
+    const metrics = (await adminGet(p.ports.admin, '/metrics')).body;
+    expect(sample(metrics, 'egress_config_reload_successes_total')).toBe(2);
+    expect(sample(metrics, 'egress_config_reload_failures_total')).toBe(2);
+    expect((await adminGet(p.ports.admin, '/ready')).status).toBe(200);
+  });
+
+  test('SIGTERM: not ready at once, every worker finishes its in-flight requests, then the supervisor exits 0', async () => {
+    const held: Array<() => void> = [];
+    upstream = await startHttpsUpstream((_req, res) => {
+      res.writeHead(200);
+      res.write('first half, ');
+      held.push(() => res.end('second half'));
+    });
+    const file = join(testPki().dir, 'cluster-drain.json');
+    writeConfigFile(file, serviceConfig(upstream.port, { timeouts: { shutdownGraceMs: 15_000, drainDelayMs: 0 } }));
+    const p = await startBundle(file);
+
+    const inflight = 6;
+    const pending = Array.from({ length: inflight }, (_, i) => get(p.ports.http, `/slow${i}`));
+    await eventually(() => held.length === inflight, 5_000, 'requests at the upstream');
+
+    process.kill(p.child.pid!, 'SIGTERM');
+    await eventually(async () => (await adminGet(p.ports.admin, '/ready').catch(() => ({ status: 0 }))).status === 503, 5_000, '/ready 503');
+    await eventually(() => p.lines.filter((l) => l.event === 'draining' && l.worker !== 0).length === 2, 5_000, 'both workers draining');
+    expect(p.child.exitCode).toBeNull();
+    for (const finish of held) finish();
+    const results = await Promise.all(pending);
+    expect(results).toEqual(Array(inflight).fill({ status: 200, body: 'first half, second half' }));
+    expect(await p.exited).toBe(0);
+    const served = new Set(accessLines(p.lines).map((l) => l.worker));
+    expect([...served].sort()).toEqual([1, 2]);
+    expect(p.lines.filter((l) => l.event === 'worker-stopped').map((l) => l.code)).toEqual([0, 0]);
+  });
+
+  test('an invalid config at startup: exit 1 before any worker starts', () => {
+    const file = join(testPki().dir, 'cluster-bad.json');
+    writeConfigFile(file, { ...testConfig({ workers: 2 }), timeouts: { idleMs: -5 } });
+    const r = spawnSync(process.execPath, [BUNDLE, '--config', file], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('$.timeouts.idleMs');
+    expect(r.stdout).not.toContain('"event":"started"');
+  });
+});
