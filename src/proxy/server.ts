@@ -752,13 +752,13 @@ class Proxy implements ProxyHandle {
     // Drain delay: endpoints are still being removed everywhere, so keep accepting and serving.
     if (delayMs > 0) await this.sleepUnlessClosed(delayMs);
     if (this.closed) return;
-    await this.stopListening();
+    const graceEnd = performance.now() + graceMs;
+    await this.stopListening(graceEnd);
     this.ctx.logger.info({ event: 'listeners-closed', inflight: this.active, connections: this.conns.size }, 'stopped accepting; serving what was received');
     // Grace: in-flight requests and tunnels finish; connections not yet read send their request and
     // are served (each bounded by its request-headers timer); idle keep-alive connections close
     // on their keep-alive timer, which clients know from the Keep-Alive header, so none is cut
     // while its client sends.
-    const graceEnd = performance.now() + graceMs;
     while (!this.closed && (this.active > 0 || this.conns.size > 0)) {
       const left = graceEnd - performance.now();
       if (left <= 0) break;
@@ -796,19 +796,24 @@ class Proxy implements ProxyHandle {
   /**
    * Close the listeners, but first accept every connection the kernel has already completed:
    * closing a listening socket resets whatever is still queued in it. Node accepts about one
-   * connection per listener per event-loop turn, so turn the loop until two turns in a row
-   * accept nothing (bounded, should connections keep arriving).
+   * connection per listener per event-loop turn, so a busy proxy can have hundreds queued. Turn
+   * the loop until two turns in a row accept nothing and (where /proc tells) the kernel's accept
+   * queues are empty, bounded by `untilMs` should connections keep arriving.
    */
-  private async stopListening(): Promise<void> {
-    const until = performance.now() + ACCEPT_SWEEP_MAX_MS;
+  private async stopListening(untilMs: number): Promise<void> {
     let quiet = 0;
     let seen = this.acceptedTotal;
-    while (quiet < 2 && performance.now() < until) {
+    const ports = new Set(this.servers.map((s) => (s.address() as net.AddressInfo | null)?.port).filter((p): p is number => p !== undefined));
+    while (performance.now() < untilMs) {
       await new Promise<void>((r) => setImmediate(r));
-      if (this.acceptedTotal === seen) {quiet++;} else {
+      if (this.acceptedTotal !== seen) {
         quiet = 0;
         seen = this.acceptedTotal;
+        continue;
       }
+      if (++quiet < 2) continue;
+      if (acceptQueueLength(ports) === 0) break;
+      quiet = 0;
     }
     // close() stops accepting at once; its callback waits for every connection, so do not await it.
     for (const s of this.servers) s.close();
@@ -872,8 +877,31 @@ class Proxy implements ProxyHandle {
 /** After the grace period, how long the 503 DRAINING answers get to be written before sockets close. */
 const CUT_FLUSH_MS = 500;
 
-/** Longest the listeners keep accepting after the drain delay to empty their accept queues. */
-const ACCEPT_SWEEP_MAX_MS = 1_000;
+/**
+ * Connections completed by the kernel and waiting in the accept queues of listening sockets on
+ * these ports (Linux: the rx_queue of a LISTEN entry in /proc/net/tcp{,6}). 0 where /proc is
+ * unreadable: the caller's quiet event-loop turns are then the only evidence.
+ */
+export function acceptQueueLength(ports: ReadonlySet<number>, procFiles: readonly string[] = ['/proc/net/tcp', '/proc/net/tcp6']): number {
+  let queued = 0;
+  for (const file of procFiles) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'latin1');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      // "  sl  local_address rem_address   st tx_queue:rx_queue ..."; LISTEN is state 0A.
+      const f = line.trim().split(/\s+/);
+      if (f.length < 5 || f[3] !== '0A') continue;
+      const port = parseInt(f[1].slice(f[1].lastIndexOf(':') + 1), 16);
+      if (!ports.has(port)) continue;
+      queued += parseInt(f[4].slice(f[4].indexOf(':') + 1), 16) || 0;
+    }
+  }
+  return queued;
+}
 
 /**
  * node:http's ServerResponse with a hook just before the head is written (every head goes

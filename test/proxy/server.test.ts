@@ -567,13 +567,173 @@ describe('drain', () => {
     const drained = proxy.drain(10_000, 0);
     expect(proxy.isReady()).toBe(false);
     expect((await request(`http://127.0.0.1:${proxy.ports.admin}/ready`)).statusCode).toBe(503);
-    await expect(viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/new')).rejects.toThrow();
+    await eventually(() => tp!.logs.lines.some((l) => l.event === 'listeners-closed'), 5_000, 'listeners closed');
+    await expect(viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/new')).rejects.toThrow(/ECONNREFUSED/);
     finish();
-    expect((await inflight).body).toBe('finished');
+    const done = await inflight;
+    expect(done.body).toBe('finished');
+    expect(done.headers.connection).toBe('close');
     await drained;
     expect(proxy.inflight()).toBe(0);
   });
+
+  test('during the drain delay new connections are accepted and served with Connection: close, readiness failing', async () => {
+    upstream = await startHttpUpstream();
+    tp = await startTestProxy(testConfig({ externalServices: [plainService(upstream.port)] }), NAMES);
+    const { proxy } = tp;
+    const drained = proxy.drain(5_000, 60_000);
+    expect((await request(`http://127.0.0.1:${proxy.ports.admin}/ready`)).statusCode).toBe(503);
+    const conns = await Promise.all(Array.from({ length: 20 }, () => rawConnect(proxy.ports.http, 'GET /late HTTP/1.1\r\nHost: api.test.example.egress.local\r\n\r\n')));
+    cleanups.push(() => conns.forEach((c) => c.socket.destroy()));
+    // The proxy closes each connection after its response.
+    for (const r of await Promise.all(conns.map((c) => c.closed))) {
+      expect(r.data).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expect(r.data).toMatch(/\r\nconnection: close\r\n/i);
+      expect(r.data).toContain('hello GET /late');
+    }
+    expect(tp.logs.lines.some((l) => l.event === 'listeners-closed')).toBe(false);
+    await proxy.close();
+    await drained;
+  });
+
+  test('a keep-alive connection idle when the drain starts gets Connection: close on its next response', async () => {
+    upstream = await startHttpUpstream();
+    tp = await startTestProxy(testConfig({ externalServices: [plainService(upstream.port)] }), NAMES);
+    const c = await rawConnect(tp.proxy.ports.http, 'GET /one HTTP/1.1\r\nHost: api.test.example.egress.local\r\n\r\n');
+    cleanups.push(() => void c.socket.destroy());
+    const seen: string[] = [];
+    c.socket.on('data', (b: Buffer) => seen.push(b.toString('latin1')));
+    await eventually(() => seen.join('').includes('hello GET /one'), 5_000, 'first response');
+    expect(seen.join('')).toMatch(/\r\nconnection: keep-alive\r\n/i);
+    const drained = tp.proxy.drain(5_000, 60_000);
+    c.socket.write('GET /two HTTP/1.1\r\nHost: api.test.example.egress.local\r\n\r\n');
+    const closed = await c.closed;
+    const second = closed.data.slice(closed.data.indexOf('HTTP/1.1', 10));
+    expect(second).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(second).toMatch(/\r\nconnection: close\r\n/i);
+    expect(second).toContain('hello GET /two');
+    await tp.proxy.close();
+    await drained;
+  });
+
+  test('a connection accepted before the listeners close is served when its request comes after', async () => {
+    upstream = await startHttpUpstream();
+    tp = await startTestProxy(testConfig({ externalServices: [plainService(upstream.port)] }), NAMES);
+    const c = await rawConnect(tp.proxy.ports.http);
+    cleanups.push(() => void c.socket.destroy());
+    await eventually(async () => sample(await scrape(tp!.proxy.ports.admin), 'egress_client_connections', {}) === 1, 5_000, 'connection accepted');
+    const drained = tp.proxy.drain(5_000, 0);
+    await eventually(() => tp!.logs.lines.some((l) => l.event === 'listeners-closed'), 5_000, 'listeners closed');
+    c.socket.write('GET /after HTTP/1.1\r\nHost: api.test.example.egress.local\r\n\r\n');
+    const closed = await c.closed;
+    expect(closed.data).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(closed.data).toMatch(/\r\nconnection: close\r\n/i);
+    expect(closed.data).toContain('hello GET /after');
+    await drained;
+    expect(tp.logs.lines.some((l) => l.event === 'drain-cut')).toBe(false);
+  });
+
+  test('pipelined requests received before the drain are all answered, in order', async () => {
+    // /p3 answers last, after the first two responses are out: it is then the last in flight.
+    upstream = await startHttpUpstream((req, res) => {
+      setTimeout(() => res.end(`done ${req.url}`), req.url === '/p3' ? 800 : 200);
+    });
+    tp = await startTestProxy(testConfig({ externalServices: [plainService(upstream.port)] }), NAMES);
+    const head = (path: string) => `GET ${path} HTTP/1.1\r\nHost: api.test.example.egress.local\r\n\r\n`;
+    const c = await rawConnect(tp.proxy.ports.http, head('/p1') + head('/p2') + head('/p3'));
+    cleanups.push(() => void c.socket.destroy());
+    await eventually(() => upstream!.requests() >= 1, 5_000, 'first request at upstream');
+    const drained = tp.proxy.drain(5_000, 0);
+    let errored: string | undefined;
+    c.socket.on('error', (err: NodeJS.ErrnoException) => {
+      errored = err.code;
+    });
+    const closed = await c.closed;
+    expect(errored).toBeUndefined();
+    const statuses = closed.data.match(/HTTP\/1\.1 \d{3}/g);
+    expect(statuses).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200']);
+    expect(closed.data.match(/done \/p\d/g)).toEqual(['done /p1', 'done /p2', 'done /p3']);
+    // Only the last response closes the connection; the ones before it keep it for what follows.
+    expect(closed.data.match(/\r\nconnection: [a-z-]+/gi)!.map((h) => h.slice(2).toLowerCase())).toEqual([
+      'connection: keep-alive', 'connection: keep-alive', 'connection: close',
+    ]);
+    await drained;
+  });
+
+  test('at the end of the grace period: an unanswered request gets 503 DRAINING with Connection: close, a tunnel is closed', async () => {
+    upstream = await startHttpUpstream((req, res) => {
+      if (req.url === '/hang') return; // never answers
+      res.end('ok');
+    });
+    const echo = net.createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => echo.close(() => r())));
+    const echoPort = (echo.address() as net.AddressInfo).port;
+    tp = await startTestProxy(testConfig({ externalServices: [plainService(upstream.port)] }), NAMES);
+    const { proxy } = tp;
+    const hanging = viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/hang');
+    const tunnel = await rawConnect(proxy.ports.http, `CONNECT api.test.example:${echoPort} HTTP/1.1\r\nHost: api.test.example:${echoPort}\r\n\r\n`);
+    cleanups.push(() => void tunnel.socket.destroy());
+    const got: string[] = [];
+    tunnel.socket.on('data', (b: Buffer) => got.push(b.toString('latin1')));
+    await eventually(() => got.join('').startsWith('HTTP/1.1 200'), 5_000, 'tunnel established');
+    await eventually(() => upstream!.requests() === 1, 5_000, 'hanging request at upstream');
+
+    const drained = proxy.drain(1_000, 0);
+    await eventually(() => tp!.logs.lines.some((l) => l.event === 'listeners-closed'), 5_000, 'listeners closed');
+    // Within the grace period the tunnel still carries bytes both ways.
+    tunnel.socket.write('ping');
+    await eventually(() => got.join('').endsWith('ping'), 5_000, 'echo through the tunnel while draining');
+
+    const answered = await hanging;
+    expect(answered.status).toBe(503);
+    expect(answered.headers['x-egress-error']).toBe('DRAINING');
+    expect(answered.headers.connection).toBe('close');
+    await tunnel.closed;
+    await drained;
+    expect(tp.logs.lines.find((l) => l.event === 'drain-cut')).toMatchObject({ requests: 1, tunnels: 1 });
+    const access = tp.logs.lines.find((l) => l.msg === 'request' && l.status === 503);
+    expect(access).toMatchObject({ error: 'DRAINING' });
+  });
+
+  test('HTTP/2: the session gets GOAWAY, the stream in flight completes', async () => {
+    let finish: () => void = () => undefined;
+    upstream = await startHttpUpstream((_req, res) => {
+      finish = () => res.end('h2 finished');
+    });
+    tp = await startTestProxy(testConfig({ externalServices: [plainService(upstream.port)] }), NAMES);
+    const client = http2.connect(`http://127.0.0.1:${tp.proxy.ports.http}`);
+    cleanups.push(() => client.destroy());
+    let goaway = false;
+    client.on('goaway', () => {
+      goaway = true;
+    });
+    const stream = client.request({ ':path': '/h2', ':authority': 'api.test.example.egress.local' });
+    const body = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      let status = 0;
+      let text = '';
+      stream.on('response', (h) => {
+        status = Number(h[':status']);
+      });
+      stream.on('data', (c: Buffer) => {
+        text += c.toString();
+      });
+      stream.on('end', () => resolve({ status, text }));
+      stream.on('error', reject);
+    });
+    stream.end();
+    await eventually(() => upstream!.requests() === 1, 5_000, 'stream at upstream');
+    const drained = tp.proxy.drain(5_000, 0);
+    await eventually(() => goaway, 5_000, 'GOAWAY');
+    finish();
+    expect(await body).toEqual({ status: 200, text: 'h2 finished' });
+    await drained;
+  });
 });
+
+function plainService(port: number) {
+  return testService('api', 'api.test.example', { ports: [{ port: 80, targetPort: port }], tls: { enabled: false } });
+}
 
 /** A raw client connection to the proxy; `closed` settles with the bytes received when the proxy closes it. */
 interface RawConn {
@@ -630,7 +790,7 @@ describe('client connections', () => {
     }), NAMES);
     const req = 'GET /one HTTP/1.1\r\nHost: api.test.example.egress.local\r\n\r\n';
     const c = await rawConnect(tp.proxy.ports.http, req);
-    cleanups.push(() => c.socket.destroy());
+    cleanups.push(() => void c.socket.destroy());
     const seen: string[] = [];
     c.socket.on('data', (b: Buffer) => seen.push(b.toString('latin1')));
     await eventually(() => seen.join('').includes('hello GET /one'), 5_000, 'first response');
@@ -648,7 +808,7 @@ describe('client connections', () => {
       timeouts: { requestHeadersMs: 20_000, clientKeepAliveMs: 300 },
     }), NAMES);
     const c = await rawConnect(tp.proxy.ports.http, 'GET / HTTP/1.1\r\nHost: api.test.example.egress.local\r\n\r\n');
-    cleanups.push(() => c.socket.destroy());
+    cleanups.push(() => void c.socket.destroy());
     const closed = await c.closed;
     expect(closed.data).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
     expect(closed.data).toMatch(/\r\nkeep-alive: timeout=/i);
