@@ -51,7 +51,7 @@ function proxyConfig(ports: { http: number; admin: number }, upstreamPort: numbe
     gateway: { name: 'bench', namespace: 'default' },
     listeners: {
       bindAddress: '127.0.0.1',
-      http: { port: ports.http, suffixes: [SUFFIX], forwardProxy: false, parentPort: 80, ambiguousPaths: 'Reject' },
+      http: { port: ports.http, suffixes: [SUFFIX], forwardProxy: false, parentPort: 80, ambiguousPaths: 'Reject', connectSni: 'RequireMatch' },
       tcp: [],
       admin: { port: ports.admin },
     },

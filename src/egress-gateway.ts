@@ -27,7 +27,8 @@ import { timeoutsToSpec } from './internal/timeouts';
 import { resolveWorkers, workerResources } from './internal/workers';
 import { IntRange, LIMIT_BOUNDS, TIMEOUT_BOUNDS } from './model/bounds';
 import {
-  DEFAULT_ADMIN_PORT, DEFAULT_AMBIGUOUS_PATHS, DEFAULT_EGRESS_SUFFIX, DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT, DEFAULT_LIMITS,
+  DEFAULT_ADMIN_PORT, DEFAULT_AMBIGUOUS_PATHS, DEFAULT_CONNECT_SNI, DEFAULT_EGRESS_SUFFIX,
+  DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT, DEFAULT_LIMITS,
   DEFAULT_TIMEOUTS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT,
 } from './model/defaults';
 import {
@@ -101,6 +102,19 @@ export enum AmbiguousPathAction {
    * restrict paths can be bypassed.
    */
   KEEP_UNCHANGED = 'KeepUnchanged',
+}
+
+/**
+ * CONNECT tunnels whose client speaks TLS first: the server name in the ClientHello (SNI) must be
+ * the host the CONNECT named, or the tunnel is closed and counted as denied (reason
+ * `sni-mismatch`), so that a tunnel to an allowed host cannot carry TLS to another one behind the
+ * same address (domain fronting). A CONNECT to an IP address takes a ClientHello without a name.
+ */
+export enum ConnectSniPolicy {
+  /** The ClientHello must name the CONNECT host; one without a name is refused (`sni-missing`). */
+  REQUIRE_MATCH = 'RequireMatch',
+  /** A name, when the ClientHello carries one, must be the CONNECT host; none is accepted. */
+  MATCH_IF_PRESENT = 'MatchIfPresent',
 }
 
 /** The proxy's log level. */
@@ -295,6 +309,13 @@ export interface EgressGatewayProps {
    * @default AmbiguousPathAction.REJECT
    */
   readonly ambiguousPaths?: AmbiguousPathAction;
+
+  /**
+   * CONNECT tunnels carrying TLS: whether the ClientHello must name the CONNECT host (tunnels
+   * that start with anything but a TLS handshake are not affected).
+   * @default ConnectSniPolicy.REQUIRE_MATCH
+   */
+  readonly connectSni?: ConnectSniPolicy;
 
   /**
    * The proxy image.
@@ -625,6 +646,7 @@ export class EgressGateway extends Construct {
     checkEnum(problems, 'configReload', props.configReload, ConfigReload, 'ConfigReload');
     checkEnum(problems, 'logLevel', props.logLevel, LogLevel, 'LogLevel');
     checkEnum(problems, 'ambiguousPaths', props.ambiguousPaths, AmbiguousPathAction, 'AmbiguousPathAction');
+    checkEnum(problems, 'connectSni', props.connectSni, ConnectSniPolicy, 'ConnectSniPolicy');
 
     const shutdownGraceMs = durationMs(problems, 'shutdownGrace', props.shutdownGrace) ?? DEFAULT_SHUTDOWN_GRACE_MS;
     const terminationMs = durationMs(problems, 'terminationGracePeriod', props.terminationGracePeriod);
@@ -1116,6 +1138,7 @@ export class EgressGateway extends Construct {
           forwardProxy: this.forwardProxy,
           parentPort: this.servicePort,
           ambiguousPaths: props.ambiguousPaths ?? DEFAULT_AMBIGUOUS_PATHS,
+          connectSni: props.connectSni ?? DEFAULT_CONNECT_SNI,
         },
         tls: this.tlsPort && this.tlsServicePort ? { port: this.tlsPort, parentPort: this.tlsServicePort } : undefined,
         tcp: this.tcpListeners.map((l) => ({ ...l })),

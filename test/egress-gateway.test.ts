@@ -3,7 +3,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { ApiObject, App, Chart, Duration, Size, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
-import { AmbiguousPathAction, ConfigReload, EgressGateway, GatewayDeployment, LogLevel } from '../src/egress-gateway';
+import { AmbiguousPathAction, ConfigReload, ConnectSniPolicy, EgressGateway, GatewayDeployment, LogLevel } from '../src/egress-gateway';
 import { EgressClientMode, EgressClientProxyAddress } from '../src/egress-lockdown';
 import { EgressNetwork } from '../src/egress-network';
 import { ExternalServiceProtocol, InjectedHeader } from '../src/external-service';
@@ -169,7 +169,7 @@ describe('EgressGateway defaults', () => {
     expect(parsed.gateway).toEqual({ name: 'egress-gateway', namespace: 'egress' });
     expect(parsed.listeners).toEqual({
       bindAddress: '0.0.0.0',
-      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80, ambiguousPaths: 'Reject' },
+      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80, ambiguousPaths: 'Reject', connectSni: 'RequireMatch' },
       tcp: [],
       admin: { port: 9901 },
     });
@@ -224,6 +224,7 @@ describe('EgressGateway props', () => {
       maxClientConnections: 3000,
       clientKeepAliveTimeout: Duration.seconds(75),
       ambiguousPaths: AmbiguousPathAction.UNESCAPE_AND_FORWARD,
+      connectSni: ConnectSniPolicy.MATCH_IF_PRESENT,
       logLevel: LogLevel.DEBUG,
       image: IMAGE,
     });
@@ -233,7 +234,7 @@ describe('EgressGateway props', () => {
     expect(gw.suffixes).toEqual(['out.internal', 'egress.local']);
     expect(parsed.gateway).toEqual({ name: 'edge', namespace: 'egress-system' });
     expect(parsed.listeners.http).toEqual({
-      port: 8080, suffixes: ['out.internal', 'egress.local'], forwardProxy: true, parentPort: 80, ambiguousPaths: 'UnescapeAndForward',
+      port: 8080, suffixes: ['out.internal', 'egress.local'], forwardProxy: true, parentPort: 80, ambiguousPaths: 'UnescapeAndForward', connectSni: 'MatchIfPresent',
     });
     expect(parsed.listeners.tls).toEqual({ port: 8443, parentPort: 443 });
     expect(parsed.parent).toMatchObject({ name: 'edge', namespace: 'egress-system', trafficPolicy: 'Deny', mode: 'ReportOnly' });
@@ -557,6 +558,15 @@ describe('EgressGateway validation', () => {
       return chart;
     })());
     expect(config(all).listeners.http.ambiguousPaths).toBe('Reject');
+    expect(config(all).listeners.http.connectSni).toBe('RequireMatch');
+  });
+
+  test('throws when connectSni is not a ConnectSniPolicy, with the other problems', () => {
+    const message = errorOf(() => new EgressGateway(newChart(), 'egress', {
+      connectSni: 'Always' as ConnectSniPolicy, ambiguousPaths: 'x' as AmbiguousPathAction,
+    }));
+    expect(message).toContain("'connectSni' \"Always\" is not one of \"RequireMatch\", \"MatchIfPresent\"; use a ConnectSniPolicy member");
+    expect(message).toContain("'ambiguousPaths' \"x\"");
   });
 
   test('throws when ambiguousPaths is not an AmbiguousPathAction', () => {

@@ -3,7 +3,7 @@
  * (what it assumes when a hand-written config leaves an optional field out).
  */
 import type {
-  AmbiguousPathsSpec, AddressPolicySpec, LimitsSpec, PoolSpec, RetrySpec, TimeoutsSpec, TlsOriginationSpec,
+  AmbiguousPathsSpec, AddressPolicySpec, ConnectSniSpec, LimitsSpec, PoolSpec, RetrySpec, TimeoutsSpec, TlsOriginationSpec,
 } from './proxy-config';
 
 export const DEFAULT_EGRESS_SUFFIX = 'egress.local';
@@ -13,6 +13,9 @@ export const DEFAULT_TLS_PORT = 8443;
 export const DEFAULT_ADMIN_PORT = 9901;
 /** Refuse what an upstream could read as another path than the one the routes matched. */
 export const DEFAULT_AMBIGUOUS_PATHS: AmbiguousPathsSpec = 'Reject';
+/** A TLS tunnel names its server in the clear; one that names none cannot be checked against the CONNECT host. */
+export const DEFAULT_CONNECT_SNI: ConnectSniSpec = 'RequireMatch';
+export const CONNECT_SNI_VALUES: readonly ConnectSniSpec[] = Object.freeze(['RequireMatch', 'MatchIfPresent'] as const);
 export const AMBIGUOUS_PATHS_VALUES: readonly AmbiguousPathsSpec[] = Object.freeze(['Reject', 'UnescapeAndForward', 'KeepUnchanged'] as const);
 export const DEFAULT_TLS_TARGET_PORT = 443;
 

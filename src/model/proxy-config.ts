@@ -62,6 +62,15 @@ export type AppProtocolSpec = 'http' | 'http2' | 'grpc' | 'tcp';
  */
 export type AmbiguousPathsSpec = 'Reject' | 'UnescapeAndForward' | 'KeepUnchanged';
 
+/**
+ * A CONNECT tunnel whose client speaks TLS first: the ClientHello's server name (SNI) must be the
+ * CONNECT host, else the tunnel is closed and counted as a denial. A CONNECT to an IP address
+ * takes a ClientHello without SNI (IP addresses are not valid SNI).
+ * - RequireMatch: a ClientHello without SNI is refused too.
+ * - MatchIfPresent: a ClientHello without SNI passes (clients that send none, e.g. to an IP).
+ */
+export type ConnectSniSpec = 'RequireMatch' | 'MatchIfPresent';
+
 /** Kuma's TLS version spelling. TLSAuto means: min TLS 1.2, max TLS 1.3. */
 export type TlsVersionSpec = 'TLSAuto' | 'TLS10' | 'TLS11' | 'TLS12' | 'TLS13';
 
@@ -111,6 +120,8 @@ export interface ListenersSpec {
     readonly parentPort: number;
     /** Paths with encoded separators or dot segments; see AmbiguousPathsSpec. */
     readonly ambiguousPaths: AmbiguousPathsSpec;
+    /** CONNECT tunnels carrying TLS: must the ClientHello name the CONNECT host? See ConnectSniSpec. */
+    readonly connectSni: ConnectSniSpec;
   };
   /** TLS passthrough by SNI (hijacked real hostnames on 443; TLSRoute enforcement). */
   readonly tls?: { readonly port: number; readonly parentPort: number };

@@ -9,7 +9,8 @@ import { isValidDnsName, isValidHostPattern } from './classify';
 import { compileRegex } from './route-match';
 import { CONFIG_FILE_LIMITS, GATEWAY_ONLY_TIMEOUTS, LIMIT_BOUNDS, TIMEOUT_BOUNDS, WORKER_BOUNDS } from '../model/bounds';
 import {
-  AMBIGUOUS_PATHS_VALUES, DEFAULT_ADDRESS_POLICY, DEFAULT_ADMIN_PORT, DEFAULT_AMBIGUOUS_PATHS, DEFAULT_EGRESS_SUFFIX,
+  AMBIGUOUS_PATHS_VALUES, CONNECT_SNI_VALUES, DEFAULT_ADDRESS_POLICY, DEFAULT_ADMIN_PORT, DEFAULT_AMBIGUOUS_PATHS, DEFAULT_CONNECT_SNI,
+  DEFAULT_EGRESS_SUFFIX,
   DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT,
   DEFAULT_LIMITS, DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT, DEFAULT_WORKERS,
 } from '../model/defaults';
@@ -463,7 +464,7 @@ class Checker {
 
   private listeners(path: string, v: unknown, services: readonly ExternalServiceSpec[]): ListenersSpec {
     const o = this.obj(path, v, ['bindAddress', 'http', 'tls', 'tcp', 'admin'], false) ?? {};
-    const h = this.obj(`${path}.http`, o.http, ['port', 'suffixes', 'forwardProxy', 'parentPort', 'ambiguousPaths'], false) ?? {};
+    const h = this.obj(`${path}.http`, o.http, ['port', 'suffixes', 'forwardProxy', 'parentPort', 'ambiguousPaths', 'connectSni'], false) ?? {};
     const suffixes = this.arr(`${path}.http.suffixes`, h.suffixes, (p, x) => {
       const s = this.dnsName(p, x, false);
       return s || undefined;
@@ -475,6 +476,7 @@ class Checker {
       forwardProxy: this.bool(`${path}.http.forwardProxy`, h.forwardProxy, false),
       parentPort: this.int(`${path}.http.parentPort`, h.parentPort, 1, 65535, DEFAULT_HTTP_PARENT_PORT),
       ambiguousPaths: this.oneOf(`${path}.http.ambiguousPaths`, h.ambiguousPaths, AMBIGUOUS_PATHS_VALUES, DEFAULT_AMBIGUOUS_PATHS),
+      connectSni: this.oneOf(`${path}.http.connectSni`, h.connectSni, CONNECT_SNI_VALUES, DEFAULT_CONNECT_SNI),
     };
     let tls: ListenersSpec['tls'];
     if (o.tls !== undefined) {

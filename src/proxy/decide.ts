@@ -65,6 +65,10 @@ export type DecisionAction = 'allow' | 'deny' | 'redirect';
  * - 'no-backend'      the matched rule's backendRefs all have weight 0 → 500 (Gateway API)
  * - 'filter-redirect' the matched rule has a RequestRedirect filter → 3xx with Location
  * - 'report-only'     would have denied (see wouldReason), allowed because the parent is ReportOnly
+ * Set by the CONNECT tunnel after an allow, on the ClientHello the client sent (never by decide()):
+ * - 'sni-mismatch'    the TLS server name is not the CONNECT host → tunnel closed
+ * - 'sni-missing'     no server name, and connectSni is RequireMatch → tunnel closed
+ * - 'sni-unreadable'  TLS, but no ClientHello that can be read → tunnel closed
  */
 export type DecisionReason =
   | 'route-matched'
@@ -73,7 +77,10 @@ export type DecisionReason =
   | 'no-backend'
   | 'filter-redirect'
   | 'report-only'
-  | 'declared-service';
+  | 'declared-service'
+  | 'sni-mismatch'
+  | 'sni-missing'
+  | 'sni-unreadable';
 
 export interface Decision {
   readonly action: DecisionAction;

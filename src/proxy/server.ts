@@ -723,7 +723,7 @@ class Proxy implements ProxyHandle {
 
   private warnUnreloadable(a: ProxyConfig, b: ProxyConfig): void {
     // Per-request settings of the HTTP listener apply to the next request; only what binds sockets needs a restart.
-    const bound = (l: ProxyConfig['listeners']) => JSON.stringify({ ...l, http: { ...l.http, ambiguousPaths: undefined } });
+    const bound = (l: ProxyConfig['listeners']) => JSON.stringify({ ...l, http: { ...l.http, ambiguousPaths: undefined, connectSni: undefined } });
     if (bound(a.listeners) !== bound(b.listeners) || a.limits.maxHeaderBytes !== b.limits.maxHeaderBytes || a.workers !== b.workers) {
       this.ctx.logger.warn({ event: 'config-restart-needed' }, 'listener changes take effect after a restart');
     }

@@ -1,36 +1,66 @@
 // Byte tunnels: CONNECT, TLS passthrough by SNI and raw TCP listeners. Decide, open the vetted
 // upstream (originating TLS only for TCP services that ask for it), then splice with an idle bound.
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
-import { classifyConnect, classifySni, requestAuthority } from './classify';
-import { decide, type Decision, type Target } from './decide';
+import { isIP, type Socket } from 'node:net';
+import { classifyConnect, classifySni, normaliseDnsName, requestAuthority, type SuffixMatcher } from './classify';
+import { decide, type Decision, type DecisionReason, type Target } from './decide';
 import { EgressError, errorResponse, toEgressError, type EgressErrorCode } from './errors';
 import { observeTunnel, type TunnelRecord } from './observe';
 import type { CompiledService, ProxyContext, RuntimeState } from './runtime';
 import { MAX_CLIENT_HELLO_BYTES, parseClientHello } from './sni';
 import { openUpstream, planTcp, planTunnel, type OpenedUpstream } from './upstream';
+import type { ConnectSniSpec } from '../model/proxy-config';
+
+/** A tunnel the client's first bytes closed (see ClientGate). */
+export interface GateRefusal {
+  readonly pass: false;
+  readonly reason: Extract<DecisionReason, 'sni-mismatch' | 'sni-missing' | 'sni-unreadable'>;
+  /** For the log line only: may quote what the client sent. */
+  readonly detail: string;
+}
+
+export type GateVerdict = { readonly pass: true } | GateRefusal;
+
+const PASS: GateVerdict = Object.freeze({ pass: true });
+
+/**
+ * Holds the client's first bytes until `judge` has seen enough of them; the upstream's bytes reach
+ * the client meanwhile, so a server that speaks first (SMTP, SSH) is never kept waiting.
+ */
+export interface ClientGate {
+  /** Client bytes that arrived with the request head. */
+  readonly head?: Buffer;
+  /** Every byte the client has sent so far: a verdict, or 'need-more'. */
+  judge(held: Buffer): GateVerdict | 'need-more';
+}
 
 export interface SpliceResult {
   bytesIn: number;
   bytesOut: number;
   error?: EgressErrorCode;
+  /** The gate closed the tunnel. */
+  refused?: GateRefusal;
 }
 
 /**
  * Copy bytes both ways; a FIN from one side is passed on (pipe ends the other's writable) while
  * the other direction keeps flowing, and the tunnel ends when both sockets have closed, on an
- * error, or after idleMs of silence. Backpressure comes from pipe().
+ * error, or after idleMs of silence. Backpressure comes from pipe(). With a `gate`, the client's
+ * first bytes are held (bounded by the gate) until it passes them, while the upstream's flow at once.
  */
-export function splice(client: Socket, upstream: Socket, idleMs: number, record: { bytesIn: number; bytesOut: number }): Promise<SpliceResult> {
+export function splice(
+  client: Socket, upstream: Socket, idleMs: number, record: { bytesIn: number; bytesOut: number }, gate?: ClientGate,
+): Promise<SpliceResult> {
   return new Promise((resolve) => {
     let error: EgressErrorCode | undefined;
+    let refused: GateRefusal | undefined;
     let finished = false;
     const finish = () => {
       if (finished) return;
       finished = true;
       client.destroy();
       upstream.destroy();
-      resolve({ bytesIn: record.bytesIn, bytesOut: record.bytesOut, error });
+      resolve({ bytesIn: record.bytesIn, bytesOut: record.bytesOut, error, refused });
     };
     client.on('data', (c: Buffer) => { record.bytesIn += c.length; });
     upstream.on('data', (c: Buffer) => { record.bytesOut += c.length; });
@@ -47,10 +77,78 @@ export function splice(client: Socket, upstream: Socket, idleMs: number, record:
     });
     client.on('close', finish);
     upstream.on('close', finish);
-    client.pipe(upstream);
     upstream.pipe(client);
+    if (gate) {
+      holdUntilJudged(client, upstream, gate, (r) => {
+        refused = r;
+        finish();
+      });
+    } else {
+      client.pipe(upstream);
+    }
     client.resume();
   });
+}
+
+function holdUntilJudged(client: Socket, upstream: Socket, gate: ClientGate, refuse: (r: GateRefusal) => void): void {
+  let held: Buffer = gate.head ?? Buffer.alloc(0);
+  const stop = () => {
+    client.off('data', onData);
+    client.off('end', onEnd);
+  };
+  /** True once judged (passed on, or refused). */
+  const judge = (): boolean => {
+    const v = gate.judge(held);
+    if (v === 'need-more') return false;
+    stop();
+    if (!v.pass) {
+      refuse(v);
+      return true;
+    }
+    if (held.length > 0) upstream.write(held);
+    held = Buffer.alloc(0);
+    client.pipe(upstream);
+    return true;
+  };
+  const onData = (chunk: Buffer) => {
+    held = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
+    judge();
+  };
+  // A client that closes before saying anything passes its FIN on; one that stops mid-way was never judged.
+  const onEnd = () => {
+    stop();
+    if (held.length === 0) upstream.end();
+    else refuse({ pass: false, reason: 'sni-unreadable', detail: 'client closed the tunnel in the middle of its first TLS record' });
+  };
+  if (held.length > 0 && judge()) return;
+  client.on('data', onData);
+  client.once('end', onEnd);
+}
+
+/**
+ * The gate of a CONNECT tunnel: a client that speaks TLS first must name the CONNECT host in its
+ * ClientHello (SNI), or no name when connectSni is MatchIfPresent or the host is an IP address
+ * (IP addresses are not valid SNI). Anything else than a TLS handshake record passes: the tunnel
+ * does not carry TLS (or starts it later, as SMTP STARTTLS does, which this cannot see).
+ */
+export function judgeConnectClientHello(held: Buffer, host: string, suffixes: SuffixMatcher, mode: ConnectSniSpec): GateVerdict | 'need-more' {
+  if (held.length === 0) return 'need-more';
+  if (held[0] !== 0x16) return PASS;
+  const hello = parseClientHello(held);
+  if (hello.kind === 'need-more') {
+    if (held.length <= MAX_CLIENT_HELLO_BYTES) return 'need-more';
+    return { pass: false, reason: 'sni-unreadable', detail: 'ClientHello larger than one TLS record' };
+  }
+  if (hello.kind === 'invalid') return { pass: false, reason: 'sni-unreadable', detail: `unreadable ClientHello: ${hello.why}` };
+  const literal = isIP(host) !== 0;
+  if (hello.serverName === undefined) {
+    if (literal || mode === 'MatchIfPresent') return PASS;
+    return { pass: false, reason: 'sni-missing', detail: `ClientHello without a server name in a tunnel to "${host}"` };
+  }
+  const name = normaliseDnsName(hello.serverName);
+  const stripped = name === undefined ? undefined : suffixes.strip(name) ?? name;
+  if (!literal && stripped === host) return PASS;
+  return { pass: false, reason: 'sni-mismatch', detail: `ClientHello names ${JSON.stringify(hello.serverName.slice(0, 253))}, not the CONNECT host "${host}"` };
 }
 
 export interface TunnelDeps {
@@ -118,12 +216,31 @@ export async function handleConnect(deps: TunnelDeps, req: IncomingMessage, clie
     record.opened = opened;
     observeTunnel(ctx, state, record, 'open');
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    if (head.length > 0) {
-      record.bytesIn += head.length;
-      opened.socket.write(head);
-    }
-    const r = await splice(client, opened.socket, timeoutsOf(state, decision).tunnelIdleMs, record);
+    record.bytesIn += head.length;
+    // The upstream is connected and relayed before the client's first bytes are in: a server that
+    // speaks first (SMTP, SSH) must not wait for a client that is waiting for it.
+    const mode = state.config.listeners.http.connectSni;
+    const reportOnly = state.config.parent.mode === 'ReportOnly';
+    let wouldRefuse: GateRefusal | undefined;
+    const gate: ClientGate = {
+      head,
+      judge: (held) => {
+        const v = judgeConnectClientHello(held, target.host, state.suffixes, mode);
+        if (v === 'need-more' || v.pass || !reportOnly) return v;
+        wouldRefuse = v;
+        return PASS;
+      },
+    };
+    const r = await splice(client, opened.socket, timeoutsOf(state, decision).tunnelIdleMs, record, gate);
     record.error = r.error;
+    if (r.refused) {
+      record.decision = { ...decision, action: 'deny', reason: r.refused.reason };
+      record.error = 'EGRESS_DENIED';
+      record.errorDetail = r.refused.detail;
+    } else if (wouldRefuse) {
+      record.decision = { ...decision, reason: 'report-only', wouldReason: wouldRefuse.reason, reportOnly: true };
+      record.errorDetail = wouldRefuse.detail;
+    }
     observeTunnel(ctx, state, record, 'close');
   } finally {
     release();

@@ -30,7 +30,7 @@ describe('valid configs', () => {
     expect(c.defaultTls).toEqual(DEFAULT_TLS);
     expect(c.listeners).toEqual({
       bindAddress: '0.0.0.0',
-      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80, ambiguousPaths: 'Reject' },
+      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80, ambiguousPaths: 'Reject', connectSni: 'RequireMatch' },
       tls: undefined,
       tcp: [],
       admin: { port: 9901 },
@@ -92,6 +92,8 @@ describe('invalid configs', () => {
     expect(byPath['$.listeners.http.ambiguousPaths']).toMatchObject({ value: 'Unescape', message: 'must be one of "Reject", "UnescapeAndForward", "KeepUnchanged"' });
     expect(byPath['$.limits.maxConcurrent']).toBeDefined();
     expect(problems({ ...MINIMAL, listeners: { http: { ambiguousPaths: 3 } } })[0]).toMatchObject({ path: '$.listeners.http.ambiguousPaths', value: 3 });
+    expect(problems({ ...MINIMAL, listeners: { http: { connectSni: 'Require' } } })[0])
+      .toMatchObject({ path: '$.listeners.http.connectSni', value: 'Require', message: 'must be one of "RequireMatch", "MatchIfPresent"' });
   });
 
   test('throws with every problem at once, each with path and offending value', () => {

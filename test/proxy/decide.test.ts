@@ -30,7 +30,7 @@ function config(o: ConfigOptions = {}): ProxyConfig {
     gateway: { name: 'gw', namespace: NS },
     listeners: {
       bindAddress: '127.0.0.1',
-      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80, ambiguousPaths: 'Reject' },
+      http: { port: 8080, suffixes: ['egress.local'], forwardProxy: false, parentPort: 80, ambiguousPaths: 'Reject', connectSni: 'RequireMatch' },
       tcp: [],
       admin: { port: 9901 },
     },

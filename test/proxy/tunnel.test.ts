@@ -5,6 +5,8 @@ import * as tls from 'node:tls';
 import {
   eventually, sample, scrape, startTestProxy, testConfig, testPki, testService, type TestProxy,
 } from './helpers';
+import { SuffixMatcher } from '../../src/proxy/classify';
+import { judgeConnectClientHello } from '../../src/proxy/tunnel';
 
 const NAMES = { 'api.test.example': '127.0.0.1', 'echo.test.example': '127.0.0.1' };
 
@@ -235,5 +237,243 @@ describe('TCP listeners', () => {
     await closedWithoutData(client);
     const line = tp.logs.lines.find((l) => l.msg === 'connection');
     expect(line?.error).toBe('IDLE_TIMEOUT');
+  });
+});
+
+describe('CONNECT carrying TLS: the ClientHello must name the CONNECT host', () => {
+  /**
+   * An upstream on loopback that counts the bytes it receives: a TLS echo server (test cert) behind
+   * a counting TCP relay, or a plaintext server that speaks first (an SMTP-like banner) and echoes.
+   */
+  async function recordingServer(kind: 'tls-echo' | 'banner'): Promise<{ port: number; received: () => number }> {
+    let received = 0;
+    const listen = async (server: net.Server) => {
+      servers.push(server);
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      return (server.address() as net.AddressInfo).port;
+    };
+    const echo = (s: net.Socket) => {
+      s.on('error', () => undefined);
+      if (kind === 'banner') s.write('220 mail.test.example ESMTP ready\r\n');
+      s.on('data', (c: Buffer) => s.write(c));
+      s.on('end', () => s.end());
+    };
+    const p = testPki();
+    if (kind === 'banner') {
+      const port = await listen(net.createServer((s) => {
+        s.on('data', (c: Buffer) => { received += c.length; });
+        echo(s);
+      }));
+      return { port, received: () => received };
+    }
+    const tlsPort = await listen(tls.createServer({ cert: p.serverCert, key: p.serverKey }, echo).on('tlsClientError', () => undefined));
+    const port = await listen(net.createServer((s) => {
+      const d = net.connect({ host: '127.0.0.1', port: tlsPort });
+      for (const x of [s, d]) x.on('error', () => { s.destroy(); d.destroy(); });
+      s.on('data', (c: Buffer) => { received += c.length; });
+      s.pipe(d);
+      d.pipe(s);
+    }));
+    return { port, received: () => received };
+  }
+
+  /** CONNECT through the proxy; resolves once the 200 is in, with any bytes that came after it. */
+  function connectTunnel(proxyPort: number, authority: string): Promise<{ socket: net.Socket; status: string; rest: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port: proxyPort });
+      let buf = Buffer.alloc(0);
+      const onData = (c: Buffer) => {
+        buf = Buffer.concat([buf, c]);
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        socket.off('data', onData);
+        socket.pause();
+        resolve({ socket, status: buf.subarray(0, end).toString('latin1').split('\r\n')[0], rest: buf.subarray(end + 4) });
+      };
+      socket.on('data', onData);
+      socket.on('error', reject);
+      socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
+    });
+  }
+
+  /** TLS over the tunnel socket: resolves with the echo of `text`, or '' when the tunnel closes first. */
+  function tlsEcho(socket: net.Socket, servername: string | undefined, text: string): Promise<string> {
+    return new Promise((resolve) => {
+      const t = tls.connect({ socket, servername: servername ?? '', ca: testPki().caPem, rejectUnauthorized: servername !== undefined });
+      let got = '';
+      t.on('secureConnect', () => t.write(text));
+      t.on('data', (c: Buffer) => {
+        got += c.toString();
+        if (got.length >= text.length) {
+          t.end();
+          resolve(got);
+        }
+      });
+      t.on('error', () => resolve(got));
+      t.on('close', () => resolve(got));
+      socket.resume();
+    });
+  }
+
+  const denials = (m: string, reason: string) => m.split('\n').filter((l) => l.startsWith('egress_policy_denials_total{') && l.includes(`reason="${reason}"`));
+
+  test('matching SNI: the TLS session goes through end to end', async () => {
+    const up = await recordingServer('tls-echo');
+    tp = await startTestProxy(testConfig(), NAMES);
+    const t = await connectTunnel(tp.proxy.ports.http, `api.test.example:${up.port}`);
+    expect(t.status).toMatch(/^HTTP\/1\.1 200/);
+    expect(await tlsEcho(t.socket, 'api.test.example', 'hello through the tunnel')).toBe('hello through the tunnel');
+    await eventually(() => tp!.logs.lines.some((l) => l.kind === 'connect' && l.msg === 'connection'));
+    expect(tp.logs.lines.find((l) => l.kind === 'connect' && l.msg === 'connection')).toMatchObject({ decision: 'allow', host: 'api.test.example' });
+    expect(tp.logs.lines.find((l) => l.kind === 'connect' && l.msg === 'connection')?.error).toBeUndefined();
+    expect(up.received()).toBeGreaterThan(0);
+  });
+
+  test('mismatching SNI: the tunnel is closed before the ClientHello reaches the upstream, counted as denied, logged with the reason', async () => {
+    const up = await recordingServer('tls-echo');
+    tp = await startTestProxy(testConfig(), NAMES);
+    const t = await connectTunnel(tp.proxy.ports.http, `api.test.example:${up.port}`);
+    expect(t.status).toMatch(/^HTTP\/1\.1 200/);
+    expect(await tlsEcho(t.socket, 'evil.test.example', 'fronted')).toBe('');
+    expect(up.received()).toBe(0);
+    await eventually(() => tp!.logs.lines.some((l) => l.kind === 'connect' && l.msg === 'connection'));
+    {
+      const m = await scrape(tp.proxy.ports.admin);
+      // hostname is the configured ExternalService's (none here), never the client's string.
+      expect(denials(m, 'sni-mismatch')).toEqual([expect.stringMatching(/route_name="tcp-egress-allow",hostname="",protocol="connect",.*mode="enforce"\} 1$/)]);
+      expect(m).toMatch(/outbound_tcp_route_close_total\{[^}]*route_name="tcp-egress-allow"[^}]*error="forbidden"\} 1/);
+    }
+    const line = tp.logs.lines.find((l) => l.kind === 'connect' && l.reason === 'sni-mismatch');
+    expect(line).toMatchObject({ decision: 'deny', error: 'EGRESS_DENIED', host: 'api.test.example' });
+    expect(String(line?.errorDetail)).toContain('"evil.test.example"');
+  });
+
+  test('SNI naming the host with its egress suffix, in another case, matches', async () => {
+    const up = await recordingServer('tls-echo');
+    tp = await startTestProxy(testConfig(), NAMES);
+    const t = await connectTunnel(tp.proxy.ports.http, `api.test.example.egress.local:${up.port}`);
+    // The certificate names api.test.example: verify against it while sending the suffixed SNI.
+    const socket = t.socket;
+    const echoed = await new Promise<string>((resolve) => {
+      const s = tls.connect({ socket, servername: 'API.test.example.egress.local', ca: testPki().caPem, checkServerIdentity: (_h, cert) => tls.checkServerIdentity('api.test.example', cert) });
+      let got = '';
+      s.on('secureConnect', () => s.write('ok'));
+      s.on('data', (c: Buffer) => { got += c.toString(); if (got.length >= 2) { s.end(); resolve(got); } });
+      s.on('error', () => resolve(got));
+      socket.resume();
+    });
+    expect(echoed).toBe('ok');
+  });
+
+  test.each([
+    ['RequireMatch', '', 'sni-missing'],
+    ['MatchIfPresent', 'no name needed', undefined],
+  ])('no SNI with connectSni %s → %j', async (connectSni, expected, reason) => {
+    const up = await recordingServer('tls-echo');
+    tp = await startTestProxy(testConfig({
+      listeners: { bindAddress: '127.0.0.1', http: { port: 0, suffixes: ['egress.local'], forwardProxy: true, connectSni }, admin: { port: 0 } },
+    }), NAMES);
+    const t = await connectTunnel(tp.proxy.ports.http, `api.test.example:${up.port}`);
+    expect(await tlsEcho(t.socket, undefined, 'no name needed')).toBe(expected);
+    if (reason) {
+      expect(up.received()).toBe(0);
+      await eventually(() => tp!.logs.lines.some((l) => l.kind === 'connect' && l.msg === 'connection'));
+      expect(denials(await scrape(tp.proxy.ports.admin), reason)).toHaveLength(1);
+    }
+  });
+
+  test('a server that speaks first (SMTP banner) is relayed before the client has sent a byte', async () => {
+    const up = await recordingServer('banner');
+    tp = await startTestProxy(testConfig(), { 'mail.test.example': '127.0.0.1' });
+    const t = await connectTunnel(tp.proxy.ports.http, `mail.test.example:${up.port}`);
+    expect(t.status).toMatch(/^HTTP\/1\.1 200/);
+    const banner = await new Promise<string>((resolve) => {
+      let got = t.rest.toString();
+      if (got.includes('\r\n')) return resolve(got);
+      t.socket.on('data', (c: Buffer) => {
+        got += c.toString();
+        if (got.includes('\r\n')) resolve(got);
+      });
+      t.socket.resume();
+    });
+    expect(banner).toBe('220 mail.test.example ESMTP ready\r\n');
+    expect(up.received()).toBe(0);
+    const reply = await new Promise<string>((resolve) => {
+      let got = '';
+      t.socket.removeAllListeners('data');
+      t.socket.on('data', (c: Buffer) => {
+        got += c.toString();
+        if (got.includes('\r\n')) resolve(got);
+      });
+      t.socket.resume();
+      t.socket.write('EHLO client.test.example\r\n');
+    });
+    expect(reply).toBe('EHLO client.test.example\r\n');
+    t.socket.destroy();
+  });
+
+  test('report-only parent: a mismatching SNI goes through and is counted as a would-be denial', async () => {
+    const up = await recordingServer('tls-echo');
+    tp = await startTestProxy(testConfig({ parent: { name: 'all-egress', namespace: 'egress', trafficPolicy: 'Allow', mode: 'ReportOnly' } }), NAMES);
+    const t = await connectTunnel(tp.proxy.ports.http, `api.test.example:${up.port}`);
+    const socket = t.socket;
+    const echoed = await new Promise<string>((resolve) => {
+      const s = tls.connect({ socket, servername: 'evil.test.example', ca: testPki().caPem, checkServerIdentity: () => undefined });
+      let got = '';
+      s.on('secureConnect', () => s.write('seen'));
+      s.on('data', (c: Buffer) => { got += c.toString(); if (got.length >= 4) { s.end(); resolve(got); } });
+      s.on('error', () => resolve(got));
+      socket.resume();
+    });
+    expect(echoed).toBe('seen');
+    await eventually(() => tp!.logs.lines.some((l) => l.kind === 'connect' && l.msg === 'connection'));
+    expect(denials(await scrape(tp.proxy.ports.admin), 'sni-mismatch')).toEqual([expect.stringMatching(/mode="report-only"\} 1$/)]);
+    expect(tp.logs.lines.find((l) => l.kind === 'connect' && l.msg === 'connection')).toMatchObject({ decision: 'allow', reason: 'report-only' });
+  });
+});
+
+describe('judgeConnectClientHello', () => {
+  /** The first record a real TLS client sends, captured on a loopback listener. */
+  async function hello(servername: string): Promise<Buffer> {
+    const server = net.createServer();
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const got = new Promise<Buffer>((resolve) => server.once('connection', (s) => {
+      let buf = Buffer.alloc(0);
+      s.on('data', (c: Buffer) => {
+        buf = Buffer.concat([buf, c]);
+        if (buf.length >= 5 && buf.length >= 5 + buf.readUInt16BE(3)) {
+          s.destroy();
+          resolve(buf);
+        }
+      });
+    }));
+    const c = tls.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, servername, rejectUnauthorized: false });
+    c.on('error', () => undefined);
+    const b = await got;
+    c.destroy();
+    return b;
+  }
+  const suffixes = new SuffixMatcher(['egress.local']);
+  const verdict = (v: ReturnType<typeof judgeConnectClientHello>) => (v === 'need-more' ? v : v.pass ? 'pass' : v.reason);
+
+  test('names, absence, IP hosts, partial and hostile records', async () => {
+    const named = await hello('api.test.example');
+    const none = await hello('');
+    expect(verdict(judgeConnectClientHello(named, 'api.test.example', suffixes, 'RequireMatch'))).toBe('pass');
+    expect(verdict(judgeConnectClientHello(named, 'other.test.example', suffixes, 'MatchIfPresent'))).toBe('sni-mismatch');
+    expect(verdict(judgeConnectClientHello(none, 'api.test.example', suffixes, 'RequireMatch'))).toBe('sni-missing');
+    expect(verdict(judgeConnectClientHello(none, 'api.test.example', suffixes, 'MatchIfPresent'))).toBe('pass');
+    // A CONNECT to an IP address: no name is the only correct ClientHello; any name is another server.
+    expect(verdict(judgeConnectClientHello(none, '127.0.0.1', suffixes, 'RequireMatch'))).toBe('pass');
+    expect(verdict(judgeConnectClientHello(named, '127.0.0.1', suffixes, 'MatchIfPresent'))).toBe('sni-mismatch');
+    // Byte by byte: undecided until the record is complete.
+    expect(judgeConnectClientHello(named.subarray(0, 3), 'api.test.example', suffixes, 'RequireMatch')).toBe('need-more');
+    expect(judgeConnectClientHello(named.subarray(0, named.length - 1), 'api.test.example', suffixes, 'RequireMatch')).toBe('need-more');
+    expect(judgeConnectClientHello(Buffer.alloc(0), 'api.test.example', suffixes, 'RequireMatch')).toBe('need-more');
+    // Not TLS: passes at the first byte.
+    expect(verdict(judgeConnectClientHello(Buffer.from('EHLO x\r\n'), 'api.test.example', suffixes, 'RequireMatch'))).toBe('pass');
+    expect(verdict(judgeConnectClientHello(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x02, 0, 0, 0, 0]), 'api.test.example', suffixes, 'RequireMatch'))).toBe('sni-unreadable');
+    expect(verdict(judgeConnectClientHello(Buffer.from([0x16, 0x03, 0x01, 0xff, 0xff]), 'api.test.example', suffixes, 'RequireMatch'))).toBe('sni-unreadable');
   });
 });

@@ -1,6 +1,7 @@
 // HTTP Upgrade (WebSocket-style) through the egress name: decided like a request, TLS originated
 // and verified, Upgrade kept end to end, bytes spliced; denied upgrades get 403.
 import * as http from 'node:http';
+import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import { eventually, sample, scrape, startHttpsUpstream, startTestProxy, testConfig, testService, type TestProxy, type TestUpstream } from './helpers';
 import { upgradeRequestHead } from '../../src/proxy/upgrade';
@@ -86,6 +87,28 @@ test('a denied upgrade gets 403 and nothing is dialled', async () => {
     http_status: '403',
     error: '',
   })).toBe(1);
+});
+
+test('an upgrade with an ambiguous path where a route restricts paths, or two Host lines, gets 400 and nothing is dialled', async () => {
+  await echoUpgradeUpstream();
+  tp = await startTestProxy(testConfig({
+    parent: { name: 'p', namespace: 'n', trafficPolicy: 'Deny' },
+    externalServices: [testService('api', 'api.test.example', { ports: [{ port: 80, targetPort: upstream!.port }] })],
+    routes: [{ kind: 'HTTPRoute', name: 'stream-only', namespace: 'n', rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/stream' } }] }] }],
+  }), NAMES);
+  const raw = (head: string) => new Promise<string>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port: tp!.proxy.ports.http });
+    let got = '';
+    s.on('data', (c: Buffer) => { got += c.toString(); });
+    s.on('close', () => resolve(got));
+    s.on('error', () => resolve(got));
+    s.write(head);
+  });
+  const upgrade = 'Connection: Upgrade\r\nUpgrade: echo\r\n\r\n';
+  expect(await raw(`GET /stream/..%2fadmin HTTP/1.1\r\nHost: api.test.example.egress.local\r\n${upgrade}`)).toMatch(/^HTTP\/1\.1 400[^]*x-egress-error: BAD_REQUEST/);
+  expect(await raw(`GET /stream HTTP/1.1\r\nHost: api.test.example.egress.local\r\nHost: other.test.example.egress.local\r\n${upgrade}`))
+    .toMatch(/^HTTP\/1\.1 400/);
+  expect(tp.dialer.calls).toEqual([]);
 });
 
 test('the request head drops line-broken values rather than writing them raw', () => {
