@@ -19,6 +19,7 @@ import { GatewayDashboard, GatewayDashboardOptions } from './gateway-dashboard';
 import { GatewayMetricsMonitor, GatewayMetricsMonitorOptions } from './gateway-metrics-monitor';
 import { GATEWAY_FACTS, GatewayFacts, otherAppProblem } from './internal/app-tree';
 import { ConfigFile, shardFileName, splitConfig, SplitResult } from './internal/config-files';
+import { checkAutoscaling } from './internal/autoscaling';
 import { cidrReason, dnsNameProblem, isDnsLabel } from './internal/dns';
 import { durationMs } from './internal/duration';
 import { MountRef, mountDir, volumeName } from './internal/mounts';
@@ -599,11 +600,7 @@ export class EgressGateway extends Construct {
         problems.add('replicas', props.replicas, "cannot be set with 'autoscaling', which decides the number of pods (a fixed replicas would reset the autoscaler at every apply)",
           `remove replicas and set autoscaling.minReplicas: ${props.replicas}`);
       } else {
-        try {
-          floor = GatewayAutoscaling.replicaRange(`EgressGateway "${this.node.path}"`, props.autoscaling)[0];
-        } catch (e) {
-          problems.add('autoscaling', props.autoscaling, (e as Error).message.replace(/^[^:]*: /, 'is invalid: '), 'see the autoscaling options');
-        }
+        floor = checkAutoscaling(problems, 'autoscaling.', props.autoscaling)[0];
       }
       const cpuRequest = props.resources?.cpu?.request;
       if (props.resources && !cpuRequest) {

@@ -3,7 +3,7 @@
 import { Duration } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { durationMs } from './internal/duration';
+import { checkAutoscaling } from './internal/autoscaling';
 import { Problems } from './internal/problems';
 
 /** Options of the gateway's HorizontalPodAutoscaler (`EgressGatewayProps.autoscaling`). */
@@ -66,8 +66,6 @@ export interface GatewayAutoscalingProps extends GatewayAutoscalingOptions {
   readonly commonLabels?: { [key: string]: string };
 }
 
-const DEFAULT_MIN = 2;
-const DEFAULT_MAX = 10;
 const DEFAULT_CPU = 70;
 
 /**
@@ -78,33 +76,6 @@ const DEFAULT_CPU = 70;
  * `scaleDownStabilization` and removes `scaleDownMaxPods` per `scaleDownPeriod`.
  */
 export class GatewayAutoscaling extends Construct {
-  /** Validates the options and returns [minReplicas, maxReplicas]; used by the gateway to size its PodDisruptionBudget first. */
-  public static replicaRange(subject: string, options: GatewayAutoscalingOptions): number[] {
-    const problems = new Problems(subject);
-    const min = options.minReplicas ?? DEFAULT_MIN;
-    const max = options.maxReplicas ?? Math.max(DEFAULT_MAX, min);
-    if (!Number.isInteger(min) || min < 1) problems.add('autoscaling.minReplicas', min, 'must be a whole number of at least 1', 'use 2 or more so a node failure or rollout never stops egress');
-    if (!Number.isInteger(max) || max < min) problems.add('autoscaling.maxReplicas', max, `must be a whole number of at least 'minReplicas' (${min})`, `use e.g. ${Math.max(min, DEFAULT_MAX)}`);
-    for (const [prop, v] of [['cpuUtilization', options.cpuUtilization], ['memoryUtilization', options.memoryUtilization]] as const) {
-      if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > 1000)) {
-        problems.add(`autoscaling.${prop}`, v, 'must be a whole percentage from 1 to 1000 (of the container\'s request)', 'use e.g. 70');
-      }
-    }
-    if (options.scaleDownMaxPods !== undefined && (!Number.isInteger(options.scaleDownMaxPods) || options.scaleDownMaxPods < 1)) {
-      problems.add('autoscaling.scaleDownMaxPods', options.scaleDownMaxPods, 'must be a whole number of at least 1', 'use 1');
-    }
-    const win = durationMs(problems, 'autoscaling.scaleDownStabilization', options.scaleDownStabilization);
-    if (win !== undefined && (win % 1000 !== 0 || win > 3_600_000)) {
-      problems.add('autoscaling.scaleDownStabilization', options.scaleDownStabilization!.toHumanString(), 'must be whole seconds, at most one hour', 'use e.g. Duration.minutes(5)');
-    }
-    const period = durationMs(problems, 'autoscaling.scaleDownPeriod', options.scaleDownPeriod);
-    if (period !== undefined && (period % 1000 !== 0 || period < 1000 || period > 1_800_000)) {
-      problems.add('autoscaling.scaleDownPeriod', options.scaleDownPeriod!.toHumanString(), 'must be whole seconds, from 1 second to 30 minutes', 'use e.g. Duration.minutes(1)');
-    }
-    problems.throwIfAny();
-    return [min, max];
-  }
-
   /** Fewest pods. */
   public readonly minReplicas: number;
   /** Most pods. */
@@ -114,7 +85,9 @@ export class GatewayAutoscaling extends Construct {
 
   public constructor(scope: Construct, id: string, props: GatewayAutoscalingProps) {
     super(scope, id);
-    const [min, max] = GatewayAutoscaling.replicaRange(`GatewayAutoscaling "${this.node.path}"`, props);
+    const problems = new Problems(`GatewayAutoscaling "${this.node.path}"`);
+    const [min, max] = checkAutoscaling(problems, 'autoscaling.', props);
+    problems.throwIfAny();
     this.minReplicas = min;
     this.maxReplicas = max;
     const container = props.container;
