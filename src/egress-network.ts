@@ -120,6 +120,14 @@ export interface EgressNetworkProps {
  * Linkerd's EgressNetwork (policy.linkerd.io/v1alpha1): captures meshed clients' traffic to
  * destinations outside the cluster, reports it under Linkerd's route metrics, and lets the
  * HTTPRoutes, GRPCRoutes, TLSRoutes and TCPRoutes attached to it decide what gets through.
+ *
+ * Two mistakes fail at synth. A route (or a route's backend Service, or a gateway attaching the
+ * network) from another cdk8s App: each App writes its own manifests, so the route and the
+ * network it names would never be applied together. And a network no gateway attaches, in a
+ * chart whose EgressGateway has `trafficPolicy: DENY` and no network: that gateway lets only its
+ * declared services out, so everything the network's routes allow would be refused at the
+ * gateway without a word. Attach the network (`gateway` prop or `gateway.attachNetwork()`, with
+ * trafficPolicy on the network), or set `meshOnly: true` when only Linkerd enforces it.
  * @see https://linkerd.io/2/reference/egress-network/
  * @see https://linkerd.io/2/tasks/managing-egress-traffic/
  *

@@ -174,11 +174,16 @@ describe('a gateway with 5,000 external services', () => {
       expect(denied.status).toBe(403);
       expect(dialer.refused).toEqual([]);
 
-      // A new config whose last shard has not arrived yet (old bytes under the new hash): refused.
-      const { chart: next } = largeChart(SERVICES - 1);
-      const nextFiles = configFiles(Testing.synth(next));
+      // The next config drops the first service of the last shard. Written with the last shard
+      // still old (a ConfigMap update not yet arrived), the set is refused.
+      const main = JSON.parse(patched.get('config.json')!);
+      const lastRef = main.shards[main.shards.length - 1];
+      const lastShard = JSON.parse(patched.get(lastRef.file)!);
+      const dropped = lastShard.externalServices.shift().host;
+      const nextShardText = JSON.stringify(lastShard);
+      lastRef.sha256 = createHash('sha256').update(nextShardText).digest('hex');
       const half = new Map(patched);
-      half.set('config.json', harnessMain(nextFiles.get('config.json')!));
+      half.set('config.json', JSON.stringify(main));
       volume.write(half);
       const refused = await proxy.reload();
       expect(refused.ok).toBe(false);
@@ -186,13 +191,14 @@ describe('a gateway with 5,000 external services', () => {
       expect(proxy.config().externalServices).toHaveLength(SERVICES);
 
       // The whole new set: swapped in at once.
-      const whole = new Map(nextFiles);
-      whole.set('config.json', harnessMain(nextFiles.get('config.json')!));
+      const whole = new Map(half);
+      whole.set(lastRef.file, nextShardText);
       volume.write(whole);
       const reloaded = await proxy.reload();
       expect(reloaded.problems).toEqual([]);
       expect(proxy.config().externalServices).toHaveLength(SERVICES - 1);
-    }, 120_000); // two syntheses of 5,000 services and a bundle run: seconds alone, more on a busy machine
+      expect(proxy.config().externalServices.map((x) => x.host)).not.toContain(dropped);
+    }, 120_000); // a 5,000-service set and a bundle run: seconds alone, more on a busy machine
   });
 });
 
@@ -267,7 +273,7 @@ describe('limits', () => {
   });
 
   test('the gateway fails at synth, before any limit, when the config needs more files than one gateway loads', () => {
-    const small = { ...CONFIG_FILE_LIMITS, fileBytes: 2048, maxFiles: 3 };
+    const small = { ...CONFIG_FILE_LIMITS, fileBytes: 4096, maxFiles: 3 };
     const { gateway } = largeChart(30);
     const config = gateway._renderConfig();
     const split = splitConfig(config, owners(config), small);
@@ -275,7 +281,7 @@ describe('limits', () => {
     expect(split.ok ? undefined : split.problems[0]).toMatchObject({
       prop: 'externalServices',
       value: `30 external services and ${ROUTES} routes`,
-      rule: expect.stringMatching(/^need \d+ config files \([\d.]+ KiB\), past what one gateway loads: 3 files of at most 2\.0 KiB each/),
+      rule: expect.stringMatching(/^need \d+ config files \([\d.]+ KiB\), past what one gateway loads: 3 files of at most 4\.0 KiB each/),
       fix: expect.stringMatching(/several EgressGateways/),
     });
     // The same rule, through the construct: the limits shared with the proxy, made small.
@@ -290,6 +296,14 @@ describe('limits', () => {
       expect(message).toMatch(/\[platform\/Egress\] EgressGateway "platform\/Egress": 'externalServices' "30 external services and 0 routes" need \d+ config files/);
       expect(message).toMatch(/spread the services across several EgressGateways/);
     });
+  });
+
+  test('settings that alone pass one ConfigMap are refused, since shards carry only services and routes', () => {
+    const gateway = new EgressGateway(new Chart(Testing.app(), 'platform'), 'Egress');
+    const split = splitConfig(gateway._renderConfig(), { externalServices: [], routes: [] }, { ...CONFIG_FILE_LIMITS, fileBytes: 500 });
+    expect(split.ok ? undefined : split.problems).toEqual([expect.objectContaining({
+      prop: 'config.json', rule: expect.stringMatching(/^pass what one ConfigMap holds \(0\.5 KiB\)/), fix: expect.stringMatching(/shorten the lists on the gateway/),
+    })]);
   });
 
   test('a gateway whose config fits one ConfigMap keeps one ConfigMap and a plain configMap volume', () => {

@@ -100,6 +100,18 @@ export function splitConfig(config: ProxyConfig, owners: ConfigOwners, limits: C
   const main: ProxyConfigMain = { ...settings, shards: refs };
   const files = [{ file: PROXY_CONFIG_FILE, text: stableJson(main) }, ...shards];
 
+  const mainSize = escapedSize(files[0].text);
+  if (mainSize > limits.fileBytes) {
+    return {
+      ok: false,
+      problems: [{
+        prop: 'config.json',
+        value: `${kib(mainSize)} of gateway settings`,
+        rule: `pass what one ConfigMap holds (${kib(limits.fileBytes)}) even with every external service and route moved to shards`,
+        fix: 'shorten the lists on the gateway itself (suffixes, allowedCidrs, clusterCidrs, CA bundles given inline)',
+      }],
+    };
+  }
   const total = files.reduce((n, f) => n + Buffer.byteLength(f.text), 0);
   if (files.length > limits.maxFiles || total > limits.maxTotalBytes) {
     return {
