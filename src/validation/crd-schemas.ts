@@ -104,9 +104,10 @@ function yamlFiles(p: string): string[] {
 }
 
 /**
- * A catalogue of custom resource kinds from CRD files, compiled lazily: a version's schema is
- * compiled the first time an object of that version is validated (the largest Gateway API and
- * cert-manager schemas take a noticeable time to compile, and most sets use few kinds).
+ * A catalogue of custom resource kinds from CRD files, loaded lazily: a file holding one CRD is
+ * only indexed by its group and kind (read from the text) until an object of that kind is
+ * validated; then it is parsed, and a version's schema is compiled the first time an object of
+ * that version is validated. The bundled files hold 3 MB of YAML, and most sets use few kinds.
  */
 export class CrdCatalog {
   /** The catalogue of the bundled CRDs, loaded once per process. */
@@ -118,41 +119,41 @@ export class CrdCatalog {
   private static bundledCatalog?: CrdCatalog;
 
   private readonly kinds = new Map<string, CrdKind>();
+  /** `group/Kind` of a file not parsed yet, from its text, and the file. */
+  private readonly pending = new Map<string, string>();
   private readonly ajv: Ajv;
 
   /**
    * @param paths CRD files or folders of them; a later definition of the same group and kind
    * replaces an earlier one, so a user's CRDs can override the bundled ones.
+   * @param base a catalogue whose kinds this one starts from
    */
   constructor(paths: readonly string[], base?: CrdCatalog) {
     this.ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false, code: { regExp: re2RegExp } });
     if (base !== undefined) {
+      for (const [key, file] of base.pending) this.pending.set(key, file);
       for (const [key, k] of base.kinds) {
         this.kinds.set(key, { ...k, versions: new Map([...k.versions].map(([v, cv]) => [v, { schema: cv.schema }])) });
       }
     }
     for (const p of paths) {
       if (!fs.existsSync(p)) throw new Error(`CRD path ${JSON.stringify(p)} does not exist`);
-      for (const file of yamlFiles(p)) this.load(file);
+      for (const file of yamlFiles(p)) this.index(file);
     }
   }
 
-  /** Number of served versions known. */
-  public get versionCount(): number {
-    let n = 0;
-    for (const k of this.kinds.values()) n += k.versions.size;
-    return n;
-  }
-
-  /** Every group/version/kind known, as `group/version Kind`. */
+  /** Every group/version/kind known, as `group/version Kind` (parses every file). */
   public list(): string[] {
+    for (const key of [...this.pending.keys()]) this.resolve(key);
     const out: string[] = [];
     for (const k of this.kinds.values()) for (const v of k.versions.keys()) out.push(`${k.group}/${v} ${k.kind}`);
     return out.sort();
   }
 
   public lookup(group: string, version: string, kind: string): CrdLookup {
-    const k = this.kinds.get(`${group}/${kind}`);
+    const key = `${group}/${kind}`;
+    this.resolve(key);
+    const k = this.kinds.get(key);
     if (k === undefined) return { found: 'none' };
     const v = k.versions.get(version);
     if (v === undefined) return { found: 'kind-only', kind: k };
@@ -160,8 +161,34 @@ export class CrdCatalog {
     return { found: 'version', validate: v.compiled, kind: k };
   }
 
-  private load(file: string): void {
-    const docs = YAML.parseAllDocuments(fs.readFileSync(file, 'utf8'));
+  /** Parses the file that defines `key`, if it is still pending. */
+  private resolve(key: string): void {
+    const file = this.pending.get(key);
+    if (file === undefined) return;
+    this.pending.delete(key);
+    this.load(file);
+  }
+
+  /**
+   * Indexes a file by the group and kind of its one CRD, read from the text (`spec.group` and
+   * `spec.names.kind`, as every CRD generator writes them); anything else is parsed now.
+   */
+  private index(file: string): void {
+    const text = fs.readFileSync(file, 'utf8');
+    const crds = text.match(/^kind:\s*CustomResourceDefinition\s*$/gm)?.length ?? 0;
+    const group = /^ {2}group:\s*['"]?([a-z0-9.-]+)['"]?\s*$/m.exec(text)?.[1];
+    const kind = /^ {2}names:\s*\n(?: {4}.*\n)*? {4}kind:\s*['"]?([A-Za-z0-9]+)['"]?\s*$/m.exec(text)?.[1];
+    if (crds === 1 && group !== undefined && kind !== undefined) {
+      const key = `${group}/${kind}`;
+      this.kinds.delete(key);
+      this.pending.set(key, file);
+    } else {
+      this.load(file, text);
+    }
+  }
+
+  private load(file: string, text: string = fs.readFileSync(file, 'utf8')): void {
+    const docs = YAML.parseAllDocuments(text);
     for (const doc of docs) {
       if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors[0].message}`);
       const crd = doc.toJS() as CustomResourceDefinition | null;
@@ -173,7 +200,10 @@ export class CrdCatalog {
         if (!v.served || schema === undefined) continue;
         versionMap.set(v.name, { schema: withTypeMeta(closeSchema(schema) as Record<string, unknown>) });
       }
-      this.kinds.set(`${group}/${names.kind}`, { group, kind: names.kind, scope, file, versions: versionMap });
+      const key = `${group}/${names.kind}`;
+      // A later file defines the kind now: an earlier pending one no longer applies.
+      this.pending.delete(key);
+      this.kinds.set(key, { group, kind: names.kind, scope, file, versions: versionMap });
     }
   }
 }

@@ -43,11 +43,14 @@ describe('custom resources, strictly against the bundled CRDs', () => {
   test('every served version of every bundled CRD compiles (Gateway API, Linkerd, Kuma, OSM, Istio, Prometheus Operator, cert-manager)', () => {
     const catalog = new CrdCatalog([join(__dirname, '..', '..', 'crds')]);
     const all = catalog.list();
+    // A fresh catalogue finds each kind by the group and kind it read from the file's text alone.
+    const fresh = new CrdCatalog([join(__dirname, '..', '..', 'crds')]);
     for (const gvk of all) {
       const [gv, kind] = gvk.split(' ');
       const slash = gv.lastIndexOf('/');
-      expect(catalog.lookup(gv.slice(0, slash), gv.slice(slash + 1), kind).found).toBe('version');
+      expect(fresh.lookup(gv.slice(0, slash), gv.slice(slash + 1), kind).found).toBe('version');
     }
+    expect(all.length).toBeGreaterThanOrEqual(53);
     const groups = new Set(all.map((g) => g.split('/')[0]));
     for (const g of ['gateway.networking.k8s.io', 'policy.linkerd.io', 'kuma.io', 'policy.openservicemesh.io', 'config.openservicemesh.io', 'networking.istio.io', 'monitoring.coreos.com', 'cert-manager.io']) {
       expect(groups).toContain(g);
