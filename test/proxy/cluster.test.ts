@@ -52,7 +52,8 @@ async function startBundle(file: string): Promise<Running> {
       if (line.startsWith('{')) lines.push(JSON.parse(line));
     }
   });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // 'close', not 'exit': the last log lines are read by then.
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   children.push(child);
   // The supervisor logs as worker 0, once every worker serves.
   await eventually(() => lines.some((l) => l.event === 'started' && l.worker === 0), 20_000, 'supervisor start');
