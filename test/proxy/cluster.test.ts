@@ -52,7 +52,8 @@ async function startBundle(file: string): Promise<Running> {
       if (line.startsWith('{')) lines.push(JSON.parse(line));
     }
   });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // 'close', not 'exit': the last log lines are read by then.
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   children.push(child);
   // The supervisor logs as worker 0, once every worker serves.
   await eventually(() => lines.some((l) => l.event === 'started' && l.worker === 0), 20_000, 'supervisor start');
@@ -191,6 +192,8 @@ describe('two workers (bundle)', () => {
     // Good: an injected header every worker must add from now on.
     writeConfigFile(file, serviceConfig(upstream.port, {}, { injectHeaders: [{ name: 'x-token', valueFile: tokenFile }] }));
     await eventually(async () => JSON.parse((await adminGet(p.ports.admin, '/config')).body).generation === 2, 20_000, 'generation 2');
+    // Log lines of three processes reach the pipe in any order, and after /config may have answered.
+    await eventually(() => p.lines.filter((l) => l.event === 'config-reloaded').length === 3, 5_000, 'three reload lines');
     expect(p.lines.filter((l) => l.event === 'config-reloaded').map((l) => l.worker).sort()).toEqual([0, 1, 2]);
     const before = upstream.seen.length;
     await Promise.all(Array.from({ length: 8 }, () => get(p.ports.http)));
