@@ -21,7 +21,7 @@ const UPSTREAM_NAME = 'upstream.bench.test';
 const HOST_HEADER = `${UPSTREAM_NAME}.egress.local`;
 
 const SECONDS = intEnv('BENCH_SECONDS', 4);
-const WARMUP_SECONDS = intEnv('BENCH_WARMUP_SECONDS', 1);
+const WARMUP_SECONDS = intEnv('BENCH_WARMUP_SECONDS', 2);
 const REPEATS = intEnv('BENCH_REPEATS', 3);
 const WRK_THREADS = intEnv('BENCH_WRK_THREADS', 1);
 const IDLE_CLIENTS = intEnv('BENCH_IDLE_CLIENTS', 1000);
@@ -520,6 +520,14 @@ const guard = setTimeout(() => {
   process.exit(1);
 }, MAX_SECONDS * 1000);
 guard.unref();
+
+// Ctrl-C or a kill stops what the run started, then the run.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`bench: ${signal}; stopping`);
+    void Promise.all(children.map((c) => c.stop(1_000))).finally(() => process.exit(130));
+  });
+}
 
 if (require.main === module) {
   main().then(() => clearTimeout(guard), (e: Error) => {

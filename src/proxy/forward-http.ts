@@ -658,6 +658,8 @@ function dispatchOnce(
     const handler = {
       onConnect(abort: (reason?: Error) => void) {
         abortFn = abort;
+        // Aborted while it waited for a connection: undici then writes nothing and keeps the connection.
+        if (control.reason) return abort(control.reason);
         track.written = true;
       },
       onRequestSent() {
