@@ -291,6 +291,13 @@ class Proxy implements ProxyHandle {
       void handleUpgrade(this.tunnelDeps, req, socket, head);
     });
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+      // node:http's own headers timer can fire before ours (same duration): count it the same.
+      const conn = this.conns.get(socket);
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && conn?.headersTimer) {
+        clearTimeout(conn.headersTimer);
+        conn.headersTimer = undefined;
+        this.metrics.clientHeadersTimeouts.inc();
+      }
       if (socket.writable && !socket.destroyed) {
         const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
         socket.end(`HTTP/1.1 ${status}\r\nx-egress-error: BAD_REQUEST\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
