@@ -244,15 +244,30 @@ export interface EgressGatewayProps {
   readonly timeouts?: ProxyTimeouts;
 
   /**
-   * After SIGTERM, in-flight requests may finish for this long.
+   * After SIGTERM, how long the proxy keeps accepting and serving new connections while
+   * Kubernetes takes the pod out of the Service's endpoints, kube-proxy rules and mesh load
+   * balancers (which goes on for a few seconds after the pod starts terminating). Meanwhile
+   * `/ready` fails, every HTTP/1.1 response says `Connection: close` and HTTP/2 clients get
+   * GOAWAY. Then the proxy stops listening, without resetting connections already queued, and
+   * drains for `shutdownGrace`. The proxy waits itself, so no preStop hook (and no `sleep` in
+   * the image) is needed; with `linkerdInject` the Linkerd sidecar is told to outlive the drain.
+   * @see https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination
+   * @default Duration.seconds(5)
+   */
+  readonly drainDelay?: Duration;
+
+  /**
+   * After the drain delay, requests and tunnels already received may finish for this long;
+   * what is still running then is answered 503 `DRAINING` (requests without a response yet) or
+   * closed (tunnels, responses under way).
    * @default Duration.seconds(20)
    */
   readonly shutdownGrace?: Duration;
 
   /**
-   * The pods' terminationGracePeriodSeconds; must be longer than `shutdownGrace` so Kubernetes
-   * never kills a draining proxy.
-   * @default - shutdownGrace plus 10 seconds
+   * The pods' terminationGracePeriodSeconds; must be longer than `drainDelay` plus
+   * `shutdownGrace` so Kubernetes never kills a draining proxy.
+   * @default - drainDelay plus shutdownGrace plus 10 seconds, rounded up to whole seconds
    */
   readonly terminationGracePeriod?: Duration;
 
@@ -437,6 +452,8 @@ const LINKERD_OPAQUE_PORTS = 'config.linkerd.io/opaque-ports';
 const DEFAULT_SHUTDOWN_GRACE_MS = DEFAULT_TIMEOUTS.shutdownGraceMs;
 // Kubernetes must not SIGKILL a pod that is still draining; 10 s covers the Linkerd sidecar's own stop.
 const TERMINATION_MARGIN_S = 10;
+/** Keeps Linkerd's sidecar serving after SIGTERM for this many seconds (a preStop sleep it adds to itself). */
+const LINKERD_WAIT_BEFORE_EXIT = 'config.alpha.linkerd.io/proxy-wait-before-exit-seconds';
 // Host ports a node-local proxy must not take: below 1024 (system services), the kubelet and
 // kube-proxy (10248-10259), and the default NodePort range, where kube-proxy owns the ports.
 const HOST_PORT_MIN = 1024;
@@ -545,6 +562,8 @@ export class EgressGateway extends Construct {
   private readonly servicePorts = new Map<number, ServicePortUse>();
   private readonly tcpListeners: TcpListenerSpec[] = [];
   private readonly timeoutsSpec: TimeoutsSpec;
+  /** Seconds the proxy may run after SIGTERM: drain delay plus shutdown grace, rounded up. */
+  private readonly drainSeconds: number;
   private readonly defaultTls: TlsOrigination;
   private attached?: EgressNetwork;
   private monitor?: GatewayMetricsMonitor;
@@ -646,14 +665,23 @@ export class EgressGateway extends Construct {
     checkEnum(problems, 'connectSni', props.connectSni, ConnectSniPolicy, 'ConnectSniPolicy');
 
     const shutdownGraceMs = durationMs(problems, 'shutdownGrace', props.shutdownGrace) ?? DEFAULT_SHUTDOWN_GRACE_MS;
-    const terminationMs = durationMs(problems, 'terminationGracePeriod', props.terminationGracePeriod);
-    const terminationS = terminationMs !== undefined ? terminationMs / 1000 : Math.ceil(shutdownGraceMs / 1000) + TERMINATION_MARGIN_S;
-    if (terminationMs !== undefined && (!Number.isInteger(terminationS) || terminationMs <= shutdownGraceMs)) {
-      problems.add('terminationGracePeriod', props.terminationGracePeriod!.toHumanString(),
-        `must be whole seconds and longer than 'shutdownGrace' (${shutdownGraceMs / 1000} s), or Kubernetes kills the proxy while it drains`,
-        `use at least Duration.seconds(${Math.floor(shutdownGraceMs / 1000) + 1}), or leave it unset for shutdownGrace + ${TERMINATION_MARGIN_S} s`);
+    let drainDelayMs = durationMs(problems, 'drainDelay', props.drainDelay) ?? DEFAULT_TIMEOUTS.drainDelayMs;
+    if (drainDelayMs > TIMEOUT_BOUNDS.drainDelayMs.max) {
+      problems.add('drainDelay', props.drainDelay!.toHumanString(), `must be at most ${TIMEOUT_BOUNDS.drainDelayMs.max / 1000} s: endpoint removal does not take longer`,
+        `use e.g. Duration.seconds(${DEFAULT_TIMEOUTS.drainDelayMs / 1000}), or Duration.seconds(0) to stop listening at once`);
+      drainDelayMs = DEFAULT_TIMEOUTS.drainDelayMs;
     }
-    this.timeoutsSpec = { ...DEFAULT_TIMEOUTS, ...timeoutsToSpec(problems, 'timeouts', props.timeouts ?? {}), shutdownGraceMs };
+    // The proxy runs for at most the delay plus the grace after SIGTERM.
+    const drainMs = drainDelayMs + shutdownGraceMs;
+    const terminationMs = durationMs(problems, 'terminationGracePeriod', props.terminationGracePeriod);
+    const terminationS = terminationMs !== undefined ? terminationMs / 1000 : Math.ceil(drainMs / 1000) + TERMINATION_MARGIN_S;
+    if (terminationMs !== undefined && (!Number.isInteger(terminationS) || terminationMs <= drainMs)) {
+      problems.add('terminationGracePeriod', props.terminationGracePeriod!.toHumanString(),
+        `must be whole seconds and longer than 'drainDelay' plus 'shutdownGrace' (${drainDelayMs / 1000} s + ${shutdownGraceMs / 1000} s), or Kubernetes kills the proxy while it drains`,
+        `use at least Duration.seconds(${Math.floor(drainMs / 1000) + 1}), or leave it unset for drainDelay + shutdownGrace + ${TERMINATION_MARGIN_S} s`);
+    }
+    this.drainSeconds = Math.ceil(drainMs / 1000);
+    this.timeoutsSpec = { ...DEFAULT_TIMEOUTS, ...timeoutsToSpec(problems, 'timeouts', props.timeouts ?? {}), shutdownGraceMs, drainDelayMs };
 
     this.allowedCidrs = checkCidrs(problems, 'allowedCidrs', props.allowedCidrs);
     this.clusterCidrs = checkCidrs(problems, 'clusterCidrs', props.clusterCidrs);
@@ -715,7 +743,12 @@ export class EgressGateway extends Construct {
     this.configMap.addData(PROXY_CONFIG_FILE, Lazy.any({ produce: () => this.configFiles()[0].text }) as unknown as string);
 
     const podAnnotations: { [key: string]: string } = {};
-    if (props.linkerdInject ?? true) podAnnotations['linkerd.io/inject'] = 'enabled';
+    if (props.linkerdInject ?? true) {
+      podAnnotations['linkerd.io/inject'] = 'enabled';
+      // The sidecar stops taking connections on SIGTERM; through it the drain delay would be void.
+      // It adds a preStop sleep of this length to itself, within terminationGracePeriodSeconds.
+      podAnnotations[LINKERD_WAIT_BEFORE_EXIT] = String(this.drainSeconds);
+    }
     if (props.prometheusScrape ?? true) {
       podAnnotations['prometheus.io/scrape'] = 'true';
       podAnnotations['prometheus.io/port'] = String(this.adminPort);

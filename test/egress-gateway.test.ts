@@ -144,20 +144,25 @@ describe('EgressGateway defaults', () => {
   test('pod annotations: Linkerd injection and Prometheus scraping, no checksum under HOT reload', () => {
     expect(one(all, 'Deployment').spec.template.metadata.annotations).toEqual({
       'linkerd.io/inject': 'enabled',
+      // The sidecar keeps serving while the proxy drains: drain delay 5 s + shutdown grace 20 s.
+      'config.alpha.linkerd.io/proxy-wait-before-exit-seconds': '25',
       'prometheus.io/scrape': 'true',
       'prometheus.io/port': '9901',
       'prometheus.io/path': '/metrics',
     });
   });
 
-  test('replicas spread across nodes and outlive the proxy\'s shutdown grace', () => {
+  test('replicas spread across nodes and outlive the proxy\'s drain delay and shutdown grace', () => {
     const d = one(all, 'Deployment');
     expect(d.spec.replicas).toBe(2);
     expect(d.spec.template.spec.topologySpreadConstraints).toEqual([{
       maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: gateway.podSelectorLabels },
     }]);
-    expect(d.spec.template.spec.terminationGracePeriodSeconds).toBe(30);
+    expect(d.spec.template.spec.terminationGracePeriodSeconds).toBe(35);
     expect(config(all).timeouts.shutdownGraceMs).toBe(20_000);
+    expect(config(all).timeouts.drainDelayMs).toBe(5_000);
+    // The proxy waits out the drain delay itself: no preStop hook (the image has no sleep binary).
+    expect(proxyContainer(all).lifecycle).toBeUndefined();
     expect(d.spec.strategy.rollingUpdate).toEqual({ maxSurge: 1, maxUnavailable: 0 });
   });
 
@@ -217,6 +222,7 @@ describe('EgressGateway props', () => {
       tlsPassthrough: true,
       timeouts: { connect: Duration.seconds(3), total: Duration.minutes(5) },
       shutdownGrace: Duration.seconds(40),
+      drainDelay: Duration.millis(7_500),
       allowedCidrs: ['10.20.0.0/16'],
       clusterCidrs: ['10.0.0.0/14', 'fd00:10::/64'],
       maxConcurrentRequests: 500,
@@ -239,7 +245,9 @@ describe('EgressGateway props', () => {
     expect(parsed.listeners.tls).toEqual({ port: 8443, parentPort: 443 });
     expect(parsed.parent).toMatchObject({ name: 'edge', namespace: 'egress-system', trafficPolicy: 'Deny', mode: 'ReportOnly' });
     expect(parsed.addressPolicy).toEqual({ allowCidrs: ['10.20.0.0/16'], denyCidrs: ['10.0.0.0/14', 'fd00:10::/64'] });
-    expect(parsed.timeouts).toEqual({ ...DEFAULT_TIMEOUTS, connectMs: 3000, totalMs: 300_000, shutdownGraceMs: 40_000, clientKeepAliveMs: 75_000 });
+    expect(parsed.timeouts).toEqual({
+      ...DEFAULT_TIMEOUTS, connectMs: 3000, totalMs: 300_000, shutdownGraceMs: 40_000, drainDelayMs: 7_500, clientKeepAliveMs: 75_000,
+    });
     expect(parsed.limits).toEqual({ maxConcurrent: 500, maxHeaderBytes: 32768, maxClientConnections: 3000 });
     expect(parsed.timeouts.clientKeepAliveMs).toBe(75_000);
     expect(one(all, 'Service').metadata.name).toBe('egress');
@@ -250,7 +258,10 @@ describe('EgressGateway props', () => {
     ]);
     expect(proxyContainer(all).ports).toContainEqual({ containerPort: 8443, name: 'tls' });
     expect(proxyContainer(all).env).toEqual([{ name: 'EGRESS_LOG_LEVEL', value: 'debug' }]);
-    expect(podSpec(all).terminationGracePeriodSeconds).toBe(50);
+    // 7.5 s + 40 s, rounded up, + 10 s.
+    expect(podSpec(all).terminationGracePeriodSeconds).toBe(58);
+    const annotations = one(all, 'Deployment').spec.template.metadata.annotations;
+    expect(annotations['config.alpha.linkerd.io/proxy-wait-before-exit-seconds']).toBe('48');
   });
 
   test('createNamespace: false leaves the Namespace out', () => {
@@ -285,10 +296,10 @@ describe('EgressGateway props', () => {
     expect(proxyContainer(objects(chart)).resources).toEqual({ requests: { cpu: '250m', memory: '64Mi' }, limits: { memory: '256Mi' } });
   });
 
-  test('an explicit terminationGracePeriod above the shutdown grace is used', () => {
+  test('an explicit terminationGracePeriod above the drain delay and shutdown grace is used', () => {
     const chart = newChart();
-    new EgressGateway(chart, 'egress', { image: IMAGE, shutdownGrace: Duration.seconds(5), terminationGracePeriod: Duration.seconds(6) });
-    expect(podSpec(objects(chart)).terminationGracePeriodSeconds).toBe(6);
+    new EgressGateway(chart, 'egress', { image: IMAGE, drainDelay: Duration.seconds(2), shutdownGrace: Duration.seconds(5), terminationGracePeriod: Duration.seconds(8) });
+    expect(podSpec(objects(chart)).terminationGracePeriodSeconds).toBe(8);
   });
 });
 
@@ -574,9 +585,27 @@ describe('EgressGateway validation', () => {
     expect(message).toContain("'ambiguousPaths' \"Unescape\" is not one of \"Reject\", \"UnescapeAndForward\", \"KeepUnchanged\"; use a AmbiguousPathAction member");
   });
 
-  test('throws when terminationGracePeriod is not above shutdownGrace', () => {
-    expect(() => new EgressGateway(newChart(), 'egress', { shutdownGrace: Duration.seconds(30), terminationGracePeriod: Duration.seconds(30) }))
-      .toThrow(/'terminationGracePeriod' "30 seconds" must be whole seconds and longer than 'shutdownGrace' \(30 s\).*use at least Duration.seconds\(31\)/);
+  test('throws when terminationGracePeriod is not above drainDelay plus shutdownGrace', () => {
+    expect(() => new EgressGateway(newChart(), 'egress', { shutdownGrace: Duration.seconds(30), terminationGracePeriod: Duration.seconds(31) }))
+      .toThrow(/'terminationGracePeriod' "31 seconds" must be whole seconds and longer than 'drainDelay' plus 'shutdownGrace' \(5 s \+ 30 s\).*use at least Duration.seconds\(36\)/);
+    expect(() => new EgressGateway(newChart(), 'egress', { drainDelay: Duration.seconds(0), shutdownGrace: Duration.seconds(30), terminationGracePeriod: Duration.seconds(31) }))
+      .not.toThrow();
+  });
+
+  test('drainDelay 0 stops listening at once; the Linkerd sidecar waits for the grace alone', () => {
+    const chart = newChart();
+    new EgressGateway(chart, 'egress', { image: IMAGE, drainDelay: Duration.seconds(0) });
+    const all = objects(chart);
+    expect(config(all).timeouts.drainDelayMs).toBe(0);
+    expect(podSpec(all).terminationGracePeriodSeconds).toBe(30);
+    expect(one(all, 'Deployment').spec.template.metadata.annotations['config.alpha.linkerd.io/proxy-wait-before-exit-seconds']).toBe('20');
+  });
+
+  test('throws when drainDelay is negative or longer than 5 minutes', () => {
+    expect(errorOf(() => new EgressGateway(newChart(), 'egress', { drainDelay: Duration.minutes(6) })))
+      .toContain("'drainDelay' \"6 minutes\" must be at most 300 s: endpoint removal does not take longer; use e.g. Duration.seconds(5), or Duration.seconds(0) to stop listening at once");
+    expect(errorOf(() => new EgressGateway(newChart(), 'egress', { drainDelay: Duration.millis(0.5) })))
+      .toContain("'drainDelay' \"0.5 millis\" must be a whole number of milliseconds");
   });
 
   test('throws when the suffix is a wildcard', () => {

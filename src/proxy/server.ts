@@ -116,6 +116,8 @@ interface ClientConn {
   headersTimer?: NodeJS.Timeout;
   /** A response with `Connection: close` was sent (drain): a request pipelined after it is not served. */
   closeSent?: boolean;
+  /** It carries a tunnel (CONNECT, Upgrade, TLS passthrough, TCP) rather than requests. */
+  tunnel?: boolean;
 }
 
 /** Start the proxy. Rejects with ConfigError (every problem listed) before binding anything. */
@@ -179,7 +181,7 @@ class Proxy implements ProxyHandle {
       metrics: this.metrics,
     };
     this.metrics.operate.bind(() => this.isReady(), () => this.state?.config.limits.maxConcurrent);
-    this.tunnelDeps = { ctx: this.ctx, getState: () => this.state, track: (socket) => this.admit(socket) };
+    this.tunnelDeps = { ctx: this.ctx, getState: () => this.state, track: (socket) => this.admitTunnel(socket) };
   }
 
   public async start(): Promise<void> {
@@ -211,7 +213,11 @@ class Proxy implements ProxyHandle {
     let tlsPort: number | undefined;
     if (l.tls) {
       const tlsServer = dataPlaneServer((s) => {
-        if (this.adopt(s, 'tls')) void handleTlsPassthrough(this.tunnelDeps, s);
+        const conn = this.adopt(s, 'tls');
+        if (!conn) return;
+        // The ClientHello is this listener's request head: bounded from accept like one.
+        conn.headersTimer = setTimeout(() => this.onHeadersTimeout(s, conn), this.state.config.timeouts.requestHeadersMs);
+        void handleTlsPassthrough(this.tunnelDeps, s);
       });
       tlsPort = await this.listen(tlsServer, l.tls.port, bind);
     }
@@ -281,6 +287,13 @@ class Proxy implements ProxyHandle {
       void handleUpgrade(this.tunnelDeps, req, socket, head);
     });
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+      // node:http's own headers timer can fire before ours (same duration): count it the same.
+      const conn = this.conns.get(socket);
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && conn?.headersTimer) {
+        clearTimeout(conn.headersTimer);
+        conn.headersTimer = undefined;
+        this.metrics.clientHeadersTimeouts.inc();
+      }
       if (socket.writable && !socket.destroyed) {
         const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
         socket.end(`HTTP/1.1 ${status}\r\nx-egress-error: BAD_REQUEST\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
@@ -456,6 +469,17 @@ class Proxy implements ProxyHandle {
       if (conn) conn.busy = Math.max(0, conn.busy - 1);
       if (this.draining) this.drainWaiter?.();
     };
+  }
+
+  /** A tunnel asks for admission once its target is known (after the ClientHello on the TLS listener). */
+  private admitTunnel(socket: net.Socket): (() => void) | undefined {
+    const conn = this.conns.get(socket);
+    if (conn) {
+      conn.tunnel = true;
+      clearTimeout(conn.headersTimer);
+      conn.headersTimer = undefined;
+    }
+    return this.admit(socket);
   }
 
   private onRequest(req: ClientRequest, res: ClientResponse): void {
@@ -778,19 +802,40 @@ class Proxy implements ProxyHandle {
   }
 
   /**
-   * The grace period is over: every request still without a response is answered 503 DRAINING
-   * (its upstream exchange aborted), then the connections left, tunnels included, are closed.
+   * The grace period is over. Tunnels are closed. Every request still without a response is
+   * answered 503 DRAINING (its upstream exchange aborted), and so is any request read in the
+   * next moments from a connection accepted but not read yet; idle keep-alive connections are
+   * ended. Whatever is left after CUT_FLUSH_MS is closed by shutdown().
    */
   private async cut(): Promise<void> {
     this.cutting = true;
     const requests = this.inflightRequests.size;
-    const busy = this.active;
+    let tunnels = 0;
+    for (const [socket, conn] of this.conns) {
+      if (conn.tunnel && conn.busy > 0) {
+        tunnels++;
+        socket.destroy();
+      } else if (conn.protocol === 'h1' && conn.busy === 0 && conn.requests > 0) {
+        socket.end();
+      }
+    }
     for (const c of this.inflightRequests) c.abort(new EgressError('DRAINING'));
-    // Those answers are written from the requests' own error paths; give them a moment to flush.
-    const until = performance.now() + CUT_FLUSH_MS;
-    while (this.inflightRequests.size > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
-    this.ctx.logger.warn({ event: 'drain-cut', requests, tunnels: Math.max(0, busy - requests), connections: this.conns.size },
+    this.ctx.logger.warn({ event: 'drain-cut', requests, tunnels, connections: this.conns.size },
       'grace period over; answering what is left 503 DRAINING and closing');
+    // The answers are written from the requests' own error paths; node:http closes each
+    // connection after its `Connection: close` answer.
+    const until = performance.now() + CUT_FLUSH_MS;
+    while (this.conns.size > 0 && performance.now() < until) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, until - performance.now());
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.drainWaiter = done;
+      });
+      this.drainWaiter = undefined;
+    }
   }
 
   /**
@@ -874,8 +919,11 @@ class Proxy implements ProxyHandle {
   }
 }
 
-/** After the grace period, how long the 503 DRAINING answers get to be written before sockets close. */
-const CUT_FLUSH_MS = 500;
+/**
+ * After the grace period, how long the 503 DRAINING answers get to be written before every socket
+ * is closed; well inside the 10 s EgressGateway adds to terminationGracePeriodSeconds.
+ */
+const CUT_FLUSH_MS = 2_000;
 
 /**
  * Connections completed by the kernel and waiting in the accept queues of listening sockets on

@@ -294,22 +294,23 @@ export async function handleTlsPassthrough(deps: TunnelDeps, client: Socket): Pr
   const parentPort = state.config.listeners.tls?.parentPort ?? 443;
   const record = newRecord('tls', parentPort);
   client.on('error', () => undefined);
+  // Admitted once the ClientHello is in: a connection that sends none holds no request slot.
+  let hello;
+  try {
+    hello = await readClientHello(client, state.config.timeouts.requestHeadersMs);
+  } catch (err) {
+    record.error = toEgressError(err, 'BAD_REQUEST').code;
+    record.errorDetail = (err as EgressError).detail;
+    client.destroy();
+    observeTunnel(ctx, state, record);
+    return;
+  }
   const release = deps.track(client);
   if (!release) {
     client.destroy();
     return;
   }
   try {
-    let hello;
-    try {
-      hello = await readClientHello(client, state.config.timeouts.requestHeadersMs);
-    } catch (err) {
-      record.error = toEgressError(err, 'BAD_REQUEST').code;
-      record.errorDetail = (err as EgressError).detail;
-      client.destroy();
-      observeTunnel(ctx, state, record);
-      return;
-    }
     let target: Target;
     try {
       target = classifySni(hello.serverName!, parentPort);

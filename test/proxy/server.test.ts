@@ -782,6 +782,33 @@ describe('client connections', () => {
     await eventually(async () => sample(await scrape(tp!.proxy.ports.admin), 'egress_client_connections', {}) === 0, 5_000, 'gauge back to 0');
   });
 
+  test('TLS passthrough listener: nothing or part of a ClientHello is closed after requestHeadersMs, counted, and holds no request slot', async () => {
+    tp = await startTestProxy(testConfig({
+      listeners: { bindAddress: '127.0.0.1', http: { port: 0, suffixes: ['egress.local'] }, tls: { port: 0, parentPort: 443 }, admin: { port: 0 } },
+      timeouts: { requestHeadersMs: 2_000 },
+      limits: { maxConcurrent: 5 },
+    }), NAMES);
+    const port = tp.proxy.ports.tls!;
+    const silent = await Promise.all(Array.from({ length: 10 }, () => rawConnect(port)));
+    // A TLS record header announcing a 512-byte handshake, then only its first bytes.
+    const partial = await Promise.all(Array.from({ length: 5 }, () => rawConnect(port, '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03')));
+    const all = [...silent, ...partial];
+    cleanups.push(() => all.forEach((c) => c.socket.destroy()));
+    await eventually(async () => sample(await scrape(tp!.proxy.ports.admin), 'egress_client_connections', {}) === 15, 5_000, '15 accepted');
+    // 15 connections wait for a ClientHello, maxConcurrent is 5: requests are still admitted.
+    expect(tp.proxy.inflight()).toBe(0);
+    const r = await viaProxy(tp.proxy.ports.http, 'unknown.example', '/');
+    expect(r.status).toBe(400);
+    expect(r.headers['x-egress-error']).toBe('UNKNOWN_NAME');
+    const results = await Promise.all(all.map((c) => c.closed));
+    for (const x of results) {
+      expect(x.afterMs).toBeGreaterThanOrEqual(1_950);
+      expect(x.data).toBe('');
+    }
+    expect(sample(await scrape(tp.proxy.ports.admin), 'egress_client_request_headers_timeouts_total', {})).toBe(15);
+    await eventually(async () => sample(await scrape(tp!.proxy.ports.admin), 'egress_client_connections', {}) === 0, 5_000, 'gauge back to 0');
+  });
+
   test('the accept bound ends with the first request: a keep-alive connection may idle past requestHeadersMs', async () => {
     upstream = await startHttpUpstream();
     tp = await startTestProxy(testConfig({
