@@ -100,8 +100,10 @@ export interface CertManagerCertificateOptions {
 export interface CertManagerCertificateProps extends CertManagerCertificateOptions {
   /** Namespace of the Certificate and its Secret (the gateway's, where the Secret is mounted). */
   readonly namespace: string;
-  /** Used for `secretName` and `commonName` when they are not set. */
+  /** The `secretName` when it is not set. */
   readonly defaultName: string;
+  /** The `commonName` when it is not set. */
+  readonly defaultCommonName: string;
   /** Labels every object of the gateway carries. */
   readonly commonLabels?: { [key: string]: string };
 }
@@ -133,14 +135,14 @@ export class CertManagerCertificate extends Construct {
   public constructor(scope: Construct, id: string, props: CertManagerCertificateProps) {
     super(scope, id);
     const problems = new Problems(`CertManagerCertificate "${this.node.path}"`);
-    this.secretName = props.secretName ?? `${props.defaultName}-${id.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '')}`;
+    this.secretName = props.secretName ?? props.defaultName;
     if (!isDnsSubdomain(this.secretName)) {
       problems.add('secretName', this.secretName, 'is not a valid Kubernetes object name (lower-case RFC 1123 subdomain)', 'use e.g. "partner-client-cert"');
     }
     if (!(props.issuer instanceof CertificateIssuer)) {
       problems.add('issuer', props.issuer, 'is not a CertificateIssuer', 'use CertificateIssuer.issuer(name) or CertificateIssuer.clusterIssuer(name)');
     }
-    const commonName = props.commonName ?? props.defaultName;
+    const commonName = props.commonName ?? props.defaultCommonName;
     if (typeof commonName !== 'string' || commonName.length === 0 || commonName.length > 64) {
       problems.add('commonName', commonName, 'must be 1 to 64 characters (X.509 upper bound)', 'use the identity the upstream expects, e.g. "egress-gateway"');
     }

@@ -974,8 +974,13 @@ export class EgressGateway extends Construct {
    * The gateway mounts its Secret like any other, and the proxy picks up renewals without a restart.
    */
   public addClientCertificate(id: string, options: CertManagerCertificateOptions): CertManagerCertificate {
-    return new CertManagerCertificate(this, id, {
-      ...options, namespace: this.namespaceName, defaultName: this.name, commonLabels: this.commonLabels,
+    // `<id>Certificate`, so the certificate and the ExternalService that uses it can share an id.
+    return new CertManagerCertificate(this, `${id}Certificate`, {
+      ...options,
+      namespace: this.namespaceName,
+      defaultName: `${this.name}-${id.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '')}`,
+      defaultCommonName: this.name,
+      commonLabels: this.commonLabels,
     });
   }
 

@@ -84,7 +84,7 @@ describe('CertManagerCertificate', () => {
     const msg = errorOf(() => gw.addClientCertificate('X', {
       issuer: CertificateIssuer.issuer('ca'), secretName: 'Bad_Name', dnsNames: ['a..b'], uris: ['not a uri'], duration: Duration.minutes(30), renewBefore: Duration.hours(2),
     }));
-    expect(msg).toMatch(/CertManagerCertificate "test\/Gateway\/X": 5 problems/);
+    expect(msg).toMatch(/CertManagerCertificate "test\/Gateway\/XCertificate": 5 problems/);
     for (const p of ['secretName', 'dnsNames[0]', 'uris[0]', 'duration', 'renewBefore']) expect(msg).toContain(`'${p}'`);
     expect(errorOf(() => CertificateIssuer.clusterIssuer('Bad'))).toMatch(/CertificateIssuer.clusterIssuer\(\): 'name' "Bad" is not a valid Kubernetes object name/);
     expect(errorOf(() => CertificateIssuer.external('nodots', 'lower', 'x'))).toMatch(/'group' "nodots".*\n.*'kind' "lower"/);

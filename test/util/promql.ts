@@ -1,6 +1,24 @@
 // Test helper: parse PromQL with the Prometheus project's own Lezer grammar and list what an
 // expression reads (metric names with their matcher labels, and grouping labels).
-import { parser } from '@prometheus-io/lezer-promql';
+
+/** The part of Lezer's syntax tree API used here. */
+interface SyntaxNode {
+  readonly name: string;
+  readonly from: number;
+  readonly to: number;
+  readonly type: { readonly isError: boolean };
+  readonly node: SyntaxNode;
+  getChild(name: string): SyntaxNode | null;
+  cursor(): { iterate(enter: (n: SyntaxNode) => boolean | void): void };
+}
+interface Tree {
+  iterate(spec: { enter(n: SyntaxNode): boolean | void }): void;
+}
+
+// The package ships CommonJS (dist/index.cjs) beside its ES module, but its typings are ES-module
+// only, which a CommonJS test file cannot import; the parser is typed by the interfaces above.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { parser } = require('@prometheus-io/lezer-promql') as { parser: { parse(input: string): Tree } };
 
 export interface PromqlUse {
   /** Every vector selector: metric name and the label names its matchers use. */
