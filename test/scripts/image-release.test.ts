@@ -38,12 +38,16 @@ exit 0
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+/** Variables the scripts read; CI exports some (ENGINE=buildah), and a test sets its own. */
+const SCRIPT_VARIABLES = ['ENGINE', 'PLATFORM', 'PUSH', 'IMAGE', 'IMAGE_REPOSITORY', 'NODE_BASE', 'CONTEXT', 'VERSION', 'REVISION'];
+
 function run(script: string, args: string[], env: Record<string, string>): { status: number | null; out: string; calls: string[][] } {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !SCRIPT_VARIABLES.includes(k)));
   const r = spawnSync('bash', [join(ROOT, 'scripts', script), ...args], {
     cwd: ROOT,
     encoding: 'utf8',
     timeout: 60_000,
-    env: { ...process.env, PATH: `${join(dir, 'bin')}:${process.env.PATH}`, CI: '', ...env },
+    env: { ...inherited, PATH: `${join(dir, 'bin')}:${process.env.PATH}`, CI: '', ...env },
   });
   const recorded = existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split('\t')) : [];
   return { status: r.status, out: `${r.stdout}${r.stderr}`, calls: recorded };
