@@ -3,8 +3,7 @@
 // one /metrics summed across workers, runs each reload as a prepare/commit round so that every
 // worker applies a config or none does, and on SIGTERM drains every worker before it exits.
 import cluster, { type Worker } from 'node:cluster';
-import { createHash } from 'node:crypto';
-import { statSync, watch, type FSWatcher } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
 import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
@@ -13,6 +12,7 @@ import { dirname } from 'node:path';
 import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { createAdminServer } from './admin';
 import { ConfigError, parseConfigSet, readConfigSet, type ConfigProblem, type ConfigSet } from './config';
+import { sha256, statKey } from './file-identity';
 import type { Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
 import { startProxy, type PreparedConfig, type ProxyHandle, type ProxyPorts } from './server';
@@ -706,15 +706,4 @@ function unwireConfigSet(wire: string): ConfigSet {
   return { ...w, shards: new Map(w.shards) };
 }
 
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
 
-function statKey(file: string): string {
-  try {
-    const st = statSync(file);
-    return `${st.ino}:${st.size}:${st.mtimeMs}`;
-  } catch {
-    return 'missing';
-  }
-}

@@ -1,7 +1,6 @@
 // The proxy's lifecycle: bind listeners (HTTP/1.1 + h2c, TLS passthrough, TCP, admin), run each
 // request through classify → decide → forward → observe, reload config atomically, drain.
-import { createHash } from 'node:crypto';
-import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
@@ -11,6 +10,7 @@ import { classifyHttp, requestAuthority, splitHostPort, type ClassifiedRequest, 
 import { ConfigError, parseConfigSet, readConfigSet, validateConfig, type ConfigProblem, type ConfigSet } from './config';
 import { decide, pathRestricted, type Decision } from './decide';
 import { EgressError, toEgressError } from './errors';
+import { sha256, statKey } from './file-identity';
 import { forwardHttp, RequestControl, sendError, type ClientRequest, type ClientResponse, type HttpOutcome } from './forward-http';
 import { createLogger, type Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
@@ -977,18 +977,6 @@ function dataPlaneServer(onConnection: (socket: net.Socket) => void): net.Server
 /** A ConfigMap holds at most 1 MiB; anything far beyond that is not a config. */
 const MAX_CONFIG_BYTES = CONFIG_FILE_LIMITS.maxTotalBytes;
 
-function statKey(file: string): string {
-  try {
-    const st = statSync(file);
-    return `${st.ino}:${st.size}:${st.mtimeMs}`;
-  } catch {
-    return 'missing';
-  }
-}
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
 
 function minPositive(a: number, b: number | undefined): number {
   if (!b) return a;

@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { join, resolve } from 'node:path';
-import { eventually, startHttpsUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
+import { collectJsonLines, eventually, startHttpsUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
 import { workerShare } from '../../src/proxy/cluster';
 import { validateConfig } from '../../src/proxy/config';
 
@@ -41,17 +41,7 @@ function writeConfigFile(file: string, content: unknown): void {
 
 async function startBundle(file: string): Promise<Running> {
   const child = spawn(process.execPath, [BUNDLE, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: LogLine[] = [];
-  let buffered = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    buffered += c.toString();
-    let nl;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      if (line.startsWith('{')) lines.push(JSON.parse(line));
-    }
-  });
+  const lines = collectJsonLines<LogLine>(child.stdout!);
   // 'close', not 'exit': the last log lines are read by then.
   const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   children.push(child);

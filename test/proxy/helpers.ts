@@ -420,3 +420,22 @@ export async function eventually(predicate: () => boolean | Promise<boolean>, ti
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * Collects the JSON log lines a proxy process writes to `stream` (one object per line; anything
+ * else is skipped) into the returned array, which grows as the process runs.
+ */
+export function collectJsonLines<T = Record<string, unknown>>(stream: NodeJS.ReadableStream): T[] {
+  const lines: T[] = [];
+  let buffered = '';
+  stream.on('data', (c: Buffer) => {
+    buffered += c.toString();
+    let nl;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (line.startsWith('{')) lines.push(JSON.parse(line));
+    }
+  });
+  return lines;
+}

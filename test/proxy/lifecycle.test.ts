@@ -6,7 +6,7 @@ import { readdirSync, existsSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { join, resolve } from 'node:path';
-import { eventually, sample, scrape, startHttpUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
+import { collectJsonLines, eventually, sample, scrape, startHttpUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
 
 const BUNDLE = resolve(__dirname, '../../assets/proxy/main/index.js');
 const HOST = 'api.test.example.egress.local';
@@ -42,17 +42,7 @@ async function startBundle(name: string, config: Record<string, unknown>): Promi
   const file = join(testPki().dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(config));
   const child = spawn(process.execPath, [BUNDLE, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: Array<Record<string, unknown>> = [];
-  let buffered = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    buffered += c.toString();
-    let nl;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      if (line.startsWith('{')) lines.push(JSON.parse(line));
-    }
-  });
+  const lines = collectJsonLines(child.stdout!);
   child.stderr!.resume();
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   await eventually(() => lines.some((l) => l.event === 'started') || child.exitCode !== null, 15_000, 'proxy start');

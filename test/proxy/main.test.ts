@@ -4,7 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { request } from 'undici';
-import { eventually, startHttpsUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
+import { collectJsonLines, eventually, startHttpsUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
 import { parseArgs, DEFAULT_CONFIG_PATH } from '../../src/proxy/main';
 
 const BUNDLE = resolve(__dirname, '../../assets/proxy/main/index.js');
@@ -122,17 +122,7 @@ describe('running (bundle)', () => {
       timeouts: { shutdownGraceMs: 15_000, drainDelayMs: 0 },
     }));
     child = spawn(process.execPath, [BUNDLE, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines: Array<Record<string, unknown>> = [];
-    let buffered = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      buffered += c.toString();
-      let nl;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        if (line.startsWith('{')) lines.push(JSON.parse(line));
-      }
-    });
+    const lines = collectJsonLines(child.stdout!);
     const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
     await eventually(() => lines.some((l) => l.event === 'started'), 15_000, 'proxy start');
     const ports = lines.find((l) => l.event === 'started')!.ports as { http: number; admin: number };
