@@ -107,17 +107,25 @@ describe('addressing', () => {
   });
 });
 
-describe('underscores and internationalised names', () => {
-  /** One raw request (bytes as given, UTF-8 Host included); resolves with the whole answer. */
-  const rawBytes = (port: number, bytes: Buffer) => new Promise<string>((resolve) => {
+/**
+ * Raw bytes to a listener (as given: UTF-8 Host, repeated headers); resolves with everything the
+ * proxy sent before closing. Without `end` no FIN follows, for answers that come after an upstream
+ * exchange and end with `Connection: close`.
+ */
+function rawExchange(port: number, bytes: string | Buffer, end = true): Promise<string> {
+  return new Promise<string>((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port });
     let got = '';
     s.on('data', (c: Buffer) => { got += c.toString(); });
     s.on('close', () => resolve(got));
     s.on('error', () => resolve(got));
     s.setTimeout(10_000, () => s.destroy());
-    s.write(bytes); // no FIN: the answer comes after an upstream exchange, and `Connection: close` ends it
+    if (end) s.end(bytes);
+    else s.write(bytes);
   });
+}
+
+describe('underscores and internationalised names', () => {
 
   test('a Host with "_" reaches its declared service', async () => {
     upstream = await startHttpsUpstream();
@@ -137,8 +145,8 @@ describe('underscores and internationalised names', () => {
       parent: { name: 'p', namespace: 'n', trafficPolicy: 'Deny', allowDeclaredServices: true },
       externalServices: [testService('books', 'xn--bcher-kva.test.example', { ports: [{ port: 80, targetPort: upstream.port }] })],
     }), { 'xn--bcher-kva.test.example': '127.0.0.1' });
-    const answer = await rawBytes(tp.proxy.ports.http,
-      Buffer.from('GET /idn HTTP/1.1\r\nHost: Bücher.test.example.egress.local\r\nConnection: close\r\n\r\n', 'utf8'));
+    const answer = await rawExchange(tp.proxy.ports.http,
+      Buffer.from('GET /idn HTTP/1.1\r\nHost: Bücher.test.example.egress.local\r\nConnection: close\r\n\r\n', 'utf8'), false);
     expect(answer).toMatch(/^HTTP\/1\.1 200/);
     expect(tp.resolver.calls).toEqual(['xn--bcher-kva.test.example']);
     expect(upstream.seen[0].servername).toBe('xn--bcher-kva.test.example');
@@ -390,16 +398,6 @@ describe('ambiguous paths', () => {
 });
 
 describe('Host header', () => {
-  /** Raw bytes to the HTTP listener; resolves with everything the proxy sent before closing. */
-  const rawExchange = (port: number, bytes: string) => new Promise<string>((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    let got = '';
-    s.on('data', (c: Buffer) => { got += c.toString(); });
-    s.on('close', () => resolve(got));
-    s.on('error', () => resolve(got));
-    s.setTimeout(10_000, () => s.destroy());
-    s.end(bytes);
-  });
 
   test('two Host lines → 400 BAD_REQUEST with the error header, whichever comes first; nothing resolved or dialled', async () => {
     upstream = await startHttpsUpstream();
