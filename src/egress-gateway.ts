@@ -18,8 +18,8 @@ import { GatewayAutoscaling, GatewayAutoscalingOptions } from './gateway-autosca
 import { GatewayDashboard, GatewayDashboardOptions } from './gateway-dashboard';
 import { GatewayMetricsMonitor, GatewayMetricsMonitorOptions } from './gateway-metrics-monitor';
 import { GATEWAY_FACTS, GatewayFacts, otherAppProblem } from './internal/app-tree';
-import { ConfigFile, shardFileName, splitConfig, SplitResult } from './internal/config-files';
 import { checkAutoscaling } from './internal/autoscaling';
+import { ConfigFile, shardFileName, splitConfig, SplitResult } from './internal/config-files';
 import { cidrReason, dnsNameProblem, isDnsLabel } from './internal/dns';
 import { durationMs } from './internal/duration';
 import { MountRef, mountDir, volumeName } from './internal/mounts';

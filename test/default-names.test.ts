@@ -8,8 +8,8 @@ import {
   GrpcRoute, HttpRoute, IstioExternalService, KumaExternalService, OsmEgress,
   OsmMeshConfig, RouteApiVersion, RouteBackend, TlsRoute, TrafficPolicy,
 } from '../src';
-import { validateConfig } from '../src/proxy/config';
 import { validateObjects } from './mesh/validate';
+import { validateConfig } from '../src/proxy/config';
 
 const ROUTE_KINDS = ['HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute'];
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
