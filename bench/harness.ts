@@ -236,3 +236,27 @@ export async function waitFor(what: string, timeoutMs: number, check: () => Prom
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * Runs a benchmark's main: gives up after maxSeconds (killing what it started), stops what it
+ * started on Ctrl-C or a kill, and sets a failing exit code when main throws.
+ */
+export function runBench(main: () => Promise<void>, children: readonly Child[], maxSeconds: number): void {
+  const guard = setTimeout(() => {
+    console.error(`bench: gave up after ${maxSeconds} s`);
+    for (const c of children) c.proc.kill('SIGKILL');
+    process.exit(1);
+  }, maxSeconds * 1000);
+  guard.unref();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`bench: ${signal}; stopping`);
+      void Promise.all(children.map((c) => c.stop(1_000))).finally(() => process.exit(130));
+    });
+  }
+  main().then(() => clearTimeout(guard), (e: Error) => {
+    console.error(`bench: ${e.message}`);
+    process.exitCode = 1;
+    clearTimeout(guard);
+  });
+}

@@ -12,7 +12,7 @@ import {
 } from '../src/model/defaults';
 import { PROXY_CONFIG_API_VERSION, PROXY_CONFIG_KIND, type ProxyConfig } from '../src/model/proxy-config';
 import {
-  Child, freePorts, makePki, percentile, processCpuMicros, processRssMiB, runLoad, waitFor, type LoadResult,
+  Child, freePorts, makePki, percentile, processCpuMicros, processRssMiB, runBench, runLoad, waitFor, type LoadResult,
 } from './harness';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -213,15 +213,4 @@ async function main(): Promise<void> {
   }
 }
 
-const guard = setTimeout(() => {
-  console.error(`bench: gave up after ${MAX_SECONDS} s`);
-  for (const c of children) c.proc.kill('SIGKILL');
-  process.exit(1);
-}, MAX_SECONDS * 1000);
-guard.unref();
-
-main().then(() => clearTimeout(guard), (e: Error) => {
-  console.error(`bench: ${e.message}`);
-  process.exitCode = 1;
-  clearTimeout(guard);
-});
+runBench(main, children, MAX_SECONDS);

@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Chart, Testing } from 'cdk8s';
 import {
-  Child, freePorts, makePki, processTreeCpuMicros, processTreeRssMiB, waitFor,
+  Child, freePorts, makePki, processTreeCpuMicros, processTreeRssMiB, runBench, waitFor,
 } from './harness';
 import { EgressGateway } from '../src/egress-gateway';
 import { CertificateSource, TlsOrigination } from '../src/tls';
@@ -514,25 +514,4 @@ async function main(): Promise<void> {
   }
 }
 
-const guard = setTimeout(() => {
-  console.error(`bench: gave up after ${MAX_SECONDS} s`);
-  for (const c of children) c.proc.kill('SIGKILL');
-  process.exit(1);
-}, MAX_SECONDS * 1000);
-guard.unref();
-
-// Ctrl-C or a kill stops what the run started, then the run.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`bench: ${signal}; stopping`);
-    void Promise.all(children.map((c) => c.stop(1_000))).finally(() => process.exit(130));
-  });
-}
-
-if (require.main === module) {
-  main().then(() => clearTimeout(guard), (e: Error) => {
-    console.error(`bench: ${e.message}`);
-    process.exitCode = 1;
-    clearTimeout(guard);
-  });
-}
+if (require.main === module) runBench(main, children, MAX_SECONDS);
