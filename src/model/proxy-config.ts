@@ -98,6 +98,60 @@ export interface ProxyConfig {
   readonly workers: number;
   /** Trust used when originating TLS to hosts without an ExternalService of their own. */
   readonly defaultTls: TlsOriginationSpec;
+  /** Who is calling and what an unidentified caller may do. Absent: source None, unknown AllowUnrestricted. */
+  readonly callers?: CallersSpec;
+}
+
+/* ---------------------------------------------------------------- callers (who may call what) */
+
+/**
+ * Where the gateway learns who is calling. The identity header is trusted only on a connection
+ * whose peer is the pod's own sidecar (a loopback address); on any other connection it is ignored,
+ * and it is stripped from every request sent upstream.
+ * - None: no identity; every caller is unknown.
+ * - Linkerd: `l5d-client-id`, which the gateway's Linkerd proxy sets from the client's mTLS
+ *   identity (`<sa>.<ns>.serviceaccount.identity.linkerd.<trust domain>`).
+ * - Istio: the `URI` of the last element of `x-forwarded-client-cert`
+ *   (`spiffe://<trust domain>/ns/<ns>/sa/<sa>`).
+ */
+export type CallerIdentitySourceSpec = 'None' | 'Linkerd' | 'Istio';
+
+/** What a caller without a trusted identity may use. See CallersSpec.unknown. */
+export type UnknownCallerSpec = 'AllowUnrestricted' | 'Deny';
+
+export interface CallersSpec {
+  readonly source: CallerIdentitySourceSpec;
+  /** The mesh's trust domain; an identity from another trust domain is unknown. */
+  readonly trustDomain: string;
+  /**
+   * A caller is unknown when it has no trusted identity: no header, a header on an untrusted
+   * connection, an unparsable header, another trust domain, and every TLS-passthrough and TCP
+   * connection (no headers there).
+   * - AllowUnrestricted: it may use what declares no clients, never what does (403 CALLER_UNKNOWN);
+   * - Deny: it is refused everything (403 CALLER_UNKNOWN).
+   */
+  readonly unknown: UnknownCallerSpec;
+  /**
+   * Add a `caller` label to the request metrics. Its values stay bounded by the config: the key of
+   * the declared client the caller matched (`sa:<ns>/<name>`, `ns:<ns>`, `id:<identity>`),
+   * `other` for a known caller no client names, `unknown` for an unknown one.
+   */
+  readonly metricsLabel: boolean;
+}
+
+/**
+ * A client allowed to use an external service or a route: exactly one field is set. An
+ * ExternalServiceSpec or RouteSpec without `clients` is open to every caller; with `clients`,
+ * only to callers one of them names. A request needs the consent of both the route it matched
+ * and the ExternalService of its host, where each declares clients.
+ */
+export interface ClientSpec {
+  /** The workloads running as a ServiceAccount. */
+  readonly serviceAccount?: { readonly namespace: string; readonly name: string };
+  /** Every workload of a namespace. */
+  readonly namespace?: string;
+  /** One mesh identity exactly as the header carries it: a Linkerd name or a SPIFFE URI. */
+  readonly identity?: string;
 }
 
 export interface ListenersSpec {
@@ -262,6 +316,8 @@ export interface ExternalServiceSpec {
   readonly pool: PoolSpec;
   /** Headers added to every request upstream, values read from files (mounted Secrets). */
   readonly injectHeaders: readonly InjectedHeaderSpec[];
+  /** Who may use this service; absent: every caller. See ClientSpec. */
+  readonly clients?: readonly ClientSpec[];
 }
 
 export interface ExternalServicePortSpec {
@@ -337,6 +393,8 @@ export interface RouteSpec {
   /** Empty: every host. Exact names or a leading wildcard. */
   readonly hostnames: readonly string[];
   readonly rules: readonly RouteRuleSpec[];
+  /** Who may use this route; absent: every caller. See ClientSpec. */
+  readonly clients?: readonly ClientSpec[];
 }
 
 export interface RouteRuleSpec {
