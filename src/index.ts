@@ -1,6 +1,7 @@
 // Public API: re-exports of the constructs and their props and value classes only.
 export * from './dns-rewrite';
 export * from './egress-gateway';
+export * from './egress-gateway-props';
 export * from './egress-gateway-ref';
 export * from './egress-network';
 export * from './http-route';
