@@ -8,6 +8,7 @@ import type {
   BackendRefL1, HeaderModifierL1, ParentReferenceL1, RequestRedirectL1, RouteFilterL1, RouteSpecL1, ValueMatchL1,
 } from '../mesh/gateway-api';
 import { EGRESS_NETWORK_KIND, LINKERD_POLICY_GROUP, LinkerdRouteAnnotation } from '../mesh/linkerd';
+import { RETRY_BOUNDS } from '../model/bounds';
 import { DEFAULT_RETRY } from '../model/defaults';
 import type {
   BackendRefSpec, HeaderModifierSpec, RetrySpec, RouteFilterSpec, RouteKindSpec, RouteSpec, ValueMatchSpec,
@@ -422,7 +423,7 @@ export interface LinkerdPolicy {
 }
 
 /** The egress proxy's ceiling on retries per request (its config boundary rejects more). */
-const MAX_RETRY_LIMIT = 10;
+const MAX_RETRY_LIMIT = RETRY_BOUNDS.maxRetries.max;
 /** The proxy accepts and honours RetrySpec.grpcStatusCodes (Trailers-Only answers). */
 const EMIT_GRPC_STATUS_CODES = true;
 

@@ -7,7 +7,10 @@ import { basename, dirname, join } from 'node:path';
 import { parseCidr } from './cidr';
 import { isValidDnsName, isValidHostPattern } from './classify';
 import { compileRegex } from './route-match';
-import { CONFIG_FILE_LIMITS, GATEWAY_ONLY_TIMEOUTS, LIMIT_BOUNDS, TIMEOUT_BOUNDS, WORKER_BOUNDS } from '../model/bounds';
+import {
+  CONFIG_FILE_LIMITS, ENDPOINT_PRIORITY_BOUNDS, GATEWAY_ONLY_TIMEOUTS, GRPC_STATUS_BOUNDS, HTTP_STATUS_BOUNDS, LIMIT_BOUNDS, POOL_BOUNDS,
+  RETRY_BOUNDS, TIMEOUT_BOUNDS, WORKER_BOUNDS,
+} from '../model/bounds';
 import {
   AMBIGUOUS_PATHS_VALUES, CONNECT_SNI_VALUES, DEFAULT_ADDRESS_POLICY, DEFAULT_ADMIN_PORT, DEFAULT_AMBIGUOUS_PATHS, DEFAULT_CONNECT_SNI,
   DEFAULT_EGRESS_SUFFIX,
@@ -644,7 +647,7 @@ class Checker {
       if (typeof e.address === 'string' && !isValidDnsName(address) && !isIpText(address)) {
         this.problem(`${p}.address`, 'must be a DNS name or an IP address', e.address);
       }
-      const ep: { -readonly [K in keyof EndpointSpec]: EndpointSpec[K] } = { address, priority: this.int(`${p}.priority`, e.priority, 0, 1000, 0) };
+      const ep: { -readonly [K in keyof EndpointSpec]: EndpointSpec[K] } = { address, priority: this.int(`${p}.priority`, e.priority, ENDPOINT_PRIORITY_BOUNDS.min, ENDPOINT_PRIORITY_BOUNDS.max, 0) };
       if (e.port !== undefined) ep.port = this.int(`${p}.port`, e.port, 1, 65535);
       return ep;
     });
@@ -666,8 +669,8 @@ class Checker {
       endpoints,
       tls,
       pool: {
-        maxConnections: this.int(`${path}.pool.maxConnections`, pool.maxConnections, 1, 100_000, DEFAULT_POOL.maxConnections),
-        keepAliveTimeoutMs: this.int(`${path}.pool.keepAliveTimeoutMs`, pool.keepAliveTimeoutMs, 1, 86_400_000, DEFAULT_POOL.keepAliveTimeoutMs),
+        maxConnections: this.int(`${path}.pool.maxConnections`, pool.maxConnections, POOL_BOUNDS.maxConnections.min, POOL_BOUNDS.maxConnections.max, DEFAULT_POOL.maxConnections),
+        keepAliveTimeoutMs: this.int(`${path}.pool.keepAliveTimeoutMs`, pool.keepAliveTimeoutMs, POOL_BOUNDS.keepAliveTimeoutMs.min, POOL_BOUNDS.keepAliveTimeoutMs.max, DEFAULT_POOL.keepAliveTimeoutMs),
       },
       injectHeaders,
     };
@@ -679,22 +682,23 @@ class Checker {
   private retry(path: string, v: unknown): RetrySpec {
     const o = this.obj(path, v, [...Object.keys(DEFAULT_RETRY), 'grpcStatusCodes']) ?? {};
     const d = DEFAULT_RETRY;
+    const b = RETRY_BOUNDS;
     const r: RetrySpec = {
-      maxRetries: this.int(`${path}.maxRetries`, o.maxRetries, 0, 10, d.maxRetries),
-      statusCodes: this.arr(`${path}.statusCodes`, o.statusCodes, (p, x) => this.int(p, x, 100, 599), [...d.statusCodes]),
+      maxRetries: this.int(`${path}.maxRetries`, o.maxRetries, b.maxRetries.min, b.maxRetries.max, d.maxRetries),
+      statusCodes: this.arr(`${path}.statusCodes`, o.statusCodes, (p, x) => this.int(p, x, HTTP_STATUS_BOUNDS.min, HTTP_STATUS_BOUNDS.max), [...d.statusCodes]),
       conditions: this.arr(`${path}.conditions`, o.conditions, (p, x) => this.oneOf(p, x, RETRY_CONDITIONS), [...d.conditions]),
       retryNonIdempotent: this.bool(`${path}.retryNonIdempotent`, o.retryNonIdempotent, d.retryNonIdempotent),
-      perTryTimeoutMs: this.int(`${path}.perTryTimeoutMs`, o.perTryTimeoutMs, 0, 86_400_000, d.perTryTimeoutMs),
-      backoffBaseMs: this.int(`${path}.backoffBaseMs`, o.backoffBaseMs, 0, 60_000, d.backoffBaseMs),
-      backoffMaxMs: this.int(`${path}.backoffMaxMs`, o.backoffMaxMs, 0, 600_000, d.backoffMaxMs),
-      budgetRatio: this.num(`${path}.budgetRatio`, o.budgetRatio, 0, 1000, d.budgetRatio),
-      budgetMinPerSecond: this.num(`${path}.budgetMinPerSecond`, o.budgetMinPerSecond, 0, 1_000_000, d.budgetMinPerSecond),
-      budgetTtlMs: this.int(`${path}.budgetTtlMs`, o.budgetTtlMs, 1, 3_600_000, d.budgetTtlMs),
+      perTryTimeoutMs: this.int(`${path}.perTryTimeoutMs`, o.perTryTimeoutMs, b.perTryTimeoutMs.min, b.perTryTimeoutMs.max, d.perTryTimeoutMs),
+      backoffBaseMs: this.int(`${path}.backoffBaseMs`, o.backoffBaseMs, b.backoffBaseMs.min, b.backoffBaseMs.max, d.backoffBaseMs),
+      backoffMaxMs: this.int(`${path}.backoffMaxMs`, o.backoffMaxMs, b.backoffMaxMs.min, b.backoffMaxMs.max, d.backoffMaxMs),
+      budgetRatio: this.num(`${path}.budgetRatio`, o.budgetRatio, b.budgetRatio.min, b.budgetRatio.max, d.budgetRatio),
+      budgetMinPerSecond: this.num(`${path}.budgetMinPerSecond`, o.budgetMinPerSecond, b.budgetMinPerSecond.min, b.budgetMinPerSecond.max, d.budgetMinPerSecond),
+      budgetTtlMs: this.int(`${path}.budgetTtlMs`, o.budgetTtlMs, b.budgetTtlMs.min, b.budgetTtlMs.max, d.budgetTtlMs),
     };
     if (r.backoffBaseMs > r.backoffMaxMs) this.problem(`${path}.backoffBaseMs`, `is above backoffMaxMs (${r.backoffMaxMs})`, r.backoffBaseMs);
     // gRPC status codes are 0 (OK) to 16 (UNAUTHENTICATED); optional, so configs without it keep their shape.
     if (o.grpcStatusCodes !== undefined) {
-      return { ...r, grpcStatusCodes: this.arr(`${path}.grpcStatusCodes`, o.grpcStatusCodes, (p, x) => this.int(p, x, 0, 16)) };
+      return { ...r, grpcStatusCodes: this.arr(`${path}.grpcStatusCodes`, o.grpcStatusCodes, (p, x) => this.int(p, x, GRPC_STATUS_BOUNDS.min, GRPC_STATUS_BOUNDS.max)) };
     }
     return r;
   }
