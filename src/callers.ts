@@ -1,10 +1,12 @@
 // Who may call what: the `Client` value (a ServiceAccount, a namespace or a mesh identity allowed
-// to use an ExternalService or a route), the gateway's caller identity settings, and their checks.
+// to use an ExternalService or a route) and the gateway's choices of identity source and unknown-caller policy.
 import { Chart } from 'cdk8s';
 import type * as kplus from 'cdk8s-plus-28';
-import { dnsNameProblem, isDnsLabel, isDnsSubdomain } from './internal/dns';
+import { isLinkerdIdentity, spiffeReason } from './internal/caller-identity';
+import { isDnsLabel, isDnsSubdomain } from './internal/dns';
 import { Problems } from './internal/problems';
-import type { CallersSpec, ClientSpec } from './model/proxy-config';
+import { clientKey } from './model/client-key';
+import type { ClientSpec } from './model/proxy-config';
 
 /**
  * Where the gateway learns who is calling. The identity header is trusted only on connections
@@ -44,17 +46,6 @@ export enum UnknownCallerPolicy {
   DENY = 'Deny',
 }
 
-/** The trust domain Linkerd and Istio use unless installed with another one. */
-export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
-
-// SPIFFE ID (https://github.com/spiffe/spiffe/blob/main/standards/SPIFFE-ID.md): a trust domain of
-// lower-case letters, digits, '.', '-' and '_', then a path of non-empty segments of letters,
-// digits, '.', '-' and '_', none of them '.' or '..'.
-const SPIFFE_TRUST_DOMAIN = /^[a-z0-9._-]+$/;
-const SPIFFE_SEGMENT = /^[A-Za-z0-9._-]+$/;
-const LINKERD_IDENTITY = /^([^.]+)\.([^.]+)\.serviceaccount\.identity\.linkerd\.(.+)$/;
-const ISTIO_PATH = /^\/ns\/([^/]+)\/sa\/([^/]+)$/;
-
 /**
  * A caller allowed to use an `ExternalService` or a route: the workloads running as a
  * ServiceAccount, every workload of a namespace, or one mesh identity. Declaring `clients`
@@ -91,7 +82,7 @@ export class Client {
         `use the ServiceAccount's metadata.name, e.g. ${JSON.stringify(suggest(name) || 'default')}`);
     }
     problems.throwIfAny();
-    return new Client({ serviceAccount: { namespace, name } }, `sa:${namespace}/${name}`);
+    return new Client({ serviceAccount: { namespace, name } });
   }
 
   /** Every workload of the namespace `name`, whatever its ServiceAccount. */
@@ -99,7 +90,7 @@ export class Client {
     const problems = new Problems('Client.namespace()');
     checkNamespace(problems, 'name', name);
     problems.throwIfAny();
-    return new Client({ namespace: name }, `ns:${name}`);
+    return new Client({ namespace: name });
   }
 
   /**
@@ -110,13 +101,13 @@ export class Client {
    */
   public static linkerdIdentity(identity: string): Client {
     const problems = new Problems('Client.linkerdIdentity()');
-    if (typeof identity !== 'string' || identity.includes('*') || !LINKERD_IDENTITY.test(identity) || !isDnsSubdomain(identity)) {
+    if (typeof identity !== 'string' || !isLinkerdIdentity(identity)) {
       problems.add('identity', identity,
         'is not a Linkerd identity (<serviceaccount>.<namespace>.serviceaccount.identity.linkerd.<trust domain>, lower case, no wildcards)',
         'use e.g. "checkout.shop.serviceaccount.identity.linkerd.cluster.local", or Client.namespace() for every account of a namespace');
     }
     problems.throwIfAny();
-    return new Client({ identity }, `id:${identity}`);
+    return new Client({ identity });
   }
 
   /**
@@ -132,7 +123,7 @@ export class Client {
       problems.add('uri', uri, `is not a SPIFFE ID (${reason})`, 'use e.g. "spiffe://cluster.local/ns/shop/sa/checkout"');
     }
     problems.throwIfAny();
-    return new Client({ identity: uri }, `id:${uri}`);
+    return new Client({ identity: uri });
   }
 
   /**
@@ -143,9 +134,9 @@ export class Client {
 
   private readonly spec: ClientSpec;
 
-  private constructor(spec: ClientSpec, key: string) {
+  private constructor(spec: ClientSpec) {
     this.spec = spec;
-    this.key = key;
+    this.key = clientKey(spec);
   }
 
   /** @internal the client as the proxy config carries it. */
@@ -154,112 +145,6 @@ export class Client {
     if (s.serviceAccount) return { serviceAccount: { ...s.serviceAccount } };
     return { ...s };
   }
-}
-
-/**
- * Checks a `clients` prop: a list of Client values, at least one, each once. Returns the specs,
- * or undefined when the prop is unset (open to every caller).
- */
-export function clientsToSpec(problems: Problems, prop: string, clients: readonly Client[] | undefined): ClientSpec[] | undefined {
-  if (clients === undefined) return undefined;
-  if (!Array.isArray(clients)) {
-    problems.add(prop, clients, 'is not a list of Client values', 'write e.g. clients: [Client.namespace("payments")]');
-    return undefined;
-  }
-  if (clients.length === 0) {
-    problems.add(prop, [], 'is empty, which would let nobody use it',
-      'list the callers, e.g. [Client.namespace("payments")], or leave clients unset to allow every caller');
-    return undefined;
-  }
-  const seen = new Set<string>();
-  const out: ClientSpec[] = [];
-  clients.forEach((c, i) => {
-    if (!(c instanceof Client)) {
-      problems.add(`${prop}[${i}]`, c, 'is not a Client', 'create it with Client.serviceAccount(), Client.namespace(), Client.linkerdIdentity() or Client.spiffe()');
-    } else if (seen.has(c.key)) {
-      problems.add(`${prop}[${i}]`, c.key, 'is listed twice', 'list each client once');
-    } else {
-      seen.add(c.key);
-      out.push(c._toSpec());
-    }
-  });
-  return out;
-}
-
-/** The caller identity props of EgressGateway. */
-export interface CallerIdentityProps {
-  readonly callerIdentity?: CallerIdentitySource;
-  readonly unknownCallers?: UnknownCallerPolicy;
-  readonly callerMetrics?: boolean;
-  readonly trustDomain?: string;
-  readonly linkerdInject?: boolean;
-}
-
-/**
- * Checks the gateway's caller identity props and returns the config's `callers`, or undefined
- * when `callerIdentity` is unset (the config then carries no `callers`: source None).
- */
-export function callersToSpec(problems: Problems, props: CallerIdentityProps): CallersSpec | undefined {
-  const source = props.callerIdentity;
-  const sources = Object.values(CallerIdentitySource) as string[];
-  const unknowns = Object.values(UnknownCallerPolicy) as string[];
-  if (source !== undefined && !sources.includes(source)) {
-    problems.add('callerIdentity', source, `is not one of ${sources.map((v) => JSON.stringify(v)).join(', ')}`, 'use a CallerIdentitySource member');
-  }
-  if (props.unknownCallers !== undefined && !unknowns.includes(props.unknownCallers)) {
-    problems.add('unknownCallers', props.unknownCallers, `is not one of ${unknowns.map((v) => JSON.stringify(v)).join(', ')}`, 'use an UnknownCallerPolicy member');
-  }
-  const trustDomain = props.trustDomain ?? DEFAULT_TRUST_DOMAIN;
-  if (props.trustDomain !== undefined) {
-    const p = dnsNameProblem(props.trustDomain);
-    if (p) problems.add('trustDomain', props.trustDomain, `is not a trust domain: ${p.rule.replace(/^is /, '')}`, p.fix);
-  }
-  if (source === undefined || source === CallerIdentitySource.NONE) {
-    const identifies = 'has no effect unless the gateway identifies its callers';
-    const fix = 'set callerIdentity: CallerIdentitySource.LINKERD (or ISTIO), or remove it';
-    if (props.unknownCallers !== undefined) problems.add('unknownCallers', props.unknownCallers, `${identifies}: with callerIdentity ${source ?? 'unset'} every caller is unknown`, fix);
-    if (props.callerMetrics !== undefined) problems.add('callerMetrics', props.callerMetrics, `${identifies}: with callerIdentity ${source ?? 'unset'} every caller is "unknown"`, fix);
-    if (props.trustDomain !== undefined) problems.add('trustDomain', props.trustDomain, `${identifies}: no identity is read with callerIdentity ${source ?? 'unset'}`, fix);
-  }
-  if (source === CallerIdentitySource.LINKERD && props.linkerdInject === false) {
-    problems.add('callerIdentity', source, "needs the Linkerd sidecar, which sets l5d-client-id, but 'linkerdInject' is false",
-      'remove linkerdInject: false, or choose the identity source of the mesh the gateway is in');
-  }
-  if (source === undefined) return undefined;
-  return {
-    source: source,
-    trustDomain,
-    unknown: props.unknownCallers ?? UnknownCallerPolicy.ALLOW_UNRESTRICTED,
-    metricsLabel: props.callerMetrics ?? false,
-  };
-}
-
-/** Why `uri` is not a SPIFFE ID with a workload path, or undefined. */
-export function spiffeReason(uri: string): string | undefined {
-  if (typeof uri !== 'string') return 'not a string';
-  if (!uri.startsWith('spiffe://')) return 'must start with "spiffe://"';
-  const rest = uri.slice('spiffe://'.length);
-  const slash = rest.indexOf('/');
-  const domain = slash < 0 ? rest : rest.slice(0, slash);
-  if (domain.length === 0 || !SPIFFE_TRUST_DOMAIN.test(domain)) return 'the trust domain must be lower-case letters, digits, ".", "-" and "_"';
-  if (slash < 0 || slash === rest.length - 1) return 'a workload ID needs a path after the trust domain';
-  if (/[?#]/.test(rest)) return 'no query or fragment is allowed';
-  const segments = rest.slice(slash + 1).split('/');
-  if (segments.some((s) => s.length === 0 || s === '.' || s === '..' || !SPIFFE_SEGMENT.test(s))) {
-    return 'path segments must be non-empty letters, digits, ".", "-" and "_", never "." or ".."';
-  }
-  return undefined;
-}
-
-/** The trust domain an identity client names, when its form tells (Linkerd name or SPIFFE ID). */
-export function identityTrustDomain(identity: string): { readonly mesh: 'Linkerd' | 'SPIFFE'; readonly trustDomain: string; readonly istioForm: boolean } {
-  if (identity.startsWith('spiffe://')) {
-    const rest = identity.slice('spiffe://'.length);
-    const slash = rest.indexOf('/');
-    return { mesh: 'SPIFFE', trustDomain: rest.slice(0, slash), istioForm: ISTIO_PATH.test(rest.slice(slash)) };
-  }
-  const m = LINKERD_IDENTITY.exec(identity);
-  return { mesh: 'Linkerd', trustDomain: m ? m[3] : '', istioForm: false };
 }
 
 function checkNamespace(problems: Problems, prop: string, value: string): void {

@@ -5,6 +5,7 @@ import { createHash } from 'crypto';
 import { ApiObject, ApiObjectMetadata, Duration, JsonPatch, Lazy, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { CallerIdentitySource, UnknownCallerPolicy } from './callers';
 import { CertManagerCertificate, CertManagerCertificateOptions } from './cert-manager-certificate';
 import { DnsRewrite, EgressGatewayAddDnsRewriteOptions } from './dns-rewrite';
 import {
@@ -19,6 +20,8 @@ import { GatewayDashboard, GatewayDashboardOptions } from './gateway-dashboard';
 import { GatewayMetricsMonitor, GatewayMetricsMonitorOptions } from './gateway-metrics-monitor';
 import { GATEWAY_FACTS, GatewayFacts, otherAppProblem } from './internal/app-tree';
 import { checkAutoscaling } from './internal/autoscaling';
+import { checkCallerPolicy } from './internal/caller-policy';
+import { callersToSpec } from './internal/caller-props';
 import { ConfigFile, shardFileName, splitConfig, SplitResult } from './internal/config-files';
 import { cidrReason, dnsNameProblem, isDnsLabel } from './internal/dns';
 import { durationMs } from './internal/duration';
@@ -26,6 +29,7 @@ import { MountRef, mountDir, volumeName } from './internal/mounts';
 import { Problems } from './internal/problems';
 import { timeoutsToSpec } from './internal/timeouts';
 import { resolveWorkers, workerResources } from './internal/workers';
+import { renderLinkerdAuthorization } from './mesh/linkerd-authorization';
 import { IntRange, LIMIT_BOUNDS, TIMEOUT_BOUNDS } from './model/bounds';
 import {
   DEFAULT_ADMIN_PORT, DEFAULT_AMBIGUOUS_PATHS, DEFAULT_CONNECT_SNI, DEFAULT_EGRESS_SUFFIX,
@@ -34,7 +38,7 @@ import {
 } from './model/defaults';
 import {
   PROXY_CONFIG_API_VERSION, PROXY_CONFIG_FILE, PROXY_CONFIG_KIND,
-  ParentSpec, ProxyConfig, TcpListenerSpec, TimeoutsSpec,
+  CallersSpec, ParentSpec, ProxyConfig, TcpListenerSpec, TimeoutsSpec,
 } from './model/proxy-config';
 import { ProxyImage } from './proxy-image';
 import { TlsOrigination } from './tls';
@@ -442,6 +446,44 @@ export interface EgressGatewayProps {
    * @default - an implicit parent named after the gateway
    */
   readonly network?: EgressNetwork;
+
+  /**
+   * Where the gateway learns who is calling, for the `clients` of its ExternalServices and
+   * routes, its access log and (with `callerMetrics`) its metrics. The identity header is trusted
+   * only from the pod's own sidecar (a loopback peer) and never sent upstream.
+   *
+   * With `CallerIdentitySource.LINKERD` the gateway also renders Linkerd's `Server` (its HTTP
+   * port), `MeshTLSAuthentication` and `AuthorizationPolicy` (policy.linkerd.io), admitting at
+   * the mesh exactly the callers its rules could allow: the union of the declared clients when
+   * everything declares clients, every meshed identity when something is open to every caller and
+   * `unknownCallers` is DENY, and everyone when unknown callers may use what is open. The admin
+   * port (probes, metrics) keeps the default policy.
+   * @see https://linkerd.io/2-edge/reference/authorization-policy/
+   * @default - no caller identity: every caller is unknown, and no `clients` may be declared
+   */
+  readonly callerIdentity?: CallerIdentitySource;
+
+  /**
+   * What callers without a trusted identity may use: unmeshed workloads, a header from anything
+   * but the sidecar, and every TLS passthrough and TCP listener connection. DENY is an error with
+   * `tlsPassthrough` or TCP ports, whose connections never carry an identity.
+   * @default UnknownCallerPolicy.ALLOW_UNRESTRICTED - what declares no clients
+   */
+  readonly unknownCallers?: UnknownCallerPolicy;
+
+  /**
+   * Add a `caller` label to the request metrics. Its values stay bounded: the key of the declared
+   * client the caller matched (`sa:<namespace>/<name>`, `ns:<namespace>`, `id:<identity>`),
+   * `other` for a known caller no client names, `unknown` for the rest.
+   * @default false
+   */
+  readonly callerMetrics?: boolean;
+
+  /**
+   * The mesh's trust domain. An identity from another trust domain is an unknown caller.
+   * @default "cluster.local"
+   */
+  readonly trustDomain?: string;
 }
 
 const CONFIG_DIR = '/etc/egress';
@@ -565,6 +607,7 @@ export class EgressGateway extends Construct {
   /** Seconds the proxy may run after SIGTERM: drain delay plus shutdown grace, rounded up. */
   private readonly drainSeconds: number;
   private readonly defaultTls: TlsOrigination;
+  private readonly callersSpec?: CallersSpec;
   private attached?: EgressNetwork;
   private monitor?: GatewayMetricsMonitor;
   private alertsConstruct?: GatewayAlerts;
@@ -707,6 +750,7 @@ export class EgressGateway extends Construct {
       }
     }
     this.workers = resolveWorkers(problems, props.workers, props.resources);
+    this.callersSpec = callersToSpec(problems, props);
     problems.throwIfAny();
 
     this.configReload = props.configReload ?? ConfigReload.HOT;
@@ -915,6 +959,9 @@ export class EgressGateway extends Construct {
 
     this.node.addValidation({ validate: () => this.crossChecks() });
     this.node.addValidation({ validate: () => this.prepareConfigFiles() });
+    if (this.callersSpec?.source === CallerIdentitySource.LINKERD) {
+      this.node.addValidation({ validate: () => this.prepareLinkerdAuthorization() });
+    }
     Object.defineProperty(this, GATEWAY_FACTS, {
       value: (): GatewayFacts => ({ network: this.attached, trafficPolicy: props.trafficPolicy, declaredServices: this.services.length }),
     });
@@ -1191,6 +1238,7 @@ export class EgressGateway extends Construct {
       },
       workers: this.workers,
       defaultTls: this.defaultTls._toSpec(),
+      ...(this.callersSpec ? { callers: { ...this.callersSpec } } : {}),
     };
   }
 
@@ -1289,12 +1337,66 @@ export class EgressGateway extends Construct {
     }
   }
 
+  /**
+   * Clients the proxy could never match, and listeners an unknown-caller Deny would close. Read
+   * from the rendered config, so it sees what the proxy will; a config that cannot be rendered is
+   * reported by the render itself.
+   */
+  private checkCallers(problems: Problems): void {
+    let config: ProxyConfig;
+    try {
+      config = this._renderConfig();
+    } catch {
+      return;
+    }
+    const routePaths = new Map<string, string>();
+    if (this.attached) {
+      const paths = this.attached._routePaths();
+      config.routes.forEach((r, i) => routePaths.set(`${r.kind}/${r.namespace}/${r.name}`, paths[i]));
+    }
+    checkCallerPolicy(config, problems, (kind, name, namespace) => (kind === 'ExternalService'
+      ? this.servicesByName.get(name)?.node.path
+      : routePaths.get(`${kind}/${namespace}/${name}`)) ?? name);
+  }
+
+  /**
+   * Validation time, with `CallerIdentitySource.LINKERD`: (re)creates the Linkerd Server,
+   * MeshTLSAuthentication and AuthorizationPolicy objects of the HTTP port from the config as it
+   * now stands (which objects exist depends on every service and route), under `LinkerdAuthorization`.
+   */
+  private prepareLinkerdAuthorization(): string[] {
+    let config: ProxyConfig;
+    try {
+      config = this._renderConfig();
+    } catch {
+      return [];
+    }
+    const scope = this.node.tryFindChild('LinkerdAuthorization') as Construct | undefined ?? new Construct(this, 'LinkerdAuthorization');
+    for (const child of [...scope.node.children]) scope.node.tryRemoveChild(child.node.id);
+    const objects = renderLinkerdAuthorization(config, {
+      name: this.name,
+      namespace: this.namespaceName,
+      podSelector: this.podSelectorLabels,
+      port: this.httpPort,
+    });
+    for (const o of objects) {
+      new ApiObject(scope, `${o.kind}-${o.metadata.name}`, {
+        apiVersion: o.apiVersion,
+        kind: o.kind,
+        metadata: { ...o.metadata, labels: { ...this.commonLabels } },
+        spec: o.spec,
+      });
+    }
+    return [];
+  }
+
   private crossChecks(): string[] {
     const problems = new Problems(`EgressGateway "${this.node.path}"`);
     if (this.attached && this.props.trafficPolicy !== undefined) {
       problems.add('trafficPolicy', this.props.trafficPolicy, `is set although EgressNetwork "${this.attached.node.path}" is attached and decides what unmatched traffic gets`,
         'set trafficPolicy on the EgressNetwork and remove it from the gateway');
     }
+    this.checkCallers(problems);
     for (const svc of this.services) {
       const bare = svc.host.replace(/^\*\./, '');
       for (const s of this.suffixes) {

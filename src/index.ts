@@ -12,6 +12,7 @@ export * from './route-backend';
 export * from './route-retry';
 export * from './route-api-version';
 export * from './external-service';
+export * from './callers';
 export * from './kuma-external-service';
 export * from './osm-egress';
 export * from './osm-mesh-config';

@@ -1,9 +1,9 @@
 import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
-import {
-  CallerIdentitySource, callersToSpec, Client, clientsToSpec, identityTrustDomain, spiffeReason, UnknownCallerPolicy,
-} from '../src/callers';
+import { CallerIdentitySource, Client, UnknownCallerPolicy } from '../src/callers';
 import { errorOf } from './util/thrown';
+import { identityTrustDomain, spiffeReason } from '../src/internal/caller-identity';
+import { callersToSpec, clientsToSpec } from '../src/internal/caller-props';
 import { Problems } from '../src/internal/problems';
 
 describe('Client', () => {
@@ -65,69 +65,4 @@ describe('Client', () => {
     expect(errorOf(() => Client.spiffe('spiffe://cluster.local/ns/a?x=1'))).toMatch(/no query or fragment/);
     expect(spiffeReason('spiffe://example.org/workload/web-1')).toBeUndefined();
   });
-});
-
-describe('clientsToSpec', () => {
-  test('unset means open to every caller; a list renders in order', () => {
-    const p = new Problems('X');
-    expect(clientsToSpec(p, 'clients', undefined)).toBeUndefined();
-    expect(clientsToSpec(p, 'clients', [Client.namespace('b'), Client.namespace('a')])).toEqual([{ namespace: 'b' }, { namespace: 'a' }]);
-    expect(p.count).toBe(0);
-  });
-
-  test('throws when the list is empty, has a duplicate or holds something else', () => {
-    const p = new Problems('ExternalService "c/S"');
-    clientsToSpec(p, 'clients', []);
-    clientsToSpec(p, 'clients', [Client.namespace('a'), Client.namespace('a')]);
-    clientsToSpec(p, 'clients', ['payments' as unknown as Client]);
-    const message = errorOf(() => p.throwIfAny());
-    expect(message).toContain('\'clients\' [] is empty, which would let nobody use it');
-    expect(message).toContain('\'clients[1]\' "ns:a" is listed twice');
-    expect(message).toContain('\'clients[0]\' "payments" is not a Client');
-  });
-});
-
-describe('callersToSpec', () => {
-  test('unset callerIdentity renders no callers; the defaults fill the rest', () => {
-    const p = new Problems('G');
-    expect(callersToSpec(p, {})).toBeUndefined();
-    expect(callersToSpec(p, { callerIdentity: CallerIdentitySource.LINKERD })).toEqual({
-      source: 'Linkerd', trustDomain: 'cluster.local', unknown: 'AllowUnrestricted', metricsLabel: false,
-    });
-    expect(callersToSpec(p, {
-      callerIdentity: CallerIdentitySource.ISTIO, unknownCallers: UnknownCallerPolicy.DENY, callerMetrics: true, trustDomain: 'prod.example.com',
-    })).toEqual({ source: 'Istio', trustDomain: 'prod.example.com', unknown: 'Deny', metricsLabel: true });
-    expect(p.count).toBe(0);
-  });
-
-  test('throws when caller settings are given without an identity source', () => {
-    const p = new Problems('EgressGateway "c/G"');
-    callersToSpec(p, { unknownCallers: UnknownCallerPolicy.DENY, callerMetrics: true, trustDomain: 'x.org' });
-    const message = errorOf(() => p.throwIfAny());
-    expect(message).toContain('\'unknownCallers\' "Deny" has no effect unless the gateway identifies its callers');
-    expect(message).toContain('\'callerMetrics\' true has no effect');
-    expect(message).toContain('\'trustDomain\' "x.org" has no effect');
-    expect(message).toContain('set callerIdentity: CallerIdentitySource.LINKERD');
-  });
-
-  test('throws when Linkerd identities are asked of a gateway without the Linkerd sidecar', () => {
-    const p = new Problems('EgressGateway "c/G"');
-    callersToSpec(p, { callerIdentity: CallerIdentitySource.LINKERD, linkerdInject: false });
-    expect(errorOf(() => p.throwIfAny())).toMatch(/'callerIdentity' "Linkerd" needs the Linkerd sidecar.*'linkerdInject' is false/);
-  });
-
-  test('throws when values are outside the enums or the trust domain is not a name', () => {
-    const p = new Problems('G');
-    callersToSpec(p, { callerIdentity: 'Consul' as CallerIdentitySource, unknownCallers: 'Maybe' as UnknownCallerPolicy, trustDomain: 'Bad Domain' });
-    const message = errorOf(() => p.throwIfAny());
-    expect(message).toContain('\'callerIdentity\' "Consul" is not one of "None", "Linkerd", "Istio"');
-    expect(message).toContain('\'unknownCallers\' "Maybe" is not one of "AllowUnrestricted", "Deny"');
-    expect(message).toMatch(/'trustDomain' "Bad Domain" is not a trust domain/);
-  });
-});
-
-test('identityTrustDomain tells the mesh and trust domain of an identity', () => {
-  expect(identityTrustDomain('a.b.serviceaccount.identity.linkerd.prod.local')).toEqual({ mesh: 'Linkerd', trustDomain: 'prod.local', istioForm: false });
-  expect(identityTrustDomain('spiffe://td/ns/a/sa/b')).toEqual({ mesh: 'SPIFFE', trustDomain: 'td', istioForm: true });
-  expect(identityTrustDomain('spiffe://td/workload/b')).toEqual({ mesh: 'SPIFFE', trustDomain: 'td', istioForm: false });
 });

@@ -2,6 +2,7 @@
 // callers the proxy's rules could ever allow there, and the policy.linkerd.io Server,
 // MeshTLSAuthentication and AuthorizationPolicy objects that admit exactly those at the mesh.
 import { LINKERD_POLICY_GROUP } from './linkerd';
+import { clientKey } from '../model/client-key';
 import type { ClientSpec, ProxyConfig, RouteSpec } from '../model/proxy-config';
 
 export const SERVER_API_VERSION = 'policy.linkerd.io/v1beta3';
@@ -59,12 +60,6 @@ function covers(service: string, name: string): boolean {
   const domain = service.slice(1); // '.example.com'
   // '*.example.com' takes 'a.example.com' and '*.a.example.com', never 'example.com' itself.
   return name.endsWith(domain) && name.length > domain.length;
-}
-
-function clientKey(c: ClientSpec): string {
-  if (c.serviceAccount) return `sa:${c.serviceAccount.namespace}/${c.serviceAccount.name}`;
-  if (c.namespace !== undefined) return `ns:${c.namespace}`;
-  return `id:${c.identity}`;
 }
 
 /** The shape of one policy.linkerd.io object this module writes. */
