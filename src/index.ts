@@ -29,3 +29,4 @@ export * from './cert-manager-certificate';
 export * from './validation/manifest-validator';
 export * from './validation/manifest-validation-report';
 export * from './validation/validation-plugin';
+export * from './egress-policy';
