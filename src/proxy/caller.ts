@@ -15,7 +15,7 @@
 //   127.0.0.6 (the iptables rules let that source pass uncaptured).
 // Anyone else can send these headers too: from another pod they are ignored (the caller is
 // unknown), and they are stripped from every request sent upstream (forward-http.ts).
-import { CidrSet, cidrsOverlap, parseCidr, tryParseIp } from './cidr';
+import { CidrSet, parseCidr, tryParseIp } from './cidr';
 import { DEFAULT_CALLERS, DEFAULT_TRUSTED_PEERS, TRUSTED_PEER_POD_IP } from '../model/defaults';
 import type { CallerIdentitySourceSpec, CallersSpec, ClientSpec, ProxyConfig } from '../model/proxy-config';
 
@@ -191,8 +191,14 @@ export function parseXfcc(header: string, trustDomain: string): Caller | 'unpars
  */
 export function isLoopbackCidr(text: string): boolean {
   const c = parseCidr(text);
-  const inside = (outer: string) => cidrsOverlap(c, outer) && c.prefix >= parseCidr(outer).prefix;
-  return inside('127.0.0.0/8') || inside('::1/128') || inside('::ffff:127.0.0.0/104');
+  const V4 = 4294967296n; // 2^32: IPv4-mapped addresses are ::ffff:<32 bits>
+  const mapped = c.family === 6 && c.prefix >= 96 && c.network / V4 === 0xffffn;
+  if (c.family === 4 || mapped) {
+    const network = mapped ? c.network % V4 : c.network;
+    const prefix = mapped ? c.prefix - 96 : c.prefix;
+    return prefix >= 8 && network / 16777216n === 127n; // the first octet, 127
+  }
+  return c.prefix === 128 && c.network === 1n;
 }
 
 /** Which connections may assert an identity, compiled from callers.trustedPeers. */
