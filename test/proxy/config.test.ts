@@ -291,7 +291,7 @@ describe('callers and clients', () => {
     expect(got).toHaveLength(15);
   });
 
-  test("an identity must be one the source can produce in its trust domain, or nobody could match it", () => {
+  test('an identity must be one the source can produce in its trust domain, or nobody could match it', () => {
     const istio = problems({ ...MINIMAL, callers: { source: 'Istio', trustDomain: 'prod.example' }, externalServices: [svc({ clients: [{ identity: L5D }, { identity: 'spiffe://cluster.local/ns/a/sa/b' }] })] });
     expect(istio.map((p) => p.path)).toEqual(['$.externalServices[0].clients[0].identity', '$.externalServices[0].clients[1].identity']);
     expect(istio[0].message).toBe('must be a SPIFFE ID of trust domain "prod.example": spiffe://prod.example/ns/<namespace>/sa/<serviceaccount>');

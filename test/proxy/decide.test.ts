@@ -3,8 +3,8 @@ import type {
   BackendRefSpec, CallersSpec, ClientSpec, ExternalServiceSpec, NetworkSpec, ProxyConfig, RouteKindSpec, RouteMatchSpec,
   RouteRuleSpec, RouteSpec,
 } from '../../src/model/proxy-config';
-import { parseIp } from '../../src/proxy/cidr';
 import { CallerResolver, type Caller } from '../../src/proxy/caller';
+import { parseIp } from '../../src/proxy/cidr';
 import {
   PolicyCompileError, callerLabel, checkNetworks, compilePolicy, decide, defaultRoute, findExternalService, pathRestricted,
   type Decision, type Target,
@@ -819,7 +819,13 @@ describe('callers: the clients of routes and external services consent (decide s
   const DEPLOYER = 'deployer.ops.serviceaccount.identity.linkerd.cluster.local';
   const sa = (namespace: string, name: string): ClientSpec => ({ serviceAccount: { namespace, name } });
   const es = (name: string, host: string, clients?: ClientSpec[]): ExternalServiceSpec => ({
-    name, host, ports: [{ port: 80, protocol: 'http', targetPort: 443 }], endpoints: [], tls: DEFAULT_TLS, pool: DEFAULT_POOL, injectHeaders: [],
+    name,
+    host,
+    ports: [{ port: 80, protocol: 'http', targetPort: 443 }],
+    endpoints: [],
+    tls: DEFAULT_TLS,
+    pool: DEFAULT_POOL,
+    injectHeaders: [],
     ...(clients ? { clients } : {}),
   });
   const services = [
