@@ -106,8 +106,9 @@ export interface ProxyConfig {
 
 /**
  * Where the gateway learns who is calling. The identity header is trusted only on a connection
- * whose peer is the pod's own sidecar (a loopback address); on any other connection it is ignored,
- * and it is stripped from every request sent upstream.
+ * whose peer is the pod's own sidecar (a loopback address, or the pod IP itself: see
+ * CallersSpec.trustedPeers); on any other connection it is ignored, and it is stripped from every
+ * request sent upstream.
  * - None: no identity; every caller is unknown.
  * - Linkerd: `l5d-client-id`, which the gateway's Linkerd proxy sets from the client's mTLS
  *   identity (`<sa>.<ns>.serviceaccount.identity.linkerd.<trust domain>`).
