@@ -4,7 +4,8 @@
 import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { CallerIdentitySource, Client, UnknownCallerPolicy } from '../src/callers';
-import { EgressGateway, EgressGatewayProps } from '../src/egress-gateway';
+import { EgressGateway } from '../src/egress-gateway';
+import type { EgressGatewayProps } from '../src/egress-gateway-props';
 import { EgressNetwork } from '../src/egress-network';
 import { ExternalService, ExternalServiceProtocol } from '../src/external-service';
 import { KumaExternalService } from '../src/kuma-external-service';
