@@ -7,18 +7,17 @@ import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { CertManagerCertificate, CertManagerCertificateOptions } from './cert-manager-certificate';
 import { DnsRewrite, EgressGatewayAddDnsRewriteOptions } from './dns-rewrite';
+import type { IEgressGateway } from './egress-gateway-ref';
 import {
   EgressClient, EgressGatewayConfigureClientOptions, EgressGatewayLockDownOptions, EgressGatewayPolicy,
   EgressGatewayRestrictEgressOfOptions, EgressGatewayTarget, EgressLockdown,
 } from './egress-lockdown';
-import type { EgressNetwork } from './egress-network';
-import { ExternalService, ExternalServiceOptions, ExternalServiceProtocol, ProxyTimeouts } from './external-service';
+import { ExternalService, ExternalServiceOptions, ExternalServiceProtocol } from './external-service';
 import { GatewayAlerts, GatewayAlertsOptions } from './gateway-alerts';
 import { GatewayAutoscaling, GatewayAutoscalingOptions } from './gateway-autoscaling';
 import { GatewayDashboard, GatewayDashboardOptions } from './gateway-dashboard';
 import { GatewayMetricsMonitor, GatewayMetricsMonitorOptions } from './gateway-metrics-monitor';
 import { GATEWAY_FACTS, GatewayFacts, otherAppProblem } from './internal/app-tree';
-import { checkAutoscaling } from './internal/autoscaling';
 import { ConfigFile, shardFileName, splitConfig, SplitResult } from './internal/config-files';
 import { cidrReason, dnsNameProblem, isDnsLabel } from './internal/dns';
 import { durationMs } from './internal/duration';
@@ -37,6 +36,8 @@ import {
   ParentSpec, ProxyConfig, TcpListenerSpec, TimeoutsSpec,
 } from './model/proxy-config';
 import { ProxyImage } from './proxy-image';
+import type { ProxyTimeouts } from './proxy-timeouts';
+import type { IRouteParent } from './route-parent';
 import { TlsOrigination } from './tls';
 import { EnforcementMode, TrafficPolicy } from './traffic-policy';
 
@@ -441,7 +442,7 @@ export interface EgressGatewayProps {
    * The EgressNetwork (parent) this gateway enforces; same as calling `attachNetwork()`.
    * @default - an implicit parent named after the gateway
    */
-  readonly network?: EgressNetwork;
+  readonly network?: IRouteParent;
 }
 
 const CONFIG_DIR = '/etc/egress';
@@ -483,7 +484,7 @@ interface ServicePortUse {
  * gateway.addDnsRewrite('Dns', { flavor: DnsFlavor.corednsCustom() });
  * gateway.restrictEgressOf(Namespaces.select(chart, 'Apps', { names: ['apps'] }));
  */
-export class EgressGateway extends Construct {
+export class EgressGateway extends Construct implements IEgressGateway {
   /** Gateway name (Deployment, ServiceAccount, implicit parent). */
   public readonly name: string;
   /** Namespace of the gateway's objects. */
@@ -565,7 +566,7 @@ export class EgressGateway extends Construct {
   /** Seconds the proxy may run after SIGTERM: drain delay plus shutdown grace, rounded up. */
   private readonly drainSeconds: number;
   private readonly defaultTls: TlsOrigination;
-  private attached?: EgressNetwork;
+  private attached?: IRouteParent;
   private monitor?: GatewayMetricsMonitor;
   private alertsConstruct?: GatewayAlerts;
   private dashboardConstruct?: GatewayDashboard;
@@ -619,7 +620,7 @@ export class EgressGateway extends Construct {
         problems.add('replicas', props.replicas, "cannot be set with 'autoscaling', which decides the number of pods (a fixed replicas would reset the autoscaler at every apply)",
           `remove replicas and set autoscaling.minReplicas: ${props.replicas}`);
       } else {
-        floor = checkAutoscaling(problems, 'autoscaling.', props.autoscaling)[0];
+        floor = GatewayAutoscaling._checkOptions(problems, 'autoscaling.', props.autoscaling)[0];
       }
       const cpuRequest = props.resources?.cpu?.request;
       if (props.resources && !cpuRequest) {
@@ -921,7 +922,7 @@ export class EgressGateway extends Construct {
   }
 
   /** The attached EgressNetwork, if any. */
-  public get network(): EgressNetwork | undefined {
+  public get network(): IRouteParent | undefined {
     return this.attached;
   }
 
@@ -1014,16 +1015,14 @@ export class EgressGateway extends Construct {
    * Makes `network` the parent this gateway enforces: its trafficPolicy, networks and routes go
    * into the proxy config. A gateway has one parent.
    */
-  public attachNetwork(network: EgressNetwork): void {
+  public attachNetwork(network: IRouteParent): void {
     if (this.attached === network) return;
     this.splitCache = undefined;
     const foreign = otherAppProblem(this, network);
     if (foreign) {
       throw new Error(`EgressGateway "${this.node.path}": 'network' EgressNetwork "${network.node.path}" ${foreign}, so the gateway would enforce routes whose objects are written to the other App's manifests; attach a network of this App, or create the gateway in the network's App`);
     }
-    if (network.meshOnly) {
-      throw new Error(`EgressGateway "${this.node.path}": 'network' EgressNetwork "${network.node.path}" has meshOnly: true, which states that no gateway enforces it; remove meshOnly from the network, or do not attach it`);
-    }
+    network._bindGateway(this);
     if (this.attached) {
       throw new Error(`EgressGateway "${this.node.path}": 'network' EgressNetwork "${network.node.path}" cannot be attached because EgressNetwork "${this.attached.node.path}" already is, and a gateway enforces exactly one parent; attach "${network.node.path}" to another EgressGateway, or move its routes to "${this.attached.node.path}"`);
     }

@@ -2,7 +2,8 @@
 // destinations outside the cluster and decides, with the routes attached to it, what gets out.
 import { ApiObject, Chart } from 'cdk8s';
 import { Construct } from 'constructs';
-import type { EgressGateway } from './egress-gateway';
+import type { IConstruct } from 'constructs';
+import type { IEgressGateway } from './egress-gateway-ref';
 import { GrpcRoute } from './grpc-route';
 import type { GrpcRouteOptions } from './grpc-route';
 import { HttpRoute } from './http-route';
@@ -11,11 +12,12 @@ import { gatewayFacts } from './internal/app-tree';
 import { CidrParseError, cidrsOverlap, parseCidr } from './internal/cidr';
 import type { Cidr } from './internal/cidr';
 import { Problems } from './internal/problems';
-import type { AttachedRoute } from './internal/route-core';
 import { checkDnsLabel, checkDnsSubdomain } from './internal/validate';
-import { egressNetworkObject, LINKERD_GLOBAL_EGRESS_NAMESPACE } from './mesh/linkerd';
+import type { ParentReferenceL1 } from './mesh/gateway-api';
+import { EGRESS_NETWORK_KIND, egressNetworkObject, LINKERD_GLOBAL_EGRESS_NAMESPACE, LINKERD_POLICY_GROUP } from './mesh/linkerd';
 import type { EgressNetworkSpecL1 } from './mesh/linkerd';
 import type { NetworkSpec, ParentSpec, RouteKindSpec, RouteSpec } from './model/proxy-config';
+import type { IRoute, IRouteParent } from './route-parent';
 import { TcpRoute } from './tcp-route';
 import type { TcpRouteOptions } from './tcp-route';
 import { TlsRoute } from './tls-route';
@@ -113,7 +115,7 @@ export interface EgressNetworkProps {
    * An egress gateway that enforces this network too (calls `gateway.attachNetwork(this)`).
    * @default - Linkerd only
    */
-  readonly gateway?: EgressGateway;
+  readonly gateway?: IEgressGateway;
 }
 
 /**
@@ -139,7 +141,7 @@ export interface EgressNetworkProps {
  *   rules: [{ matches: [{ path: PathMatch.exact('/get'), method: HttpMethod.GET }] }],
  * });
  */
-export class EgressNetwork extends Construct {
+export class EgressNetwork extends Construct implements IRouteParent {
   /** Linkerd's default global egress namespace. */
   public static readonly GLOBAL_NAMESPACE = LINKERD_GLOBAL_EGRESS_NAMESPACE;
   /**
@@ -163,7 +165,7 @@ export class EgressNetwork extends Construct {
   /** Whether this network is declared as enforced by Linkerd only (`meshOnly`). */
   public readonly meshOnly: boolean;
   private readonly networks: EgressNetworkCidr[] = [];
-  private readonly routes: { readonly route: AttachedRoute; readonly kind: RouteKindSpec }[] = [];
+  private readonly routes: { readonly route: IRoute; readonly kind: RouteKindSpec }[] = [];
 
   constructor(scope: Construct, id: string, props: EgressNetworkProps = {}) {
     super(scope, id);
@@ -255,7 +257,7 @@ export class EgressNetwork extends Construct {
    * @internal called by each route on construction; a second route of the same kind, namespace
    * and name would overwrite the first in the cluster, so it throws.
    */
-  public _attachRoute(route: AttachedRoute, kind: RouteKindSpec): void {
+  public _attachRoute(route: IRoute, kind: RouteKindSpec): void {
     const twin = this.routes.find((r) => r.kind === kind && r.route.namespace === route.namespace && r.route.name === route.name);
     if (twin) {
       throw new Error(`${kind} "${route.node.path}": 'name' "${route.name}" is already used by ${kind} "${twin.route.node.path}" in namespace "${route.namespace}", so one would overwrite the other; give one of them another name`);
@@ -301,6 +303,18 @@ export class EgressNetwork extends Construct {
         ? this.networks.map((n) => ({ cidr: n.cidr, except: n.except.length ? [...n.except] : undefined }))
         : undefined,
     };
+  }
+
+  /** @internal the parentRef a route attached on `port` renders. */
+  public _parentRef(port?: number): ParentReferenceL1 {
+    return { group: LINKERD_POLICY_GROUP, kind: EGRESS_NETWORK_KIND, name: this.name, namespace: this.namespace, port };
+  }
+
+  /** @internal called by an egress gateway before it enforces this network: a meshOnly network refuses. */
+  public _bindGateway(gateway: IConstruct): void {
+    if (this.meshOnly) {
+      throw new Error(`EgressGateway "${gateway.node.path}": 'network' EgressNetwork "${this.node.path}" has meshOnly: true, which states that no gateway enforces it; remove meshOnly from the network, or do not attach it`);
+    }
   }
 
   /** @internal the parent this network is, as the proxy config states it. */

@@ -3,7 +3,7 @@
 // renderers, into mesh resources.
 import { Duration } from 'cdk8s';
 import { Construct } from 'constructs';
-import type { EgressGateway } from './egress-gateway';
+import type { IEgressGateway } from './egress-gateway-ref';
 import { dnsNameProblem, isDnsLabel, isDnsSubdomain, isIpAddress } from './internal/dns';
 import { durationMs } from './internal/duration';
 import { MountRef, mountedFile } from './internal/mounts';
@@ -13,6 +13,7 @@ import { DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TLS_TARGET_PORT } from './model/de
 import type {
   EndpointSpec, ExternalServicePortSpec, ExternalServiceSpec, InjectedHeaderSpec, RetrySpec, TimeoutsSpec,
 } from './model/proxy-config';
+import type { ProxyTimeouts } from './proxy-timeouts';
 import { TlsOrigination } from './tls';
 
 /**
@@ -69,53 +70,6 @@ export interface ExternalServiceEndpoint {
    * @default 0
    */
   readonly priority?: number;
-}
-
-/**
- * A timeout per phase of a proxied request or connection. Unset phases keep the gateway's value
- * (for a service) or the built-in default (for the gateway).
- */
-export interface ProxyTimeouts {
-  /**
-   * Resolving the upstream name.
-   * @default Duration.seconds(5)
-   */
-  readonly dns?: Duration;
-  /**
-   * Establishing a TCP connection to one upstream address.
-   * @default Duration.seconds(10)
-   */
-  readonly connect?: Duration;
-  /**
-   * Completing the TLS handshake with the upstream.
-   * @default Duration.seconds(10)
-   */
-  readonly tlsHandshake?: Duration;
-  /**
-   * Receiving the complete request headers from the client.
-   * @default Duration.seconds(30)
-   */
-  readonly requestHeaders?: Duration;
-  /**
-   * Receiving the start of the upstream response.
-   * @default Duration.minutes(1)
-   */
-  readonly responseHeaders?: Duration;
-  /**
-   * No bytes either way on a request.
-   * @default Duration.minutes(5)
-   */
-  readonly idle?: Duration;
-  /**
-   * The whole request, first byte in to last byte out. Zero disables.
-   * @default - no limit
-   */
-  readonly total?: Duration;
-  /**
-   * No bytes either way on a tunnel (CONNECT, TLS passthrough, TCP).
-   * @default Duration.hours(1)
-   */
-  readonly tunnelIdle?: Duration;
 }
 
 /** Transport failures that may be retried. */
@@ -340,7 +294,7 @@ export interface ExternalServiceProps extends ExternalServiceOptions {
    * The gateway that serves this service. Without one the service only feeds its renderers.
    * @default - none
    */
-  readonly gateway?: EgressGateway;
+  readonly gateway?: IEgressGateway;
 
   /**
    * Namespace of the service's rendered resources.
@@ -393,7 +347,7 @@ export class ExternalService extends Construct {
   /** Connection pool settings, if any. */
   public readonly connectionPool?: ConnectionPool;
   /** The gateway serving this service, if any. */
-  public readonly gateway?: EgressGateway;
+  public readonly gateway?: IEgressGateway;
 
   private readonly renderers: IExternalServiceRenderer[] = [];
   private readonly timeoutsSpec?: Partial<TimeoutsSpec>;

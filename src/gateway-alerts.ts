@@ -2,7 +2,7 @@
 // each with a runbook line; thresholds are props, the PromQL lives in src/internal/observability.ts.
 import { ApiObject, Duration, Lazy } from 'cdk8s';
 import { Construct } from 'constructs';
-import type { EgressGateway } from './egress-gateway';
+import type { IEgressGateway } from './egress-gateway-ref';
 import { durationMs } from './internal/duration';
 import { checkLabels } from './internal/labels';
 import { alertRules, AlertRule } from './internal/observability';
@@ -88,7 +88,7 @@ export interface GatewayAlertsOptions {
 /** Props of `GatewayAlerts`. */
 export interface GatewayAlertsProps extends GatewayAlertsOptions {
   /** The gateway the alerts watch. */
-  readonly gateway: EgressGateway;
+  readonly gateway: IEgressGateway;
 }
 
 const MATCHER = /^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"(?:[^"\\]|\\.)*"\s*$/;
@@ -115,7 +115,7 @@ const MATCHER = /^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"(?:[^"\\]|\\.)*"\s
 export class GatewayAlerts extends Construct {
   /** The PrometheusRule object. */
   public readonly apiObject: ApiObject;
-  private readonly gateway: EgressGateway;
+  private readonly gateway: IEgressGateway;
   private readonly props: GatewayAlertsProps;
   private readonly windowMin: number;
 

@@ -2,7 +2,6 @@
 // by service, method and headers, with Linkerd's gRPC retries.
 import type { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
-import type { EgressNetwork } from './egress-network';
 import {
   checkFilters, checkValueMatches, filterSpecs, linkerdPolicy, Problems, renderFilters, renderValueMatches, RouteCore,
   subject, valueMatchSpecs,
@@ -16,6 +15,7 @@ import type { RouteBackend } from './route-backend';
 import type { RouteFilter } from './route-filter';
 import { ValueMatchType } from './route-match';
 import type { GrpcMethodMatch, HeaderMatch } from './route-match';
+import type { IRoute, IRouteParent } from './route-parent';
 import type { GrpcRouteRetry, LinkerdRouteTimeouts } from './route-retry';
 
 // The GRPCRoute CRD's CEL rules for exact service and method names.
@@ -105,7 +105,7 @@ export interface GrpcRouteOptions {
 /** Props of a GrpcRoute. */
 export interface GrpcRouteProps extends GrpcRouteOptions {
   /** The EgressNetwork the route attaches to. */
-  readonly network: EgressNetwork;
+  readonly network: IRouteParent;
 }
 
 /**
@@ -120,13 +120,13 @@ export interface GrpcRouteProps extends GrpcRouteOptions {
  *   rules: [{ matches: [{ method: GrpcMethodMatch.exact({ service: 'google.pubsub.v1.Publisher' }) }] }],
  * });
  */
-export class GrpcRoute extends Construct {
+export class GrpcRoute extends Construct implements IRoute {
   /** The object name. */
   public readonly name: string;
   /** The route's namespace. */
   public readonly namespace: string;
   /** The EgressNetwork the route attaches to. */
-  public readonly network: EgressNetwork;
+  public readonly network: IRouteParent;
   /** The parentRef port; undefined: every port of the network. */
   public readonly port?: number;
   /** The GRPCRoute object. */

@@ -2,7 +2,6 @@
 // plaintext HTTP egress by host, path, method, headers and query parameters.
 import type { ApiObject, Duration } from 'cdk8s';
 import { Construct } from 'constructs';
-import type { EgressNetwork } from './egress-network';
 import {
   checkFilters, checkValueMatches, durationMs, filterSpecs, linkerdPolicy, Problems, renderFilters, renderValueMatches,
   RouteCore, subject, valueMatchSpecs,
@@ -17,6 +16,7 @@ import { RouteFilterType } from './route-filter';
 import type { RouteFilter } from './route-filter';
 import { PathMatchType } from './route-match';
 import type { HeaderMatch, HttpMethod, PathMatch, QueryParamMatch } from './route-match';
+import type { IRoute, IRouteParent } from './route-parent';
 import type { HttpRouteRetry, LinkerdRouteTimeouts } from './route-retry';
 
 /** The plaintext HTTP port Linkerd's egress guide attaches HTTPRoutes to. */
@@ -134,7 +134,7 @@ export interface HttpRouteOptions {
 /** Props of an HttpRoute. */
 export interface HttpRouteProps extends HttpRouteOptions {
   /** The EgressNetwork the route attaches to (its parentRef). */
-  readonly network: EgressNetwork;
+  readonly network: IRouteParent;
 }
 
 /**
@@ -151,7 +151,7 @@ export interface HttpRouteProps extends HttpRouteOptions {
  *   rules: [{ matches: [{ path: PathMatch.prefix('/get') }] }],
  * });
  */
-export class HttpRoute extends Construct {
+export class HttpRoute extends Construct implements IRoute {
   /** The parentRef port used when `port` is unset: plaintext HTTP. */
   public static readonly DEFAULT_PORT = HTTP_ROUTE_DEFAULT_PORT;
 
@@ -160,7 +160,7 @@ export class HttpRoute extends Construct {
   /** The route's namespace. */
   public readonly namespace: string;
   /** The EgressNetwork the route attaches to. */
-  public readonly network: EgressNetwork;
+  public readonly network: IRouteParent;
   /** The parentRef port. */
   public readonly port?: number;
   /** The HTTPRoute object. */

@@ -1,6 +1,7 @@
 // Public API: re-exports of the constructs and their props and value classes only.
 export * from './dns-rewrite';
 export * from './egress-gateway';
+export * from './egress-gateway-ref';
 export * from './egress-network';
 export * from './http-route';
 export * from './grpc-route';
@@ -8,10 +9,12 @@ export * from './tls-route';
 export * from './tcp-route';
 export * from './route-match';
 export * from './route-filter';
+export * from './route-parent';
 export * from './route-backend';
 export * from './route-retry';
 export * from './route-api-version';
 export * from './external-service';
+export * from './proxy-timeouts';
 export * from './kuma-external-service';
 export * from './osm-egress';
 export * from './osm-mesh-config';

@@ -1,7 +1,7 @@
 // Value class for where a route rule sends traffic: back out to the original destination through
 // its EgressNetwork, or to an in-cluster Service (e.g. a stand-in for a disallowed destination).
 import type * as kplus from 'cdk8s-plus-28';
-import type { EgressNetwork } from './egress-network';
+import type { IRouteParent } from './route-parent';
 
 /** What a backend reference points at. */
 export enum RouteBackendKind {
@@ -59,7 +59,7 @@ export class RouteBackend {
    * The original destination through `network`, named explicitly. Linkerd only accepts the
    * route's own parent here; naming another EgressNetwork is a synth error.
    */
-  public static egressNetwork(network: EgressNetwork, options: RouteBackendOptions = {}): RouteBackend {
+  public static egressNetwork(network: IRouteParent, options: RouteBackendOptions = {}): RouteBackend {
     return new RouteBackend(RouteBackendKind.EGRESS_NETWORK, network, undefined, undefined, undefined, options.weight);
   }
 
@@ -76,7 +76,7 @@ export class RouteBackend {
   private constructor(
     public readonly kind: RouteBackendKind,
     /** The EgressNetwork named, when given explicitly. */
-    public readonly network?: EgressNetwork,
+    public readonly network?: IRouteParent,
     /** The cdk8s-plus Service, for `service()`. */
     public readonly serviceResource?: kplus.Service,
     /** The Service name, for `serviceRef()`. */

@@ -2,13 +2,13 @@
 // one port of the network.
 import type { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
-import type { EgressNetwork } from './egress-network';
 import { Problems, RouteCore, subject } from './internal/route-core';
 import { checkDnsSubdomain } from './internal/validate';
 import type { TcpRouteSpecL1 } from './mesh/gateway-api';
 import type { RouteSpec } from './model/proxy-config';
 import { RouteApiVersion } from './route-api-version';
 import { RouteBackend } from './route-backend';
+import type { IRoute, IRouteParent } from './route-parent';
 
 /** Everything of a TcpRoute but the network it attaches to. */
 export interface TcpRouteOptions {
@@ -44,7 +44,7 @@ export interface TcpRouteOptions {
 /** Props of a TcpRoute. */
 export interface TcpRouteProps extends TcpRouteOptions {
   /** The EgressNetwork the route attaches to. */
-  readonly network: EgressNetwork;
+  readonly network: IRouteParent;
 }
 
 /**
@@ -55,13 +55,13 @@ export interface TcpRouteProps extends TcpRouteOptions {
  * // Usually through the network: network.addTcpRoute('Postgres', { ... }).
  * new TcpRoute(chart, 'Postgres', { network, port: 5432 });
  */
-export class TcpRoute extends Construct {
+export class TcpRoute extends Construct implements IRoute {
   /** The object name. */
   public readonly name: string;
   /** The route's namespace. */
   public readonly namespace: string;
   /** The EgressNetwork the route attaches to. */
-  public readonly network: EgressNetwork;
+  public readonly network: IRouteParent;
   /** The parentRef port. */
   public readonly port: number;
   /** API version the object is written in. */

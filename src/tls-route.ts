@@ -2,7 +2,6 @@
 // name of the ClientHello (the payload stays encrypted end to end).
 import type { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
-import type { EgressNetwork } from './egress-network';
 import { Problems, RouteCore, subject } from './internal/route-core';
 import { checkDnsSubdomain } from './internal/validate';
 import { GatewayApiLimits } from './mesh/gateway-api';
@@ -10,6 +9,7 @@ import type { TlsRouteSpecL1 } from './mesh/gateway-api';
 import type { RouteSpec } from './model/proxy-config';
 import { RouteApiVersion } from './route-api-version';
 import { RouteBackend } from './route-backend';
+import type { IRoute, IRouteParent } from './route-parent';
 
 /** The TLS port Linkerd's egress guide attaches TLSRoutes to. */
 const TLS_ROUTE_DEFAULT_PORT = 443;
@@ -56,7 +56,7 @@ export interface TlsRouteOptions {
 /** Props of a TlsRoute. */
 export interface TlsRouteProps extends TlsRouteOptions {
   /** The EgressNetwork the route attaches to. */
-  readonly network: EgressNetwork;
+  readonly network: IRouteParent;
 }
 
 /**
@@ -68,7 +68,7 @@ export interface TlsRouteProps extends TlsRouteOptions {
  * // Usually through the network: network.addTlsRoute('Httpbin', { ... }).
  * new TlsRoute(chart, 'Httpbin', { network, hostnames: ['httpbin.org'], port: 443 });
  */
-export class TlsRoute extends Construct {
+export class TlsRoute extends Construct implements IRoute {
   /** The parentRef port used when `port` is unset: HTTPS. */
   public static readonly DEFAULT_PORT = TLS_ROUTE_DEFAULT_PORT;
 
@@ -77,7 +77,7 @@ export class TlsRoute extends Construct {
   /** The route's namespace. */
   public readonly namespace: string;
   /** The EgressNetwork the route attaches to. */
-  public readonly network: EgressNetwork;
+  public readonly network: IRouteParent;
   /** The parentRef port. */
   public readonly port?: number;
   /** API version the object is written in. */

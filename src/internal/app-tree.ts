@@ -1,6 +1,6 @@
 // Checks across the construct tree: whether two constructs share a cdk8s App, and what an
-// EgressNetwork may learn about the gateways of its App without importing egress-gateway.ts at
-// run time (the two modules refer to each other).
+// EgressNetwork may learn about the gateways of its App without importing egress-gateway.ts
+// (a gateway is found by this mark, whatever module defines it).
 import type { Construct } from 'constructs';
 
 /** Set on every EgressGateway; its value returns the facts below. */

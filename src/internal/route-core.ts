@@ -3,7 +3,6 @@
 // the checks that go with each. Each route keeps its own rule shape.
 import { ApiObject, Chart, Duration } from 'cdk8s';
 import type { Construct } from 'constructs';
-import type { EgressNetwork } from '../egress-network';
 import { GatewayApiLimits, routeObject } from '../mesh/gateway-api';
 import type {
   BackendRefL1, HeaderModifierL1, ParentReferenceL1, RequestRedirectL1, RouteFilterL1, RouteSpecL1, ValueMatchL1,
@@ -17,6 +16,7 @@ import { RouteBackend, RouteBackendKind } from '../route-backend';
 import { RedirectPathType, RouteFilter, RouteFilterType } from '../route-filter';
 import type { HeaderModifierOptions } from '../route-filter';
 import { HeaderMatch, QueryParamMatch, ValueMatchType } from '../route-match';
+import type { IRouteParent } from '../route-parent';
 import type { GrpcRetryStatus, GrpcRouteRetry, HttpRouteRetry, LinkerdRouteTimeouts } from '../route-retry';
 import { otherAppProblem } from './app-tree';
 import type { Problem } from './problems';
@@ -34,17 +34,9 @@ const ADD_METHOD: Readonly<Record<RouteKindSpec, string>> = {
 /** The Kubernetes cluster DNS suffix the model uses for in-cluster Service backends. */
 export const CLUSTER_DOMAIN = 'cluster.local';
 
-/** What EgressNetwork keeps about each attached route. */
-export interface AttachedRoute {
-  readonly name: string;
-  readonly namespace: string;
-  readonly node: { readonly path: string };
-  _toSpec(order: number): RouteSpec;
-}
-
 /** Props every route construct has, whatever its kind. */
 export interface RouteCommonProps {
-  readonly network: EgressNetwork;
+  readonly network: IRouteParent;
   readonly name?: string;
   readonly namespace?: string;
   readonly port?: number;
@@ -73,7 +65,7 @@ export interface RouteCoreOptions {
  * `problems`), check the kind-specific props, throw, then call `create()`.
  */
 export class RouteCore {
-  public readonly network: EgressNetwork;
+  public readonly network: IRouteParent;
   public readonly namespace: string;
   public readonly port?: number;
   public readonly hostnames: string[];
@@ -146,13 +138,7 @@ export class RouteCore {
   }
 
   public parentRef(): ParentReferenceL1 {
-    return {
-      group: LINKERD_POLICY_GROUP,
-      kind: EGRESS_NETWORK_KIND,
-      name: this.network.name,
-      namespace: this.network.namespace,
-      port: this.port,
-    };
+    return this.network._parentRef(this.port);
   }
 
   /** The fields of the model every route kind fills the same way. */

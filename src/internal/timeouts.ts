@@ -1,8 +1,8 @@
 // Per-phase timeouts (cdk8s Durations) to the proxy config's millisecond fields.
-import type { ProxyTimeouts } from '../external-service';
 import { durationMs } from './duration';
 import type { Problems } from './problems';
 import type { TimeoutsSpec } from '../model/proxy-config';
+import type { ProxyTimeouts } from '../proxy-timeouts';
 
 /** ProxyTimeouts to the model's millisecond fields; unset phases stay unset. */
 export function timeoutsToSpec(problems: Problems, prefix: string, t: ProxyTimeouts): Partial<TimeoutsSpec> {

@@ -1,11 +1,14 @@
-// Multi-process mode (config `workers` above 1): a supervising process owns the admin listener
-// and forks the workers, which share the data-plane listeners through node:cluster; it serves
-// one /metrics summed across workers, runs each reload as a prepare/commit round so that every
-// worker applies a config or none does, and on SIGTERM drains every worker before it exits.
+// Multi-process mode (config `workers` above 1): a supervising process owns every listener and
+// forks the workers (node:cluster); it accepts the data-plane connections and hands them to the
+// workers in turn, serves one /metrics summed across workers, runs each reload as a
+// prepare/commit round so that every worker applies a config or none does, and on SIGTERM drains
+// every worker before it exits. Owning the listeners is what lets a drain empty the kernel's
+// accept queue before closing them, as the single process does: with node:cluster's own
+// round robin, connections still queued in the supervisor were reset when the last worker closed.
 import cluster, { type Worker } from 'node:cluster';
 import { watch, type FSWatcher } from 'node:fs';
 import type * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import { dirname } from 'node:path';
 // Bundled into the proxy by esbuild; the construct library never loads it.
 // eslint-disable-next-line import/no-extraneous-dependencies
@@ -13,9 +16,10 @@ import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, ty
 import { createAdminServer } from './admin';
 import { ConfigError, parseConfigSet, readConfigSet, type ConfigProblem, type ConfigSet } from './config';
 import { sha256, statKey } from './file-identity';
+import { closeAfterAcceptQueue, dataPlaneServer, listenOn } from './listeners';
 import type { Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
-import { startProxy, type PreparedConfig, type ProxyHandle, type ProxyPorts } from './server';
+import { startProxy, type ClientListener, type PreparedConfig, type ProxyHandle, type ProxyPorts } from './server';
 import type { ProxyConfig } from '../model/proxy-config';
 
 /** A worker that does not answer a reload or scrape step in this long is stuck: it is replaced. */
@@ -24,6 +28,8 @@ const WORKER_ANSWER_MS = 10_000;
 const SCRAPE_TIMEOUT_MS = 5_000;
 /** After the workers' own drain deadline, how long the supervisor waits before killing them. */
 const SHUTDOWN_MARGIN_MS = 5_000;
+/** Accepted connections held while no worker is ready (one is being replaced); beyond it they are closed. */
+const MAX_HELD_CONNECTIONS = 4_096;
 /** More crashes than this within RESTART_WINDOW_MS: the pod is broken; exit and let the kubelet restart it. */
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
@@ -52,7 +58,11 @@ type ToWorker =
   | { egress: 'commit'; round: number }
   | { egress: 'abort'; round: number; problems: readonly ConfigProblem[]; key: string }
   | { egress: 'metrics'; id: number }
-  | { egress: 'drain' };
+  | { egress: 'drain' }
+  /** Sent with an accepted socket as the message's handle. */
+  | { egress: 'conn'; listener: ClientListener; tcpIndex: number }
+  /** The listeners are closed and every accepted connection was handed over. */
+  | { egress: 'handoffs-ended' };
 
 type FromWorker =
   | { egress: 'hello' }
@@ -122,7 +132,7 @@ export async function runWorker(logger: Logger): Promise<number> {
   let proxy: ProxyHandle;
   try {
     const config = workerShare(parseConfigSet(unwireConfigSet(start.text)), start.workers);
-    proxy = await startProxy({ config, watch: false, adminListener: false, logger, processMetrics: true });
+    proxy = await startProxy({ config, watch: false, adminListener: false, dataPlaneListeners: false, logger, processMetrics: true });
   } catch (err) {
     send({ egress: 'failed', problems: err instanceof ConfigError ? err.problems : [], message: (err as Error).message });
     return 1;
@@ -142,8 +152,14 @@ export async function runWorker(logger: Logger): Promise<number> {
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
-    process.on('message', (m: ToWorker) => {
+    process.on('message', (m: ToWorker, handle?: unknown) => {
       switch (m?.egress) {
+        case 'conn':
+          if (handle) proxy.acceptConnection(m.listener, handle as Socket, m.tcpIndex);
+          return;
+        case 'handoffs-ended':
+          proxy.endHandoffs();
+          return;
         case 'prepare': {
           pending = undefined;
           let config: ProxyConfig;
@@ -255,6 +271,14 @@ class Supervisor {
   private loadedAt = new Date();
   private material: { files: string[]; hash: string };
   private admin?: http.Server;
+  /** The data-plane listeners; their connections go to the workers in turn. */
+  private readonly servers: Server[] = [];
+  private ports: ProxyPorts = { http: 0, tcp: [], admin: 0 };
+  /** Connections accepted on the data-plane listeners, ever. */
+  private acceptedTotal = 0;
+  private nextWorker = 0;
+  /** Accepted while no worker was ready to take them. */
+  private held: Array<{ listener: ClientListener; tcpIndex: number; socket: Socket }> = [];
   private started = false;
   private draining = false;
   private exitCode = 0;
@@ -322,9 +346,6 @@ class Supervisor {
       this.logger.fatal({ err }, 'cannot start: admin listener');
       return 1;
     }
-    // Round robin from the supervisor: an even spread of connections (with a shared accept the
-    // kernel tends to wake the same, busiest, process).
-    cluster.schedulingPolicy = cluster.SCHED_RR;
     cluster.setupPrimary({ silent: false });
     const outcome = new Promise<number | undefined>((resolve) => {
       const onReady = () => {
@@ -346,17 +367,86 @@ class Supervisor {
       await this.closeAdmin();
       return code;
     }
+    try {
+      await this.bindDataPlane();
+    } catch (err) {
+      this.logger.fatal({ err }, 'cannot start: data-plane listener');
+      this.draining = true;
+      for (const s of this.servers) s.close();
+      for (const w of this.workers.values()) w.proc.process.kill('SIGKILL');
+      await this.closeAdmin();
+      return 1;
+    }
     this.started = true;
-    const first = [...this.workers.values()][0];
     this.logger.info({
       event: 'started',
       workers: this.count,
       generation: this.generation,
       gateway: this.config.gateway,
-      ports: { ...first.ports, admin: (this.admin.address() as AddressInfo).port },
+      ports: this.ports,
     }, 'egress proxy listening');
     if (this.options.watch !== false) this.startWatching();
     return undefined;
+  }
+
+  /** Bind the data-plane listeners once every worker serves; accepted sockets are not read here. */
+  private async bindDataPlane(): Promise<void> {
+    const l = this.config.listeners;
+    const listen = async (listener: ClientListener, port: number, tcpIndex = 0) => {
+      const server = dataPlaneServer((socket) => this.handOff(listener, tcpIndex, socket), true);
+      this.servers.push(server);
+      return listenOn(server, port, l.bindAddress, (err) => this.logger.error({ err }, 'listener error'));
+    };
+    const http = await listen('http', l.http.port);
+    const tls = l.tls ? await listen('tls', l.tls.port) : undefined;
+    const tcp: number[] = [];
+    for (let i = 0; i < l.tcp.length; i++) tcp.push(await listen('tcp', l.tcp[i].port, i));
+    this.ports = { http, tls, tcp, admin: (this.admin!.address() as AddressInfo).port };
+  }
+
+  /**
+   * Give an accepted connection to the next worker that serves (round robin: an even spread,
+   * where a shared accept lets the kernel wake the same, busiest, process). With none ready (one
+   * is being replaced) it is held until one is.
+   */
+  private handOff(listener: ClientListener, tcpIndex: number, socket: Socket, attempts = 0): void {
+    if (attempts === 0) {
+      this.acceptedTotal++;
+      socket.on('error', () => undefined);
+    }
+    const ready = [...this.workers.values()].filter((w) => w.ready && w.proc.isConnected());
+    if (ready.length === 0 || attempts > ready.length) {
+      if (this.held.length < MAX_HELD_CONNECTIONS && ready.length === 0) this.held.push({ listener, tcpIndex, socket });
+      else socket.destroy();
+      return;
+    }
+    const w = ready[this.nextWorker++ % ready.length];
+    const message: ToWorker = { egress: 'conn', listener, tcpIndex };
+    w.proc.send(message, socket, (err: Error | null) => {
+      // The worker went away between the pick and the send: another one takes it.
+      if (err && !socket.destroyed) this.handOff(listener, tcpIndex, socket, attempts + 1);
+    });
+  }
+
+  private releaseHeld(): void {
+    const held = this.held;
+    this.held = [];
+    for (const h of held) if (!h.socket.destroyed) this.handOff(h.listener, h.tcpIndex, h.socket, 1);
+  }
+
+  /**
+   * The drain's accepting end: keep handing connections over through the drain delay, then empty
+   * the kernel's accept queues, close the listeners, and tell every worker that nothing more comes
+   * (the IPC channel keeps order, so each has had its last connection before it hears that).
+   */
+  private async stopAccepting(): Promise<void> {
+    const t = this.config.timeouts;
+    if (t.drainDelayMs > 0) await new Promise((r) => setTimeout(r, t.drainDelayMs));
+    await closeAfterAcceptQueue(this.servers, () => this.acceptedTotal, performance.now() + t.shutdownGraceMs);
+    this.logger.info({ event: 'listeners-closed', accepted: this.acceptedTotal }, 'stopped accepting; the workers serve what was received');
+    for (const h of this.held) h.socket.destroy();
+    this.held = [];
+    for (const w of this.workers.values()) this.send(w, { egress: 'handoffs-ended' });
   }
 
   public isReady(): boolean {
@@ -388,6 +478,7 @@ class Supervisor {
         w.ready = true;
         w.ports = m.ports;
         this.onStartupReady?.();
+        if (this.held.length > 0) this.releaseHeld();
         if (this.recheck) this.scheduleCheck();
         return;
       case 'failed':
@@ -666,7 +757,13 @@ class Supervisor {
     const t = this.config.timeouts;
     const deadline = t.drainDelayMs + t.shutdownGraceMs + SHUTDOWN_MARGIN_MS;
     this.logger.info({ event: 'draining', reason, workers: this.workers.size, graceMs: t.shutdownGraceMs }, 'draining every worker');
-    for (const w of this.workers.values()) this.send(w, { egress: 'drain' });
+    // A signal, not only a message: the IPC channel may still be carrying accepted connections,
+    // and a response sent meanwhile should already say `Connection: close`.
+    for (const w of this.workers.values()) {
+      w.proc.process.kill('SIGTERM');
+      this.send(w, { egress: 'drain' });
+    }
+    void this.stopAccepting();
     if (this.workers.size === 0) {
       void this.stopped();
       return;
@@ -681,6 +778,7 @@ class Supervisor {
   }
 
   private async stopped(): Promise<void> {
+    for (const s of this.servers) if (s.listening) s.close();
     await this.closeAdmin();
     this.logger.info({ event: 'stopped', code: this.exitCode }, 'egress proxy stopped');
     this.finish(this.exitCode);

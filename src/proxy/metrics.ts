@@ -4,16 +4,9 @@
 // eslint-disable-next-line import/no-extraneous-dependencies
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RouteRef } from './decide';
+import { BaseLabels, PARENT_ROUTE_LABELS } from './metric-labels';
 import { OperateMetrics } from './operate-metrics';
 import type { ParentSpec } from '../model/proxy-config';
-
-const PARENT_ROUTE_LABELS = [
-  'parent_group', 'parent_kind', 'parent_namespace', 'parent_name', 'parent_port', 'parent_section_name',
-  'route_group', 'route_kind', 'route_namespace', 'route_name', 'hostname',
-] as const;
-
-/** Parent, route and hostname labels, built once per (port, route, hostname) and reused. */
-export type BaseLabels = Readonly<Record<typeof PARENT_ROUTE_LABELS[number], string>>;
 
 /** Seconds; Linkerd's buckets, covering a fast cache hit to a slow third-party API. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];

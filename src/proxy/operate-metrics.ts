@@ -3,7 +3,7 @@
 // eslint-disable-next-line import/no-extraneous-dependencies
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Decision } from './decide';
-import type { BaseLabels } from './metrics';
+import type { BaseLabels } from './metric-labels';
 import type { BackendRefSpec } from '../model/proxy-config';
 
 /** Cache key of the parent-as-backend labels. */

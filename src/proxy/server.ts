@@ -1,6 +1,6 @@
 // The proxy's lifecycle: bind listeners (HTTP/1.1 + h2c, TLS passthrough, TCP, admin), run each
 // request through classify → decide → forward → observe, reload config atomically, drain.
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
@@ -12,6 +12,7 @@ import { decide, pathRestricted, type Decision } from './decide';
 import { EgressError, toEgressError } from './errors';
 import { sha256, statKey } from './file-identity';
 import { forwardHttp, RequestControl, sendError, type ClientRequest, type ClientResponse, type HttpOutcome } from './forward-http';
+import { closeAfterAcceptQueue, dataPlaneServer, listenOn } from './listeners';
 import { createLogger, type Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
 import { ProxyMetrics } from './metrics';
@@ -43,6 +44,12 @@ export interface StartProxyOptions {
   readonly processMetrics?: boolean;
   /** Bind the admin listener. Off in a cluster worker: the supervising process serves admin. @default true */
   readonly adminListener?: boolean;
+  /**
+   * Bind the data-plane listeners. Off in a cluster worker: the supervising process owns them and
+   * hands each accepted connection over (acceptConnection), so that its drain can empty the
+   * kernel's accept queue before anything is closed. @default true
+   */
+  readonly dataPlaneListeners?: boolean;
 }
 
 export interface ProxyPorts {
@@ -98,13 +105,25 @@ export interface ProxyHandle {
   drain(graceMs?: number, delayMs?: number): Promise<void>;
   /** Immediate stop: every connection is closed. */
   close(): Promise<void>;
+  /**
+   * Serve a connection another process accepted (dataPlaneListeners off): `listener` names the
+   * listener it came in on, `tcpIndex` the entry of listeners.tcp for a TCP one.
+   */
+  acceptConnection(listener: ClientListener, socket: net.Socket, tcpIndex?: number): void;
+  /**
+   * dataPlaneListeners off: the process that accepts for this one has closed its listeners and
+   * handed over everything it accepted; a drain then moves on from the drain delay to the grace.
+   */
+  endHandoffs(): void;
 }
+
+export type ClientListener = 'http' | 'tls' | 'tcp';
 
 const H2_PREFACE_START = Buffer.from('PRI ');
 
 /** What the proxy knows about one accepted client connection. */
 interface ClientConn {
-  readonly listener: 'http' | 'tls' | 'tcp';
+  readonly listener: ClientListener;
   /** HTTP listener: the protocol the sniff chose; undefined while sniffing (and on other listeners). */
   protocol?: 'h1' | 'h2';
   session?: http2.Http2Session;
@@ -148,6 +167,8 @@ class Proxy implements ProxyHandle {
   private readonly inflightRequests = new Set<RequestControl>();
   /** Connections accepted on the data-plane listeners, ever (refused ones included). */
   private acceptedTotal = 0;
+  /** dataPlaneListeners off: the supervisor has handed over its last connection (endHandoffs). */
+  private handoffsEnded = false;
   private active = 0;
   private readonly servers: net.Server[] = [];
   private adminServer?: http.Server;
@@ -208,25 +229,15 @@ class Proxy implements ProxyHandle {
   private async bindAll(config: ProxyConfig): Promise<void> {
     const l = config.listeners;
     const bind = l.bindAddress;
-    const httpServer = dataPlaneServer((s) => this.onHttpConnection(s));
-    const httpPort = await this.listen(httpServer, l.http.port, bind);
+    let httpPort = 0;
     let tlsPort: number | undefined;
-    if (l.tls) {
-      const tlsServer = dataPlaneServer((s) => {
-        const conn = this.adopt(s, 'tls');
-        if (!conn) return;
-        // The ClientHello is this listener's request head: bounded from accept like one.
-        conn.headersTimer = setTimeout(() => this.onHeadersTimeout(s, conn), this.state.config.timeouts.requestHeadersMs);
-        void handleTlsPassthrough(this.tunnelDeps, s);
-      });
-      tlsPort = await this.listen(tlsServer, l.tls.port, bind);
-    }
     const tcpPorts: number[] = [];
-    for (const t of l.tcp) {
-      const srv = dataPlaneServer((s) => {
-        if (this.adopt(s, 'tcp')) void handleTcp(this.tunnelDeps, s, t.externalService, t.servicePort);
-      });
-      tcpPorts.push(await this.listen(srv, t.port, bind));
+    if (this.options.dataPlaneListeners !== false) {
+      httpPort = await this.listen(dataPlaneServer((s) => this.onHttpConnection(s)), l.http.port, bind);
+      if (l.tls) tlsPort = await this.listen(dataPlaneServer((s) => this.onTlsConnection(s)), l.tls.port, bind);
+      for (let i = 0; i < l.tcp.length; i++) {
+        tcpPorts.push(await this.listen(dataPlaneServer((s) => this.onTcpConnection(s, i)), l.tcp[i].port, bind));
+      }
     }
     this.adminServer = createAdminServer({
       metrics: this.metrics,
@@ -241,7 +252,12 @@ class Proxy implements ProxyHandle {
       this.materialWatcher = new MaterialWatcher(() => this.reloadMaterial(), this.options.pollIntervalMs ?? 2_000);
       this.materialWatcher.track(this.material.files, this.material.hash);
     }
-    this.ctx.logger.info({ event: 'started', ports: this.ports, gateway: config.gateway, generation: this.generation }, 'egress proxy listening');
+    if (this.options.dataPlaneListeners === false) {
+      // A worker: the supervisor listens, and says 'started' with the ports once every worker serves.
+      this.ctx.logger.info({ event: 'worker-serving', gateway: config.gateway, generation: this.generation }, 'egress proxy worker serving');
+    } else {
+      this.ctx.logger.info({ event: 'started', ports: this.ports, gateway: config.gateway, generation: this.generation }, 'egress proxy listening');
+    }
   }
 
   private readInitialConfig(): { config: ProxyConfig; hash: string } {
@@ -320,14 +336,38 @@ class Proxy implements ProxyHandle {
 
   private listen(server: net.Server, port: number, host: string, dataPlane = true): Promise<number> {
     if (dataPlane) this.servers.push(server);
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port, host }, () => {
-        server.off('error', reject);
-        server.on('error', (err) => this.ctx.logger.error({ err }, 'listener error'));
-        resolve((server.address() as net.AddressInfo).port);
-      });
-    });
+    return listenOn(server, port, host, (err) => this.ctx.logger.error({ err }, 'listener error'));
+  }
+
+  public acceptConnection(listener: ClientListener, socket: net.Socket, tcpIndex = 0): void {
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    // A socket passed between processes arrives without the listener's options.
+    socket.allowHalfOpen = true;
+    if (listener === 'http') this.onHttpConnection(socket);
+    else if (listener === 'tls') this.onTlsConnection(socket);
+    else if (tcpIndex < this.state.config.listeners.tcp.length) this.onTcpConnection(socket, tcpIndex);
+    else socket.destroy();
+  }
+
+  public endHandoffs(): void {
+    this.handoffsEnded = true;
+    this.drainWaiter?.();
+  }
+
+  private onTlsConnection(socket: net.Socket): void {
+    const conn = this.adopt(socket, 'tls');
+    if (!conn) return;
+    // The ClientHello is this listener's request head: bounded from accept like one.
+    conn.headersTimer = setTimeout(() => this.onHeadersTimeout(socket, conn), this.state.config.timeouts.requestHeadersMs);
+    void handleTlsPassthrough(this.tunnelDeps, socket);
+  }
+
+  private onTcpConnection(socket: net.Socket, index: number): void {
+    const t = this.state.config.listeners.tcp[index];
+    if (this.adopt(socket, 'tcp')) void handleTcp(this.tunnelDeps, socket, t.externalService, t.servicePort);
   }
 
   /**
@@ -415,7 +455,7 @@ class Proxy implements ProxyHandle {
    * Track a data-plane connection so shutdown can close it, or close it at once when
    * limits.maxClientConnections are open (undefined then).
    */
-  private adopt(socket: net.Socket, listener: ClientConn['listener']): ClientConn | undefined {
+  private adopt(socket: net.Socket, listener: ClientListener): ClientConn | undefined {
     this.acceptedTotal++;
     socket.on('error', () => undefined);
     // node:http sets this only on sockets it accepts itself; these come from our own listeners.
@@ -846,22 +886,24 @@ class Proxy implements ProxyHandle {
    * queues are empty, bounded by `untilMs` should connections keep arriving.
    */
   private async stopListening(untilMs: number): Promise<void> {
-    let quiet = 0;
-    let seen = this.acceptedTotal;
-    const ports = new Set(this.servers.map((s) => (s.address() as net.AddressInfo | null)?.port).filter((p): p is number => p !== undefined));
-    while (performance.now() < untilMs) {
-      await new Promise<void>((r) => setImmediate(r));
-      if (this.acceptedTotal !== seen) {
-        quiet = 0;
-        seen = this.acceptedTotal;
-        continue;
-      }
-      if (++quiet < 2) continue;
-      if (acceptQueueLength(ports) === 0) break;
-      quiet = 0;
+    if (this.options.dataPlaneListeners !== false) {
+      await closeAfterAcceptQueue(this.servers, () => this.acceptedTotal, untilMs);
+      return;
     }
-    // close() stops accepting at once; its callback waits for every connection, so do not await it.
-    for (const s of this.servers) s.close();
+    // The supervisor accepts for this worker: it says when it has handed over its last connection.
+    while (!this.closed && !this.handoffsEnded) {
+      const left = untilMs - performance.now();
+      if (left <= 0) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, left);
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.drainWaiter = done;
+      });
+      this.drainWaiter = undefined;
+    }
   }
 
   private sleepUnlessClosed(ms: number): Promise<void> {
@@ -926,32 +968,6 @@ class Proxy implements ProxyHandle {
 const CUT_FLUSH_MS = 2_000;
 
 /**
- * Connections completed by the kernel and waiting in the accept queues of listening sockets on
- * these ports (Linux: the rx_queue of a LISTEN entry in /proc/net/tcp{,6}). 0 where /proc is
- * unreadable: the caller's quiet event-loop turns are then the only evidence.
- */
-export function acceptQueueLength(ports: ReadonlySet<number>, procFiles: readonly string[] = ['/proc/net/tcp', '/proc/net/tcp6']): number {
-  let queued = 0;
-  for (const file of procFiles) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'latin1');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n')) {
-      // "  sl  local_address rem_address   st tx_queue:rx_queue ..."; LISTEN is state 0A.
-      const f = line.trim().split(/\s+/);
-      if (f.length < 5 || f[3] !== '0A') continue;
-      const port = parseInt(f[1].slice(f[1].lastIndexOf(':') + 1), 16);
-      if (!ports.has(port)) continue;
-      queued += parseInt(f[4].slice(f[4].indexOf(':') + 1), 16) || 0;
-    }
-  }
-  return queued;
-}
-
-/**
  * node:http's ServerResponse with a hook just before the head is written (every head goes
  * through writeHead, implicit ones included), where a drain decides on `Connection: close`.
  */
@@ -963,15 +979,6 @@ function drainAwareResponse(beforeHead: (res: http.ServerResponse) => void): typ
     }
   }
   return DrainAwareResponse as unknown as typeof http.ServerResponse;
-}
-
-/**
- * A data-plane listener. Half-open sockets, as node:http's own server uses them: a client's FIN is
- * not our cue to close. No Nagle: a proxy relays small writes (a response head, the last bytes of a
- * body) that must not wait for the peer's delayed ACK.
- */
-function dataPlaneServer(onConnection: (socket: net.Socket) => void): net.Server {
-  return net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
 }
 
 /** A ConfigMap holds at most 1 MiB; anything far beyond that is not a config. */

@@ -4,6 +4,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import { join, resolve } from 'node:path';
 import { collectJsonLines, eventually, startHttpsUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
 import { workerShare } from '../../src/proxy/cluster';
@@ -275,5 +276,40 @@ describe('two workers (bundle)', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('$.timeouts.idleMs');
     expect(r.stdout).not.toContain('"event":"started"');
+  });
+
+  test('a TCP listener: the supervisor hands its connections to both workers; a client that half-closes still gets its answer', async () => {
+    const echo = net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+    try {
+      const echoPort = (echo.address() as net.AddressInfo).port;
+      const dir = testPki().dir;
+      const file = join(dir, 'cluster-tcp.json');
+      writeConfigFile(file, testConfig({
+        workers: 2,
+        listeners: { bindAddress: '127.0.0.1', http: { port: 0 }, admin: { port: 0 }, tcp: [{ port: 0, externalService: 'echo', servicePort: 7000 }] },
+        externalServices: [testService('echo', 'echo.test.example', {
+          ports: [{ port: 7000, protocol: 'tcp', targetPort: echoPort }], tls: { enabled: false }, endpoints: [{ address: '127.0.0.1', priority: 0 }],
+        })],
+      }));
+      const { lines } = await startBundle(file);
+      const tcpPort = (lines.find((l) => l.event === 'started' && l.worker === 0)!.ports as { tcp: number[] }).tcp[0];
+      const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => new Promise<string>((resolveAnswer, reject) => {
+        const client = net.connect({ host: '127.0.0.1', port: tcpPort, allowHalfOpen: true });
+        let got = '';
+        client.setEncoding('utf8');
+        client.on('data', (c: string) => { got += c; });
+        client.once('error', reject);
+        client.once('close', () => resolveAnswer(got));
+        // Written and half-closed at once: the worker gets a socket whose client has already sent FIN.
+        client.end(`message ${i}`);
+      })));
+      expect(answers).toEqual(Array.from({ length: 6 }, (_, i) => `message ${i}`));
+      await eventually(() => lines.filter((l) => l.msg === 'connection').length === 6, 10_000, 'connection log lines');
+      const workersServing = new Set(lines.filter((l) => l.msg === 'connection').map((l) => l.worker));
+      expect([...workersServing].sort()).toEqual([1, 2]);
+    } finally {
+      await new Promise<void>((r) => echo.close(() => r()));
+    }
   });
 });
