@@ -23,7 +23,9 @@ const destinations = new Set<ReturnType<typeof pino.destination>>();
 
 /** The proxy's logger: JSON lines on stdout through an asynchronous, batching destination. */
 export function createLogger(level: string = process.env.EGRESS_LOG_LEVEL ?? 'info'): Logger {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES, maxWrite: LOG_MAX_WRITE_BYTES, periodicFlush: LOG_FLUSH_MS });
+  const destination = pino.destination({
+    dest: 1, sync: false, minLength: LOG_BATCH_BYTES, maxWrite: LOG_MAX_WRITE_BYTES, periodicFlush: LOG_FLUSH_MS,
+  });
   destinations.add(destination);
   return pino({
     level,
