@@ -95,21 +95,27 @@ function invalid(what: string, problems: string[]): Error {
   return new Error(`${what}: invalid props:\n- ${problems.join('\n- ')}`);
 }
 
-/** Options of `EgressGateway.lockDown()`: `EgressGatewayPolicyProps` without the gateway. */
+/** Options of `EgressGateway.lockDown()`, and the props of `EgressGatewayPolicy` but its gateway. */
 export interface EgressGatewayLockDownOptions {
   /**
-   * Extra cluster CIDRs cut out of the gateway's internet egress, besides the gateway's own
-   * `clusterCidrs`.
+   * The cluster's pod and service CIDRs. They are cut out of the gateway's internet egress
+   * (on top of the private, CGNAT and link-local ranges, always cut out, and of the gateway's
+   * own `clusterCidrs`) so that it cannot be used to reach in-cluster addresses on clusters
+   * with public pod ranges.
    * @default []
    */
   readonly clusterCidrs?: string[];
   /**
-   * Peers allowed to send to the gateway's proxy ports. More with `EgressGateway.allowFrom()`.
+   * Peers allowed to send to the gateway's proxy ports, besides labelled clients.
+   * More can be added with `allowFrom()`.
    * @default []
    */
   readonly allowFrom?: kplus.INetworkPolicyPeer[];
   /**
-   * Admit pods labelled by `EgressGateway.configureClient()`.
+   * Admit pods labelled by `EgressClient.configure()` (or `EgressGateway.configureClient()`) for
+   * this gateway, from the namespaces `clientNamespaces` selects. A label is not an
+   * authorization boundary: anyone who may create pods there may set it. Turn off to admit only
+   * `allowFrom` peers.
    * @default true
    */
   readonly allowLabelledClients?: boolean;
@@ -119,18 +125,18 @@ export interface EgressGatewayLockDownOptions {
    */
   readonly clientNamespaces?: kplus.Namespaces;
   /**
-   * Who may scrape the admin port.
+   * Who may scrape the admin port (/metrics).
    * @default - every pod in the namespace named 'monitoring'
    */
   readonly metricsScrapers?: kplus.INetworkPolicyPeer;
   /**
-   * In-cluster peers the gateway may reach (the Linkerd control plane is added when the gateway
-   * is meshed).
+   * In-cluster peers the gateway may reach, on any port: in-cluster backends of routes, the
+   * mesh control plane (Linkerd's `linkerd` namespace is added when an EgressGateway is meshed).
    * @default []
    */
   readonly allowEgressTo?: kplus.INetworkPolicyPeer[];
   /**
-   * The cluster DNS.
+   * The cluster DNS the gateway resolves upstream names with.
    * @default - pods labelled k8s-app=kube-dns in kube-system
    */
   readonly dns?: kplus.INetworkPolicyPeer;
@@ -251,50 +257,9 @@ function defaultDnsPeer(scope: Construct): kplus.INetworkPolicyPeer {
 }
 
 /** Props of `EgressGatewayPolicy`. */
-export interface EgressGatewayPolicyProps {
+export interface EgressGatewayPolicyProps extends EgressGatewayLockDownOptions {
   /** The gateway whose pods the policy selects. */
   readonly gateway: EgressGatewayTarget;
-  /**
-   * The cluster's pod and service CIDRs. They are cut out of the gateway's internet egress
-   * (on top of the private, CGNAT and link-local ranges, always cut out) so that it cannot be
-   * used to reach in-cluster addresses on clusters with public pod ranges.
-   * @default []
-   */
-  readonly clusterCidrs?: string[];
-  /**
-   * Peers allowed to send to the gateway's proxy ports, besides labelled clients.
-   * More can be added with `allowFrom()`.
-   * @default []
-   */
-  readonly allowFrom?: kplus.INetworkPolicyPeer[];
-  /**
-   * Admit pods labelled by `EgressClient.configure()` for this gateway, from the namespaces
-   * `clientNamespaces` selects. A label is not an authorization boundary: anyone who may create
-   * pods there may set it. Turn off to admit only `allowFrom` peers.
-   * @default true
-   */
-  readonly allowLabelledClients?: boolean;
-  /**
-   * Namespaces labelled clients may run in.
-   * @default - every namespace
-   */
-  readonly clientNamespaces?: kplus.Namespaces;
-  /**
-   * Who may scrape the admin port (/metrics).
-   * @default - every pod in the namespace named 'monitoring'
-   */
-  readonly metricsScrapers?: kplus.INetworkPolicyPeer;
-  /**
-   * In-cluster peers the gateway may reach, on any port: in-cluster backends of routes, the
-   * mesh control plane (Linkerd's `linkerd` namespace) when the gateway is meshed.
-   * @default []
-   */
-  readonly allowEgressTo?: kplus.INetworkPolicyPeer[];
-  /**
-   * The cluster DNS the gateway resolves upstream names with.
-   * @default - pods labelled k8s-app=kube-dns in kube-system
-   */
-  readonly dns?: kplus.INetworkPolicyPeer;
 }
 
 /**

@@ -3,15 +3,18 @@
 // renderers, into mesh resources.
 import { Duration } from 'cdk8s';
 import { Construct } from 'constructs';
+import type { Client } from './callers';
 import type { IEgressGateway } from './egress-gateway-ref';
+import { clientsToSpec } from './internal/caller-props';
 import { dnsNameProblem, isDnsLabel, isDnsSubdomain, isIpAddress } from './internal/dns';
 import { durationMs } from './internal/duration';
 import { MountRef, mountedFile } from './internal/mounts';
 import { Problems } from './internal/problems';
 import { timeoutsToSpec } from './internal/timeouts';
+import { ENDPOINT_PRIORITY_BOUNDS, HTTP_STATUS_BOUNDS, IntRange, POOL_BOUNDS, RETRY_BOUNDS } from './model/bounds';
 import { DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TLS_TARGET_PORT } from './model/defaults';
 import type {
-  EndpointSpec, ExternalServicePortSpec, ExternalServiceSpec, InjectedHeaderSpec, RetrySpec, TimeoutsSpec,
+  ClientSpec, EndpointSpec, ExternalServicePortSpec, ExternalServiceSpec, InjectedHeaderSpec, RetrySpec, TimeoutsSpec,
 } from './model/proxy-config';
 import type { ProxyTimeouts } from './proxy-timeouts';
 import { TlsOrigination } from './tls';
@@ -286,6 +289,20 @@ export interface ExternalServiceOptions {
    * @default - none
    */
   readonly renderers?: IExternalServiceRenderer[];
+
+  /**
+   * The callers allowed to use this service; every other caller gets 403 `CALLER_NOT_ALLOWED`
+   * (or `CALLER_UNKNOWN` when the gateway cannot tell who it is). Needs the gateway's
+   * `callerIdentity`. A request that also matches a route with clients needs the consent of both.
+   *
+   * The caller is known on plaintext HTTP requests and CONNECT tunnels; TLS passthrough and TCP
+   * listener connections carry no identity, so a service with clients refuses them (a service
+   * whose ports are all TCP needs the gateway's `forwardProxy`). With
+   * `CallerIdentitySource.LINKERD`, the gateway's Linkerd authorization admits these callers too.
+   * Enforced by the gateway only: mesh renderers (Kuma, Istio, OSM) reject a service with clients.
+   * @default - every caller
+   */
+  readonly clients?: Client[];
 }
 
 /** Props of `ExternalService`. */
@@ -348,11 +365,14 @@ export class ExternalService extends Construct {
   public readonly connectionPool?: ConnectionPool;
   /** The gateway serving this service, if any. */
   public readonly gateway?: IEgressGateway;
+  /** The callers allowed to use this service; undefined: every caller. */
+  public readonly clients?: Client[];
 
   private readonly renderers: IExternalServiceRenderer[] = [];
   private readonly timeoutsSpec?: Partial<TimeoutsSpec>;
   private readonly retrySpec?: RetrySpec;
   private readonly poolSpec = { ...DEFAULT_POOL };
+  private readonly clientSpecs?: ClientSpec[];
 
   public constructor(scope: Construct, id: string, props: ExternalServiceProps) {
     super(scope, id);
@@ -390,14 +410,18 @@ export class ExternalService extends Construct {
     if (props.connectionPool) {
       const { maxConnections, keepAlive } = props.connectionPool;
       if (maxConnections !== undefined) {
-        if (!Number.isInteger(maxConnections) || maxConnections < 1) {
-          problems.add('connectionPool.maxConnections', maxConnections, 'must be a whole number of at least 1', 'use e.g. 1024');
+        if (!Number.isInteger(maxConnections) || maxConnections < POOL_BOUNDS.maxConnections.min) {
+          problems.add('connectionPool.maxConnections', maxConnections, `must be a whole number of at least ${POOL_BOUNDS.maxConnections.min}`, 'use e.g. 1024');
+        } else if (maxConnections > POOL_BOUNDS.maxConnections.max) {
+          problems.add('connectionPool.maxConnections', maxConnections, `must be at most ${POOL_BOUNDS.maxConnections.max} (the proxy's bound)`, 'use e.g. 1024');
         } else {
           this.poolSpec.maxConnections = maxConnections;
         }
       }
       const keepAliveMs = durationMs(problems, 'connectionPool.keepAlive', keepAlive);
-      if (keepAliveMs !== undefined) this.poolSpec.keepAliveTimeoutMs = keepAliveMs;
+      if (keepAliveMs !== undefined && !outOfBoundsMs(problems, 'connectionPool.keepAlive', keepAliveMs, POOL_BOUNDS.keepAliveTimeoutMs, 'use e.g. Duration.seconds(30)')) {
+        this.poolSpec.keepAliveTimeoutMs = keepAliveMs;
+      }
     }
 
     this.injectedHeaders = [...(props.injectHeaders ?? [])];
@@ -418,6 +442,9 @@ export class ExternalService extends Construct {
       problems.add('injectHeaders', this.injectedHeaders.map((h) => h.headerName), 'has no effect: every port is TCP',
         'give the service an HTTP, HTTP2 or GRPC port or remove injectHeaders');
     }
+
+    this.clients = props.clients ? [...props.clients] : undefined;
+    this.clientSpecs = clientsToSpec(problems, 'clients', props.clients);
 
     problems.throwIfAny();
 
@@ -456,6 +483,7 @@ export class ExternalService extends Construct {
       retry: this.retrySpec,
       pool: { ...this.poolSpec },
       injectHeaders: this.injectedHeaders.map((h) => h._toSpec()),
+      ...(this.clientSpecs ? { clients: this.clientSpecs.map((c) => ({ ...c })) } : {}),
     };
   }
 
@@ -491,7 +519,11 @@ export class ExternalService extends Construct {
       }
       if (e.port !== undefined && !isPort(e.port)) problems.add(`${at}.port`, e.port, 'must be a whole number from 1 to 65535', 'use the upstream port, e.g. 443');
       const priority = e.priority ?? 0;
-      if (!Number.isInteger(priority) || priority < 0) problems.add(`${at}.priority`, priority, 'must be a whole number, zero or more', 'use 0 for primary endpoints and higher numbers for fallbacks');
+      if (!Number.isInteger(priority) || priority < ENDPOINT_PRIORITY_BOUNDS.min) {
+        problems.add(`${at}.priority`, priority, 'must be a whole number, zero or more', 'use 0 for primary endpoints and higher numbers for fallbacks');
+      } else if (priority > ENDPOINT_PRIORITY_BOUNDS.max) {
+        problems.add(`${at}.priority`, priority, `must be at most ${ENDPOINT_PRIORITY_BOUNDS.max}`, 'number the fallbacks 1, 2, 3 and so on');
+      }
       return { address: e.address, port: e.port, priority };
     });
   }
@@ -501,14 +533,26 @@ function isPort(n: unknown): n is number {
   return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 65535;
 }
 
+/**
+ * Adds a problem when `ms` (a Duration read as milliseconds) is outside a bound the proxy
+ * enforces too (src/model/bounds.ts); returns whether it is.
+ */
+function outOfBoundsMs(problems: Problems, prop: string, ms: number, range: IntRange, fix: string): boolean {
+  if (ms >= range.min && ms <= range.max) return false;
+  problems.add(prop, `${ms}ms`, `must be from ${range.min} ms to ${range.max} ms`, fix);
+  return true;
+}
+
 function retryToSpec(problems: Problems, r: RetryPolicy): RetrySpec {
+  const b = RETRY_BOUNDS;
   const maxRetries = r.maxRetries ?? DEFAULT_RETRY.maxRetries;
-  if (!Number.isInteger(maxRetries) || maxRetries < 0 || maxRetries > 10) {
-    problems.add('retries.maxRetries', maxRetries, 'must be a whole number from 0 to 10', 'use 1-3: each retry multiplies load on a struggling upstream');
+  if (!Number.isInteger(maxRetries) || maxRetries < b.maxRetries.min || maxRetries > b.maxRetries.max) {
+    problems.add('retries.maxRetries', maxRetries, `must be a whole number from ${b.maxRetries.min} to ${b.maxRetries.max}`, 'use 1-3: each retry multiplies load on a struggling upstream');
   }
   const statusCodes = r.retryOnStatuses ?? [...DEFAULT_RETRY.statusCodes];
+  const { min: s0, max: s1 } = HTTP_STATUS_BOUNDS;
   for (const s of statusCodes) {
-    if (!Number.isInteger(s) || s < 100 || s > 599) problems.add('retries.retryOnStatuses', s, 'is not an HTTP status (100-599)', 'use statuses such as 502, 503, 504 or 429');
+    if (!Number.isInteger(s) || s < s0 || s > s1) problems.add('retries.retryOnStatuses', s, `is not an HTTP status (${s0}-${s1})`, 'use statuses such as 502, 503, 504 or 429');
   }
   const known = Object.values(RetryCondition) as string[];
   const conditions = r.retryOnConditions ?? (DEFAULT_RETRY.conditions as RetryCondition[]);
@@ -516,21 +560,27 @@ function retryToSpec(problems: Problems, r: RetryPolicy): RetrySpec {
     if (!known.includes(c)) problems.add('retries.retryOnConditions', c, `is not one of ${known.join(', ')}`, 'use a RetryCondition member');
   }
   const ratio = r.budgetRatio ?? DEFAULT_RETRY.budgetRatio;
-  if (typeof ratio !== 'number' || !(ratio >= 0 && ratio <= 1)) {
-    problems.add('retries.budgetRatio', ratio, 'must be a fraction from 0 to 1', 'use e.g. 0.2 (retries add at most 20% load)');
+  if (typeof ratio !== 'number' || !(ratio >= b.budgetRatio.min && ratio <= b.budgetRatio.max)) {
+    problems.add('retries.budgetRatio', ratio, `must be a fraction from ${b.budgetRatio.min} to ${b.budgetRatio.max}`, 'use e.g. 0.2 (retries add at most 20% load)');
   }
   const minPerSecond = r.budgetMinPerSecond ?? DEFAULT_RETRY.budgetMinPerSecond;
-  if (typeof minPerSecond !== 'number' || !(minPerSecond >= 0) || !Number.isFinite(minPerSecond)) {
+  if (typeof minPerSecond !== 'number' || !(minPerSecond >= b.budgetMinPerSecond.min) || !Number.isFinite(minPerSecond)) {
     problems.add('retries.budgetMinPerSecond', minPerSecond, 'must be zero or more', 'use e.g. 10');
+  } else if (minPerSecond > b.budgetMinPerSecond.max) {
+    problems.add('retries.budgetMinPerSecond', minPerSecond, `must be at most ${b.budgetMinPerSecond.max}`, 'use e.g. 10');
   }
   const perTryTimeoutMs = durationMs(problems, 'retries.perTryTimeout', r.perTryTimeout) ?? DEFAULT_RETRY.perTryTimeoutMs;
+  outOfBoundsMs(problems, 'retries.perTryTimeout', perTryTimeoutMs, b.perTryTimeoutMs, 'use e.g. Duration.seconds(2)');
   const backoffBaseMs = durationMs(problems, 'retries.backoffBase', r.backoffBase) ?? DEFAULT_RETRY.backoffBaseMs;
+  outOfBoundsMs(problems, 'retries.backoffBase', backoffBaseMs, b.backoffBaseMs, 'use e.g. Duration.millis(25)');
   const backoffMaxMs = durationMs(problems, 'retries.backoffMax', r.backoffMax) ?? DEFAULT_RETRY.backoffMaxMs;
+  outOfBoundsMs(problems, 'retries.backoffMax', backoffMaxMs, b.backoffMaxMs, 'use e.g. Duration.millis(250)');
   if (backoffBaseMs > backoffMaxMs) {
     problems.add('retries.backoffBase', `${backoffBaseMs}ms`, `is longer than 'retries.backoffMax' (${backoffMaxMs}ms)`, 'raise backoffMax or lower backoffBase');
   }
   const budgetTtlMs = durationMs(problems, 'retries.budgetTtl', r.budgetTtl) ?? DEFAULT_RETRY.budgetTtlMs;
-  if (budgetTtlMs <= 0) problems.add('retries.budgetTtl', `${budgetTtlMs}ms`, 'must be longer than zero', 'use e.g. Duration.seconds(10)');
+  if (budgetTtlMs < b.budgetTtlMs.min) problems.add('retries.budgetTtl', `${budgetTtlMs}ms`, 'must be longer than zero', 'use e.g. Duration.seconds(10)');
+  else outOfBoundsMs(problems, 'retries.budgetTtl', budgetTtlMs, b.budgetTtlMs, 'use e.g. Duration.seconds(10)');
   return {
     maxRetries,
     statusCodes: [...statusCodes],

@@ -1,6 +1,7 @@
 // Public API: re-exports of the constructs and their props and value classes only.
 export * from './dns-rewrite';
 export * from './egress-gateway';
+export * from './egress-gateway-props';
 export * from './egress-gateway-ref';
 export * from './egress-network';
 export * from './http-route';
@@ -15,6 +16,7 @@ export * from './route-retry';
 export * from './route-api-version';
 export * from './external-service';
 export * from './proxy-timeouts';
+export * from './callers';
 export * from './kuma-external-service';
 export * from './osm-egress';
 export * from './osm-mesh-config';
@@ -31,3 +33,4 @@ export * from './cert-manager-certificate';
 export * from './validation/manifest-validator';
 export * from './validation/manifest-validation-report';
 export * from './validation/validation-plugin';
+export * from './egress-policy';

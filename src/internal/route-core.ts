@@ -3,14 +3,16 @@
 // the checks that go with each. Each route keeps its own rule shape.
 import { ApiObject, Chart, Duration } from 'cdk8s';
 import type { Construct } from 'constructs';
+import type { Client } from '../callers';
 import { GatewayApiLimits, routeObject } from '../mesh/gateway-api';
 import type {
   BackendRefL1, HeaderModifierL1, ParentReferenceL1, RequestRedirectL1, RouteFilterL1, RouteSpecL1, ValueMatchL1,
 } from '../mesh/gateway-api';
 import { EGRESS_NETWORK_KIND, LINKERD_POLICY_GROUP, LinkerdRouteAnnotation } from '../mesh/linkerd';
+import { RETRY_BOUNDS } from '../model/bounds';
 import { DEFAULT_RETRY } from '../model/defaults';
 import type {
-  BackendRefSpec, HeaderModifierSpec, RetrySpec, RouteFilterSpec, RouteKindSpec, RouteSpec, ValueMatchSpec,
+  BackendRefSpec, ClientSpec, HeaderModifierSpec, RetrySpec, RouteFilterSpec, RouteKindSpec, RouteSpec, ValueMatchSpec,
 } from '../model/proxy-config';
 import { RouteBackend, RouteBackendKind } from '../route-backend';
 import { RedirectPathType, RouteFilter, RouteFilterType } from '../route-filter';
@@ -19,6 +21,7 @@ import { HeaderMatch, QueryParamMatch, ValueMatchType } from '../route-match';
 import type { IRouteParent } from '../route-parent';
 import type { GrpcRetryStatus, GrpcRouteRetry, HttpRouteRetry, LinkerdRouteTimeouts } from '../route-retry';
 import { otherAppProblem } from './app-tree';
+import { clientsToSpec } from './caller-props';
 import type { Problem } from './problems';
 import { Problems } from './problems';
 import {
@@ -41,6 +44,7 @@ export interface RouteCommonProps {
   readonly namespace?: string;
   readonly port?: number;
   readonly hostnames?: string[];
+  readonly clients?: Client[];
 }
 
 export interface RouteCoreOptions {
@@ -69,6 +73,7 @@ export class RouteCore {
   public readonly namespace: string;
   public readonly port?: number;
   public readonly hostnames: string[];
+  private readonly clientSpecs?: ClientSpec[];
   private _apiObject?: ApiObject;
 
   constructor(
@@ -81,6 +86,7 @@ export class RouteCore {
     this.namespace = props.namespace ?? props.network.namespace;
     this.port = props.port ?? options.defaultPort;
     this.hostnames = [...(props.hostnames ?? [])];
+    this.clientSpecs = clientsToSpec(problems, 'clients', props.clients);
 
     const foreign = otherAppProblem(scope, props.network);
     if (foreign) {
@@ -151,6 +157,7 @@ export class RouteCore {
       order,
       parentPort: this.port,
       hostnames: [...this.hostnames],
+      ...(this.clientSpecs ? { clients: this.clientSpecs.map((c) => ({ ...c })) } : {}),
     };
   }
 
@@ -422,7 +429,7 @@ export interface LinkerdPolicy {
 }
 
 /** The egress proxy's ceiling on retries per request (its config boundary rejects more). */
-const MAX_RETRY_LIMIT = 10;
+const MAX_RETRY_LIMIT = RETRY_BOUNDS.maxRetries.max;
 /** The proxy accepts and honours RetrySpec.grpcStatusCodes (Trailers-Only answers). */
 const EMIT_GRPC_STATUS_CODES = true;
 

@@ -43,6 +43,39 @@ export const LIMIT_BOUNDS: Readonly<Record<keyof LimitsSpec, IntRange>> = Object
 });
 
 /**
+ * Retry policy fields (RetrySpec). `maxRetries` is also the ceiling of a Linkerd route's retry
+ * limit: more retries multiply load on a struggling upstream. `budgetRatio` is the share of
+ * recent requests retries may add (Linkerd's retryRatio, 0.2 by default): 1 already lets retries
+ * double the load on an upstream that is failing, and past it the budget would cap nothing that
+ * maxRetries does not. budgetRatio and budgetMinPerSecond are real numbers, the rest whole.
+ */
+export const RETRY_BOUNDS = Object.freeze({
+  maxRetries: { min: 0, max: 10 },
+  perTryTimeoutMs: { min: 0, max: DAY_MS },
+  backoffBaseMs: { min: 0, max: 60_000 },
+  backoffMaxMs: { min: 0, max: 600_000 },
+  budgetRatio: { min: 0, max: 1 },
+  budgetMinPerSecond: { min: 0, max: 1_000_000 },
+  budgetTtlMs: { min: 1, max: 3_600_000 },
+} satisfies Record<string, IntRange>);
+
+/** HTTP response statuses a retry policy may name. */
+export const HTTP_STATUS_BOUNDS: IntRange = Object.freeze({ min: 100, max: 599 });
+
+/** gRPC status codes: 0 (OK) to 16 (UNAUTHENTICATED). */
+export const GRPC_STATUS_BOUNDS: IntRange = Object.freeze({ min: 0, max: 16 });
+
+/** An external service's upstream connection pool (PoolSpec). */
+export const POOL_BOUNDS = Object.freeze({
+  // A pool opens connections as concurrent requests need them; past this it is a runaway.
+  maxConnections: { min: 1, max: 100_000 },
+  keepAliveTimeoutMs: { min: 1, max: DAY_MS },
+} satisfies Record<string, IntRange>);
+
+/** An external service endpoint's priority: 0 is tried first, higher numbers are fallbacks. */
+export const ENDPOINT_PRIORITY_BOUNDS: IntRange = Object.freeze({ min: 0, max: 1000 });
+
+/**
  * Proxy worker processes per pod. Each is a Node process with its own heap (tens of MiB) and
  * only pays off with a core of its own; 64 is past any pod a proxy should run in.
  */
