@@ -30,8 +30,42 @@ function area(cf) {
     if (/net/.test(url)) return 'node net';
     return url ? 'node other' : 'native';
   }
-  // The bundle: esbuild keeps the package path in comments only, so use function names per area.
-  return 'bundle';
+  return bundleArea(url, cf.lineNumber);
+}
+
+/**
+ * The bundle: esbuild marks where each module starts with a `// path` comment line, so a line
+ * number names its package (undici, pino, prom-client, ...) or this proxy's own source.
+ */
+const bundleModules = new Map();
+function bundleArea(url, line) {
+  if (!bundleModules.has(url)) {
+    const starts = [];
+    try {
+      const text = fs.readFileSync(new URL(url), 'utf8').split('\n');
+      text.forEach((l, i) => {
+        if (/^\/\/ \S+\.(c|m)?[jt]s$/.test(l)) starts.push([i, l.slice(3)]);
+      });
+    } catch { /* not readable: one area for it */ }
+    bundleModules.set(url, starts);
+  }
+  const starts = bundleModules.get(url);
+  let lo = 0;
+  let hi = starts.length - 1;
+  let found;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (starts[mid][0] <= line) {
+      found = starts[mid][1];
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  if (!found) return 'bundle';
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(found);
+  if (pkg) return pkg[1];
+  return found.startsWith('src/') ? `proxy ${found.slice(4)}` : 'bundle';
 }
 
 const total = [...selfUs.values()].reduce((a, b) => a + b, 0);

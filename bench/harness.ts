@@ -170,8 +170,11 @@ export class Child {
     });
   }
 
-  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
-  public async stop(graceMs = 5_000): Promise<void> {
+  /**
+   * SIGTERM, then SIGKILL if it has not exited within `graceMs`. The default outlasts the proxy's
+   * drain delay (5 s by default): a killed process never writes its --cpu-prof profile.
+   */
+  public async stop(graceMs = 15_000): Promise<void> {
     if (!this.alive) return;
     this.proc.kill('SIGTERM');
     const timer = setTimeout(() => this.proc.kill('SIGKILL'), graceMs);

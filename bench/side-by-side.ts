@@ -30,9 +30,14 @@ const BODIES = listEnv('BENCH_BODIES', ['95', '16384']).map(Number);
 const PROXIES = listEnv('BENCH_PROXIES', ['nginx', 'naive', 'egress']) as ProxyName[];
 /** Extra node flags for this proxy only, e.g. "--cpu-prof --cpu-prof-dir=prof". */
 const EGRESS_NODE_ARGS = (process.env.BENCH_EGRESS_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/**
+ * A second instance of this proxy with other node flags ("egress-b" in the tables), for an A/B
+ * of flags within one run, e.g. BENCH_EGRESS_B_NODE_ARGS="--max-semi-space-size=2".
+ */
+const EGRESS_B_NODE_ARGS = process.env.BENCH_EGRESS_B_NODE_ARGS?.split(' ').filter(Boolean);
 const MAX_SECONDS = intEnv('BENCH_MAX_SECONDS', 1800);
 
-type ProxyName = 'nginx' | 'naive' | 'egress';
+type ProxyName = 'nginx' | 'naive' | 'egress' | 'egress-b';
 
 function intEnv(name: string, dflt: number): number {
   const raw = process.env[name];
@@ -68,7 +73,7 @@ function tempPaths(dir: string): string {
 }
 
 /** The upstream: nginx serving two static bodies over TLS, and stub_status for its accept count. */
-function upstreamNginxConf(dir: string, pki: { certFile: string; keyFile: string }, port: number, statusPort: number, www: string): string {
+export function upstreamNginxConf(dir: string, pki: { certFile: string; keyFile: string }, port: number, statusPort: number, www: string): string {
   return `worker_processes 1;
 daemon off;
 pid ${path.join(dir, 'upstream.pid')};
@@ -140,7 +145,7 @@ http {
  * upstream, pinned to 127.0.0.1 (the name is never resolved; TLS still verifies it) and trusting the
  * bench CA. Only what a loopback run needs is patched: bind address, ports, 127.0.0.0/8 allowed.
  */
-function egressConfig(caPem: string, upstreamPort: number, port: number, adminPort: number): unknown {
+export function egressConfig(caPem: string, upstreamPort: number, port: number, adminPort: number): unknown {
   const chart = new Chart(Testing.app(), 'bench');
   const gateway = new EgressGateway(chart, 'Egress');
   gateway.addExternalService('Upstream', {
@@ -181,7 +186,7 @@ interface Peer {
   readonly child: Child;
 }
 
-async function waitListening(port: number, child: Child): Promise<void> {
+export async function waitListening(port: number, child: Child): Promise<void> {
   await waitFor(`${child.name} to listen on ${port}`, 15_000, () => new Promise<boolean>((resolve, reject) => {
     if (!child.alive) return reject(new Error(child.describeExit()));
     const s = net.connect(port, '127.0.0.1');
@@ -205,6 +210,11 @@ interface WrkResult {
   readonly p99Ms: number;
   readonly errors: number;
   readonly timeouts: number;
+  /**
+   * wrk completed no request at all: every connection waited the whole run. Counted as that many
+   * errors, so a dead proxy never passes as "0 req/s, 0 errors".
+   */
+  readonly stalled: boolean;
 }
 
 function toMs(v: string, unit: string): number {
@@ -212,7 +222,7 @@ function toMs(v: string, unit: string): number {
   return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : unit === 'm' ? n * 60_000 : n;
 }
 
-export function parseWrk(out: string): WrkResult {
+export function parseWrk(out: string, connections: number): WrkResult {
   const m = (re: RegExp) => re.exec(out);
   const reqs = m(/(\d+) requests in ([\d.]+)(us|ms|s|m),/);
   if (!reqs) throw new Error(`cannot read wrk output:\n${out}`);
@@ -224,18 +234,21 @@ export function parseWrk(out: string): WrkResult {
   const non2xx = m(/Non-2xx or 3xx responses: (\d+)/);
   const seconds = toMs(reqs[2], reqs[3]) / 1000;
   const requests = Number(reqs[1]);
+  const errors = (sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) : 0) + (non2xx ? Number(non2xx[1]) : 0);
+  const stalled = requests === 0;
   return {
     requests,
     seconds,
     rps: requests / seconds,
-    p50Ms: pct('50'),
-    p99Ms: pct('99'),
-    errors: (sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) : 0) + (non2xx ? Number(non2xx[1]) : 0),
+    p50Ms: stalled ? NaN : pct('50'),
+    p99Ms: stalled ? NaN : pct('99'),
+    errors: stalled ? Math.max(errors, connections) : errors,
     timeouts: sock ? Number(sock[4]) : 0,
+    stalled,
   };
 }
 
-function wrk(wrkPath: string, port: number, connections: number, seconds: number, body: number): Promise<WrkResult> {
+export function wrk(wrkPath: string, port: number, connections: number, seconds: number, body: number): Promise<WrkResult> {
   const args = [`-t${Math.min(WRK_THREADS, connections)}`, `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '--latency',
     '-H', `Host: ${HOST_HEADER}`, `http://127.0.0.1:${port}/${body}`];
   return new Promise((resolve, reject) => {
@@ -247,7 +260,7 @@ function wrk(wrkPath: string, port: number, connections: number, seconds: number
     p.once('exit', (code) => {
       if (code !== 0) return reject(new Error(`wrk exited ${code}: ${out}`));
       try {
-        resolve(parseWrk(out));
+        resolve(parseWrk(out, connections));
       } catch (e) {
         reject(e);
       }
@@ -314,7 +327,7 @@ async function measureRow(wrkPath: string, peer: Peer, statusPort: number, conne
  * first, then each sends one request (32 at a time) and reads its response, and RSS is read at
  * once (before a client keep-alive timeout can close many; the open count is reported with it).
  */
-async function idleClientsRss(peer: Peer, n: number): Promise<{ rssMiB: number; open: number }> {
+export async function idleClientsRss(peer: Peer, n: number): Promise<{ rssMiB: number; open: number }> {
   const sockets: net.Socket[] = [];
   try {
     // In batches, so the listen backlog never overflows.
@@ -380,14 +393,14 @@ function summary(rows: readonly Row[]): string {
   const out = [`| ${head.join(' | ')} |`, `|${head.map((_h, i) => (i < 3 ? '---' : '--:')).join('|')}|`];
   for (const c of CONNECTIONS) {
     for (const b of BODIES) {
-      for (const p of PROXIES) {
+      for (const p of [...PROXIES, 'egress-b'] as ProxyName[]) {
         const rs = rows.filter((r) => r.proxy === p && r.connections === c && r.body === b);
         if (rs.length === 0) continue;
         const p50 = median(rs.map((r) => r.wrk.p50Ms));
         const p99 = median(rs.map((r) => r.wrk.p99Ms));
         out.push(`| ${[
           p, String(c), bodyName(b),
-          f(median(rs.map((r) => r.wrk.rps))),
+          rs.some((r) => r.wrk.stalled) ? `${f(median(rs.map((r) => r.wrk.rps)))} (${rs.filter((r) => r.wrk.stalled).length} stalled)` : f(median(rs.map((r) => r.wrk.rps))),
           f(p50, 2), f(p99, 2), f(p99 / p50, 1),
           String(rs.reduce((a, r) => a + r.wrk.errors, 0)),
           String(rs.reduce((a, r) => a + r.wrk.timeouts, 0)),
@@ -407,7 +420,7 @@ function allRows(rows: readonly Row[]): string {
   const head = ['rep', 'proxy', 'conns', 'body', 'req/s', 'p50 ms', 'p99 ms', 'err', 'timeouts', 'CPU µs/req', 'peak RSS', 'new up conns'];
   const out = [`| ${head.join(' | ')} |`, `|${head.map(() => '--').join('|')}|`];
   for (const r of rows) {
-    out.push(`| ${[r.repeat, r.proxy, r.connections, bodyName(r.body), f(r.wrk.rps), f(r.wrk.p50Ms, 2), f(r.wrk.p99Ms, 2),
+    out.push(`| ${[r.repeat, r.proxy, r.connections, bodyName(r.body), r.wrk.stalled ? 'STALLED' : f(r.wrk.rps), f(r.wrk.p50Ms, 2), f(r.wrk.p99Ms, 2),
       r.wrk.errors, r.wrk.timeouts, f(r.cpuUsPerReq), f(r.peakRssMiB), r.newUpstreamConns].join(' | ')} |`);
   }
   return out.join('\n');
@@ -424,11 +437,12 @@ async function main(): Promise<void> {
     throw new Error(`this benchmark needs ${[!wrkPath && 'wrk', !nginxPath && 'nginx'].filter(Boolean).join(' and ')}; `
       + 'on Debian or Ubuntu: apt-get install wrk nginx-light');
   }
-  if (PROXIES.includes('egress') && process.env.BENCH_PROXY === undefined) {
+  const egress = PROXIES.includes('egress') || EGRESS_B_NODE_ARGS !== undefined;
+  if (egress && process.env.BENCH_PROXY === undefined) {
     console.log('bench: bundling the proxy');
     execFileSync('npm', ['run', '--silent', 'bundle'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   }
-  if (PROXIES.includes('egress') && !fs.existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing`);
+  if (egress && !fs.existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing`);
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'egress-side-by-side-'));
   try {
@@ -438,7 +452,7 @@ async function main(): Promise<void> {
     const www = path.join(tmp, 'www');
     fs.mkdirSync(www, { mode: 0o755 });
     for (const b of BODIES) fs.writeFileSync(path.join(www, String(b)), Buffer.alloc(b, 'x'));
-    const [upPort, statusPort, nginxPort, naivePort, egressPort, adminPort] = await freePorts(6);
+    const [upPort, statusPort, nginxPort, naivePort, egressPort, adminPort, egressBPort, adminBPort] = await freePorts(8);
 
     const upConf = path.join(tmp, 'upstream.conf');
     fs.writeFileSync(upConf, upstreamNginxConf(tmp, pki, upPort, statusPort, www));
@@ -461,15 +475,20 @@ async function main(): Promise<void> {
       await waitListening(naivePort, child);
       peers.push({ name: 'naive', port: naivePort, child });
     }
-    if (PROXIES.includes('egress')) {
-      const configFile = path.join(tmp, 'config.json');
-      fs.writeFileSync(configFile, JSON.stringify(egressConfig(fs.readFileSync(pki.caFile, 'utf8'), upPort, egressPort, adminPort), null, 2));
-      const child = Child.start('egress', BUNDLE, ['--config', configFile], EGRESS_NODE_ARGS, tmp);
+    const variants: [ProxyName, string[] | undefined, number, number][] = [
+      ['egress', PROXIES.includes('egress') ? EGRESS_NODE_ARGS : undefined, egressPort, adminPort],
+      ['egress-b', EGRESS_B_NODE_ARGS, egressBPort, adminBPort],
+    ];
+    for (const [name, nodeArgs, port, admin] of variants) {
+      if (!nodeArgs) continue;
+      const configFile = path.join(tmp, `${name}.json`);
+      fs.writeFileSync(configFile, JSON.stringify(egressConfig(fs.readFileSync(pki.caFile, 'utf8'), upPort, port, admin), null, 2));
+      const child = Child.start(name, BUNDLE, ['--config', configFile], nodeArgs, tmp);
       children.push(child);
       // One JSON line per request, read and dropped as a log shipper would.
       child.proc.stdout!.resume();
-      await waitListening(egressPort, child);
-      peers.push({ name: 'egress', port: egressPort, child });
+      await waitListening(port, child);
+      peers.push({ name, port, child });
     }
 
     for (const peer of peers) for (const b of BODIES) await checkPeer(peer.name, peer.port, b);
@@ -487,7 +506,8 @@ async function main(): Promise<void> {
             rows.push(row);
             console.log(`  rep ${repeat} ${peer.name.padEnd(6)} c=${String(c).padEnd(3)} ${bodyName(b).padEnd(6)} `
               + `${f(row.wrk.rps).padStart(6)} req/s  p50 ${f(row.wrk.p50Ms, 2)} p99 ${f(row.wrk.p99Ms, 2)} ms  `
-              + `cpu ${f(row.cpuUsPerReq)} µs/req  err ${row.wrk.errors} to ${row.wrk.timeouts}  new up ${row.newUpstreamConns}`);
+              + `cpu ${f(row.cpuUsPerReq)} µs/req  err ${row.wrk.errors} to ${row.wrk.timeouts}  new up ${row.newUpstreamConns}`
+              + `${row.wrk.stalled ? '  STALLED: no request completed' : ''}`);
           }
         }
       }
@@ -506,7 +526,7 @@ async function main(): Promise<void> {
     console.log('\n### Every row\n');
     console.log(allRows(rows));
     console.log('\nCPU: utime+stime of the proxy\'s processes (/proc) over the measured run / requests wrk completed. '
-      + '× nginx, × naive: that CPU over the peer\'s in the same repeat (median). errors: wrk socket errors and non-2xx; '
+      + '× nginx, × naive: that CPU over the peer\'s in the same repeat (median). errors: wrk socket errors and non-2xx (a row where wrk completed nothing is STALLED and counts every connection); '
       + 'timeouts: no answer within 5 s. New upstream conns: accepts counted by the upstream (stub_status).');
   } finally {
     await Promise.all(children.map((c) => c.stop()));
