@@ -5,7 +5,6 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { parseCidr } from './cidr';
-import { isValidDnsName, isValidHostPattern } from './classify';
 import { compileRegex } from './route-match';
 import {
   CONFIG_FILE_LIMITS, ENDPOINT_PRIORITY_BOUNDS, GATEWAY_ONLY_TIMEOUTS, GRPC_STATUS_BOUNDS, HTTP_STATUS_BOUNDS, LIMIT_BOUNDS, POOL_BOUNDS,
@@ -17,6 +16,7 @@ import {
   DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT,
   DEFAULT_LIMITS, DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT, DEFAULT_WORKERS,
 } from '../model/defaults';
+import { isHostName, isHostPattern } from '../model/names';
 import {
   PROXY_CONFIG_API_VERSION, PROXY_CONFIG_KIND, PROXY_CONFIG_SHARD_KIND,
   type BackendRefSpec, type EndpointSpec, type ExternalServicePortSpec, type ExternalServiceSpec, type InjectedHeaderSpec,
@@ -387,7 +387,7 @@ class Checker {
   private dnsName(path: string, v: unknown, wildcard: boolean): string {
     const s = this.str(path, v);
     if (typeof v !== 'string') return s;
-    const ok = wildcard ? isValidHostPattern(s) : isValidDnsName(s);
+    const ok = wildcard ? isHostPattern(s) : isHostName(s);
     if (!ok) {
       this.problem(path, `must be a lower-case DNS name${wildcard ? " or a leading wildcard like '*.example.com'" : ''}`, v);
     }
@@ -644,7 +644,7 @@ class Checker {
       const e = this.obj(p, x, ['address', 'port', 'priority']);
       if (!e) return undefined;
       const address = this.str(`${p}.address`, e.address);
-      if (typeof e.address === 'string' && !isValidDnsName(address) && !isIpText(address)) {
+      if (typeof e.address === 'string' && !isHostName(address) && !isIpText(address)) {
         this.problem(`${p}.address`, 'must be a DNS name or an IP address', e.address);
       }
       const ep: { -readonly [K in keyof EndpointSpec]: EndpointSpec[K] } = { address, priority: this.int(`${p}.priority`, e.priority, ENDPOINT_PRIORITY_BOUNDS.min, ENDPOINT_PRIORITY_BOUNDS.max, 0) };
