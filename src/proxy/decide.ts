@@ -4,21 +4,18 @@
 // API (stable):
 //   compilePolicy(config): CompiledPolicy          throws PolicyCompileError listing every problem
 //   decide(policy, target): Decision               see the evaluation order on decide()
-//   checkNetworks(policyOrParent, ip): NetworkCheck   after DNS: is the address inside parent.networks?
-//   compileNetworks(parent): CompiledNetworks
 //   defaultRoute(protocol, allow): RouteRef        'http-egress-allow', 'tls-egress-deny', ...
 //   findExternalService(policy, host): ExternalServiceSpec | undefined
 //   pathRestricted(policy, target): boolean          does a route that takes the host match on the path?
 //   routeRef(route): RouteRef
 //   class PolicyCompileError extends Error { problems: string[] }
-import { CidrSet, formatCidr, tryParseIp, type Cidr, type IpAddress } from './cidr';
 import {
   compileGrpcMethodMatch, compilePathMatch, compileValueMatches, grpcMethodMatches, headersMatch,
   parseGrpcPath, parseQuery, pathMatches, queryMatches,
   type CompiledGrpcMethodMatch, type CompiledPathMatch, type CompiledValueMatch,
 } from './route-match';
 import type {
-  BackendRefSpec, ExternalServiceSpec, ParentSpec, ProxyConfig, RequestRedirectSpec, RouteKindSpec,
+  BackendRefSpec, ExternalServiceSpec, ProxyConfig, RequestRedirectSpec, RouteKindSpec,
   RouteMatchSpec, RouteRuleSpec, RouteSpec,
 } from '../model/proxy-config';
 
@@ -177,11 +174,6 @@ interface KindTable {
   readonly byPort: ReadonlyMap<number, CandidateSet>;
 }
 
-export interface CompiledNetworks {
-  readonly parent: ParentSpec;
-  readonly networks: readonly { readonly cidr: Cidr; readonly set: CidrSet; readonly except: CidrSet }[];
-}
-
 /** Config precompiled once per load (regexes, lookup tables) so decide() stays cheap. */
 export interface CompiledPolicy {
   readonly config: ProxyConfig;
@@ -190,7 +182,6 @@ export interface CompiledPolicy {
   /** Longest pattern first, so the most specific wildcard wins. */
   readonly wildcardServices: readonly ExternalServiceSpec[];
   readonly tables: Readonly<Record<RouteKindSpec, KindTable>>;
-  readonly networks: CompiledNetworks;
   /** Route labels of declared services, for parents with allowDeclaredServices (by service name). */
   readonly declaredRoutes: ReadonlyMap<string, RouteRef>;
 }
@@ -353,23 +344,14 @@ function buildTable(routes: readonly CompiledRoute[]): KindTable {
   return { anyPort, byPort };
 }
 
-export function compileNetworks(parent: ParentSpec): CompiledNetworks {
-  return {
-    parent,
-    networks: parent.networks.map((n) => {
-      const set = new CidrSet([n.cidr]);
-      return { cidr: set.cidrs[0], set, except: new CidrSet(n.except) };
-    }),
-  };
-}
-
-/**
- * Compile once per config load. Throws PolicyCompileError naming every bad route (invalid
- * regexes, ReplacePrefixMatch without PathPrefix) and bad network CIDR, all at once.
- */
 /** route_group of the route a declared ExternalService stands for (allowDeclaredServices). */
 export const DECLARED_SERVICE_ROUTE_GROUP = 'egress.cdk8s.io';
 
+/**
+ * Compile once per config load. Throws PolicyCompileError naming every bad route (invalid
+ * regexes, ReplacePrefixMatch without PathPrefix), all at once. The parent's networks are the
+ * AddressVetter's (vet.ts), which applies them to resolved addresses.
+ */
 export function compilePolicy(config: ProxyConfig): CompiledPolicy {
   const problems: string[] = [];
   const exactServices = new Map<string, ExternalServiceSpec>();
@@ -386,18 +368,12 @@ export function compilePolicy(config: ProxyConfig): CompiledPolicy {
     TLSRoute: buildTable(compiled.filter((r) => r.spec.kind === 'TLSRoute')),
     TCPRoute: buildTable(compiled.filter((r) => r.spec.kind === 'TCPRoute')),
   };
-  let networks: CompiledNetworks = { parent: config.parent, networks: [] };
-  try {
-    networks = compileNetworks(config.parent);
-  } catch (e) {
-    problems.push(`parent ${config.parent.namespace}/${config.parent.name} networks: ${(e as Error).message}`);
-  }
   if (problems.length > 0) throw new PolicyCompileError(problems);
   const declaredRoutes = new Map<string, RouteRef>();
   for (const svc of config.externalServices) {
     declaredRoutes.set(svc.name, { group: DECLARED_SERVICE_ROUTE_GROUP, kind: 'ExternalService', namespace: config.gateway.namespace, name: svc.name });
   }
-  return { config, routes: config.routes, exactServices, wildcardServices, tables, networks, declaredRoutes };
+  return { config, routes: config.routes, exactServices, wildcardServices, tables, declaredRoutes };
 }
 
 /** The declared service for a host: an exact name first, else the longest matching wildcard. */
@@ -591,7 +567,8 @@ function reportOnlyOr(policy: CompiledPolicy, d: Decision): Decision {
  *    EgressNetwork answers with its trafficPolicy.)
  * 7. ReportOnly parent: a deny becomes an allow to the original destination with reportOnly
  *    true, reason 'report-only', wouldReason the original reason, and the would-be route kept.
- * The networks check needs the resolved address: the I/O shell calls checkNetworks() after DNS.
+ * The parent's networks need the resolved address: after DNS, the I/O shell's AddressVetter
+ * (vet.ts) refuses an address outside them, with the address policy's refusals.
  */
 export function decide(policy: CompiledPolicy, target: Target): Decision {
   let host = target.host;
@@ -690,50 +667,4 @@ export function pathRestricted(policy: CompiledPolicy, target: Target): boolean 
     }
   }
   return false;
-}
-
-/* ------------------------------------------------------------------------- networks */
-
-/**
- * - 'no-networks'      the parent lists none: any address the address policy allows
- * - 'in-network'       inside a network and not in its except list
- * - 'outside-networks' inside none of them
- * - 'network-except'   only inside networks whose except list holds it
- * - 'invalid-address'  not an IP address
- * - 'report-only'      would fail (see wouldReason); allowed because the parent is ReportOnly
- */
-export type NetworkCheckReason = 'no-networks' | 'in-network' | 'outside-networks' | 'network-except' | 'invalid-address' | 'report-only';
-
-export interface NetworkCheck {
-  readonly ok: boolean;
-  readonly reason: NetworkCheckReason;
-  /** The network that admitted the address, or (network-except) the exception that refused it. */
-  readonly network?: string;
-  readonly reportOnly: boolean;
-  readonly wouldReason?: NetworkCheckReason;
-}
-
-/**
- * Is a resolved address inside the parent's networks (Linkerd EgressNetwork.spec.networks)?
- * Call it for traffic that goes to the original destination (Decision.backend undefined), with
- * every address about to be dialled. Pass the CompiledPolicy on the hot path; a ParentSpec is
- * compiled on each call. IPv4-mapped IPv6 addresses are checked as IPv4.
- */
-export function checkNetworks(source: CompiledPolicy | ParentSpec | CompiledNetworks, ip: string | IpAddress): NetworkCheck {
-  const compiled: CompiledNetworks = 'tables' in source ? source.networks
-    : 'parent' in source ? source : compileNetworks(source);
-  const addr = typeof ip === 'string' ? tryParseIp(ip) : ip;
-  if (!addr) return { ok: false, reason: 'invalid-address', reportOnly: false };
-  if (compiled.networks.length === 0) return { ok: true, reason: 'no-networks', reportOnly: false };
-  let excepted: Cidr | undefined;
-  for (const n of compiled.networks) {
-    if (!n.set.has(addr)) continue;
-    const ex = n.except.find(addr);
-    if (!ex) return { ok: true, reason: 'in-network', network: formatCidr(n.cidr), reportOnly: false };
-    excepted ??= ex;
-  }
-  const reason: NetworkCheckReason = excepted ? 'network-except' : 'outside-networks';
-  const network = excepted ? formatCidr(excepted) : undefined;
-  if (compiled.parent.mode === 'ReportOnly') return { ok: true, reason: 'report-only', wouldReason: reason, network, reportOnly: true };
-  return { ok: false, reason, network, reportOnly: false };
 }
