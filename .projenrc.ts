@@ -109,10 +109,20 @@ project.bundler.addBundle('./src/proxy/main.ts', {
   sourcemap: false,
   externals: [],
 });
+// The proxy's explain engine, for EgressPolicy in the library: lib/proxy/ stays out of the
+// package, so the library loads this one file (pure: no sockets, files or DNS).
+project.bundler.addBundle('./src/proxy/explain.ts', {
+  platform: 'node',
+  target: 'node20',
+  outfile: 'index.js',
+  sourcemap: false,
+  externals: [],
+});
 for (const p of ['/lib/proxy/', '/bench/', '/examples/', '/.ci/', '/dist/', '/scripts/', '/.image/', '/.github/']) {
   project.addPackageIgnore(p);
 }
 project.addPackageIgnore('!/assets/proxy/main/index.js');
+project.addPackageIgnore('!/assets/proxy/explain/index.js');
 project.addPackageIgnore('!/Dockerfile');
 // Tests spawn the bundled proxy (SIGTERM, --check-config, image smoke), so bundle first.
 project.testTask.prependSpawn(project.tasks.tryFind('bundle')!);

@@ -2,6 +2,7 @@
 // the modules that check and render them (internal/gateway-*.ts) need not import the construct.
 import type { Duration } from 'cdk8s';
 import type * as kplus from 'cdk8s-plus-28';
+import type { CallerIdentitySource, UnknownCallerPolicy } from './callers';
 import type { GatewayAlertsOptions } from './gateway-alerts';
 import type { GatewayAutoscalingOptions } from './gateway-autoscaling';
 import type { GatewayDashboardOptions } from './gateway-dashboard';
@@ -414,4 +415,42 @@ export interface EgressGatewayProps {
    * @default - an implicit parent named after the gateway
    */
   readonly network?: IRouteParent;
+
+  /**
+   * Where the gateway learns who is calling, for the `clients` of its ExternalServices and
+   * routes, its access log and (with `callerMetrics`) its metrics. The identity header is trusted
+   * only from the pod's own sidecar (a loopback peer) and never sent upstream.
+   *
+   * With `CallerIdentitySource.LINKERD` the gateway also renders Linkerd's `Server` (its HTTP
+   * port), `MeshTLSAuthentication` and `AuthorizationPolicy` (policy.linkerd.io), admitting at
+   * the mesh exactly the callers its rules could allow: the union of the declared clients when
+   * everything declares clients, every meshed identity when something is open to every caller and
+   * `unknownCallers` is DENY, and everyone when unknown callers may use what is open. The admin
+   * port (probes, metrics) keeps the default policy.
+   * @see https://linkerd.io/2-edge/reference/authorization-policy/
+   * @default - no caller identity: every caller is unknown, and no `clients` may be declared
+   */
+  readonly callerIdentity?: CallerIdentitySource;
+
+  /**
+   * What callers without a trusted identity may use: unmeshed workloads, a header from anything
+   * but the sidecar, and every TLS passthrough and TCP listener connection. DENY is an error with
+   * `tlsPassthrough` or TCP ports, whose connections never carry an identity.
+   * @default UnknownCallerPolicy.ALLOW_UNRESTRICTED - what declares no clients
+   */
+  readonly unknownCallers?: UnknownCallerPolicy;
+
+  /**
+   * Add a `caller` label to the request metrics. Its values stay bounded: the key of the declared
+   * client the caller matched (`sa:<namespace>/<name>`, `ns:<namespace>`, `id:<identity>`),
+   * `other` for a known caller no client names, `unknown` for the rest.
+   * @default false
+   */
+  readonly callerMetrics?: boolean;
+
+  /**
+   * The mesh's trust domain. An identity from another trust domain is an unknown caller.
+   * @default "cluster.local"
+   */
+  readonly trustDomain?: string;
 }

@@ -2,8 +2,10 @@
 // hardened Deployment (or node-local DaemonSet), Service and PodDisruptionBudget, and the
 // registry of what it serves. Its props are checked in internal/gateway-validation.ts, the proxy
 // config rendered in internal/gateway-config.ts and the workload in internal/gateway-workload.ts.
+import { ApiObject } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { CallerIdentitySource } from './callers';
 import { CertManagerCertificate, CertManagerCertificateOptions } from './cert-manager-certificate';
 import { DnsRewrite, EgressGatewayAddDnsRewriteOptions } from './dns-rewrite';
 import { ConfigReload, EgressGatewayProps, GatewayDeployment } from './egress-gateway-props';
@@ -18,15 +20,17 @@ import { GatewayAutoscaling } from './gateway-autoscaling';
 import { GatewayDashboard, GatewayDashboardOptions } from './gateway-dashboard';
 import { GatewayMetricsMonitor, GatewayMetricsMonitorOptions } from './gateway-metrics-monitor';
 import { GATEWAY_FACTS, GatewayFacts, otherAppProblem } from './internal/app-tree';
+import { checkCallerPolicy } from './internal/caller-policy';
 import { GatewayConfigMaps, renderProxyConfig } from './internal/gateway-config';
 import { resolveGatewaySettings } from './internal/gateway-validation';
 import { renderGatewayWorkload } from './internal/gateway-workload';
 import { MountRef, mountDir, volumeName } from './internal/mounts';
 import { Problems } from './internal/problems';
+import { renderLinkerdAuthorization } from './mesh/linkerd-authorization';
 import {
   DEFAULT_ADMIN_PORT, DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT,
 } from './model/defaults';
-import type { ProxyConfig, TcpListenerSpec, TimeoutsSpec } from './model/proxy-config';
+import type { CallersSpec, ProxyConfig, TcpListenerSpec, TimeoutsSpec } from './model/proxy-config';
 import type { IRouteParent } from './route-parent';
 import type { TlsOrigination } from './tls';
 
@@ -127,6 +131,7 @@ export class EgressGateway extends Construct implements IEgressGateway {
   private readonly tcpListeners: TcpListenerSpec[] = [];
   private readonly timeoutsSpec: TimeoutsSpec;
   private readonly defaultTls: TlsOrigination;
+  private readonly callersSpec?: CallersSpec;
   private attached?: IRouteParent;
   private monitor?: GatewayMetricsMonitor;
   private alertsConstruct?: GatewayAlerts;
@@ -147,6 +152,7 @@ export class EgressGateway extends Construct implements IEgressGateway {
     this.clusterCidrs = settings.clusterCidrs;
     this.defaultTls = settings.defaultTls;
     this.workers = settings.workers;
+    this.callersSpec = settings.callers;
 
     this.configReload = props.configReload ?? ConfigReload.HOT;
     this.deploymentMode = props.deployment ?? GatewayDeployment.DEPLOYMENT;
@@ -234,6 +240,9 @@ export class EgressGateway extends Construct implements IEgressGateway {
 
     this.node.addValidation({ validate: () => this.crossChecks() });
     this.node.addValidation({ validate: () => this.config.prepare() });
+    if (this.callersSpec?.source === CallerIdentitySource.LINKERD) {
+      this.node.addValidation({ validate: () => this.prepareLinkerdAuthorization() });
+    }
     Object.defineProperty(this, GATEWAY_FACTS, {
       value: (): GatewayFacts => ({ network: this.attached, trafficPolicy: props.trafficPolicy, declaredServices: this.services.length }),
     });
@@ -483,7 +492,61 @@ export class EgressGateway extends Construct implements IEgressGateway {
       timeouts: this.timeoutsSpec,
       workers: this.workers,
       defaultTls: this.defaultTls,
+      callers: this.callersSpec,
     });
+  }
+
+  /**
+   * Clients the proxy could never match, and listeners an unknown-caller Deny would close. Read
+   * from the rendered config, so it sees what the proxy will; a config that cannot be rendered is
+   * reported by the render itself.
+   */
+  private checkCallers(problems: Problems): void {
+    let config: ProxyConfig;
+    try {
+      config = this._renderConfig();
+    } catch {
+      return;
+    }
+    const routePaths = new Map<string, string>();
+    if (this.attached) {
+      const paths = this.attached._routePaths();
+      config.routes.forEach((r, i) => routePaths.set(`${r.kind}/${r.namespace}/${r.name}`, paths[i]));
+    }
+    checkCallerPolicy(config, problems, (kind, name, namespace) => (kind === 'ExternalService'
+      ? this.servicesByName.get(name)?.node.path
+      : routePaths.get(`${kind}/${namespace}/${name}`)) ?? name);
+  }
+
+  /**
+   * Validation time, with `CallerIdentitySource.LINKERD`: (re)creates the Linkerd Server,
+   * MeshTLSAuthentication and AuthorizationPolicy objects of the HTTP port from the config as it
+   * now stands (which objects exist depends on every service and route), under `LinkerdAuthorization`.
+   */
+  private prepareLinkerdAuthorization(): string[] {
+    let config: ProxyConfig;
+    try {
+      config = this._renderConfig();
+    } catch {
+      return [];
+    }
+    const scope = this.node.tryFindChild('LinkerdAuthorization') as Construct | undefined ?? new Construct(this, 'LinkerdAuthorization');
+    for (const child of [...scope.node.children]) scope.node.tryRemoveChild(child.node.id);
+    const objects = renderLinkerdAuthorization(config, {
+      name: this.name,
+      namespace: this.namespaceName,
+      podSelector: this.podSelectorLabels,
+      port: this.httpPort,
+    });
+    for (const o of objects) {
+      new ApiObject(scope, `${o.kind}-${o.metadata.name}`, {
+        apiVersion: o.apiVersion,
+        kind: o.kind,
+        metadata: { ...o.metadata, labels: { ...this.commonLabels } },
+        spec: o.spec,
+      });
+    }
+    return [];
   }
 
   /**
@@ -525,6 +588,7 @@ export class EgressGateway extends Construct implements IEgressGateway {
       problems.add('trafficPolicy', this.props.trafficPolicy, `is set although EgressNetwork "${this.attached.node.path}" is attached and decides what unmatched traffic gets`,
         'set trafficPolicy on the EgressNetwork and remove it from the gateway');
     }
+    this.checkCallers(problems);
     for (const svc of this.services) {
       const bare = svc.host.replace(/^\*\./, '');
       for (const s of this.suffixes) {

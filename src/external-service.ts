@@ -3,7 +3,9 @@
 // renderers, into mesh resources.
 import { Duration } from 'cdk8s';
 import { Construct } from 'constructs';
+import type { Client } from './callers';
 import type { IEgressGateway } from './egress-gateway-ref';
+import { clientsToSpec } from './internal/caller-props';
 import { dnsNameProblem, isIpAddress } from './internal/dns';
 import { durationMs } from './internal/duration';
 import { MountRef, mountedFile } from './internal/mounts';
@@ -13,7 +15,7 @@ import { ENDPOINT_PRIORITY_BOUNDS, HTTP_STATUS_BOUNDS, IntRange, POOL_BOUNDS, RE
 import { DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TLS_TARGET_PORT } from './model/defaults';
 import { dnsLabelProblem, dnsSubdomainProblem, suggestDnsLabel } from './model/names';
 import type {
-  EndpointSpec, ExternalServicePortSpec, ExternalServiceSpec, InjectedHeaderSpec, RetrySpec, TimeoutsSpec,
+  ClientSpec, EndpointSpec, ExternalServicePortSpec, ExternalServiceSpec, InjectedHeaderSpec, RetrySpec, TimeoutsSpec,
 } from './model/proxy-config';
 import type { ProxyTimeouts } from './proxy-timeouts';
 import { TlsOrigination } from './tls';
@@ -287,6 +289,20 @@ export interface ExternalServiceOptions {
    * @default - none
    */
   readonly renderers?: IExternalServiceRenderer[];
+
+  /**
+   * The callers allowed to use this service; every other caller gets 403 `CALLER_NOT_ALLOWED`
+   * (or `CALLER_UNKNOWN` when the gateway cannot tell who it is). Needs the gateway's
+   * `callerIdentity`. A request that also matches a route with clients needs the consent of both.
+   *
+   * The caller is known on plaintext HTTP requests and CONNECT tunnels; TLS passthrough and TCP
+   * listener connections carry no identity, so a service with clients refuses them (a service
+   * whose ports are all TCP needs the gateway's `forwardProxy`). With
+   * `CallerIdentitySource.LINKERD`, the gateway's Linkerd authorization admits these callers too.
+   * Enforced by the gateway only: mesh renderers (Kuma, Istio, OSM) reject a service with clients.
+   * @default - every caller
+   */
+  readonly clients?: Client[];
 }
 
 /** Props of `ExternalService`. */
@@ -348,11 +364,14 @@ export class ExternalService extends Construct {
   public readonly connectionPool?: ConnectionPool;
   /** The gateway serving this service, if any. */
   public readonly gateway?: IEgressGateway;
+  /** The callers allowed to use this service; undefined: every caller. */
+  public readonly clients?: Client[];
 
   private readonly renderers: IExternalServiceRenderer[] = [];
   private readonly timeoutsSpec?: Partial<TimeoutsSpec>;
   private readonly retrySpec?: RetrySpec;
   private readonly poolSpec = { ...DEFAULT_POOL };
+  private readonly clientSpecs?: ClientSpec[];
 
   public constructor(scope: Construct, id: string, props: ExternalServiceProps) {
     super(scope, id);
@@ -425,6 +444,9 @@ export class ExternalService extends Construct {
         'give the service an HTTP, HTTP2 or GRPC port or remove injectHeaders');
     }
 
+    this.clients = props.clients ? [...props.clients] : undefined;
+    this.clientSpecs = clientsToSpec(problems, 'clients', props.clients);
+
     problems.throwIfAny();
 
     // Registration can throw (duplicate host on the gateway); it comes after the props are known good.
@@ -462,6 +484,7 @@ export class ExternalService extends Construct {
       retry: this.retrySpec,
       pool: { ...this.poolSpec },
       injectHeaders: this.injectedHeaders.map((h) => h._toSpec()),
+      ...(this.clientSpecs ? { clients: this.clientSpecs.map((c) => ({ ...c })) } : {}),
     };
   }
 

@@ -2,6 +2,7 @@
 // by service, method and headers, with Linkerd's gRPC retries.
 import type { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
+import type { Client } from './callers';
 import {
   checkFilters, checkValueMatches, filterSpecs, linkerdPolicy, Problems, renderFilters, renderValueMatches, RouteCore,
   subject, valueMatchSpecs,
@@ -85,6 +86,15 @@ export interface GrpcRouteOptions {
    * @default - every host
    */
   readonly hostnames?: string[];
+  /**
+   * The callers allowed to use this route; every other caller gets 403 `CALLER_NOT_ALLOWED`
+   * (`CALLER_UNKNOWN` when the gateway cannot tell who it is). Needs the gateway's
+   * `callerIdentity`. A request for a host with an ExternalService that declares clients needs
+   * the consent of both. Enforced by the egress gateway that serves the network; the Gateway API
+   * object carries no such field.
+   * @default - every caller
+   */
+  readonly clients?: Client[];
   /**
    * Rules, at most 16; more can be added with `addRule()`.
    * @default - one rule matching every request, passed through to its destination

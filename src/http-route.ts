@@ -2,6 +2,7 @@
 // plaintext HTTP egress by host, path, method, headers and query parameters.
 import type { ApiObject, Duration } from 'cdk8s';
 import { Construct } from 'constructs';
+import type { Client } from './callers';
 import {
   checkFilters, checkValueMatches, durationMs, filterSpecs, linkerdPolicy, Problems, renderFilters, renderValueMatches,
   RouteCore, subject, valueMatchSpecs,
@@ -112,6 +113,15 @@ export interface HttpRouteOptions {
    * @default - every host
    */
   readonly hostnames?: string[];
+  /**
+   * The callers allowed to use this route; every other caller gets 403 `CALLER_NOT_ALLOWED`
+   * (`CALLER_UNKNOWN` when the gateway cannot tell who it is). Needs the gateway's
+   * `callerIdentity`. A request for a host with an ExternalService that declares clients needs
+   * the consent of both. Enforced by the egress gateway that serves the network; the Gateway API
+   * object carries no such field.
+   * @default - every caller
+   */
+  readonly clients?: Client[];
   /**
    * Rules, at most 16; more can be added with `addRule()`.
    * @default - one rule matching every request, passed through to its destination

@@ -2,6 +2,7 @@
 // ServiceAccounts allowed to call it.
 import { ApiObject, ApiObjectProps } from 'cdk8s';
 import { Construct } from 'constructs';
+import { Client } from './callers';
 import type { ExternalService, IExternalServiceRenderer } from './external-service';
 import { Problems } from './internal/problems';
 import { renderOsmEgress } from './mesh/osm';
@@ -57,6 +58,10 @@ export interface OsmEgressProps {
  * Egress policies only take effect with the `enableEgressPolicy` feature flag on and mesh-wide
  * egress off; see `OsmMeshConfig`.
  *
+ * The same policy can be served by an `EgressGateway` instead: `clients` turns the sources into the
+ * clients of the gateway's ExternalService for the host, which the gateway then enforces per
+ * ServiceAccount (with a `callerIdentity` that names ServiceAccounts: Linkerd or Istio).
+ *
  * @see https://docs.openservicemesh.io/docs/tasks/traffic_management/egress/
  *
  * @example
@@ -64,7 +69,8 @@ export interface OsmEgressProps {
  *   .addRenderer(new OsmEgress({ sources: [{ serviceAccount: 'ci', namespace: 'builds' }] }));
  */
 export class OsmEgress implements IExternalServiceRenderer {
-  private readonly sources: OsmEgressSource[];
+  /** The ServiceAccounts the policy allows. */
+  public readonly sources: OsmEgressSource[];
   private readonly namespace?: string;
   private readonly httpRouteGroups: string[];
 
@@ -92,6 +98,18 @@ export class OsmEgress implements IExternalServiceRenderer {
     });
     problems.throwIfAny();
     this.namespace = props.namespace;
+  }
+
+  /**
+   * The sources as gateway clients: the ServiceAccounts this policy allows, for the `clients` of
+   * an ExternalService (or route) that an EgressGateway serves.
+   *
+   * @example
+   * const policy = new OsmEgress({ sources: [{ serviceAccount: 'curl', namespace: 'curl' }] });
+   * gateway.addExternalService('Httpbin', { host: 'httpbin.org', clients: policy.clients });
+   */
+  public get clients(): Client[] {
+    return this.sources.map((s) => Client.serviceAccountNamed(s.namespace, s.serviceAccount));
   }
 
   /** Creates the Egress as a child of `service` (construct id `Osm`). */

@@ -2,6 +2,7 @@
 // one port of the network.
 import type { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
+import type { Client } from './callers';
 import { Problems, RouteCore, subject } from './internal/route-core';
 import { checkDnsSubdomain } from './internal/validate';
 import type { TcpRouteSpecL1 } from './mesh/gateway-api';
@@ -24,6 +25,15 @@ export interface TcpRouteOptions {
    * @default - the EgressNetwork's namespace
    */
   readonly namespace?: string;
+  /**
+   * The callers allowed to use this route. Only CONNECT tunnels (`forwardProxy`) carry the
+   * caller's identity; TCP listener connections carry none, so the route closes them as
+   * from an unknown caller. It therefore needs the gateway's `callerIdentity` and `forwardProxy`
+   * (a synth error otherwise). To restrict TCP listener callers, restrict who reaches the gateway
+   * with `allowFrom()` (NetworkPolicy).
+   * @default - every caller
+   */
+  readonly clients?: Client[];
   /**
    * Where the connections go (Linkerd takes one rule per TCPRoute).
    * @default - [RouteBackend.passthrough()]: the original destination

@@ -2,6 +2,7 @@
 // name of the ClientHello (the payload stays encrypted end to end).
 import type { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
+import type { Client } from './callers';
 import { Problems, RouteCore, subject } from './internal/route-core';
 import { checkDnsSubdomain } from './internal/validate';
 import { GatewayApiLimits } from './mesh/gateway-api';
@@ -36,6 +37,15 @@ export interface TlsRouteOptions {
    * @default - every SNI name (v1alpha2 only)
    */
   readonly hostnames?: string[];
+  /**
+   * The callers allowed to use this route. Only CONNECT tunnels (`forwardProxy`) carry the
+   * caller's identity; TLS passthrough connections carry none, so the route closes them as
+   * from an unknown caller. It therefore needs the gateway's `callerIdentity` and `forwardProxy`
+   * (a synth error otherwise). To restrict TLS passthrough callers, restrict who reaches the gateway
+   * with `allowFrom()` (NetworkPolicy).
+   * @default - every caller
+   */
+  readonly clients?: Client[];
   /**
    * Where the connections go (Linkerd takes one rule per TLSRoute).
    * @default - [RouteBackend.passthrough()]: the original destination

@@ -128,3 +128,11 @@ describe('OsmEgress', () => {
     }
   });
 });
+
+test('clients: the sources as gateway clients, one ServiceAccount each', () => {
+  const policy = new OsmEgress({ sources: [{ serviceAccount: 'curl', namespace: 'curl' }, { serviceAccount: 'ci', namespace: 'builds' }] });
+  expect(policy.clients.map((c) => c._toSpec())).toEqual([
+    { serviceAccount: { namespace: 'curl', name: 'curl' } },
+    { serviceAccount: { namespace: 'builds', name: 'ci' } },
+  ]);
+});

@@ -70,3 +70,51 @@ test('the README example synthesises the gateway, its config and the DNS rule it
   expect(Object.keys(custom.data)).toEqual(['egress-rewrite.override']);
   expect(custom.data['egress-rewrite.override']).toContain('name regex ^(.+)\\.egress\\.local\\.$ proxy.egress.svc.cluster.local.');
 });
+
+/** The ```ts block under `heading` (the first one). */
+function readmeBlock(heading: string, nth = 0): string {
+  const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+  const start = readme.indexOf(`${heading}\n`);
+  if (start < 0) throw new Error(`README.md has no "${heading}" section`);
+  const blocks = [...readme.slice(start).matchAll(/```ts\n([\s\S]*?)```/g)];
+  if (!blocks[nth]) throw new Error(`README.md has no ts block ${nth} under "${heading}"`);
+  return blocks[nth][1];
+}
+
+test('the README policy test runs as written and its expectations hold (a broken policy fails it)', () => {
+  const source = readmeBlock('### Test your egress policy');
+  expect(source).toContain("from 'cdk8s-egress'");
+  const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
+  const modules: Record<string, unknown> = { 'cdk8s-egress': lib, 'cdk8s': cdk8s };
+  const requireFor = (name: string) => {
+    if (!(name in modules)) throw new Error(`the README test imports "${name}", which a user of cdk8s-egress does not have`);
+    return modules[name];
+  };
+  // The snippet's `test()` runs its body at once, with jest's own `expect`.
+  const names: string[] = [];
+  const inline = (name: string, fn: () => void) => {
+    names.push(name);
+    fn();
+  };
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  new Function('require', 'exports', 'test', 'expect', js)(requireFor, {}, inline, expect);
+  expect(names).toEqual(['only the payments namespace may call Stripe']);
+
+  // The same snippet with the clients widened to everyone must fail its own expectations.
+  const open = source.replace("clients: [Client.namespace('payments')] ", '');
+  expect(open).not.toBe(source);
+  const openJs = ts.transpileModule(open, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  expect(() => new Function('require', 'exports', 'test', 'expect', openJs)(requireFor, {}, inline, expect)).toThrow(/CALLER_NOT_ALLOWED/);
+});
+
+test('the README clients snippet declares what it says', () => {
+  const source = readmeBlock('## Who may call what');
+  const chart = new cdk8s.Chart(new cdk8s.App(), 'egress');
+  const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  new Function('chart', ...Object.keys(lib), js)(chart, ...Object.values(lib));
+  const config = (chart.node.findAll().find((c) => c instanceof lib.EgressGateway) as lib.EgressGateway)._renderConfig();
+  expect(config.callers).toMatchObject({ source: 'Linkerd', unknown: 'AllowUnrestricted' });
+  expect(config.externalServices[0].clients).toEqual([{ namespace: 'payments' }, { serviceAccount: { namespace: 'billing', name: 'invoicer' } }]);
+});

@@ -1,7 +1,7 @@
 // DNS name, label, IP and CIDR checks that phrase a precise rule and, where it can, a repaired value.
 import { isIP } from 'net';
 import { parseCidr } from './cidr';
-import { DNS_LABEL } from '../model/names';
+import { isDnsLabel } from '../model/names';
 
 export interface NameProblem {
   /** e.g. `is not a valid DNS name (empty label)` */
@@ -38,7 +38,7 @@ export function dnsNameReason(name: string, options: DnsNameOptions = {}): strin
     }
     if (label.length > 63) return `label "${label.slice(0, 20)}..." is longer than 63 characters`;
     if (label.startsWith('-') || label.endsWith('-')) return `label "${label}" starts or ends with "-"`;
-    if (!DNS_LABEL.test(label)) {
+    if (!isDnsLabel(label)) {
       const bad = [...label].find((c) => !/[a-z0-9-]/.test(c));
       return `label "${label}" has character ${JSON.stringify(bad)}; only a-z, 0-9 and "-" are allowed`;
     }

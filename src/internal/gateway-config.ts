@@ -10,7 +10,7 @@ import type { ExternalService } from '../external-service';
 import { DEFAULT_AMBIGUOUS_PATHS, DEFAULT_CONNECT_SNI, DEFAULT_LIMITS } from '../model/defaults';
 import {
   PROXY_CONFIG_API_VERSION, PROXY_CONFIG_FILE, PROXY_CONFIG_KIND,
-  ParentSpec, ProxyConfig, TcpListenerSpec, TimeoutsSpec,
+  CallersSpec, ParentSpec, ProxyConfig, TcpListenerSpec, TimeoutsSpec,
 } from '../model/proxy-config';
 import type { IRouteParent } from '../route-parent';
 import type { TlsOrigination } from '../tls';
@@ -36,6 +36,8 @@ export interface GatewayConfigInput {
   readonly timeouts: TimeoutsSpec;
   readonly workers: number;
   readonly defaultTls: TlsOrigination;
+  /** Who is calling and what unknown callers may use; undefined: no caller identity. */
+  readonly callers?: CallersSpec;
 }
 
 /** The complete proxy config, as the ConfigMap carries it. */
@@ -84,6 +86,7 @@ export function renderProxyConfig(g: GatewayConfigInput): ProxyConfig {
     },
     workers: g.workers,
     defaultTls: g.defaultTls._toSpec(),
+    ...(g.callers ? { callers: { ...g.callers } } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 // EgressGateway's props as a table of rules (prop, when it is broken, the value, the rule, the
 // fix), walked once after the props are read, so every problem is reported in one error; and the
 // settings the construct builds from once they are known good.
+import { callersToSpec } from './caller-props';
 import { cidrReason, dnsNameProblem } from './dns';
 import { durationMs } from './duration';
 import { Problems } from './problems';
@@ -13,7 +14,7 @@ import { GatewayAutoscaling } from '../gateway-autoscaling';
 import { IntRange, LIMIT_BOUNDS, TIMEOUT_BOUNDS } from '../model/bounds';
 import { DEFAULT_EGRESS_SUFFIX, DEFAULT_LIMITS, DEFAULT_TIMEOUTS } from '../model/defaults';
 import { dnsLabelProblem } from '../model/names';
-import type { TimeoutsSpec } from '../model/proxy-config';
+import type { CallersSpec, TimeoutsSpec } from '../model/proxy-config';
 import { TlsOrigination } from '../tls';
 import { EnforcementMode, TrafficPolicy } from '../traffic-policy';
 
@@ -49,6 +50,8 @@ export interface GatewaySettings {
   readonly clusterCidrs: string[];
   readonly defaultTls: TlsOrigination;
   readonly workers: number;
+  /** Who is calling (callerIdentity and the props that go with it); undefined: no caller identity. */
+  readonly callers?: CallersSpec;
 }
 
 /** The props with the values read from them, which the rules look at. */
@@ -343,6 +346,7 @@ export function resolveGatewaySettings(subject: string, props: EgressGatewayProp
   const allowedCidrs = readCidrs(problems, 'allowedCidrs', props.allowedCidrs);
   const clusterCidrs = readCidrs(problems, 'clusterCidrs', props.clusterCidrs);
   const workers = resolveWorkers(problems, props.workers, props.resources);
+  const callers = callersToSpec(problems, props);
 
   const facts: Facts = {
     props,
@@ -382,5 +386,6 @@ export function resolveGatewaySettings(subject: string, props: EgressGatewayProp
     clusterCidrs,
     defaultTls: props.defaultTls ?? TlsOrigination.originate(),
     workers,
+    callers,
   };
 }

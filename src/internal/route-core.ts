@@ -3,6 +3,7 @@
 // the checks that go with each. Each route keeps its own rule shape.
 import { ApiObject, Chart, Duration } from 'cdk8s';
 import type { Construct } from 'constructs';
+import type { Client } from '../callers';
 import { GatewayApiLimits, routeObject } from '../mesh/gateway-api';
 import type {
   BackendRefL1, HeaderModifierL1, ParentReferenceL1, RequestRedirectL1, RouteFilterL1, RouteSpecL1, ValueMatchL1,
@@ -11,7 +12,7 @@ import { EGRESS_NETWORK_KIND, LINKERD_POLICY_GROUP, LinkerdRouteAnnotation } fro
 import { RETRY_BOUNDS } from '../model/bounds';
 import { DEFAULT_RETRY } from '../model/defaults';
 import type {
-  BackendRefSpec, HeaderModifierSpec, RetrySpec, RouteFilterSpec, RouteKindSpec, RouteSpec, ValueMatchSpec,
+  BackendRefSpec, ClientSpec, HeaderModifierSpec, RetrySpec, RouteFilterSpec, RouteKindSpec, RouteSpec, ValueMatchSpec,
 } from '../model/proxy-config';
 import { RouteBackend, RouteBackendKind } from '../route-backend';
 import { RedirectPathType, RouteFilter, RouteFilterType } from '../route-filter';
@@ -20,6 +21,7 @@ import { HeaderMatch, QueryParamMatch, ValueMatchType } from '../route-match';
 import type { IRouteParent } from '../route-parent';
 import type { GrpcRetryStatus, GrpcRouteRetry, HttpRouteRetry, LinkerdRouteTimeouts } from '../route-retry';
 import { otherAppProblem } from './app-tree';
+import { clientsToSpec } from './caller-props';
 import type { Problem } from './problems';
 import { Problems } from './problems';
 import {
@@ -42,6 +44,7 @@ export interface RouteCommonProps {
   readonly namespace?: string;
   readonly port?: number;
   readonly hostnames?: string[];
+  readonly clients?: Client[];
 }
 
 export interface RouteCoreOptions {
@@ -70,6 +73,7 @@ export class RouteCore {
   public readonly namespace: string;
   public readonly port?: number;
   public readonly hostnames: string[];
+  private readonly clientSpecs?: ClientSpec[];
   private _apiObject?: ApiObject;
 
   constructor(
@@ -82,6 +86,7 @@ export class RouteCore {
     this.namespace = props.namespace ?? props.network.namespace;
     this.port = props.port ?? options.defaultPort;
     this.hostnames = [...(props.hostnames ?? [])];
+    this.clientSpecs = clientsToSpec(problems, 'clients', props.clients);
 
     const foreign = otherAppProblem(scope, props.network);
     if (foreign) {
@@ -152,6 +157,7 @@ export class RouteCore {
       order,
       parentPort: this.port,
       hostnames: [...this.hostnames],
+      ...(this.clientSpecs ? { clients: this.clientSpecs.map((c) => ({ ...c })) } : {}),
     };
   }
 

@@ -2,6 +2,7 @@
 // (where TLS material lives), and the checks all meshes share for gateway-only features.
 import type { ExternalService } from '../external-service';
 import type { Problems } from '../internal/problems';
+import { clientKey } from '../model/client-key';
 import { DEFAULT_POOL } from '../model/defaults';
 import type { ExternalServiceSpec } from '../model/proxy-config';
 import type { CertificateSource } from '../tls';
@@ -59,7 +60,7 @@ export function tlsSourcesOf(input: MeshRenderInput, target: string, problems: P
 }
 
 /**
- * Retries, per-service timeouts, injected headers and pool tuning are enforced by the egress
+ * Retries, per-service timeouts, injected headers, pool tuning and clients are enforced by the egress
  * gateway's proxy. A mesh resource that routes around the gateway would silently lose them, so
  * each one is an error for a mesh target rather than a quiet drop.
  */
@@ -75,6 +76,10 @@ export function checkGatewayOnlyFeatures(spec: ExternalServiceSpec, target: stri
   if (spec.injectHeaders.length > 0) {
     problems.add('injectHeaders', spec.injectHeaders.map((h) => h.name),
       `are added by the egress gateway from mounted Secrets; ${target} cannot inject request headers into an external service`, fix);
+  }
+  if (spec.clients !== undefined) {
+    problems.add('clients', spec.clients.map(clientKey),
+      `are enforced by the egress gateway, which knows the caller; ${target} would let every caller reach the service`, fix);
   }
   if (spec.pool.maxConnections !== DEFAULT_POOL.maxConnections || spec.pool.keepAliveTimeoutMs !== DEFAULT_POOL.keepAliveTimeoutMs) {
     problems.add('pool', spec.pool, `tunes the egress gateway's connection pool; ${target} has no equivalent on an external service`, fix);

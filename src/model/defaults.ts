@@ -3,7 +3,8 @@
  * (what it assumes when a hand-written config leaves an optional field out).
  */
 import type {
-  AmbiguousPathsSpec, AddressPolicySpec, ConnectSniSpec, LimitsSpec, PoolSpec, RetrySpec, TimeoutsSpec, TlsOriginationSpec,
+  AmbiguousPathsSpec, AddressPolicySpec, CallerIdentitySourceSpec, CallersSpec, ConnectSniSpec, LimitsSpec, PoolSpec, RetrySpec,
+  TimeoutsSpec, TlsOriginationSpec, UnknownCallerSpec,
 } from './proxy-config';
 
 export const DEFAULT_EGRESS_SUFFIX = 'egress.local';
@@ -88,3 +89,26 @@ export const DEFAULT_RETRY: RetrySpec = {
   budgetMinPerSecond: 10,
   budgetTtlMs: 10_000,
 };
+
+/**
+ * A config without `callers` (or with only some of its fields): nobody is identified, and an
+ * unidentified caller may use whatever declares no clients. Kubernetes' default trust domain.
+ */
+export const DEFAULT_CALLERS: CallersSpec = Object.freeze({
+  source: 'None',
+  trustDomain: 'cluster.local',
+  unknown: 'AllowUnrestricted',
+  metricsLabel: false,
+});
+export const CALLER_SOURCE_VALUES: readonly CallerIdentitySourceSpec[] = Object.freeze(['None', 'Linkerd', 'Istio'] as const);
+export const UNKNOWN_CALLER_VALUES: readonly UnknownCallerSpec[] = Object.freeze(['AllowUnrestricted', 'Deny'] as const);
+/**
+ * The `trustedPeers` entry for a connection whose peer address is the address it arrived on: a
+ * sidecar in the pod that connects to the pod IP from the pod IP (Linkerd's inbound proxy since 2.11).
+ */
+export const TRUSTED_PEER_POD_IP = 'PodIP';
+/**
+ * Where the pod's own sidecar connects from: loopback (Istio's inbound uses 127.0.0.6) or the pod
+ * IP itself (Linkerd's inbound since 2.11). No other pod can open a connection from either.
+ */
+export const DEFAULT_TRUSTED_PEERS: readonly string[] = Object.freeze(['127.0.0.0/8', '::1/128', TRUSTED_PEER_POD_IP]);

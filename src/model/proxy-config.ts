@@ -106,8 +106,9 @@ export interface ProxyConfig {
 
 /**
  * Where the gateway learns who is calling. The identity header is trusted only on a connection
- * whose peer is the pod's own sidecar (a loopback address); on any other connection it is ignored,
- * and it is stripped from every request sent upstream.
+ * whose peer is the pod's own sidecar (a loopback address, or the pod IP itself: see
+ * CallersSpec.trustedPeers); on any other connection it is ignored, and it is stripped from every
+ * request sent upstream.
  * - None: no identity; every caller is unknown.
  * - Linkerd: `l5d-client-id`, which the gateway's Linkerd proxy sets from the client's mTLS
  *   identity (`<sa>.<ns>.serviceaccount.identity.linkerd.<trust domain>`).
@@ -137,6 +138,15 @@ export interface CallersSpec {
    * `other` for a known caller no client names, `unknown` for an unknown one.
    */
   readonly metricsLabel: boolean;
+  /**
+   * Connections whose identity header is trusted, by peer address: CIDRs inside loopback
+   * (127.0.0.0/8, ::1/128) and `PodIP`, a peer whose address is the one the connection arrived on
+   * (a sidecar connecting to the pod IP from the pod IP, as Linkerd's inbound proxy does since
+   * 2.11). Both kinds of connection can only come from inside the pod. Narrow it to where the
+   * sidecar connects from (Istio: `127.0.0.6/32`) so another container cannot assert an identity.
+   * Absent: `['127.0.0.0/8', '::1/128', 'PodIP']`.
+   */
+  readonly trustedPeers?: readonly string[];
 }
 
 /**

@@ -2,6 +2,7 @@
 // authority, TLS SNI) into a normalised Target for decide(). No I/O.
 import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
+import type { Caller } from './caller';
 import type { Target, TargetProtocol } from './decide';
 import { EgressError } from './errors';
 import { ambiguousPath, normalizePath, unescapeAmbiguousPath, type AmbiguousPathKind } from './route-match';
@@ -172,7 +173,7 @@ function splitPathQuery(pathAndQuery: string): { path: string; query?: string } 
  */
 export function classifyHttp(
   req: RequestLike, authority: string | undefined, suffixes: SuffixMatcher, forwardProxy: boolean, parentPort: number, pick: number,
-  ambiguousPaths: AmbiguousPathsSpec = 'Reject',
+  ambiguousPaths: AmbiguousPathsSpec = 'Reject', caller?: Caller,
 ): ClassifiedRequest {
   const protocol: TargetProtocol = isGrpc(req.headers) ? 'grpc' : 'http';
   let host: string;
@@ -234,15 +235,15 @@ export function classifyHttp(
   const query = split.query;
   if (path !== split.path) pathAndQuery = query === undefined ? path : `${path}?${query}`;
   return {
-    target: { protocol, host, port, method: req.method, path, query, headers: req.headers, pick },
+    target: { protocol, host, port, method: req.method, path, query, headers: req.headers, pick, caller },
     path: pathAndQuery,
     absolute,
     ambiguity: ambiguousPaths === 'Reject' ? ambiguity : undefined,
   };
 }
 
-/** A CONNECT authority 'host:port': protocol 'tls' for 443, else 'tcp'. */
-export function classifyConnect(authority: string, suffixes: SuffixMatcher): Target {
+/** A CONNECT authority 'host:port': protocol 'tls' for 443, else 'tcp'. `caller` from the CONNECT request's headers. */
+export function classifyConnect(authority: string, suffixes: SuffixMatcher, caller?: Caller): Target {
   const hp = splitHostPort(authority);
   if (!hp || hp.port === undefined) throw new EgressError('BAD_REQUEST', 'CONNECT needs host:port');
   const ascii = toALabels(hp.host);
@@ -250,7 +251,7 @@ export function classifyConnect(authority: string, suffixes: SuffixMatcher): Tar
   const lower = ascii.toLowerCase().replace(/\.$/, '');
   const stripped = isIP(lower) ? undefined : suffixes.strip(lower);
   const host = destinationHost(stripped ?? lower, stripped === undefined);
-  return { protocol: hp.port === 443 ? 'tls' : 'tcp', host, port: hp.port };
+  return { protocol: hp.port === 443 ? 'tls' : 'tcp', host, port: hp.port, caller };
 }
 
 /** A TLS ClientHello's SNI. IP literals are not valid SNI (RFC 6066). */

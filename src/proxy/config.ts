@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { basename, dirname, join } from 'node:path';
+import { isLoopbackCidr, parseLinkerdIdentity, parseSpiffeId, clientKey } from './caller';
 import { parseCidr } from './cidr';
 import { compileRegex } from './route-match';
 import {
@@ -11,15 +12,17 @@ import {
   RETRY_BOUNDS, TIMEOUT_BOUNDS, WORKER_BOUNDS,
 } from '../model/bounds';
 import {
-  AMBIGUOUS_PATHS_VALUES, CONNECT_SNI_VALUES, DEFAULT_ADDRESS_POLICY, DEFAULT_ADMIN_PORT, DEFAULT_AMBIGUOUS_PATHS, DEFAULT_CONNECT_SNI,
+  AMBIGUOUS_PATHS_VALUES, CALLER_SOURCE_VALUES, CONNECT_SNI_VALUES, DEFAULT_ADDRESS_POLICY, DEFAULT_CALLERS, TRUSTED_PEER_POD_IP,
+  UNKNOWN_CALLER_VALUES, DEFAULT_ADMIN_PORT, DEFAULT_AMBIGUOUS_PATHS, DEFAULT_CONNECT_SNI,
   DEFAULT_EGRESS_SUFFIX,
   DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT,
   DEFAULT_LIMITS, DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT, DEFAULT_WORKERS,
 } from '../model/defaults';
-import { isHostName, isHostPattern } from '../model/names';
+import { dnsLabelRule, dnsSubdomainRule, isDnsLabel, isDnsSubdomain, isHostName, isHostPattern } from '../model/names';
 import {
   PROXY_CONFIG_API_VERSION, PROXY_CONFIG_KIND, PROXY_CONFIG_SHARD_KIND,
-  type BackendRefSpec, type EndpointSpec, type ExternalServicePortSpec, type ExternalServiceSpec, type InjectedHeaderSpec,
+  type BackendRefSpec, type CallersSpec, type ClientSpec, type EndpointSpec, type ExternalServicePortSpec, type ExternalServiceSpec,
+  type InjectedHeaderSpec,
   type LimitsSpec, type ListenersSpec, type NetworkSpec, type ParentSpec, type ProxyConfig, type RetrySpec, type RouteFilterSpec,
   type RouteMatchSpec, type RouteRuleSpec, type RouteSpec, type TcpListenerSpec, type TimeoutsSpec, type TlsOriginationSpec,
   type ValueMatchSpec,
@@ -283,6 +286,8 @@ const RETRY_CONDITIONS = ['connect-failure', 'reset', 'timeout'] as const;
 /** Collects problems while building the typed config; every accessor returns a usable value. */
 class Checker {
   public readonly problems: ConfigProblem[] = [];
+  /** The callers section in force while clients are checked. */
+  private callerSpec: CallersSpec = DEFAULT_CALLERS;
 
   private problem(path: string, message: string, value?: unknown): void {
     this.problems.push(arguments.length >= 3 ? { path, message, value } : { path, message });
@@ -425,7 +430,8 @@ class Checker {
 
   public document(raw: unknown): ProxyConfig | undefined {
     const o = this.obj('$', raw, [
-      'apiVersion', 'kind', 'gateway', 'listeners', 'parent', 'externalServices', 'routes', 'addressPolicy', 'timeouts', 'limits', 'workers', 'defaultTls', 'shards',
+      'apiVersion', 'kind', 'gateway', 'listeners', 'parent', 'externalServices', 'routes', 'addressPolicy', 'timeouts', 'limits', 'workers', 'defaultTls',
+      'callers', 'shards',
     ]);
     if (!o) return undefined;
     if (o.shards !== undefined) {
@@ -435,6 +441,9 @@ class Checker {
     if (o.kind !== PROXY_CONFIG_KIND) this.problem('$.kind', `must be "${PROXY_CONFIG_KIND}"`, o.kind);
     const g = this.obj('$.gateway', o.gateway, ['name', 'namespace']);
     const gateway = { name: this.str('$.gateway.name', g?.name, g ? MISSING : ''), namespace: this.str('$.gateway.namespace', g?.namespace, g ? MISSING : '') };
+    // First: clients are checked against the identity source and trust domain.
+    const callers = o.callers === undefined ? undefined : this.callers('$.callers', o.callers);
+    this.callerSpec = callers ?? DEFAULT_CALLERS;
     const externalServices = this.arr('$.externalServices', o.externalServices, (p, x) => this.externalService(p, x));
     const seen = new Map<string, number>();
     externalServices.forEach((s, i) => {
@@ -461,6 +470,7 @@ class Checker {
       limits: this.limits('$.limits', o.limits),
       workers: this.int('$.workers', o.workers, WORKER_BOUNDS.min, WORKER_BOUNDS.max, DEFAULT_WORKERS),
       defaultTls: this.tls('$.defaultTls', o.defaultTls),
+      ...(callers ? { callers } : {}),
     };
     return config;
   }
@@ -622,7 +632,7 @@ class Checker {
   }
 
   private externalService(path: string, v: unknown): ExternalServiceSpec | undefined {
-    const o = this.obj(path, v, ['name', 'host', 'ports', 'endpoints', 'tls', 'timeouts', 'retry', 'pool', 'injectHeaders']);
+    const o = this.obj(path, v, ['name', 'host', 'ports', 'endpoints', 'tls', 'timeouts', 'retry', 'pool', 'injectHeaders', 'clients']);
     if (!o) return undefined;
     const tls = this.tls(`${path}.tls`, o.tls);
     const ports = this.arr(`${path}.ports`, o.ports, (p, x): ExternalServicePortSpec | undefined => {
@@ -676,7 +686,93 @@ class Checker {
     };
     if (o.timeouts !== undefined) spec.timeouts = this.timeouts(`${path}.timeouts`, o.timeouts, undefined);
     if (o.retry !== undefined) spec.retry = this.retry(`${path}.retry`, o.retry);
+    if (o.clients !== undefined) spec.clients = this.clients(`${path}.clients`, o.clients);
     return spec;
+  }
+
+  private callers(path: string, v: unknown): CallersSpec {
+    const o = this.obj(path, v, ['source', 'trustDomain', 'unknown', 'metricsLabel', 'trustedPeers']) ?? {};
+    const d = DEFAULT_CALLERS;
+    const trustDomain = this.str(`${path}.trustDomain`, o.trustDomain, d.trustDomain);
+    if (typeof o.trustDomain === 'string' && !isHostName(trustDomain)) {
+      this.problem(`${path}.trustDomain`, 'must be a lower-case DNS name like "cluster.local" (the mesh\'s trust domain)', o.trustDomain);
+    }
+    const spec: { -readonly [K in keyof CallersSpec]: CallersSpec[K] } = {
+      source: this.oneOf(`${path}.source`, o.source, CALLER_SOURCE_VALUES, d.source),
+      trustDomain,
+      unknown: this.oneOf(`${path}.unknown`, o.unknown, UNKNOWN_CALLER_VALUES, d.unknown),
+      metricsLabel: this.bool(`${path}.metricsLabel`, o.metricsLabel, d.metricsLabel),
+    };
+    if (o.trustedPeers !== undefined) {
+      if (Array.isArray(o.trustedPeers) && o.trustedPeers.length === 0) {
+        this.problem(`${path}.trustedPeers`, 'must list at least one peer; leave it out for loopback and the pod IP', o.trustedPeers);
+      }
+      spec.trustedPeers = this.arr(`${path}.trustedPeers`, o.trustedPeers, (p, x) => {
+        if (x === TRUSTED_PEER_POD_IP) return x;
+        const cidr = this.cidr(p, x);
+        if (cidr === undefined) return undefined;
+        if (!isLoopbackCidr(cidr)) {
+          this.problem(p, `must be "${TRUSTED_PEER_POD_IP}" or a CIDR inside loopback (127.0.0.0/8, ::1/128): a peer anywhere else may be another pod`, x);
+          return undefined;
+        }
+        return cidr;
+      });
+    }
+    return spec;
+  }
+
+  /** A non-empty list of clients, each naming exactly one of serviceAccount, namespace, identity. */
+  private clients(path: string, v: unknown): ClientSpec[] {
+    if (Array.isArray(v) && v.length === 0) {
+      this.problem(path, 'must list at least one client; leave clients out to open it to every caller', v);
+    }
+    const seen = new Map<string, number>();
+    return this.arr(path, v, (p, x, i): ClientSpec | undefined => {
+      const o = this.obj(p, x, ['serviceAccount', 'namespace', 'identity']);
+      if (!o) return undefined;
+      const set = (['serviceAccount', 'namespace', 'identity'] as const).filter((k) => o[k] !== undefined);
+      if (set.length !== 1) {
+        this.problem(p, `must set exactly one of serviceAccount, namespace, identity${set.length ? ` (sets ${set.join(', ')})` : ''}`, x);
+        return undefined;
+      }
+      let client: ClientSpec | undefined;
+      if (o.serviceAccount !== undefined) {
+        const sa = this.obj(`${p}.serviceAccount`, o.serviceAccount, ['namespace', 'name']);
+        if (!sa) return undefined;
+        const namespace = this.str(`${p}.serviceAccount.namespace`, sa.namespace);
+        const name = this.str(`${p}.serviceAccount.name`, sa.name);
+        if (typeof sa.namespace === 'string' && !isDnsLabel(namespace)) this.problem(`${p}.serviceAccount.namespace`, NAMESPACE_RULE, sa.namespace);
+        if (typeof sa.name === 'string' && !isDnsSubdomain(name)) {
+          this.problem(`${p}.serviceAccount.name`, SERVICE_ACCOUNT_RULE, sa.name);
+        }
+        client = { serviceAccount: { namespace, name } };
+      } else if (o.namespace !== undefined) {
+        const namespace = this.str(`${p}.namespace`, o.namespace);
+        if (typeof o.namespace === 'string' && !isDnsLabel(namespace)) this.problem(`${p}.namespace`, NAMESPACE_RULE, o.namespace);
+        client = { namespace };
+      } else {
+        const identity = this.str(`${p}.identity`, o.identity);
+        if (typeof o.identity === 'string') this.identity(`${p}.identity`, identity);
+        client = { identity };
+      }
+      const key = clientKey(client);
+      const prev = seen.get(key);
+      if (prev !== undefined) this.problem(p, `duplicates ${path}[${prev}]`, x);
+      else seen.set(key, i);
+      return client;
+    });
+  }
+
+  /** An identity must be one the configured source can produce, or no caller could ever match it. */
+  private identity(path: string, identity: string): void {
+    const { source, trustDomain } = this.callerSpec;
+    if (source === 'Linkerd' && typeof parseLinkerdIdentity(identity, trustDomain) === 'string') {
+      this.problem(path, `must be a Linkerd identity of trust domain "${trustDomain}": <serviceaccount>.<namespace>.serviceaccount.identity.linkerd.${trustDomain}`, identity);
+    } else if (source === 'Istio' && typeof parseSpiffeId(identity, trustDomain) === 'string') {
+      this.problem(path, `must be a SPIFFE ID of trust domain "${trustDomain}": spiffe://${trustDomain}/ns/<namespace>/sa/<serviceaccount>`, identity);
+    } else if (source === 'None' && identity === '') {
+      this.problem(path, 'must be a non-empty mesh identity', identity);
+    }
   }
 
   private retry(path: string, v: unknown): RetrySpec {
@@ -704,7 +800,7 @@ class Checker {
   }
 
   private route(path: string, v: unknown, index: number): RouteSpec | undefined {
-    const o = this.obj(path, v, ['group', 'kind', 'name', 'namespace', 'order', 'parentPort', 'parentSectionName', 'hostnames', 'rules']);
+    const o = this.obj(path, v, ['group', 'kind', 'name', 'namespace', 'order', 'parentPort', 'parentSectionName', 'hostnames', 'rules', 'clients']);
     if (!o) return undefined;
     const kind = this.oneOf(`${path}.kind`, o.kind, ['HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute'] as const);
     const namespace = this.str(`${path}.namespace`, o.namespace);
@@ -720,6 +816,7 @@ class Checker {
     if (o.parentPort !== undefined) r.parentPort = this.int(`${path}.parentPort`, o.parentPort, 1, 65535);
     if (o.parentSectionName !== undefined) r.parentSectionName = this.optStr(`${path}.parentSectionName`, o.parentSectionName);
     if (kind === 'TCPRoute' && r.hostnames.length > 0) this.problem(`${path}.hostnames`, 'TCPRoute has no hostnames', o.hostnames);
+    if (o.clients !== undefined) r.clients = this.clients(`${path}.clients`, o.clients);
     return r;
   }
 
@@ -853,6 +950,9 @@ class Checker {
     return b;
   }
 }
+
+const SERVICE_ACCOUNT_RULE = dnsSubdomainRule('a ServiceAccount name');
+const NAMESPACE_RULE = dnsLabelRule('a namespace');
 
 const HOP_BY_HOP_OR_HOST = new Set(['host', 'connection', 'keep-alive', 'proxy-authorization', 'proxy-authenticate', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length']);
 

@@ -8,14 +8,16 @@
 //   findExternalService(policy, host): ExternalServiceSpec | undefined
 //   pathRestricted(policy, target): boolean          does a route that takes the host match on the path?
 //   routeRef(route): RouteRef
+//   callerLabel(policy, caller): string             the bounded `caller` metric label
 //   class PolicyCompileError extends Error { problems: string[] }
+import { callersOf, clientKey, type Caller } from './caller';
 import {
   compileGrpcMethodMatch, compilePathMatch, compileValueMatches, grpcMethodMatches, headersMatch,
   parseGrpcPath, parseQuery, pathMatches, queryMatches,
   type CompiledGrpcMethodMatch, type CompiledPathMatch, type CompiledValueMatch,
 } from './route-match';
 import type {
-  BackendRefSpec, ExternalServiceSpec, ProxyConfig, RequestRedirectSpec, RouteKindSpec,
+  BackendRefSpec, CallersSpec, ClientSpec, ExternalServiceSpec, ProxyConfig, RequestRedirectSpec, RouteKindSpec,
   RouteMatchSpec, RouteRuleSpec, RouteSpec,
 } from '../model/proxy-config';
 
@@ -42,6 +44,11 @@ export interface Target {
   readonly query?: string;
   /** In [0, 1): the caller's random draw for weighted backend choice (keeps decide() pure). */
   readonly pick?: number;
+  /**
+   * Who is calling (caller.ts), when a trusted identity says so; undefined: unknown, as every
+   * TLS passthrough and TCP connection is.
+   */
+  readonly caller?: Caller;
 }
 
 /** Linkerd's route labels: a declared route, or the default route of the parent. */
@@ -62,6 +69,8 @@ export type DecisionAction = 'allow' | 'deny' | 'redirect';
  * - 'no-backend'      the matched rule's backendRefs all have weight 0 → 500 (Gateway API)
  * - 'filter-redirect' the matched rule has a RequestRedirect filter → 3xx with Location
  * - 'report-only'     would have denied (see wouldReason), allowed because the parent is ReportOnly
+ * - 'caller-not-allowed' a known caller the route's or the host's ExternalService's clients do not name → 403
+ * - 'caller-unknown'   an unknown caller, where clients are declared or callers.unknown is Deny → 403
  * Set by the CONNECT tunnel after an allow, on the ClientHello the client sent (never by decide()):
  * - 'sni-mismatch'    the TLS server name is not the CONNECT host → tunnel closed
  * - 'sni-missing'     no server name, and connectSni is RequireMatch → tunnel closed
@@ -75,6 +84,8 @@ export type DecisionReason =
   | 'filter-redirect'
   | 'report-only'
   | 'declared-service'
+  | 'caller-not-allowed'
+  | 'caller-unknown'
   | 'sni-mismatch'
   | 'sni-missing'
   | 'sni-unreadable';
@@ -106,7 +117,14 @@ export interface Decision {
   readonly redirect?: RequestRedirectSpec;
   /** HTTP: the PathPrefix value that matched ('/' for rules without matches), for ReplacePrefixMatch. */
   readonly matchedPrefix?: string;
+  /**
+   * A caller refusal (reason or wouldReason caller-*): whose consent was missing, the matched
+   * route's clients, the host's ExternalService's clients, or the gateway's callers.unknown Deny.
+   */
+  readonly refusedBy?: CallerRefusal;
 }
+
+export type CallerRefusal = 'route' | 'external-service' | 'unknown-callers';
 
 /* ------------------------------------------------------------------------- compiled form */
 
@@ -149,6 +167,8 @@ interface CompiledRoute {
   /** A match looks at the path: any HTTP path match but PathPrefix '/', any gRPC service or method match. */
   readonly restrictsPath: boolean;
   readonly needsQuery: boolean;
+  /** The keys of the route's clients (clientKey()); undefined: open to every caller. */
+  readonly clients?: ReadonlySet<string>;
 }
 
 /** The routes one (kind, port) can reach, indexed by the hostnames they take. */
@@ -184,6 +204,14 @@ export interface CompiledPolicy {
   readonly tables: Readonly<Record<RouteKindSpec, KindTable>>;
   /** Route labels of declared services, for parents with allowDeclaredServices (by service name). */
   readonly declaredRoutes: ReadonlyMap<string, RouteRef>;
+  /** The callers section in force (defaults when the config has none). */
+  readonly callers: CallersSpec;
+  /** Some consent is ever needed: a route or service declares clients, or unknown callers are denied. */
+  readonly callerChecks: boolean;
+  /** The client keys of each service that declares clients. */
+  readonly serviceClients: ReadonlyMap<ExternalServiceSpec, ReadonlySet<string>>;
+  /** Every client key the config declares: the values the `caller` metric label may take, with 'other' and 'unknown'. */
+  readonly clientKeys: ReadonlySet<string>;
 }
 
 export class PolicyCompileError extends Error {
@@ -308,7 +336,12 @@ function compileRoute(route: RouteSpec, problems: string[]): CompiledRoute {
     maxScore,
     restrictsPath,
     needsQuery,
+    clients: clientSet(route.clients),
   };
+}
+
+function clientSet(clients: readonly ClientSpec[] | undefined): ReadonlySet<string> | undefined {
+  return clients === undefined ? undefined : new Set(clients.map(clientKey));
 }
 
 /** Gateway API tie order across routes: oldest (declaration order) first, then namespace/name. */
@@ -373,7 +406,39 @@ export function compilePolicy(config: ProxyConfig): CompiledPolicy {
   for (const svc of config.externalServices) {
     declaredRoutes.set(svc.name, { group: DECLARED_SERVICE_ROUTE_GROUP, kind: 'ExternalService', namespace: config.gateway.namespace, name: svc.name });
   }
-  return { config, routes: config.routes, exactServices, wildcardServices, tables, declaredRoutes };
+  const serviceClients = new Map<ExternalServiceSpec, ReadonlySet<string>>();
+  for (const svc of config.externalServices) {
+    const set = clientSet(svc.clients);
+    if (set) serviceClients.set(svc, set);
+  }
+  const clientKeys = new Set<string>();
+  for (const set of [...serviceClients.values(), ...compiled.map((r) => r.clients)]) for (const k of set ?? []) clientKeys.add(k);
+  const callers = callersOf(config);
+  const callerChecks = clientKeys.size > 0 || callers.unknown === 'Deny';
+  return {
+    config,
+    routes: config.routes,
+    exactServices,
+    wildcardServices,
+    tables,
+    declaredRoutes,
+    callers,
+    callerChecks,
+    serviceClients,
+    clientKeys,
+  };
+}
+
+/**
+ * The `caller` metric label: the most specific declared client key the caller has (identity,
+ * then ServiceAccount, then namespace), 'other' for a known caller no client names, 'unknown'.
+ * Bounded by the config, never a raw header value.
+ */
+export function callerLabel(policy: CompiledPolicy, caller: Caller | undefined): string {
+  if (!caller) return 'unknown';
+  const k = caller.keys;
+  const keys = policy.clientKeys;
+  return keys.has(k.id) ? k.id : keys.has(k.sa) ? k.sa : keys.has(k.ns) ? k.ns : 'other';
 }
 
 /** The declared service for a host: an exact name first, else the longest matching wildcard. */
@@ -565,8 +630,15 @@ function reportOnlyOr(policy: CompiledPolicy, d: Decision): Decision {
  *    (default-allow) or '<proto>-egress-deny' (default-deny). With Allow, traffic the declared
  *    routes do not match still goes out, as in Linkerd. (A Gateway answers 404 here; an
  *    EgressNetwork answers with its trafficPolicy.)
- * 7. ReportOnly parent: a deny becomes an allow to the original destination with reportOnly
- *    true, reason 'report-only', wouldReason the original reason, and the would-be route kept.
+ * 7. Callers: an allow or redirect from steps 4-6 needs the consent of the matched route's
+ *    clients and of the host's ExternalService's clients, where each declares any: an unknown
+ *    caller (target.caller undefined) gets 'caller-unknown', a known one neither names
+ *    'caller-not-allowed' (refusedBy says whose consent was missing). With callers.unknown Deny,
+ *    an unknown caller is refused every allow ('caller-unknown', refusedBy 'unknown-callers').
+ *    Denials from steps 4-6 keep their own reason.
+ * 8. ReportOnly parent: a deny becomes an allow to the original destination with reportOnly
+ *    true, reason 'report-only', wouldReason the original reason, and the would-be route kept;
+ *    a caller refusal keeps the allow it refused (backend, redirect) the same way.
  * The parent's networks need the resolved address: after DNS, the I/O shell's AddressVetter
  * (vet.ts) refuses an address outside them, with the address policy's refusals.
  */
@@ -593,13 +665,13 @@ export function decide(policy: CompiledPolicy, target: Target): Decision {
   if (!found?.route) {
     if (externalService && policy.config.parent.allowDeclaredServices && policy.config.parent.trafficPolicy === 'Deny') {
       const route = policy.declaredRoutes.get(externalService.name)!;
-      return { action: 'allow', reason: 'declared-service', route, externalService, reportOnly: false };
+      return consent(policy, target, { action: 'allow', reason: 'declared-service', route, externalService, reportOnly: false }, undefined);
     }
-    const allow = policy.config.parent.trafficPolicy === 'Allow';
-    const d: Decision = allow
-      ? { action: 'allow', reason: 'default-allow', route: defaultRoute(target.protocol, true), externalService, reportOnly: false }
-      : { action: 'deny', reason: 'default-deny', route: defaultRoute(target.protocol, false), externalService, reportOnly: false };
-    return reportOnlyOr(policy, d);
+    if (policy.config.parent.trafficPolicy === 'Allow') {
+      return consent(policy, target,
+        { action: 'allow', reason: 'default-allow', route: defaultRoute(target.protocol, true), externalService, reportOnly: false }, undefined);
+    }
+    return reportOnlyOr(policy, { action: 'deny', reason: 'default-deny', route: defaultRoute(target.protocol, false), externalService, reportOnly: false });
   }
 
   const route = found.route;
@@ -607,16 +679,55 @@ export function decide(policy: CompiledPolicy, target: Target): Decision {
   const match = found.match!;
   const matchedPrefix = match.path?.type === 'PathPrefix' ? match.path.value : undefined;
   if (rule.redirect) {
-    return ruleDecision('redirect', 'filter-redirect', route, rule, externalService, undefined, rule.redirect, matchedPrefix);
+    const d = ruleDecision('redirect', 'filter-redirect', route, rule, externalService, undefined, rule.redirect, matchedPrefix);
+    return consent(policy, target, d, route.clients);
   }
   if (rule.spec.backendRefs.length === 0) {
-    return ruleDecision('allow', 'route-matched', route, rule, externalService, undefined, undefined, matchedPrefix);
+    return consent(policy, target, ruleDecision('allow', 'route-matched', route, rule, externalService, undefined, undefined, matchedPrefix), route.clients);
   }
   if (rule.totalWeight === 0) {
     return reportOnlyOr(policy, ruleDecision('deny', 'no-backend', route, rule, externalService, undefined, undefined, matchedPrefix));
   }
   const ref = pickBackend(rule, target.pick);
-  return ruleDecision('allow', 'route-matched', route, rule, externalService, ref, undefined, matchedPrefix);
+  return consent(policy, target, ruleDecision('allow', 'route-matched', route, rule, externalService, ref, undefined, matchedPrefix), route.clients);
+}
+
+/** Why a caller may not use what `d` allows, or undefined when every party consents (decide() step 7). */
+function callerRefusal(
+  policy: CompiledPolicy, caller: Caller | undefined, d: Decision, routeClients: ReadonlySet<string> | undefined,
+): { reason: DecisionReason; by: CallerRefusal } | undefined {
+  if (!caller && policy.callers.unknown === 'Deny') return { reason: 'caller-unknown', by: 'unknown-callers' };
+  const serviceClients = d.externalService ? policy.serviceClients.get(d.externalService) : undefined;
+  for (const [set, by] of [[routeClients, 'route'], [serviceClients, 'external-service']] as const) {
+    if (!set) continue;
+    if (!caller) return { reason: 'caller-unknown', by };
+    const k = caller.keys;
+    if (!set.has(k.id) && !set.has(k.sa) && !set.has(k.ns)) return { reason: 'caller-not-allowed', by };
+  }
+  return undefined;
+}
+
+/**
+ * An allow or redirect stands only with the consent of the caller's clients (decide() step 7);
+ * without it: a 403 deny, or in ReportOnly the same allow (backend and all), marked report-only.
+ */
+function consent(policy: CompiledPolicy, target: Target, d: Decision, routeClients: ReadonlySet<string> | undefined): Decision {
+  if (!policy.callerChecks) return d;
+  const refusal = callerRefusal(policy, target.caller, d, routeClients);
+  if (!refusal) return d;
+  if (policy.config.parent.mode === 'ReportOnly') {
+    return { ...d, reason: 'report-only', wouldReason: refusal.reason, reportOnly: true, refusedBy: refusal.by };
+  }
+  return {
+    action: 'deny',
+    reason: refusal.reason,
+    route: d.route,
+    rule: d.rule,
+    ruleIndex: d.ruleIndex,
+    externalService: d.externalService,
+    reportOnly: false,
+    refusedBy: refusal.by,
+  };
 }
 
 /** One object shape for every rule decision keeps decide()'s call sites monomorphic. */

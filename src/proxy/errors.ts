@@ -3,6 +3,8 @@
 
 export type EgressErrorCode =
   | 'EGRESS_DENIED'
+  | 'CALLER_NOT_ALLOWED'
+  | 'CALLER_UNKNOWN'
   | 'ADDRESS_REFUSED'
   | 'BAD_REQUEST'
   | 'UNKNOWN_NAME'
@@ -31,6 +33,8 @@ interface CodeInfo {
 
 const CODES: Readonly<Record<EgressErrorCode, CodeInfo>> = {
   EGRESS_DENIED: { status: 403, text: 'egress denied by policy' },
+  CALLER_NOT_ALLOWED: { status: 403, text: 'caller is not a client of this route or service' },
+  CALLER_UNKNOWN: { status: 403, text: 'caller has no trusted identity, which this route or service requires' },
   ADDRESS_REFUSED: { status: 403, text: 'destination address refused by policy' },
   BAD_REQUEST: { status: 400, text: 'bad request' },
   UNKNOWN_NAME: { status: 400, text: 'request is not addressed to an egress name (expected Host: <name>.<egress suffix>)' },
@@ -52,6 +56,14 @@ const CODES: Readonly<Record<EgressErrorCode, CodeInfo>> = {
   CLIENT_CLOSED: { status: 499, text: 'client closed the request' },
   INTERNAL: { status: 500, text: 'internal proxy error' },
 };
+
+/** The policy's refusals: 403s the policy decided, not failures of the proxy (metrics: error=""). */
+export const POLICY_DENIAL_CODES: ReadonlySet<EgressErrorCode> = new Set<EgressErrorCode>(['EGRESS_DENIED', 'CALLER_NOT_ALLOWED', 'CALLER_UNKNOWN']);
+
+/** The code of a deny decision, by its reason: the caller refusals have their own. */
+export function denialCode(reason: string): EgressErrorCode {
+  return reason === 'caller-not-allowed' ? 'CALLER_NOT_ALLOWED' : reason === 'caller-unknown' ? 'CALLER_UNKNOWN' : 'EGRESS_DENIED';
+}
 
 export class EgressError extends Error {
   public readonly code: EgressErrorCode;

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 // Bundled into the proxy by esbuild; the construct library never loads it.
 // eslint-disable-next-line import/no-extraneous-dependencies
 import { Client, Pool, type Dispatcher } from 'undici';
+import { IDENTITY_HEADERS } from './caller';
 import type { Target } from './decide';
 import { EgressError, errorResponse, toEgressError, type EgressErrorCode } from './errors';
 import { backoffMs, IDEMPOTENT_METHODS, retryVerdict } from './retry';
@@ -24,9 +25,14 @@ const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer',
   'transfer-encoding', 'upgrade', 'http2-settings',
 ]);
-/** Client-side only: the proxy sets Host itself, never forwards addresses, and handles Expect. */
+/**
+ * Client-side only: the proxy sets Host itself, never forwards addresses, and handles Expect. The
+ * mesh identity headers (caller.ts) describe the hop into this pod: never sent on, whatever the
+ * identity source, so a third party never learns (or is handed a forged) caller identity.
+ */
 const REQUEST_ONLY_DROP = new Set([
   'host', 'expect', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip', 'via',
+  ...IDENTITY_HEADERS,
 ]);
 
 export interface HttpOutcome {

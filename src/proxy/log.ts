@@ -74,6 +74,11 @@ export interface AccessRecord {
   port?: number;
   method?: string;
   path?: string;
+  /**
+   * Who called (absent with callers.source None): the trusted identity or null, whether the
+   * connection came from a trusted peer (the pod's sidecar), and why an unknown caller is unknown.
+   */
+  caller?: { identity: string | null; trusted: boolean; unknown?: string };
   upstream?: { host: string; address?: string; port?: number; tls: boolean };
   status?: number;
   error?: string;

@@ -1,43 +1,96 @@
 // Process entry point of the egress proxy: parse the command line, validate the config (or only
 // check it with --check-config), start, and drain on SIGTERM before exiting 0.
+import { readFileSync } from 'node:fs';
 import * as v8 from 'node:v8';
 import { runMultiProcess } from './cluster';
 import { formatProblems, ConfigError, loadConfigFile } from './config';
+import { createExplainer, ExplainInputError, type ExplainRequest } from './explain';
 import { createLogger, flushLogsSync } from './log';
 import { startProxy, type ProxyHandle } from './server';
 
 export const DEFAULT_CONFIG_PATH = '/etc/egress/config.json';
 
-const USAGE = `usage: egress-proxy [--config FILE] | --check-config FILE
+const USAGE = `usage: egress-proxy [--config FILE] | --check-config FILE | --explain FILE --request JSON
   --config FILE        config to load and watch (default: $EGRESS_CONFIG or ${DEFAULT_CONFIG_PATH})
   --check-config FILE  validate FILE offline, print every problem, exit 0 (valid) or 1 (invalid)
+  --explain FILE       decide one request offline under FILE, as the proxy would, and print why
+    --request JSON     the request: {"host": "api.github.com.egress.local", "path": "/repos",
+                       "method": "GET", "caller": {"namespace": "payments", "serviceAccount": "api"}}
+                       (also protocol http|connect|tls|tcp, port, headers, sni); @FILE reads it from FILE
+                       exit 0 allowed, 3 denied, 1 bad config or request
   EGRESS_LOG_LEVEL     pino level (default info)`;
 
 export interface CliArgs {
-  readonly mode: 'run' | 'check' | 'help';
+  readonly mode: 'run' | 'check' | 'explain' | 'help';
   readonly file: string;
+  /** --explain: the request, JSON text or @FILE. */
+  readonly request?: string;
 }
 
 /** Parse argv (without node and script). Throws Error with a usage message on bad input. */
 export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CliArgs {
   let mode: CliArgs['mode'] = 'run';
   let file = env.EGRESS_CONFIG || DEFAULT_CONFIG_PATH;
+  let request: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const eq = a.indexOf('=');
     const flag = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
     const inline = a.startsWith('--') && eq > 0 ? a.slice(eq + 1) : undefined;
-    const value = () => {
+    const value = (what = 'a file') => {
       const v = inline ?? argv[++i];
-      if (!v) throw new Error(`${flag} needs a file\n${USAGE}`);
+      if (!v) throw new Error(`${flag} needs ${what}\n${USAGE}`);
       return v;
     };
     if (flag === '--config') {file = value();} else if (flag === '--check-config') {
       mode = 'check';
       file = value();
+    } else if (flag === '--explain') {
+      mode = 'explain';
+      file = value();
+    } else if (flag === '--request') {
+      request = value('a JSON request or @FILE');
     } else if (flag === '--help' || flag === '-h') {mode = 'help';} else {throw new Error(`unknown argument ${JSON.stringify(a)}\n${USAGE}`);}
   }
-  return { mode, file };
+  if (mode === 'explain' && request === undefined) throw new Error(`--explain needs --request\n${USAGE}`);
+  if (mode !== 'explain' && request !== undefined) throw new Error(`--request goes with --explain\n${USAGE}`);
+  return request === undefined ? { mode, file } : { mode, file, request };
+}
+
+/** Exit codes of --explain. */
+export const EXPLAIN_ALLOWED = 0;
+export const EXPLAIN_DENIED = 3;
+export const EXPLAIN_BAD_INPUT = 1;
+
+/**
+ * Decide one request offline under a config file (explain.ts) and print the explanation as JSON.
+ * Returns 0 when the policy lets it through, 3 when it is refused, 1 for a bad config or request.
+ */
+export function explainCommand(
+  file: string,
+  requestText: string,
+  out: (s: string) => void = (s) => process.stdout.write(s),
+  err: (s: string) => void = (s) => process.stderr.write(s),
+): number {
+  let request: ExplainRequest;
+  try {
+    const text = requestText.startsWith('@') ? readFileSync(requestText.slice(1), 'utf8') : requestText;
+    request = JSON.parse(text) as ExplainRequest;
+    if (!request || typeof request !== 'object' || Array.isArray(request)) throw new Error('must be a JSON object');
+  } catch (e) {
+    err(`--request: ${(e as Error).message}\n`);
+    return EXPLAIN_BAD_INPUT;
+  }
+  try {
+    const explanation = createExplainer(loadConfigFile(file)).explain(request);
+    out(`${JSON.stringify(explanation, null, 2)}\n`);
+    return explanation.allowed ? EXPLAIN_ALLOWED : EXPLAIN_DENIED;
+  } catch (e) {
+    if (e instanceof ConfigError) err(`${file}: ${e.problems.length} problem(s):\n${formatProblems(e.problems)}\n`);
+    else if (e instanceof ExplainInputError) err(`--request: ${e.message}\n`);
+    else err(`${file}: ${(e as Error).message}\n`);
+    return EXPLAIN_BAD_INPUT;
+  }
 }
 
 /** Validate a file offline. Returns the exit code and prints the verdict. */
@@ -87,6 +140,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     return 0;
   }
   if (args.mode === 'check') return checkConfig(args.file);
+  if (args.mode === 'explain') return explainCommand(args.file, args.request!);
 
   const logger = createLogger();
   // Log lines are written in batches; the last ones (drain, stop, a fatal error) must not be lost.

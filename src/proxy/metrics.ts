@@ -8,6 +8,12 @@ import { BaseLabels, PARENT_ROUTE_LABELS } from './metric-labels';
 import { OperateMetrics } from './operate-metrics';
 import type { ParentSpec } from '../model/proxy-config';
 
+/**
+ * Declared on the route families but set only with callers.metricsLabel: prom-client leaves a
+ * label out of a series that does not set it, so without the option the series are unchanged.
+ */
+const CALLER_LABEL = 'caller';
+
 /** Seconds; Linkerd's buckets, covering a fast cache hit to a slow third-party API. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -37,7 +43,7 @@ export class ProxyMetrics {
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    const base = [...PARENT_ROUTE_LABELS];
+    const base = [...PARENT_ROUTE_LABELS, CALLER_LABEL];
     this.httpStatuses = new Counter({
       name: 'outbound_http_route_request_statuses_total',
       help: 'HTTP requests by route and response status',
@@ -104,6 +110,7 @@ export class ProxyMetrics {
 /** Caches BaseLabels so the hot path only does map lookups. One per loaded config. */
 export class LabelCache {
   private readonly byPort = new Map<number, Map<string, Map<string, Map<string, Map<string, BaseLabels>>>>>();
+  private readonly byCaller = new WeakMap<BaseLabels, Map<string, BaseLabels>>();
   constructor(private readonly parent: ParentSpec, private readonly sectionName = '') {}
 
   public get(parentPort: number, route: RouteRef, hostname: string): BaseLabels {
@@ -132,6 +139,15 @@ export class LabelCache {
       });
       hosts.set(hostname, labels);
     }
+    return labels;
+  }
+
+  /** `base` with a `caller` label (callers.metricsLabel), cached like the rest. */
+  public withCaller(base: BaseLabels, caller: string): BaseLabels {
+    let byCaller = this.byCaller.get(base);
+    if (!byCaller) this.byCaller.set(base, (byCaller = new Map()));
+    let labels = byCaller.get(caller);
+    if (!labels) byCaller.set(caller, (labels = Object.freeze({ ...base, [CALLER_LABEL]: caller })));
     return labels;
   }
 }

@@ -1,9 +1,11 @@
 // Observe: turn one finished request or connection into its metrics (Linkerd-named, bounded
 // labels) and its single canonical log line. The last stage; nothing depends on it but callers.
-import type { Decision, RouteRef, Target } from './decide';
-import type { EgressErrorCode } from './errors';
+import type { CallerResolution } from './caller';
+import { callerLabel, type Decision, type RouteRef, type Target } from './decide';
+import { POLICY_DENIAL_CODES, type EgressErrorCode } from './errors';
 import type { HttpOutcome } from './forward-http';
 import { ms, type AccessRecord } from './log';
+import type { BaseLabels } from './metric-labels';
 import { OutcomeLabels } from './metrics';
 import { grpcStatusName } from './operate-metrics';
 import type { ProxyContext, RuntimeState } from './runtime';
@@ -25,6 +27,19 @@ export interface HttpRecord {
   readonly outcome: HttpOutcome;
   readonly started: number;
   readonly method?: string;
+  /** Who called; undefined when callers are not identified (source None). */
+  readonly caller?: CallerResolution;
+}
+
+/** The access log's caller: the identity (null when unknown, and why) and whether the peer was trusted. */
+function callerField(c: CallerResolution | undefined): AccessRecord['caller'] {
+  if (!c) return undefined;
+  return c.caller ? { identity: c.caller.identity, trusted: c.trustedPeer } : { identity: null, trusted: c.trustedPeer, unknown: c.unknown };
+}
+
+/** The `caller` metric label, when callers.metricsLabel asks for it (bounded: see callerLabel()). */
+function metricCaller(state: RuntimeState, c: CallerResolution | undefined): string | undefined {
+  return state.policy.callers.metricsLabel ? callerLabel(state.policy, c?.caller) : undefined;
 }
 
 /** Count and log one HTTP or gRPC exchange. Requests refused before a decision are logged only. */
@@ -35,19 +50,21 @@ export function observeHttp(ctx: ProxyContext, state: RuntimeState, r: HttpRecor
     // parent_port is the port the client addressed (the Host port names a service port).
     const base = state.labels.get(r.target.port, r.decision.route, state.hostnameLabel(r.target.host, r.decision.externalService));
     // Linkerd reports a policy deny as a plain 403 response (error=""); proxy failures name their code.
-    const error = o.error && o.error !== 'EGRESS_DENIED' ? o.error : '';
+    const error = o.error && !POLICY_DENIAL_CODES.has(o.error) ? o.error : '';
     const status = String(o.status);
-    const labels = httpOutcomeLabels.get(base, status, error);
+    const caller = metricCaller(state, r.caller);
+    const routeLabels: BaseLabels = caller === undefined ? base : state.labels.withCaller(base, caller);
+    const labels = httpOutcomeLabels.get(routeLabels, status, error);
     ctx.metrics.httpStatuses.inc(labels);
     ctx.metrics.httpDuration.observe(labels, totalMs / 1000);
     // Linkerd names gRPC statuses ("UNAVAILABLE"), a missing or unknown one being UNKNOWN, on the
     // route and the route-backend families alike.
-    if (r.grpc) ctx.metrics.grpcStatuses.inc(grpcOutcomeLabels.get(base, grpcStatusName(o.grpcStatus ?? ''), error));
+    if (r.grpc) ctx.metrics.grpcStatuses.inc(grpcOutcomeLabels.get(routeLabels, grpcStatusName(o.grpcStatus ?? ''), error));
     if (o.retries) ctx.metrics.retryRequests.inc(base, o.retries);
     if (o.retryEnd === 'success') ctx.metrics.retrySuccesses.inc(base);
     else if (o.retryEnd === 'limit-exceeded') ctx.metrics.retryLimitExceeded.inc(base);
     else if (o.retryEnd === 'overflow') ctx.metrics.retryOverflow.inc(base);
-    ctx.metrics.operate.observeDecision(base, r.decision, r.grpc ? 'grpc' : 'http');
+    ctx.metrics.operate.observeDecision(base, r.decision, r.grpc ? 'grpc' : 'http', caller);
     ctx.metrics.operate.observeExchange(base, r.decision, {
       grpc: r.grpc, httpStatus: status, grpcStatus: o.grpcStatus ?? '', error, seconds: totalMs / 1000, attempts: o.attempts,
     });
@@ -62,6 +79,7 @@ export function observeHttp(ctx: ProxyContext, state: RuntimeState, r: HttpRecor
     port: r.target?.port,
     method: r.method,
     path: r.target?.path,
+    caller: callerField(r.caller),
     upstream: r.plan ? { host: r.plan.host, address: c?.address, port: c?.port ?? r.plan.port, tls: r.plan.tls !== undefined } : undefined,
     status: o.status,
     error: o.error,
@@ -87,6 +105,8 @@ export interface TunnelRecord {
   bytesIn: number;
   bytesOut: number;
   started: number;
+  /** Who called (CONNECT: from its headers; TLS passthrough and TCP: always unknown). Undefined with source None. */
+  caller?: CallerResolution;
 }
 
 /**
@@ -96,14 +116,16 @@ export interface TunnelRecord {
 export function observeTunnel(ctx: ProxyContext, state: RuntimeState, r: TunnelRecord, phase: 'open' | 'close' = 'close'): void {
   if (r.decision && r.target) {
     const base = state.labels.get(r.parentPort, r.decision.route, state.hostnameLabel(r.target.host, r.decision.externalService));
+    const caller = metricCaller(state, r.caller);
+    const routeLabels: BaseLabels = caller === undefined ? base : state.labels.withCaller(base, caller);
     const tls = r.target.protocol === 'tls';
     if (phase === 'open') {
-      (tls ? ctx.metrics.tlsOpen : ctx.metrics.tcpOpen).inc(base);
+      (tls ? ctx.metrics.tlsOpen : ctx.metrics.tcpOpen).inc(routeLabels);
       return;
     }
-    ctx.metrics.operate.observeDecision(base, r.decision, r.kind);
-    const error = r.error === 'EGRESS_DENIED' ? 'forbidden' : (r.error ?? '');
-    (tls ? ctx.metrics.tlsClose : ctx.metrics.tcpClose).inc({ ...base, error });
+    ctx.metrics.operate.observeDecision(base, r.decision, r.kind, caller);
+    const error = r.error && POLICY_DENIAL_CODES.has(r.error) ? 'forbidden' : (r.error ?? '');
+    (tls ? ctx.metrics.tlsClose : ctx.metrics.tcpClose).inc({ ...routeLabels, error });
   } else if (phase === 'open') {
     return;
   }
@@ -115,6 +137,7 @@ export function observeTunnel(ctx: ProxyContext, state: RuntimeState, r: TunnelR
     route: r.decision ? routeText(r.decision.route) : undefined,
     host: r.target?.host,
     port: r.target?.port,
+    caller: callerField(r.caller),
     upstream: c ? { host: c.host, address: c.address, port: c.port, tls: r.opened?.tlsMs !== undefined } : undefined,
     error: r.error,
     errorDetail: r.errorDetail,

@@ -88,7 +88,7 @@ export class OperateMetrics {
     this.denials = new Counter({
       name: 'egress_policy_denials_total',
       help: 'Requests and connections the policy denied (mode="report-only": would have denied), by route and reason',
-      labelNames: ['route_group', 'route_kind', 'route_namespace', 'route_name', 'hostname', 'protocol', 'reason', 'mode'],
+      labelNames: ['route_group', 'route_kind', 'route_namespace', 'route_name', 'hostname', 'protocol', 'reason', 'mode', 'caller'],
       registers,
     });
     // Workers of one pod are ready only together: the aggregated value is the lowest.
@@ -189,8 +189,11 @@ export class OperateMetrics {
     }
   }
 
-  /** Counts a denial (or, in report-only mode, a denial that was only reported). */
-  public observeDecision(base: BaseLabels, decision: Decision, protocol: string): void {
+  /**
+   * Counts a denial (or, in report-only mode, a denial that was only reported). `caller`: the
+   * bounded caller label, only with callers.metricsLabel.
+   */
+  public observeDecision(base: BaseLabels, decision: Decision, protocol: string, caller?: string): void {
     let reason: string;
     let mode: DenialMode;
     if (decision.action === 'deny') {
@@ -202,7 +205,7 @@ export class OperateMetrics {
     } else {
       return;
     }
-    this.denials.inc({
+    const labels: Record<string, string> = {
       route_group: base.route_group,
       route_kind: base.route_kind,
       route_namespace: base.route_namespace,
@@ -211,6 +214,8 @@ export class OperateMetrics {
       protocol,
       reason,
       mode,
-    });
+    };
+    if (caller !== undefined) labels.caller = caller;
+    this.denials.inc(labels);
   }
 }

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import type { Pool } from 'undici';
+import { CallerResolver } from './caller';
 import { SuffixMatcher } from './classify';
 import { ConfigError, type ConfigProblem } from './config';
 import { compilePolicy, PolicyCompileError, type CompiledPolicy } from './decide';
@@ -48,6 +49,8 @@ export class RuntimeState {
   public readonly policy: CompiledPolicy;
   public readonly vetter: AddressVetter;
   public readonly suffixes: SuffixMatcher;
+  /** Who is calling: the identity source, trust domain and trusted peers of this config. */
+  public readonly callers: CallerResolver;
   public readonly labels: LabelCache;
   public readonly defaultTls: TlsProfile;
   public readonly services: ReadonlyMap<ExternalServiceSpec, CompiledService>;
@@ -74,6 +77,7 @@ export class RuntimeState {
     this.policy = policy;
     this.vetter = new AddressVetter(config.addressPolicy, config.parent.networks, config.parent.mode === 'ReportOnly');
     this.suffixes = new SuffixMatcher(config.listeners.http.suffixes);
+    this.callers = new CallerResolver(policy.callers);
     this.labels = new LabelCache(config.parent);
     this.defaultTls = this.profile('$.defaultTls', () => compileTlsProfile(config.defaultTls, `g${generation}:default`), problems)!;
     const services = new Map<ExternalServiceSpec, CompiledService>();

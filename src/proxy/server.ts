@@ -6,10 +6,11 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { dirname } from 'node:path';
 import { createAdminServer } from './admin';
+import type { CallerResolution } from './caller';
 import { classifyHttp, requestAuthority, splitHostPort, type ClassifiedRequest, type RequestLike } from './classify';
 import { ConfigError, parseConfigSet, readConfigSet, validateConfig, type ConfigProblem, type ConfigSet } from './config';
 import { decide, pathRestricted, type Decision } from './decide';
-import { EgressError, toEgressError } from './errors';
+import { denialCode, EgressError, toEgressError } from './errors';
 import { sha256, statKey } from './file-identity';
 import { forwardHttp, RequestControl, sendError, type ClientRequest, type ClientResponse, type HttpOutcome } from './forward-http';
 import { closeAfterAcceptQueue, dataPlaneServer, listenOn } from './listeners';
@@ -559,10 +560,12 @@ class Proxy implements ProxyHandle {
       if (!res.writableFinished) control.abort(new EgressError('CLIENT_CLOSED'));
     };
     res.once('close', onClose);
+    let who: CallerResolution | undefined;
     try {
       authority = requestAuthority(req);
+      if (state.callers.active) who = state.callers.resolve(req.headers, req.rawHeaders, req.socket.remoteAddress, req.socket.localAddress);
       classified = classifyHttp(req as RequestLike, authority, state.suffixes,
-        state.config.listeners.http.forwardProxy, parentPort, Math.random(), state.config.listeners.http.ambiguousPaths);
+        state.config.listeners.http.forwardProxy, parentPort, Math.random(), state.config.listeners.http.ambiguousPaths, who?.caller);
       const target = classified.target;
       if (classified.ambiguity && pathRestricted(state.policy, target)) {
         throw new EgressError('BAD_REQUEST', `ambiguous path (${classified.ambiguity}) where routes restrict paths`);
@@ -570,8 +573,8 @@ class Proxy implements ProxyHandle {
       decision = decide(state.policy, target);
       if (decision.reason === 'no-backend') throw new EgressError('NO_BACKEND');
       if (decision.action === 'deny') {
-        outcome.error = 'EGRESS_DENIED';
-        outcome.status = sendError(res, 'EGRESS_DENIED', grpc);
+        outcome.error = denialCode(decision.reason);
+        outcome.status = sendError(res, outcome.error, grpc);
         if (grpc) outcome.grpcStatus = '7';
         return;
       }
@@ -604,7 +607,7 @@ class Proxy implements ProxyHandle {
       clearTimeout(totalTimer);
       res.off('close', onClose);
       observeHttp(this.ctx, state, {
-        target: classified?.target, decision, plan, parentPort, grpc, outcome, started, method: req.method,
+        target: classified?.target, decision, plan, parentPort, grpc, outcome, started, method: req.method, caller: who,
       });
     }
   }

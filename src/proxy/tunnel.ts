@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { isIP, type Socket } from 'node:net';
 import { classifyConnect, classifySni, normaliseDnsName, requestAuthority, type SuffixMatcher } from './classify';
 import { decide, type Decision, type DecisionReason, type Target } from './decide';
-import { EgressError, errorResponse, toEgressError, type EgressErrorCode } from './errors';
+import { denialCode, EgressError, errorResponse, toEgressError, type EgressErrorCode } from './errors';
 import { observeTunnel, type TunnelRecord } from './observe';
 import type { CompiledService, ProxyContext, RuntimeState } from './runtime';
 import { MAX_CLIENT_HELLO_BYTES, parseClientHello } from './sni';
@@ -185,7 +185,9 @@ export async function handleConnect(deps: TunnelDeps, req: IncomingMessage, clie
     let target: Target;
     try {
       requestAuthority(req);
-      target = classifyConnect(req.url ?? '', state.suffixes);
+      // A CONNECT request has headers, so the sidecar's identity header names the caller of the tunnel.
+      if (state.callers.active) record.caller = state.callers.resolve(req.headers, req.rawHeaders, client.remoteAddress, client.localAddress);
+      target = classifyConnect(req.url ?? '', state.suffixes, record.caller?.caller);
     } catch (err) {
       record.error = toEgressError(err, 'BAD_REQUEST').code;
       client.end(httpStatusLine(record.error));
@@ -197,8 +199,8 @@ export async function handleConnect(deps: TunnelDeps, req: IncomingMessage, clie
     const decision = decide(state.policy, target);
     record.decision = decision;
     if (decision.action !== 'allow') {
-      record.error = 'EGRESS_DENIED';
-      client.end(httpStatusLine('EGRESS_DENIED'));
+      record.error = denialCode(decision.reason);
+      client.end(httpStatusLine(record.error));
       observeTunnel(ctx, state, record);
       return;
     }
@@ -360,10 +362,13 @@ async function admitAndSplice(
   plan: (d: Decision) => ReturnType<typeof planTunnel>,
 ): Promise<void> {
   const { ctx } = deps;
+  // TLS passthrough and TCP carry no headers: the caller is unknown (target.caller undefined), so
+  // what declares clients refuses these connections, and so does callers.unknown Deny.
+  if (state.callers.active) record.caller = state.callers.connection();
   const decision = decide(state.policy, target);
   record.decision = decision;
   if (decision.action !== 'allow') {
-    record.error = 'EGRESS_DENIED';
+    record.error = denialCode(decision.reason);
     client.destroy();
     observeTunnel(ctx, state, record);
     return;

@@ -2,9 +2,10 @@
 // originated as for plain requests), send the rewritten request head, then splice the bytes.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { CallerResolution } from './caller';
 import { classifyHttp, requestAuthority, type ClassifiedRequest } from './classify';
 import { decide, pathRestricted, type Decision } from './decide';
-import { EgressError, errorResponse, toEgressError, type EgressErrorCode } from './errors';
+import { denialCode, EgressError, errorResponse, toEgressError, type EgressErrorCode } from './errors';
 import { hostHeaderFor, upstreamRequestHeaders, type HttpOutcome } from './forward-http';
 import { observeHttp } from './observe';
 import { applyHeaderModifier, type HeaderRecord } from './route-match';
@@ -73,15 +74,17 @@ export async function handleUpgrade(deps: TunnelDeps, req: IncomingMessage, clie
   let classified: ClassifiedRequest | undefined;
   let decision: Decision | undefined;
   let plan: UpstreamPlan | undefined;
+  let who: CallerResolution | undefined;
   try {
+    if (state.callers.active) who = state.callers.resolve(req.headers, req.rawHeaders, client.remoteAddress, client.localAddress);
     classified = classifyHttp({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers }, requestAuthority(req), state.suffixes,
-      state.config.listeners.http.forwardProxy, parentPort, Math.random(), state.config.listeners.http.ambiguousPaths);
+      state.config.listeners.http.forwardProxy, parentPort, Math.random(), state.config.listeners.http.ambiguousPaths, who?.caller);
     if (classified.ambiguity && pathRestricted(state.policy, classified.target)) {
       throw new EgressError('BAD_REQUEST', `ambiguous path (${classified.ambiguity}) where routes restrict paths`);
     }
     decision = decide(state.policy, classified.target);
     if (decision.reason === 'no-backend') throw new EgressError('NO_BACKEND');
-    if (decision.action !== 'allow') throw new EgressError('EGRESS_DENIED');
+    if (decision.action !== 'allow') throw new EgressError(decision.action === 'deny' ? denialCode(decision.reason) : 'EGRESS_DENIED');
     plan = planHttp(state, decision, classified.target);
     const opened = await openUpstream(ctx, state, plan, ['http/1.1']);
     outcome.attempts = opened.attempts;
@@ -107,6 +110,8 @@ export async function handleUpgrade(deps: TunnelDeps, req: IncomingMessage, clie
     client.end(errorHead(e.code));
   } finally {
     release();
-    observeHttp(ctx, state, { target: classified?.target, decision, plan, parentPort, grpc: false, outcome, started, method: req.method });
+    observeHttp(ctx, state, {
+      target: classified?.target, decision, plan, parentPort, grpc: false, outcome, started, method: req.method, caller: who,
+    });
   }
 }

@@ -4,7 +4,7 @@ import { spawnSync } from 'child_process';
 import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join, resolve } from 'path';
-import { buildApp, CURL_NAMESPACE, MESH_NAME, OSM_NAMESPACE, Stage } from '../../examples/osm-egress/main';
+import { buildApp, CURL_NAMESPACE, GATEWAY_NAMESPACE, MESH_NAME, OSM_NAMESPACE, Stage } from '../../examples/osm-egress/main';
 import { readManifests } from '../e2e/helpers';
 import { validatePath } from '../mesh/validate';
 
@@ -44,9 +44,12 @@ function osmAllows(objects: any[], flow: Flow): boolean {
     && e.spec.ports.some((p: any) => p.number === flow.port && p.protocol === flow.protocol));
 }
 
+/** The stages OSM's sidecars enforce. */
+type OsmStage = Exclude<Stage, 'gateway'>;
+
 const CURL_TO_HTTPBIN: Flow = { serviceAccount: 'curl', namespace: CURL_NAMESPACE, host: 'httpbin.org', port: 443, protocol: 'https' };
 
-describe.each<Stage>(['passthrough', 'disabled', 'policy'])('examples/osm-egress (%s)', (stage) => {
+describe.each<OsmStage>(['passthrough', 'disabled', 'policy'])('examples/osm-egress (%s)', (stage) => {
   let outdir: string;
   let objects: any[];
   beforeAll(() => {
@@ -97,7 +100,7 @@ describe.each<Stage>(['passthrough', 'disabled', 'policy'])('examples/osm-egress
   });
 
   test('the seed\'s outcomes: who reaches what', () => {
-    const flows: Array<[string, Flow, Record<Stage, boolean>]> = [
+    const flows: Array<[string, Flow, Record<OsmStage, boolean>]> = [
       ['curl -> https://httpbin.org', CURL_TO_HTTPBIN, { passthrough: true, disabled: false, policy: true }],
       ['curl -> http://httpbin.org', { ...CURL_TO_HTTPBIN, port: 80, protocol: 'http' }, { passthrough: true, disabled: false, policy: false }],
       ['curl -> https://example.com', { ...CURL_TO_HTTPBIN, host: 'example.com' }, { passthrough: true, disabled: false, policy: false }],
@@ -122,5 +125,53 @@ describe.each<Stage>(['passthrough', 'disabled', 'policy'])('examples/osm-egress
         ports: [{ number: 443, protocol: 'https' }],
       },
     }]);
+  });
+});
+
+describe('examples/osm-egress (gateway): the Egress policies served by the egress gateway', () => {
+  let outdir: string;
+  let objects: any[];
+  beforeAll(() => {
+    outdir = mkdtempSync(join(tmpdir(), 'osm-egress-'));
+    buildApp(join(outdir, 'osm-egress'), 'gateway').synth();
+    objects = readManifests(join(outdir, 'osm-egress'));
+  });
+  afterAll(() => rmSync(outdir, { recursive: true, force: true }));
+
+  test('every object passes the strict validator; nothing of OSM is rendered', () => {
+    const result = validatePath(join(outdir, 'osm-egress'));
+    expect(result.messages).toEqual([]);
+    expect(result).toMatchObject({ passed: objects.length, failed: 0 });
+    expect(objects.filter((o) => OSM_GROUPS.includes(o.apiVersion.split('/')[0]))).toEqual([]);
+  });
+
+  test('each policy becomes an ExternalService whose clients are its sources; unknown callers are refused', () => {
+    const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.data?.['config.json']);
+    const config = JSON.parse(configMap.data['config.json']);
+    expect(config.callers).toEqual({ source: 'Linkerd', trustDomain: 'cluster.local', unknown: 'Deny', metricsLabel: false });
+    expect(config.parent.trafficPolicy).toBe('Deny');
+    expect(config.externalServices.map((s: any) => [s.name, s.host, s.clients])).toEqual([
+      ['httpbin', 'httpbin.org', [{ serviceAccount: { namespace: CURL_NAMESPACE, name: 'curl' } }]],
+    ]);
+  });
+
+  test('Linkerd admits only the policies\' ServiceAccounts to the gateway\'s HTTP port', () => {
+    const server = find(objects, 'Server', 'egress-gateway-http');
+    expect(server.metadata.namespace).toBe(GATEWAY_NAMESPACE);
+    expect(server.spec.accessPolicy).toBe('deny');
+    expect(find(objects, 'MeshTLSAuthentication', 'egress-gateway-callers-accounts').spec)
+      .toEqual({ identityRefs: [{ kind: 'ServiceAccount', name: 'curl', namespace: CURL_NAMESPACE }] });
+    expect(find(objects, 'AuthorizationPolicy', 'egress-gateway-callers-accounts').spec.targetRef).toEqual({ group: 'policy.linkerd.io', kind: 'Server', name: 'egress-gateway-http' });
+  });
+
+  test('curl runs in Linkerd, and its namespace may leave only through the gateway', () => {
+    const ns = find(objects, 'Namespace', CURL_NAMESPACE);
+    expect(ns.metadata.annotations).toEqual({ 'linkerd.io/inject': 'enabled' });
+    expect(ns.metadata.labels?.['openservicemesh.io/monitored-by']).toBeUndefined();
+    const lockdown = objects.filter((o) => o.kind === 'NetworkPolicy' && o.metadata.namespace === CURL_NAMESPACE);
+    expect(lockdown).toHaveLength(1);
+    expect(lockdown[0].spec.policyTypes).toEqual(['Egress']);
+    const namespacesReached = lockdown[0].spec.egress.flatMap((r: any) => r.to.map((t: any) => t.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name']));
+    expect(namespacesReached.sort()).toEqual(['egress', 'kube-system', 'linkerd']);
   });
 });

@@ -1,7 +1,8 @@
 // Names: the Kubernetes name rules (RFC 1123 label and subdomain) with their one wording, and the
 // host names the proxy matches (which also take '_').
 import {
-  dnsLabelProblem, dnsSubdomainProblem, isDnsLabel, isDnsSubdomain, isHostName, isHostPattern, suggestDnsLabel, suggestDnsSubdomain,
+  dnsLabelProblem, dnsSubdomainProblem, isDnsLabel, isDnsLabelAt, isDnsSubdomain, isDnsSubdomainAt, isHostName, isHostPattern,
+  suggestDnsLabel, suggestDnsSubdomain,
 } from '../../src/model/names';
 
 describe('Kubernetes names', () => {
@@ -15,10 +16,20 @@ describe('Kubernetes names', () => {
 
   test.each([
     ['egress', true], ['a.b-c.d', true], [`${'x'.repeat(63)}.${'y'.repeat(63)}`, true], [Array(127).fill('a').join('.'), true],
+    ['x'.repeat(80), true], // Kubernetes bounds the whole name, not each part
     [Array(128).fill('a').join('.'), false], ['a..b', false], ['.a', false], ['a.', false], ['My_Secret', false], ['', false],
   ])('isDnsSubdomain(%p) = %p', (value, ok) => {
     expect(isDnsSubdomain(value)).toBe(ok);
     expect(dnsSubdomainProblem(value) === undefined).toBe(ok);
+  });
+
+  test('the range forms check a part of a string in place (identity parsing)', () => {
+    const identity = 'billing.payments.serviceaccount.identity.linkerd.cluster.local';
+    expect(isDnsSubdomainAt(identity, 0, 7)).toBe(true);
+    expect(isDnsLabelAt(identity, 8, 16)).toBe(true);
+    expect(isDnsLabelAt(identity, 7, 16)).toBe(false); // starts at the '.'
+    expect(isDnsLabelAt(identity, 8, 8)).toBe(false); // empty
+    expect(isDnsSubdomainAt('a..b', 0, 4)).toBe(false);
   });
 
   test('non-strings are neither', () => {

@@ -231,3 +231,71 @@ describe('invalid configs', () => {
     expect(() => loadConfigFile('/nonexistent/config.json')).toThrow(/cannot read file: ENOENT/);
   });
 });
+
+describe('callers and clients', () => {
+  const svc = (extra: Record<string, unknown> = {}) => ({ name: 'stripe', host: 'api.stripe.com', ...extra });
+  const route = (extra: Record<string, unknown> = {}) => ({ kind: 'HTTPRoute', name: 'r', namespace: 'egress', hostnames: ['api.stripe.com'], rules: [{}], ...extra });
+  const L5D = 'billing.payments.serviceaccount.identity.linkerd.cluster.local';
+
+  test('left out: no callers section (source None applies), no clients: open to every caller', () => {
+    const r = validateConfig({ ...MINIMAL, externalServices: [svc()], routes: [route()] });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect('callers' in r.config).toBe(false);
+    expect('clients' in r.config.externalServices[0]).toBe(false);
+    expect('clients' in r.config.routes[0]).toBe(false);
+  });
+
+  test('a partial callers section gets the shared defaults; trustedPeers stays absent unless given', () => {
+    const r = validateConfig({ ...MINIMAL, callers: { source: 'Linkerd' } });
+    expect(r.ok && r.config.callers).toEqual({ source: 'Linkerd', trustDomain: 'cluster.local', unknown: 'AllowUnrestricted', metricsLabel: false });
+    const peers = validateConfig({ ...MINIMAL, callers: { source: 'Istio', trustedPeers: ['127.0.0.6/32', 'PodIP', '::1/128'] } });
+    expect(peers.ok && peers.config.callers?.trustedPeers).toEqual(['127.0.0.6/32', 'PodIP', '::1/128']);
+  });
+
+  test('clients of every kind are kept as given, on services and routes', () => {
+    const clients = [{ serviceAccount: { namespace: 'payments', name: 'ci.billing' } }, { namespace: 'ops' }, { identity: L5D }];
+    const r = validateConfig({ ...MINIMAL, callers: { source: 'Linkerd' }, externalServices: [svc({ clients })], routes: [route({ clients: [{ namespace: 'payments' }] })] });
+    expect(r.ok ? [] : r.problems).toEqual([]);
+    if (!r.ok) return;
+    expect(r.config.externalServices[0].clients).toEqual(clients);
+    expect(r.config.routes[0].clients).toEqual([{ namespace: 'payments' }]);
+  });
+
+  test('every problem at once, with path and value', () => {
+    const got = problems({
+      ...MINIMAL,
+      callers: { source: 'Consul', trustDomain: 'Cluster.Local', unknown: 'Allow', metricsLabel: 'yes', trustedPeers: ['10.0.0.0/8', 'PodIp', '127.0.0.1'], extra: 1 },
+      externalServices: [
+        svc({ clients: [] }),
+        { name: 'b', host: 'b.example', clients: [{ namespace: 'payments', identity: L5D }, {}, { namespace: 'Payments' }, { serviceAccount: { namespace: 'ops', name: 'a_b' } }, { namespace: 'ops' }, { namespace: 'ops' }] },
+      ],
+      routes: [route({ clients: 'payments' })],
+    });
+    const byPath = Object.fromEntries(got.map((p) => [p.path, p]));
+    expect(byPath['$.callers.source'].message).toBe('must be one of "None", "Linkerd", "Istio"');
+    expect(byPath['$.callers.trustDomain'].value).toBe('Cluster.Local');
+    expect(byPath['$.callers.unknown'].message).toBe('must be one of "AllowUnrestricted", "Deny"');
+    expect(byPath['$.callers.metricsLabel'].message).toBe('must be true or false');
+    expect(byPath['$.callers.extra'].message).toMatch(/unknown field/);
+    expect(byPath['$.callers.trustedPeers[0]']).toMatchObject({ value: '10.0.0.0/8', message: expect.stringContaining('inside loopback') });
+    expect(byPath['$.callers.trustedPeers[1]'].value).toBe('PodIp');
+    expect(byPath['$.callers.trustedPeers[2]'].message).toMatch(/missing prefix length/);
+    expect(byPath['$.externalServices[0].clients'].message).toBe('must list at least one client; leave clients out to open it to every caller');
+    expect(byPath['$.externalServices[1].clients[0]'].message).toBe('must set exactly one of serviceAccount, namespace, identity (sets namespace, identity)');
+    expect(byPath['$.externalServices[1].clients[1]'].message).toBe('must set exactly one of serviceAccount, namespace, identity');
+    expect(byPath['$.externalServices[1].clients[2].namespace'].value).toBe('Payments');
+    expect(byPath['$.externalServices[1].clients[3].serviceAccount.name'].value).toBe('a_b');
+    expect(byPath['$.externalServices[1].clients[5]'].message).toBe('duplicates $.externalServices[1].clients[4]');
+    expect(byPath['$.routes[0].clients'].message).toBe('must be an array');
+    expect(got).toHaveLength(15);
+  });
+
+  test('an identity must be one the source can produce in its trust domain, or nobody could match it', () => {
+    const istio = problems({ ...MINIMAL, callers: { source: 'Istio', trustDomain: 'prod.example' }, externalServices: [svc({ clients: [{ identity: L5D }, { identity: 'spiffe://cluster.local/ns/a/sa/b' }] })] });
+    expect(istio.map((p) => p.path)).toEqual(['$.externalServices[0].clients[0].identity', '$.externalServices[0].clients[1].identity']);
+    expect(istio[0].message).toBe('must be a SPIFFE ID of trust domain "prod.example": spiffe://prod.example/ns/<namespace>/sa/<serviceaccount>');
+    const linkerd = problems({ ...MINIMAL, callers: { source: 'Linkerd' }, routes: [route({ clients: [{ identity: 'spiffe://cluster.local/ns/a/sa/b' }] })] });
+    expect(linkerd[0]).toMatchObject({ path: '$.routes[0].clients[0].identity', message: expect.stringContaining('<serviceaccount>.<namespace>.serviceaccount.identity.linkerd.cluster.local') });
+  });
+});

@@ -1,10 +1,11 @@
 import { DEFAULT_LIMITS, DEFAULT_POOL, DEFAULT_TIMEOUTS, DEFAULT_TLS } from '../../src/model/defaults';
 import type {
-  BackendRefSpec, ExternalServiceSpec, NetworkSpec, ProxyConfig, RouteKindSpec, RouteMatchSpec,
+  BackendRefSpec, CallersSpec, ClientSpec, ExternalServiceSpec, NetworkSpec, ProxyConfig, RouteKindSpec, RouteMatchSpec,
   RouteRuleSpec, RouteSpec,
 } from '../../src/model/proxy-config';
+import { CallerResolver, type Caller } from '../../src/proxy/caller';
 import {
-  PolicyCompileError, compilePolicy, decide, defaultRoute, findExternalService, pathRestricted,
+  PolicyCompileError, callerLabel, compilePolicy, decide, defaultRoute, findExternalService, pathRestricted,
   type Decision, type Target,
 } from '../../src/proxy/decide';
 import { redirectLocation } from '../../src/proxy/route-match';
@@ -767,3 +768,151 @@ describe('compilePolicy', () => {
   });
 });
 
+
+/* ------------------------------------------------------------------ callers */
+
+describe('callers: the clients of routes and external services consent (decide step 7)', () => {
+  const LINKERD: CallersSpec = { source: 'Linkerd', trustDomain: 'cluster.local', unknown: 'AllowUnrestricted', metricsLabel: true };
+  const resolver = new CallerResolver(LINKERD);
+  /** A caller as the Linkerd sidecar names it. */
+  const as = (ns: string, sa: string): Caller => resolver.fromIdentity(resolver.identityOf(ns, sa)!).caller!;
+  const DEPLOYER = 'deployer.ops.serviceaccount.identity.linkerd.cluster.local';
+  const sa = (namespace: string, name: string): ClientSpec => ({ serviceAccount: { namespace, name } });
+  const es = (name: string, host: string, clients?: ClientSpec[]): ExternalServiceSpec => ({
+    name,
+    host,
+    ports: [{ port: 80, protocol: 'http', targetPort: 443 }],
+    endpoints: [],
+    tls: DEFAULT_TLS,
+    pool: DEFAULT_POOL,
+    injectHeaders: [],
+    ...(clients ? { clients } : {}),
+  });
+  const services = [
+    es('stripe', 'api.stripe.com', [{ namespace: 'payments' }]),
+    es('github', 'api.github.com'),
+    es('vault', 'vault.example.com', [sa('ops', 'deployer')]),
+  ];
+  const routes = [
+    { ...http('stripe-charges', { hostnames: ['api.stripe.com'], rules: [rule({ matches: [prefix('/v1/charges')], backendRefs: [svc('charges')] })] }), clients: [sa('payments', 'billing')] },
+    http('github', { hostnames: ['api.github.com'] }),
+    { ...http('github-admin', { hostnames: ['api.github.com'], rules: [rule({ matches: [exact('/admin')] })] }), clients: [{ identity: DEPLOYER }] },
+    {
+      ...http('moved', { hostnames: ['api.github.com'], rules: [rule({ matches: [prefix('/old')], filters: [{ type: 'RequestRedirect', requestRedirect: { statusCode: 301, path: { type: 'ReplaceFullPath', value: '/new' } } }] })] }),
+      clients: [{ namespace: 'ops' }],
+    },
+  ];
+  const policyWith = (o: { unknown?: 'AllowUnrestricted' | 'Deny'; mode?: 'Enforce' | 'ReportOnly'; trafficPolicy?: 'Allow' | 'Deny' } = {}) => compilePolicy({
+    ...config({ trafficPolicy: o.trafficPolicy ?? 'Allow', mode: o.mode, externalServices: services, routes }),
+    callers: { ...LINKERD, unknown: o.unknown ?? 'AllowUnrestricted' },
+  });
+  const brief = (d: Decision) => ({ action: d.action, reason: d.reason, route: d.route.name, refusedBy: d.refusedBy });
+  const billing = as('payments', 'billing');
+  const web = as('payments', 'web');
+  const shop = as('shop', 'web');
+  const deployer = as('ops', 'deployer');
+
+  test.each<[string, Caller | undefined, string, string, ReturnType<typeof brief>]>([
+    ['route and service both name the caller', billing, 'api.stripe.com', '/v1/charges',
+      { action: 'allow', reason: 'route-matched', route: 'stripe-charges', refusedBy: undefined }],
+    ['the service names its namespace, the route does not name it', web, 'api.stripe.com', '/v1/charges',
+      { action: 'deny', reason: 'caller-not-allowed', route: 'stripe-charges', refusedBy: 'route' }],
+    ['no route matches: only the service consents (namespace payments)', web, 'api.stripe.com', '/v1/refunds',
+      { action: 'allow', reason: 'default-allow', route: 'http-egress-allow', refusedBy: undefined }],
+    ['neither route nor service names it: the route is asked first', shop, 'api.stripe.com', '/v1/charges',
+      { action: 'deny', reason: 'caller-not-allowed', route: 'stripe-charges', refusedBy: 'route' }],
+    ['the service refuses where no route matched', shop, 'api.stripe.com', '/v1/refunds',
+      { action: 'deny', reason: 'caller-not-allowed', route: 'http-egress-allow', refusedBy: 'external-service' }],
+    ['an unknown caller where the service declares clients', undefined, 'api.stripe.com', '/v1/refunds',
+      { action: 'deny', reason: 'caller-unknown', route: 'http-egress-allow', refusedBy: 'external-service' }],
+    ['an unknown caller where the route declares clients', undefined, 'api.stripe.com', '/v1/charges',
+      { action: 'deny', reason: 'caller-unknown', route: 'stripe-charges', refusedBy: 'route' }],
+    ['open route, open service: anyone, unknown too', undefined, 'api.github.com', '/repos',
+      { action: 'allow', reason: 'route-matched', route: 'github', refusedBy: undefined }],
+    ['undeclared host under Allow: anyone', undefined, 'example.org', '/',
+      { action: 'allow', reason: 'default-allow', route: 'http-egress-allow', refusedBy: undefined }],
+    ['a route naming an identity: that identity', deployer, 'api.github.com', '/admin',
+      { action: 'allow', reason: 'route-matched', route: 'github-admin', refusedBy: undefined }],
+    ['a route naming an identity: another one', billing, 'api.github.com', '/admin',
+      { action: 'deny', reason: 'caller-not-allowed', route: 'github-admin', refusedBy: 'route' }],
+    ['a ServiceAccount client', deployer, 'vault.example.com', '/',
+      { action: 'allow', reason: 'default-allow', route: 'http-egress-allow', refusedBy: undefined }],
+    ['a ServiceAccount client: same name, other namespace', as('payments', 'deployer'), 'vault.example.com', '/',
+      { action: 'deny', reason: 'caller-not-allowed', route: 'http-egress-allow', refusedBy: 'external-service' }],
+    ["a redirect is the route's too: its clients consent", deployer, 'api.github.com', '/old',
+      { action: 'redirect', reason: 'filter-redirect', route: 'moved', refusedBy: undefined }],
+    ['a redirect refused to a caller the route does not name', billing, 'api.github.com', '/old',
+      { action: 'deny', reason: 'caller-not-allowed', route: 'moved', refusedBy: 'route' }],
+  ])('%s', (_what, caller, host, path, expected) => {
+    expect(brief(decide(policyWith(), httpTarget({ host, path, caller })))).toEqual(expected);
+  });
+
+  test('a denial keeps the route, rule and service it refused, and no backend', () => {
+    const d = decide(policyWith(), httpTarget({ host: 'api.stripe.com', path: '/v1/charges', caller: shop }));
+    expect(d.ruleIndex).toBe(0);
+    expect(d.externalService?.name).toBe('stripe');
+    expect(d.backend).toBeUndefined();
+    expect(d.reportOnly).toBe(false);
+  });
+
+  test('unknown Deny: an unknown caller is refused every allow; known callers are not', () => {
+    const p = policyWith({ unknown: 'Deny' });
+    expect(brief(decide(p, httpTarget({ host: 'api.github.com', path: '/repos' }))))
+      .toEqual({ action: 'deny', reason: 'caller-unknown', route: 'github', refusedBy: 'unknown-callers' });
+    expect(brief(decide(p, httpTarget({ host: 'example.org' }))))
+      .toEqual({ action: 'deny', reason: 'caller-unknown', route: 'http-egress-allow', refusedBy: 'unknown-callers' });
+    expect(brief(decide(p, httpTarget({ host: 'example.org', caller: shop })))).toEqual(expect.objectContaining({ action: 'allow', reason: 'default-allow' }));
+    // TLS passthrough and TCP connections never carry an identity.
+    expect(brief(decide(p, { protocol: 'tls', host: 'api.github.com', port: 443 })))
+      .toEqual({ action: 'deny', reason: 'caller-unknown', route: 'tls-egress-allow', refusedBy: 'unknown-callers' });
+  });
+
+  test('a policy denial keeps its own reason: callers only narrow what would be allowed', () => {
+    const p = policyWith({ unknown: 'Deny', trafficPolicy: 'Deny' });
+    expect(brief(decide(p, httpTarget({ host: 'example.org' })))).toEqual({ action: 'deny', reason: 'default-deny', route: 'http-egress-deny', refusedBy: undefined });
+  });
+
+  test('declared services on a parent with allowDeclaredServices need their clients too', () => {
+    const base = config({ externalServices: services });
+    const p = compilePolicy({ ...base, parent: { ...base.parent, allowDeclaredServices: true }, callers: LINKERD });
+    expect(brief(decide(p, httpTarget({ host: 'api.stripe.com', caller: web })))).toEqual(expect.objectContaining({ action: 'allow', reason: 'declared-service' }));
+    expect(brief(decide(p, httpTarget({ host: 'api.stripe.com', caller: shop }))))
+      .toEqual({ action: 'deny', reason: 'caller-not-allowed', route: 'stripe', refusedBy: 'external-service' });
+  });
+
+  test('ReportOnly: a refusal becomes the allow it refused, backend and all, with wouldReason', () => {
+    const p = policyWith({ mode: 'ReportOnly' });
+    const d = decide(p, httpTarget({ host: 'api.stripe.com', path: '/v1/charges', caller: shop }));
+    expect(brief(d)).toEqual({ action: 'allow', reason: 'report-only', route: 'stripe-charges', refusedBy: 'route' });
+    expect(d).toMatchObject({ reportOnly: true, wouldReason: 'caller-not-allowed' });
+    expect(d.backend?.name).toBe('charges');
+    const unknown = decide(p, httpTarget({ host: 'api.stripe.com', path: '/v1/refunds' }));
+    expect(unknown).toMatchObject({ action: 'allow', reason: 'report-only', wouldReason: 'caller-unknown', reportOnly: true });
+    const redirect = decide(p, httpTarget({ host: 'api.github.com', path: '/old', caller: billing }));
+    expect(redirect).toMatchObject({ action: 'redirect', reason: 'report-only', wouldReason: 'caller-not-allowed', reportOnly: true });
+    expect(redirect.redirect?.statusCode).toBe(301);
+  });
+
+  test('without clients or unknown Deny, callers change nothing', () => {
+    const p = compilePolicy({ ...config({ trafficPolicy: 'Allow' }), callers: LINKERD });
+    expect(p.callerChecks).toBe(false);
+    expect(summary(decide(p, httpTarget()))).toEqual(allowedByDefault());
+  });
+
+  test('no callers section: source None, so a service with clients refuses everyone as unknown', () => {
+    const p = compilePolicy(config({ trafficPolicy: 'Allow', externalServices: services }));
+    expect(p.callers).toEqual({ source: 'None', trustDomain: 'cluster.local', unknown: 'AllowUnrestricted', metricsLabel: false });
+    expect(brief(decide(p, httpTarget({ host: 'api.stripe.com' })))).toEqual(expect.objectContaining({ reason: 'caller-unknown' }));
+    expect(brief(decide(p, httpTarget({ host: 'api.github.com' })))).toEqual(expect.objectContaining({ action: 'allow' }));
+  });
+
+  test.each<[string, Caller | undefined, string]>([
+    ['a declared identity', deployer, `id:${DEPLOYER}`],
+    ['a declared ServiceAccount', billing, 'sa:payments/billing'],
+    ['a declared namespace', web, 'ns:payments'],
+    ['a known caller no client names', shop, 'other'],
+    ['an unknown caller', undefined, 'unknown'],
+  ])('the caller metric label, bounded by the config: %s', (_what, caller, label) => {
+    expect(callerLabel(policyWith(), caller)).toBe(label);
+  });
+});

@@ -35,6 +35,61 @@ describe('parseArgs', () => {
     expect(() => parseArgs(['--verbose'], {})).toThrow(/unknown argument "--verbose"/);
     expect(() => parseArgs(['--config'], {})).toThrow(/--config needs a file/);
   });
+
+  test('--explain FILE --request JSON, in either order; each needs the other', () => {
+    expect(parseArgs(['--explain', '/c.json', '--request', '{"host":"a"}'], {})).toEqual({ mode: 'explain', file: '/c.json', request: '{"host":"a"}' });
+    expect(parseArgs(['--request=@/r.json', '--explain=/c.json'], {})).toEqual({ mode: 'explain', file: '/c.json', request: '@/r.json' });
+    expect(() => parseArgs(['--explain', '/c.json'], {})).toThrow(/--explain needs --request/);
+    expect(() => parseArgs(['--config', '/c.json', '--request', '{}'], {})).toThrow(/--request goes with --explain/);
+    expect(() => parseArgs(['--explain', '/c.json', '--request'], {})).toThrow(/--request needs a JSON request or @FILE/);
+  });
+});
+
+describe('--explain (bundle)', () => {
+  const config = () => writeConfig('explain.json', testConfig({
+    parent: { name: 'p', namespace: 'egress', trafficPolicy: 'Deny' },
+    callers: { source: 'Linkerd' },
+    externalServices: [testService('api', 'api.test.example', { clients: [{ namespace: 'payments' }] })],
+    routes: [{ kind: 'HTTPRoute', name: 'api', namespace: 'egress', hostnames: ['api.test.example'], rules: [{}] }],
+  }));
+  const run = (...args: string[]) => spawnSync(process.execPath, [BUNDLE, ...args], { encoding: 'utf8', timeout: 20_000 });
+
+  test('allowed: exit 0 and the explanation as JSON', () => {
+    const r = run('--explain', config(), '--request', JSON.stringify({ host: 'api.test.example.egress.local', path: '/x', caller: { namespace: 'payments', serviceAccount: 'web' } }));
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      allowed: true,
+      reason: 'route-matched',
+      route: { kind: 'HTTPRoute', namespace: 'egress', name: 'api', rule: 0 },
+      externalService: 'api',
+      caller: { known: true, identity: 'web.payments.serviceaccount.identity.linkerd.cluster.local' },
+    });
+  });
+
+  test('denied: exit 3, with the status and x-egress-error code the proxy would answer', () => {
+    const file = join(testPki().dir, 'explain-request.json');
+    writeFileSync(file, JSON.stringify({ host: 'api.test.example.egress.local', caller: 'web.shop.serviceaccount.identity.linkerd.cluster.local' }));
+    const r = run('--explain', config(), '--request', `@${file}`);
+    expect(r.status).toBe(3);
+    expect(JSON.parse(r.stdout)).toMatchObject({ allowed: false, status: 403, code: 'CALLER_NOT_ALLOWED', reason: 'caller-not-allowed', refusedBy: 'external-service' });
+    const unknown = run('--explain', config(), '--request', '{"host":"api.test.example.egress.local"}');
+    expect(unknown.status).toBe(3);
+    expect(JSON.parse(unknown.stdout)).toMatchObject({ code: 'CALLER_UNKNOWN', caller: { known: false, unknown: 'no-header' } });
+  });
+
+  test('bad input: exit 1 and why (request not JSON, request it cannot state, invalid config); usage errors exit 2', () => {
+    const notJson = run('--explain', config(), '--request', '{host');
+    expect(notJson.status).toBe(1);
+    expect(notJson.stderr).toContain('--request: ');
+    const noHost = run('--explain', config(), '--request', '{"path":"/"}');
+    expect(noHost.status).toBe(1);
+    expect(noHost.stderr).toContain('--request: the request needs host');
+    const bad = writeConfig('explain-bad.json', { ...testConfig(), callers: { source: 'Consul' } });
+    const invalid = run('--explain', bad, '--request', '{"host":"a.egress.local"}');
+    expect(invalid.status).toBe(1);
+    expect(invalid.stderr).toContain('$.callers.source: must be one of "None", "Linkerd", "Istio" (got "Consul")');
+    expect(run('--explain', config()).status).toBe(2);
+  });
 });
 
 describe('--check-config (bundle)', () => {
