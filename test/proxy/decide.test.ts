@@ -4,10 +4,8 @@ import type {
   RouteRuleSpec, RouteSpec,
 } from '../../src/model/proxy-config';
 import { CallerResolver, type Caller } from '../../src/proxy/caller';
-import {
-  PolicyCompileError, callerLabel, compilePolicy, decide, defaultRoute, findExternalService, pathRestricted,
-  type Decision, type Target,
-} from '../../src/proxy/decide';
+import { decide, defaultRoute, findExternalService, pathRestricted, type Decision, type Target } from '../../src/proxy/decide';
+import { PolicyCompileError, callerLabel, compilePolicy } from '../../src/proxy/policy';
 import { redirectLocation } from '../../src/proxy/route-match';
 
 /* ------------------------------------------------------------------ builders */
