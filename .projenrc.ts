@@ -85,15 +85,19 @@ const project = new cdk8s.ConstructLibraryCdk8s({
 // platform on the registry this project installs from.
 project.package.addField('overrides', { 'unrs-resolver': '1.12.2' });
 
-// Lint fails on an import cycle in src/, type-only imports included: modules meet through
-// interfaces (IEgressGateway, IRouteParent) instead (eslint's import/no-cycle skips type imports).
+// Lint also checks the shape of the repository: an import cycle in src/ fails it, type-only
+// imports included (modules meet through interfaces such as IEgressGateway and IRouteParent;
+// eslint's import/no-cycle skips type imports), and so does a commit subject over 72 characters
+// among the commits made since that check was added.
 // Added at pre-synthesis, after projen has rewritten the eslint task for its last lint pattern.
-class ImportCycleCheck extends Component {
+class RepositoryChecks extends Component {
   public preSynthesize(): void {
-    project.eslint!.eslintTask.exec('ts-node --project test/tsconfig.json scripts/check-import-cycles.ts src');
+    const lint = project.eslint!.eslintTask;
+    lint.exec('ts-node --project test/tsconfig.json scripts/check-import-cycles.ts src');
+    lint.exec('bash scripts/check-commit-subjects.sh');
   }
 }
-new ImportCycleCheck(project);
+new RepositoryChecks(project);
 
 // jsii looks for a support list on the internet and prints a Node 20 banner; both are noise offline.
 project.tasks.addEnvironment('JSII_SILENCE_SUPPORT_WARNING', '1');
