@@ -1,10 +1,8 @@
 import { Chart, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
-import { CallerIdentitySource, Client, UnknownCallerPolicy } from '../src/callers';
+import { Client } from '../src/callers';
 import { errorOf } from './util/thrown';
-import { identityTrustDomain, spiffeReason } from '../src/internal/caller-identity';
-import { callersToSpec, clientsToSpec } from '../src/internal/caller-props';
-import { Problems } from '../src/internal/problems';
+import { spiffeReason } from '../src/internal/caller-identity';
 
 describe('Client', () => {
   test('each factory renders exactly one field of the config and a stable key', () => {
