@@ -3,9 +3,9 @@
 import { Chart } from 'cdk8s';
 import type * as kplus from 'cdk8s-plus-28';
 import { isLinkerdIdentity, spiffeReason } from './internal/caller-identity';
-import { isDnsLabel, isDnsSubdomain } from './internal/dns';
 import { Problems } from './internal/problems';
 import { clientKey } from './model/client-key';
+import { dnsLabelProblem, dnsSubdomainProblem, suggestDnsSubdomain } from './model/names';
 import type { ClientSpec } from './model/proxy-config';
 
 /**
@@ -77,10 +77,10 @@ export class Client {
   public static serviceAccountNamed(namespace: string, name: string): Client {
     const problems = new Problems('Client.serviceAccountNamed()');
     checkNamespace(problems, 'namespace', namespace);
-    if (!isDnsSubdomain(name)) {
-      problems.add('name', name, 'is not a ServiceAccount name (a DNS-1123 subdomain: lower-case letters, digits, "-" and ".")',
-        `use the ServiceAccount's metadata.name, e.g. ${JSON.stringify(suggest(name) || 'default')}`);
-    }
+    const nameProblem = dnsSubdomainProblem(name, {
+      what: 'a ServiceAccount name', fix: `use the ServiceAccount's metadata.name, e.g. ${JSON.stringify(suggestDnsSubdomain(String(name)) || 'default')}`,
+    });
+    if (nameProblem) problems.add('name', name, nameProblem.rule, nameProblem.fix);
     problems.throwIfAny();
     return new Client({ serviceAccount: { namespace, name } });
   }
@@ -148,12 +148,6 @@ export class Client {
 }
 
 function checkNamespace(problems: Problems, prop: string, value: string): void {
-  if (!isDnsLabel(value)) {
-    problems.add(prop, value, 'is not a namespace name (a DNS-1123 label: lower-case letters, digits and "-", at most 63 characters)',
-      `use e.g. ${JSON.stringify(suggest(String(value)).replace(/\./g, '-').slice(0, 63) || 'default')}`);
-  }
-}
-
-function suggest(value: string): string {
-  return String(value).toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '');
+  const p = dnsLabelProblem(value, { what: 'a namespace', fallback: 'default' });
+  if (p) problems.add(prop, value, p.rule, p.fix);
 }

@@ -3,9 +3,10 @@
 // by the proxy without a restart.
 import { ApiObject, Duration } from 'cdk8s';
 import { Construct } from 'constructs';
-import { dnsNameProblem, isDnsSubdomain } from './internal/dns';
+import { dnsNameProblem } from './internal/dns';
 import { durationMs } from './internal/duration';
 import { Problems } from './internal/problems';
+import { dnsSubdomainProblem, isDnsSubdomain } from './model/names';
 import { CertificateSource } from './tls';
 
 /**
@@ -48,9 +49,8 @@ export class CertificateIssuer {
 }
 
 function checkIssuerName(factory: string, name: string): string {
-  if (!isDnsSubdomain(name)) {
-    throw new Error(`CertificateIssuer.${factory}(): 'name' ${JSON.stringify(name)} is not a valid Kubernetes object name (lower-case RFC 1123 subdomain); pass the issuer's metadata.name`);
-  }
+  const p = dnsSubdomainProblem(name, { what: 'a Kubernetes object name', fix: 'pass the issuer\'s metadata.name' });
+  if (p) throw new Error(`CertificateIssuer.${factory}(): 'name' ${JSON.stringify(name)} ${p.rule}; ${p.fix}`);
   return name;
 }
 
@@ -136,9 +136,8 @@ export class CertManagerCertificate extends Construct {
     super(scope, id);
     const problems = new Problems(`CertManagerCertificate "${this.node.path}"`);
     this.secretName = props.secretName ?? props.defaultName;
-    if (!isDnsSubdomain(this.secretName)) {
-      problems.add('secretName', this.secretName, 'is not a valid Kubernetes object name (lower-case RFC 1123 subdomain)', 'use e.g. "partner-client-cert"');
-    }
+    const secretNameProblem = dnsSubdomainProblem(this.secretName, { what: 'a Kubernetes object name', fix: 'use e.g. "partner-client-cert"' });
+    if (secretNameProblem) problems.add('secretName', this.secretName, secretNameProblem.rule, secretNameProblem.fix);
     if (!(props.issuer instanceof CertificateIssuer)) {
       problems.add('issuer', props.issuer, 'is not a CertificateIssuer', 'use CertificateIssuer.issuer(name) or CertificateIssuer.clusterIssuer(name)');
     }

@@ -6,13 +6,14 @@ import { Construct } from 'constructs';
 import type { Client } from './callers';
 import type { IEgressGateway } from './egress-gateway-ref';
 import { clientsToSpec } from './internal/caller-props';
-import { dnsNameProblem, isDnsLabel, isDnsSubdomain, isIpAddress } from './internal/dns';
+import { dnsNameProblem, isIpAddress } from './internal/dns';
 import { durationMs } from './internal/duration';
 import { MountRef, mountedFile } from './internal/mounts';
 import { Problems } from './internal/problems';
 import { timeoutsToSpec } from './internal/timeouts';
 import { ENDPOINT_PRIORITY_BOUNDS, HTTP_STATUS_BOUNDS, IntRange, POOL_BOUNDS, RETRY_BOUNDS } from './model/bounds';
 import { DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TLS_TARGET_PORT } from './model/defaults';
+import { dnsLabelProblem, dnsSubdomainProblem, suggestDnsLabel } from './model/names';
 import type {
   ClientSpec, EndpointSpec, ExternalServicePortSpec, ExternalServiceSpec, InjectedHeaderSpec, RetrySpec, TimeoutsSpec,
 } from './model/proxy-config';
@@ -185,9 +186,8 @@ export class InjectedHeader {
     } else if (RESERVED_HEADERS.has(headerName.toLowerCase())) {
       problems.add('headerName', headerName, 'is managed by the proxy and cannot be injected', 'inject an application header such as "Authorization" instead');
     }
-    if (!isDnsSubdomain(secretName)) {
-      problems.add('secretName', secretName, 'is not a valid Secret name (lower-case RFC 1123 subdomain)', 'use lower-case letters, digits, "-" and "."');
-    }
+    const secretNameProblem = dnsSubdomainProblem(secretName, { what: 'a Secret name' });
+    if (secretNameProblem) problems.add('secretName', secretName, secretNameProblem.rule, secretNameProblem.fix);
     if (typeof key !== 'string' || !DATA_KEY.test(key)) {
       problems.add('key', key, 'is not a valid Secret data key (letters, digits, "-", "_" and "." only)', 'use the key as it appears under data:');
     }
@@ -322,8 +322,7 @@ export interface ExternalServiceProps extends ExternalServiceOptions {
 
 /** Derives a DNS label from a construct id: lower case, runs of other characters to '-'. */
 function nameFromId(id: string): string {
-  const s = id.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
-  return s.length > 0 ? s : 'external-service';
+  return suggestDnsLabel(id) || 'external-service';
 }
 
 /**
@@ -385,8 +384,9 @@ export class ExternalService extends Construct {
     this.isWildcard = this.host.startsWith('*.');
 
     this.name = props.name ?? nameFromId(id);
-    if (!isDnsLabel(this.name)) {
-      problems.add('name', this.name, 'is not a DNS label (lower-case letters, digits and "-", at most 63 characters)', `use e.g. ${JSON.stringify(nameFromId(this.name))}`);
+    const nameProblem = dnsLabelProblem(this.name, { fix: `use e.g. ${JSON.stringify(nameFromId(this.name))}` });
+    if (nameProblem) {
+      problems.add('name', this.name, nameProblem.rule, nameProblem.fix);
     }
 
     this.gateway = props.gateway;
@@ -394,8 +394,9 @@ export class ExternalService extends Construct {
     if (props.gateway && props.namespace !== undefined && props.namespace !== props.gateway.namespaceName) {
       problems.add('namespace', props.namespace, `differs from the gateway's namespace ${JSON.stringify(props.gateway.namespaceName)}, where its Secrets are mounted`,
         'leave namespace unset or set it to the gateway\'s namespace');
-    } else if (!isDnsLabel(this.namespace)) {
-      problems.add('namespace', this.namespace, 'is not a valid namespace name (DNS label)', 'use lower-case letters, digits and "-"');
+    } else if (dnsLabelProblem(this.namespace)) {
+      const p = dnsLabelProblem(this.namespace, { what: 'a namespace' })!;
+      problems.add('namespace', this.namespace, p.rule, p.fix);
     }
 
     this.tls = props.tls ?? TlsOrigination.originate();

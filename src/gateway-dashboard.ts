@@ -2,10 +2,10 @@
 // dashboard sidecar loads (label grafana_dashboard). The same JSON ships in the package.
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { isDnsLabel } from './internal/dns';
 import { labelKeyOk, labelValueOk } from './internal/labels';
 import { DASHBOARD_UID, grafanaDashboard } from './internal/observability';
 import { Problems } from './internal/problems';
+import { dnsLabelProblem } from './model/names';
 
 /** Options of the gateway's dashboard ConfigMap (`EgressGatewayProps.dashboard`). */
 export interface GatewayDashboardOptions {
@@ -74,7 +74,8 @@ export class GatewayDashboard extends Construct {
     super(scope, id);
     const problems = new Problems(`GatewayDashboard "${this.node.path}"`);
     const namespace = props.namespace ?? props.defaultNamespace;
-    if (!isDnsLabel(namespace)) problems.add('namespace', namespace, 'is not a DNS label', 'use e.g. "monitoring"');
+    const nsProblem = dnsLabelProblem(namespace, { what: 'a namespace', fix: 'use e.g. "monitoring"' });
+    if (nsProblem) problems.add('namespace', namespace, nsProblem.rule, nsProblem.fix);
     const labelKey = props.labelKey ?? 'grafana_dashboard';
     const labelValue = props.labelValue ?? '1';
     if (!labelKeyOk(labelKey)) problems.add('labelKey', labelKey, 'is not a valid label key', 'use "grafana_dashboard"');

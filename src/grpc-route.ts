@@ -8,7 +8,7 @@ import {
   subject, valueMatchSpecs,
 } from './internal/route-core';
 import type { LinkerdPolicy } from './internal/route-core';
-import { checkDnsSubdomain, checkRegex } from './internal/validate';
+import { checkRegex } from './internal/validate';
 import { GatewayApiLimits } from './mesh/gateway-api';
 import type { GrpcRouteMatchL1, GrpcRouteSpecL1 } from './mesh/gateway-api';
 import type { RouteMatchSpec, RouteRuleSpec, RouteSpec } from './model/proxy-config';
@@ -180,21 +180,8 @@ export class GrpcRoute extends Construct implements IRoute {
   }
 
   private checkRule(rule: GrpcRouteRule, prop: string, problems: Problems, before: readonly GrpcRouteRule[]): void {
-    if (before.length + 1 > GatewayApiLimits.RULES) {
-      problems.add(prop, rule.name ?? '(rule)', `exceeds the Gateway API limit of ${GatewayApiLimits.RULES} rules per GRPCRoute`, 'move rules to another GrpcRoute');
-    }
-    if (rule.name !== undefined) {
-      problems.addAll(`${prop}.name`, checkDnsSubdomain(rule.name, 'a rule name'));
-      if (before.some((b) => b.name === rule.name)) problems.add(`${prop}.name`, rule.name, 'is already used by another rule of this route', 'give each rule its own name');
-    }
+    this.core.checkRuleShape(rule, prop, before, 'GrpcRoute', problems);
     const matches = rule.matches ?? [];
-    if (matches.length > GatewayApiLimits.MATCHES_PER_RULE) {
-      problems.add(`${prop}.matches`, `${matches.length} entries`, `exceed the Gateway API limit of ${GatewayApiLimits.MATCHES_PER_RULE} per rule`, 'split the rule');
-    }
-    const total = before.reduce((n, b) => n + (b.matches?.length ?? 0), 0) + matches.length;
-    if (total > GatewayApiLimits.MATCHES_PER_ROUTE) {
-      problems.add(`${prop}.matches`, `${total} matches in the route`, `exceed the Gateway API limit of ${GatewayApiLimits.MATCHES_PER_ROUTE} per route`, 'move rules to another GrpcRoute');
-    }
     matches.forEach((m, j) => {
       const p = `${prop}.matches[${j}]`;
       if (m.method) checkMethod(m.method, `${p}.method`, problems);

@@ -8,7 +8,7 @@ import {
   RouteCore, subject, valueMatchSpecs,
 } from './internal/route-core';
 import type { LinkerdPolicy } from './internal/route-core';
-import { checkDnsSubdomain, checkPathValue, formatGatewayDuration } from './internal/validate';
+import { checkPathValue, formatGatewayDuration } from './internal/validate';
 import { GatewayApiLimits } from './mesh/gateway-api';
 import type { HttpRouteMatchL1, HttpRouteRuleL1, HttpRouteSpecL1 } from './mesh/gateway-api';
 import type { RouteMatchSpec, RouteRuleSpec, RouteSpec } from './model/proxy-config';
@@ -215,21 +215,8 @@ export class HttpRoute extends Construct implements IRoute {
   }
 
   private checkRule(rule: HttpRouteRule, prop: string, problems: Problems, before: readonly HttpRouteRule[]): void {
-    if (before.length + 1 > GatewayApiLimits.RULES) {
-      problems.add(prop, rule.name ?? '(rule)', `exceeds the Gateway API limit of ${GatewayApiLimits.RULES} rules per HTTPRoute`, 'move rules to another HttpRoute on the same network');
-    }
-    if (rule.name !== undefined) {
-      problems.addAll(`${prop}.name`, checkDnsSubdomain(rule.name, 'a rule name'));
-      if (before.some((b) => b.name === rule.name)) problems.add(`${prop}.name`, rule.name, 'is already used by another rule of this route', 'give each rule its own name');
-    }
+    this.core.checkRuleShape(rule, prop, before, 'HttpRoute', problems);
     const matches = rule.matches ?? [];
-    if (matches.length > GatewayApiLimits.MATCHES_PER_RULE) {
-      problems.add(`${prop}.matches`, `${matches.length} entries`, `exceed the Gateway API limit of ${GatewayApiLimits.MATCHES_PER_RULE} per rule`, 'split the rule');
-    }
-    const total = before.reduce((n, b) => n + (b.matches?.length ?? 0), 0) + matches.length;
-    if (total > GatewayApiLimits.MATCHES_PER_ROUTE) {
-      problems.add(`${prop}.matches`, `${total} matches in the route`, `exceed the Gateway API limit of ${GatewayApiLimits.MATCHES_PER_ROUTE} per route`, 'move rules to another HttpRoute');
-    }
     matches.forEach((m, j) => {
       const p = `${prop}.matches[${j}]`;
       if (m.path) problems.addAll(`${p}.path`, checkPathValue(m.path.type, m.path.value));

@@ -5,7 +5,8 @@ import { Construct } from 'constructs';
 import type { ExternalService, IExternalServiceRenderer } from './external-service';
 import { Problems } from './internal/problems';
 import { renderIstio } from './mesh/istio';
-import { DNS_LABEL, renderInputOf } from './mesh/render-input';
+import { renderInputOf } from './mesh/render-input';
+import { dnsLabelProblem, isDnsLabel } from './model/names';
 
 /** Props of `IstioExternalService`. */
 export interface IstioExternalServiceProps {
@@ -49,11 +50,10 @@ export class IstioExternalService implements IExternalServiceRenderer {
 
   public constructor(props: IstioExternalServiceProps = {}) {
     const problems = new Problems('IstioExternalService');
-    if (props.namespace !== undefined && (!DNS_LABEL.test(props.namespace) || props.namespace.length > 63)) {
-      problems.add('namespace', props.namespace, 'is not a valid namespace name (DNS label)', 'use lower-case letters, digits and "-"');
-    }
+    const nsProblem = props.namespace !== undefined ? dnsLabelProblem(props.namespace, { what: 'a namespace' }) : undefined;
+    if (nsProblem) problems.add('namespace', props.namespace, nsProblem.rule, nsProblem.fix);
     (props.exportTo ?? []).forEach((ns, i) => {
-      if (ns !== '.' && ns !== '*' && !(DNS_LABEL.test(ns) && ns.length <= 63)) {
+      if (ns !== '.' && ns !== '*' && !isDnsLabel(ns)) {
         problems.add(`exportTo[${i}]`, ns, 'is not ".", "*" or a namespace name', 'list namespace names, or "." for the object\'s own namespace');
       }
     });

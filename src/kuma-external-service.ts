@@ -7,7 +7,8 @@ import { Problems } from './internal/problems';
 import {
   DEFAULT_KUMA_HOSTNAME_TEMPLATE, DEFAULT_KUMA_MESH, DEFAULT_KUMA_SYSTEM_NAMESPACE, renderKuma,
 } from './mesh/kuma';
-import { DNS_LABEL, renderInputOf } from './mesh/render-input';
+import { renderInputOf } from './mesh/render-input';
+import { dnsLabelProblem } from './model/names';
 
 /** Props of `KumaExternalService`. */
 export interface KumaExternalServiceProps {
@@ -70,12 +71,10 @@ export class KumaExternalService implements IExternalServiceRenderer {
     const problems = new Problems('KumaExternalService');
     this.mesh = props.mesh ?? DEFAULT_KUMA_MESH;
     this.systemNamespace = props.systemNamespace ?? DEFAULT_KUMA_SYSTEM_NAMESPACE;
-    if (!DNS_LABEL.test(this.mesh) || this.mesh.length > 63) {
-      problems.add('mesh', this.mesh, 'is not a valid mesh name (DNS label, it is also a label value)', 'use lower-case letters, digits and "-"');
-    }
-    if (!DNS_LABEL.test(this.systemNamespace) || this.systemNamespace.length > 63) {
-      problems.add('systemNamespace', this.systemNamespace, 'is not a valid namespace name (DNS label)', 'use the namespace Kuma runs in, e.g. "kuma-system"');
-    }
+    const meshProblem = dnsLabelProblem(this.mesh, { what: 'a mesh name, also used as a label value' });
+    if (meshProblem) problems.add('mesh', this.mesh, meshProblem.rule, meshProblem.fix);
+    const nsProblem = dnsLabelProblem(this.systemNamespace, { what: 'a namespace', fix: 'use the namespace Kuma runs in, e.g. "kuma-system"' });
+    if (nsProblem) problems.add('systemNamespace', this.systemNamespace, nsProblem.rule, nsProblem.fix);
     if (props.hostnameGenerator === false && props.hostnameTemplate !== undefined) {
       problems.add('hostnameTemplate', props.hostnameTemplate, 'has no effect because \'hostnameGenerator\' is false', 'remove one of the two');
     }

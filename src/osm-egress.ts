@@ -6,7 +6,8 @@ import { Client } from './callers';
 import type { ExternalService, IExternalServiceRenderer } from './external-service';
 import { Problems } from './internal/problems';
 import { renderOsmEgress } from './mesh/osm';
-import { DNS_LABEL, renderInputOf } from './mesh/render-input';
+import { renderInputOf } from './mesh/render-input';
+import { dnsLabelProblem, isDnsSubdomain } from './model/names';
 
 /** A ServiceAccount whose pods may call the external service. */
 export interface OsmEgressSource {
@@ -81,19 +82,17 @@ export class OsmEgress implements IExternalServiceRenderer {
         'list the ServiceAccounts of the calling workloads, e.g. [{ serviceAccount: "curl", namespace: "curl" }]');
     }
     this.sources.forEach((s, i) => {
-      if (typeof s.serviceAccount !== 'string' || !isSubdomain(s.serviceAccount)) {
+      if (typeof s.serviceAccount !== 'string' || !isDnsSubdomain(s.serviceAccount)) {
         problems.add(`sources[${i}].serviceAccount`, s.serviceAccount, 'is not a valid ServiceAccount name', 'use lower-case letters, digits, "-" and "."');
       }
-      if (typeof s.namespace !== 'string' || !DNS_LABEL.test(s.namespace) || s.namespace.length > 63) {
-        problems.add(`sources[${i}].namespace`, s.namespace, 'is not a valid namespace name (DNS label)', 'use lower-case letters, digits and "-"');
-      }
+      const nsProblem = dnsLabelProblem(s.namespace, { what: 'a namespace' });
+      if (nsProblem) problems.add(`sources[${i}].namespace`, s.namespace, nsProblem.rule, nsProblem.fix);
     });
-    if (props.namespace !== undefined && (!DNS_LABEL.test(props.namespace) || props.namespace.length > 63)) {
-      problems.add('namespace', props.namespace, 'is not a valid namespace name (DNS label)', 'use lower-case letters, digits and "-"');
-    }
+    const nsProblem = props.namespace !== undefined ? dnsLabelProblem(props.namespace, { what: 'a namespace' }) : undefined;
+    if (nsProblem) problems.add('namespace', props.namespace, nsProblem.rule, nsProblem.fix);
     this.httpRouteGroups = [...(props.httpRouteGroups ?? [])];
     this.httpRouteGroups.forEach((n, i) => {
-      if (typeof n !== 'string' || !isSubdomain(n)) {
+      if (typeof n !== 'string' || !isDnsSubdomain(n)) {
         problems.add(`httpRouteGroups[${i}]`, n, 'is not a valid object name', 'use the HTTPRouteGroup\'s metadata.name');
       }
     });
@@ -125,8 +124,4 @@ export class OsmEgress implements IExternalServiceRenderer {
     const scope = new Construct(service, 'Osm');
     new ApiObject(scope, 'Egress', JSON.parse(JSON.stringify(egress)) as ApiObjectProps);
   }
-}
-
-function isSubdomain(s: string): boolean {
-  return s.length <= 253 && s.split('.').every((l) => DNS_LABEL.test(l));
 }

@@ -6,7 +6,7 @@ import { Problems } from './internal/problems';
 import {
   DEFAULT_OSM_MESH_CONFIG_NAME, DEFAULT_OSM_NAMESPACE, renderOsmMeshConfig,
 } from './mesh/osm';
-import { DNS_LABEL } from './mesh/render-input';
+import { dnsLabelProblem, dnsSubdomainProblem } from './model/names';
 
 /** Props of `OsmMeshConfig`. */
 export interface OsmMeshConfigProps {
@@ -64,12 +64,12 @@ export class OsmMeshConfig extends Construct {
     const problems = new Problems(`OsmMeshConfig "${this.node.path}"`);
     const name = props.name ?? DEFAULT_OSM_MESH_CONFIG_NAME;
     const namespace = props.namespace ?? DEFAULT_OSM_NAMESPACE;
-    if (name.length > 253 || !name.split('.').every((l) => DNS_LABEL.test(l))) {
-      problems.add('name', name, 'is not a valid object name', 'use the MeshConfig\'s name, "osm-mesh-config" unless OSM was installed otherwise');
-    }
-    if (namespace.length > 63 || !DNS_LABEL.test(namespace)) {
-      problems.add('namespace', namespace, 'is not a valid namespace name (DNS label)', 'use the namespace OSM runs in, e.g. "osm-system"');
-    }
+    const nameProblem = dnsSubdomainProblem(name, {
+      what: 'a Kubernetes object name', fix: 'use the MeshConfig\'s name, "osm-mesh-config" unless OSM was installed otherwise',
+    });
+    if (nameProblem) problems.add('name', name, nameProblem.rule, nameProblem.fix);
+    const nsProblem = dnsLabelProblem(namespace, { what: 'a namespace', fix: 'use the namespace OSM runs in, e.g. "osm-system"' });
+    if (nsProblem) problems.add('namespace', namespace, nsProblem.rule, nsProblem.fix);
     problems.throwIfAny();
     this.enableEgress = props.enableEgress ?? false;
     this.enableEgressPolicy = props.enableEgressPolicy ?? true;

@@ -1,8 +1,9 @@
 // TLS origination settings for external services, modelled on Kuma's MeshExternalService `tls`:
 // versions, verification modes, CA and client certificate sources, SNI and SAN matching.
-import { dnsNameProblem, isDnsSubdomain } from './internal/dns';
+import { dnsNameProblem } from './internal/dns';
 import { MountRef, mountedFile } from './internal/mounts';
 import { Problems } from './internal/problems';
+import { dnsSubdomainProblem } from './model/names';
 import type { SubjectAltNameSpec, TlsOriginationSpec } from './model/proxy-config';
 
 /**
@@ -163,9 +164,8 @@ export class CertificateSource {
 
 function checkObjectRef(subject: string, nameProp: string, name: string, key: string): void {
   const problems = new Problems(subject);
-  if (!isDnsSubdomain(name)) {
-    problems.add(nameProp, name, 'is not a valid Kubernetes object name (lower-case RFC 1123 subdomain)', 'use lower-case letters, digits, "-" and "."');
-  }
+  const nameProblem = dnsSubdomainProblem(name, { what: 'a Kubernetes object name' });
+  if (nameProblem) problems.add(nameProp, name, nameProblem.rule, nameProblem.fix);
   if (typeof key !== 'string' || !SECRET_KEY.test(key) || key.length > 253) {
     problems.add('key', key, 'is not a valid data key (letters, digits, "-", "_" and "." only)', 'use the key as it appears under data:, e.g. "ca.crt"');
   }

@@ -40,11 +40,11 @@ describe('Client', () => {
   test('throws when names are not Kubernetes names, listing every problem', () => {
     const message = errorOf(() => Client.serviceAccountNamed('Payments_Team', 'API'));
     expect(message).toMatch(/^Client\.serviceAccountNamed\(\): 2 problems:/);
-    expect(message).toContain('\'namespace\' "Payments_Team" is not a namespace name');
+    expect(message).toContain('\'namespace\' "Payments_Team" is not a DNS label (a namespace:');
     expect(message).toContain('use e.g. "payments-team"');
-    expect(message).toContain('\'name\' "API" is not a ServiceAccount name');
-    expect(errorOf(() => Client.namespace('a.b'))).toMatch(/'name' "a\.b" is not a namespace name.*use e\.g\. "a-b"/);
-    expect(errorOf(() => Client.namespace(''))).toMatch(/'name' "" is not a namespace name/);
+    expect(message).toContain('\'name\' "API" is not a DNS subdomain (a ServiceAccount name:');
+    expect(errorOf(() => Client.namespace('a.b'))).toMatch(/'name' "a\.b" is not a DNS label \(a namespace: .*use e\.g\. "a-b"/);
+    expect(errorOf(() => Client.namespace(''))).toMatch(/'name' "" is not a DNS label \(a namespace: .*use e\.g\. "default"/);
   });
 
   test('throws when a Linkerd identity is not of the form Linkerd issues', () => {

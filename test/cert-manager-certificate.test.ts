@@ -86,7 +86,7 @@ describe('CertManagerCertificate', () => {
     }));
     expect(msg).toMatch(/CertManagerCertificate "test\/Gateway\/XCertificate": 5 problems/);
     for (const p of ['secretName', 'dnsNames[0]', 'uris[0]', 'duration', 'renewBefore']) expect(msg).toContain(`'${p}'`);
-    expect(errorOf(() => CertificateIssuer.clusterIssuer('Bad'))).toMatch(/CertificateIssuer.clusterIssuer\(\): 'name' "Bad" is not a valid Kubernetes object name/);
+    expect(errorOf(() => CertificateIssuer.clusterIssuer('Bad'))).toMatch(/CertificateIssuer.clusterIssuer\(\): 'name' "Bad" is not a DNS subdomain \(a Kubernetes object name: [^)]*\); pass the issuer's metadata.name/);
     expect(errorOf(() => CertificateIssuer.external('nodots', 'lower', 'x'))).toMatch(/'group' "nodots".*\n.*'kind' "lower"/);
   });
 });

@@ -234,8 +234,8 @@ describe('EgressNetwork', () => {
 
   test('throws when global contradicts namespace, and when names are not DNS names', () => {
     expect(() => new EgressNetwork(chart(), 'Net', { global: true, namespace: 'egress-test', name: 'All_Egress' }))
-      .toThrow(/2 problems:[\s\S]*'name' "All_Egress" must be a DNS-1123 subdomain[\s\S]*'namespace' "egress-test" contradicts 'global: true'/);
-    expect(() => new EgressNetwork(chart(), 'Net', { namespace: 'Egress.Test' })).toThrow(/'namespace' "Egress\.Test" must be a DNS-1123 label/);
+      .toThrow(/2 problems:[\s\S]*'name' "All_Egress" is not a DNS subdomain[\s\S]*'namespace' "egress-test" contradicts 'global: true'/);
+    expect(() => new EgressNetwork(chart(), 'Net', { namespace: 'Egress.Test' })).toThrow(/'namespace' "Egress\.Test" is not a DNS label \(a namespace: [^)]*\); use e\.g\. "egress-test"/);
   });
 
   test('throws when a route id is used twice', () => {

@@ -283,7 +283,7 @@ describe('HttpRoute', () => {
     const svc = new kplus.Service(chart, 'Svc', { ports: [{ port: 80 }] });
     expect(() => net.addHttpRoute('W', {
       rules: [{ backends: [RouteBackend.passthrough({ weight: -1 }), RouteBackend.service(svc, { port: 81 }), RouteBackend.serviceRef('Bad_Name', { port: 0 })] }],
-    })).toThrow(/4 problems:[\s\S]*backends\[0\]\.weight' -1 must be an integer in 0-1000000[\s\S]*backends\[1\]\.port' 81 is not a port of Service[\s\S]*backends\[2\]\.name' "Bad_Name" must be a DNS-1123 label[\s\S]*backends\[2\]\.port' 0 must be an integer port/);
+    })).toThrow(/4 problems:[\s\S]*backends\[0\]\.weight' -1 must be an integer in 0-1000000[\s\S]*backends\[1\]\.port' 81 is not a port of Service[\s\S]*backends\[2\]\.name' "Bad_Name" is not a DNS label[\s\S]*backends\[2\]\.port' 0 must be an integer port/);
   });
 
   test('throws when a redirect is combined with backends, repeated, or changes nothing', () => {

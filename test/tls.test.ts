@@ -152,7 +152,7 @@ describe('CertificateSource', () => {
 
   test('throws when the Secret name is not a Kubernetes name', () => {
     expect(() => CertificateSource.fromSecret('My_Secret', 'ca.crt'))
-      .toThrow(/CertificateSource.fromSecret\(\): 'secretName' "My_Secret" is not a valid Kubernetes object name/);
+      .toThrow(/CertificateSource.fromSecret\(\): 'secretName' "My_Secret" is not a DNS subdomain \(a Kubernetes object name/);
   });
 
   test('throws when the data key has a slash', () => {

@@ -1,6 +1,7 @@
 // DNS name, label, IP and CIDR checks that phrase a precise rule and, where it can, a repaired value.
 import { isIP } from 'net';
 import { parseCidr } from './cidr';
+import { isDnsLabel } from '../model/names';
 
 export interface NameProblem {
   /** e.g. `is not a valid DNS name (empty label)` */
@@ -13,8 +14,6 @@ export interface DnsNameOptions {
   /** Accept a leading `*.` label (Gateway API hostname wildcards). */
   readonly wildcard?: boolean;
 }
-
-const LABEL = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 
 /** Why `name` is not a lower-case RFC 1123 DNS name, or undefined when it is one. */
 export function dnsNameReason(name: string, options: DnsNameOptions = {}): string | undefined {
@@ -39,7 +38,7 @@ export function dnsNameReason(name: string, options: DnsNameOptions = {}): strin
     }
     if (label.length > 63) return `label "${label.slice(0, 20)}..." is longer than 63 characters`;
     if (label.startsWith('-') || label.endsWith('-')) return `label "${label}" starts or ends with "-"`;
-    if (!LABEL.test(label)) {
+    if (!isDnsLabel(label)) {
       const bad = [...label].find((c) => !/[a-z0-9-]/.test(c));
       return `label "${label}" has character ${JSON.stringify(bad)}; only a-z, 0-9 and "-" are allowed`;
     }
@@ -75,17 +74,6 @@ export function dnsNameProblem(name: string, options: DnsNameOptions = {}): Name
     ? `did you mean ${JSON.stringify(repaired)}?`
     : `use a lower-case DNS name such as ${options.wildcard ? '"api.example.com" or "*.example.com"' : '"api.example.com"'}`;
   return { rule: `is not a valid DNS name (${reason})`, fix };
-}
-
-/** RFC 1123 label (Kubernetes object names that must be labels: Service, Namespace, ports). */
-export function isDnsLabel(value: string): boolean {
-  return typeof value === 'string' && value.length <= 63 && LABEL.test(value);
-}
-
-/** RFC 1123 subdomain (Kubernetes object names such as Secret and ConfigMap). */
-export function isDnsSubdomain(value: string): boolean {
-  return typeof value === 'string' && value.length > 0 && value.length <= 253
-    && value.split('.').every((l) => LABEL.test(l));
 }
 
 /** True for an IPv4 or IPv6 address literal. */

@@ -2,7 +2,7 @@
 // fix), walked once after the props are read, so every problem is reported in one error; and the
 // settings the construct builds from once they are known good.
 import { callersToSpec } from './caller-props';
-import { cidrReason, dnsNameProblem, isDnsLabel } from './dns';
+import { cidrReason, dnsNameProblem } from './dns';
 import { durationMs } from './duration';
 import { Problems } from './problems';
 import { timeoutsToSpec } from './timeouts';
@@ -13,6 +13,7 @@ import {
 import { GatewayAutoscaling } from '../gateway-autoscaling';
 import { IntRange, LIMIT_BOUNDS, TIMEOUT_BOUNDS } from '../model/bounds';
 import { DEFAULT_EGRESS_SUFFIX, DEFAULT_LIMITS, DEFAULT_TIMEOUTS } from '../model/defaults';
+import { dnsLabelProblem } from '../model/names';
 import type { CallersSpec, TimeoutsSpec } from '../model/proxy-config';
 import { TlsOrigination } from '../tls';
 import { EnforcementMode, TrafficPolicy } from '../traffic-policy';
@@ -97,10 +98,10 @@ const text = (t: Text, f: Facts): string => (typeof t === 'string' ? t : t(f));
 function dnsLabelRule(prop: 'name' | 'namespace' | 'serviceName', get: (f: Facts) => string): Rule {
   return {
     prop,
-    broken: (f) => !isDnsLabel(get(f)),
+    broken: (f) => dnsLabelProblem(get(f)) !== undefined,
     value: get,
-    rule: 'is not a DNS label (lower-case letters, digits and "-", at most 63 characters)',
-    fix: (f) => `use e.g. ${JSON.stringify(get(f).toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '') || 'egress')}`,
+    rule: (f) => dnsLabelProblem(get(f))!.rule,
+    fix: (f) => dnsLabelProblem(get(f))!.fix,
   };
 }
 

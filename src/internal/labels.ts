@@ -1,5 +1,5 @@
 // Kubernetes label syntax checks shared by the monitoring constructs.
-import { isDnsSubdomain } from './dns';
+import { isDnsSubdomain } from '../model/names';
 
 /** A Kubernetes label key: an optional DNS-subdomain prefix and a name of at most 63 characters. */
 export function labelKeyOk(key: string): boolean {

@@ -37,6 +37,12 @@ const ADD_METHOD: Readonly<Record<RouteKindSpec, string>> = {
 /** The Kubernetes cluster DNS suffix the model uses for in-cluster Service backends. */
 export const CLUSTER_DOMAIN = 'cluster.local';
 
+/** What the shared rule checks read of a rule of any kind. */
+export interface RuleShape {
+  readonly name?: string;
+  readonly matches?: readonly unknown[];
+}
+
 /** Props every route construct has, whatever its kind. */
 export interface RouteCommonProps {
   readonly network: IRouteParent;
@@ -159,6 +165,32 @@ export class RouteCore {
       hostnames: [...this.hostnames],
       ...(this.clientSpecs ? { clients: this.clientSpecs.map((c) => ({ ...c })) } : {}),
     };
+  }
+
+  /**
+   * The checks every kind's rules share: the rule count, the rule name (a DNS subdomain, unique
+   * in the route), and the match count per rule and per route. `before` are the route's rules
+   * ahead of `rule`; `construct` names the route construct in fixes ("HttpRoute").
+   */
+  public checkRuleShape(
+    rule: RuleShape, prop: string, before: readonly RuleShape[], construct: string, problems: Problems,
+  ): void {
+    const kind = this.options.kind;
+    if (before.length + 1 > GatewayApiLimits.RULES) {
+      problems.add(prop, rule.name ?? '(rule)', `exceeds the Gateway API limit of ${GatewayApiLimits.RULES} rules per ${kind}`, `move rules to another ${construct} on the same network`);
+    }
+    if (rule.name !== undefined) {
+      problems.addAll(`${prop}.name`, checkDnsSubdomain(rule.name, 'a rule name'));
+      if (before.some((b) => b.name === rule.name)) problems.add(`${prop}.name`, rule.name, 'is already used by another rule of this route', 'give each rule its own name');
+    }
+    const matches = rule.matches?.length ?? 0;
+    if (matches > GatewayApiLimits.MATCHES_PER_RULE) {
+      problems.add(`${prop}.matches`, `${matches} entries`, `exceed the Gateway API limit of ${GatewayApiLimits.MATCHES_PER_RULE} per rule`, 'split the rule');
+    }
+    const total = before.reduce((n, b) => n + (b.matches?.length ?? 0), 0) + matches;
+    if (total > GatewayApiLimits.MATCHES_PER_ROUTE) {
+      problems.add(`${prop}.matches`, `${total} matches in the route`, `exceed the Gateway API limit of ${GatewayApiLimits.MATCHES_PER_ROUTE} per route`, `move rules to another ${construct}`);
+    }
   }
 
   /* ------------------------------------------------------------------------- backends */

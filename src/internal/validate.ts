@@ -1,9 +1,8 @@
 // Field checks shared by the egress constructs, mirroring what the Gateway API and Linkerd CRDs
 // and controllers accept. Each returns the problems found (prop '' means the value itself).
 import type { Problem } from './problems';
+import { dnsLabelProblem, dnsSubdomainProblem } from '../model/names';
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 // Gateway API Hostname: an optional leading '*.' label, then a DNS-1123 subdomain.
 const ROUTE_HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 // RFC 7230 token, as the Gateway API HTTPHeaderName pattern states it.
@@ -25,23 +24,13 @@ export function checkPort(value: number | undefined): Problem[] {
 }
 
 export function checkDnsLabel(value: string, what: string): Problem[] {
-  if (value.length > 63 || !DNS_LABEL.test(value)) {
-    return [problem(`must be a DNS-1123 label (${what}: lower case letters, digits and '-', at most 63 characters)`,
-      `use e.g. ${JSON.stringify(suggestName(value).slice(0, 63) || 'egress')}`, value)];
-  }
-  return [];
+  const p = dnsLabelProblem(value, { what });
+  return p ? [problem(p.rule, p.fix, value)] : [];
 }
 
 export function checkDnsSubdomain(value: string, what: string): Problem[] {
-  if (value.length > 253 || !DNS_SUBDOMAIN.test(value)) {
-    return [problem(`must be a DNS-1123 subdomain (${what}: lower case letters, digits, '-' and '.')`,
-      `use e.g. ${JSON.stringify(suggestName(value) || 'egress')}`, value)];
-  }
-  return [];
-}
-
-function suggestName(value: string): string {
-  return value.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '');
+  const p = dnsSubdomainProblem(value, { what });
+  return p ? [problem(p.rule, p.fix, value)] : [];
 }
 
 export interface HostnameCheckOptions {

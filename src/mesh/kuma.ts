@@ -1,9 +1,10 @@
 // Kuma: typed shapes of the MeshExternalService and HostnameGenerator subset this library emits,
 // and the pure rendering of one ExternalServiceSpec into them (no constructs, no I/O).
 import {
-  checkGatewayOnlyFeatures, CertSourceRef, DNS_LABEL, isWildcardHost, MeshRenderInput, tlsSourcesOf,
+  checkGatewayOnlyFeatures, CertSourceRef, isWildcardHost, MeshRenderInput, tlsSourcesOf,
 } from './render-input';
 import { Problems } from '../internal/problems';
+import { dnsLabelProblem, isDnsLabel } from '../model/names';
 import type { AppProtocolSpec, ExternalServicePortSpec, TlsVersionSpec, VerificationModeSpec } from '../model/proxy-config';
 
 export const KUMA_API_VERSION = 'kuma.io/v1alpha1';
@@ -121,10 +122,10 @@ export function renderKuma(input: MeshRenderInput, options: KumaRenderOptions): 
   const names = spec.ports.length === 1 ? [options.name] : spec.ports.map((p) => `${options.name}-${p.port}`);
   // Each name becomes {{ .DisplayName }}, the first label of the generated hostname, and the base
   // name is the selector label's value: both must be DNS labels.
-  const badName = [options.name, ...names].find((n) => n.length > 63 || !DNS_LABEL.test(n));
+  const badName = [options.name, ...names].find((n) => !isDnsLabel(n));
   if (badName !== undefined) {
-    problems.add('name', badName, 'must be a DNS label of at most 63 characters, because Kuma puts it into the generated hostname',
-      'give the ExternalService a shorter lower-case name');
+    const p = dnsLabelProblem(badName, { what: 'the first label of the hostname Kuma generates', fix: 'give the ExternalService a shorter lower-case name' })!;
+    problems.add('name', badName, p.rule, p.fix);
   }
 
   spec.endpoints.forEach((e, i) => {

@@ -37,9 +37,6 @@ export interface MeshRenderInput {
   readonly tlsSources?: TlsSourceRefs;
 }
 
-/** Kubernetes DNS-1123 label: what Kuma and Istio need for names that become hostnames or ports. */
-export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
 export function isWildcardHost(host: string): boolean {
   return host.startsWith('*.');
 }

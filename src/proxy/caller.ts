@@ -17,6 +17,7 @@
 // unknown), and they are stripped from every request sent upstream (forward-http.ts).
 import { CidrSet, parseCidr, tryParseIp } from './cidr';
 import { DEFAULT_CALLERS, DEFAULT_TRUSTED_PEERS, TRUSTED_PEER_POD_IP } from '../model/defaults';
+import { isDnsLabelAt, isDnsSubdomainAt } from '../model/names';
 import type { CallerIdentitySourceSpec, CallersSpec, ClientSpec, ProxyConfig } from '../model/proxy-config';
 
 export const LINKERD_IDENTITY_HEADER = 'l5d-client-id';
@@ -66,33 +67,6 @@ function makeCaller(identity: string, namespace: string, serviceAccount: string)
   return { identity, namespace, serviceAccount, keys: { id: `id:${identity}`, sa: `sa:${namespace}/${serviceAccount}`, ns: `ns:${namespace}` } };
 }
 
-/* ------------------------------------------------------------------------- names */
-
-function isLabelChar(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45; // a-z 0-9 -
-}
-
-/** A Kubernetes namespace: an RFC 1123 label (lower case, 63 characters at most). No regex: it runs per request. */
-export function isDnsLabel(s: string, from = 0, to = s.length): boolean {
-  const n = to - from;
-  if (n < 1 || n > 63 || s.charCodeAt(from) === 45 || s.charCodeAt(to - 1) === 45) return false;
-  for (let i = from; i < to; i++) if (!isLabelChar(s.charCodeAt(i))) return false;
-  return true;
-}
-
-/** A ServiceAccount name: an RFC 1123 subdomain (dot-separated labels, 253 characters at most). */
-export function isDnsSubdomain(s: string, from = 0, to = s.length): boolean {
-  if (to - from < 1 || to - from > 253) return false;
-  let start = from;
-  for (let i = from; i <= to; i++) {
-    if (i === to || s.charCodeAt(i) === 46) {
-      if (!isDnsLabel(s, start, i)) return false;
-      start = i + 1;
-    }
-  }
-  return true;
-}
-
 /* ------------------------------------------------------------------------- parsers */
 
 const LINKERD_MARK = '.serviceaccount.identity.linkerd.';
@@ -104,7 +78,7 @@ export function parseLinkerdIdentity(value: string, trustDomain: string): Caller
   const mark = value.length - suffix.length;
   // The namespace is one label (no dots); the ServiceAccount name before it may hold dots.
   const dot = value.lastIndexOf('.', mark - 1);
-  if (dot <= 0 || !isDnsLabel(value, dot + 1, mark) || !isDnsSubdomain(value, 0, dot)) return 'unparsable';
+  if (dot <= 0 || !isDnsLabelAt(value, dot + 1, mark) || !isDnsSubdomainAt(value, 0, dot)) return 'unparsable';
   return makeCaller(value, value.slice(dot + 1, mark), value.slice(0, dot));
 }
 
@@ -117,7 +91,7 @@ export function parseSpiffeId(uri: string, trustDomain: string): Caller | 'unpar
   if (!uri.startsWith('/ns/', slash)) return 'unparsable';
   const nsStart = slash + 4;
   const sa = uri.indexOf('/sa/', nsStart);
-  if (sa < 0 || !isDnsLabel(uri, nsStart, sa) || !isDnsSubdomain(uri, sa + 4)) return 'unparsable';
+  if (sa < 0 || !isDnsLabelAt(uri, nsStart, sa) || !isDnsSubdomainAt(uri, sa + 4)) return 'unparsable';
   return makeCaller(uri, uri.slice(nsStart, sa), uri.slice(sa + 4));
 }
 

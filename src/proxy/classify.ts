@@ -6,19 +6,8 @@ import type { Caller } from './caller';
 import type { Target, TargetProtocol } from './decide';
 import { EgressError } from './errors';
 import { ambiguousPath, normalizePath, unescapeAmbiguousPath, type AmbiguousPathKind } from './route-match';
+import { isHostName } from '../model/names';
 import type { AmbiguousPathsSpec } from '../model/proxy-config';
-
-// Host names, not just RFC 1123 ones: '_' is valid in DNS (RFC 2181 §11) and real SaaS tenant
-// names carry it; only a leading or trailing '-' is refused, as resolvers and CAs do.
-const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
-
-/** A DNS name of letters, digits, hyphens and underscores (lower case after normalising), at most 253 bytes. */
-export function isValidDnsName(name: string): boolean {
-  if (name.length === 0 || name.length > 253) return false;
-  const labels = name.split('.');
-  for (const l of labels) if (!LABEL.test(l)) return false;
-  return true;
-}
 
 const NON_ASCII = /[^\x00-\x7f]/;
 const NON_LATIN1 = /[^\x00-\xff]/;
@@ -41,18 +30,13 @@ export function toALabels(raw: string): string | undefined {
   return ascii === '' ? undefined : ascii;
 }
 
-/** Exact name or a leading wildcard '*.example.com'. */
-export function isValidHostPattern(pattern: string): boolean {
-  return pattern.startsWith('*.') ? isValidDnsName(pattern.slice(2)) : isValidDnsName(pattern);
-}
-
 /** A-labels, lower case and one trailing dot dropped; undefined if what is left is not a DNS name. */
 export function normaliseDnsName(raw: string): string | undefined {
   const ascii = toALabels(raw);
   if (ascii === undefined) return undefined;
   let name = ascii.toLowerCase();
   if (name.endsWith('.')) name = name.slice(0, -1);
-  return isValidDnsName(name) ? name : undefined;
+  return isHostName(name) ? name : undefined;
 }
 
 /** Split 'host', 'host:port', '[v6]' or '[v6]:port'. Undefined when malformed. */

@@ -4,9 +4,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { basename, dirname, join } from 'node:path';
-import { isDnsLabel, isDnsSubdomain, isLoopbackCidr, parseLinkerdIdentity, parseSpiffeId, clientKey } from './caller';
+import { isLoopbackCidr, parseLinkerdIdentity, parseSpiffeId, clientKey } from './caller';
 import { parseCidr } from './cidr';
-import { isValidDnsName, isValidHostPattern } from './classify';
 import { compileRegex } from './route-match';
 import {
   CONFIG_FILE_LIMITS, ENDPOINT_PRIORITY_BOUNDS, GATEWAY_ONLY_TIMEOUTS, GRPC_STATUS_BOUNDS, HTTP_STATUS_BOUNDS, LIMIT_BOUNDS, POOL_BOUNDS,
@@ -19,6 +18,7 @@ import {
   DEFAULT_HTTP_PARENT_PORT, DEFAULT_HTTP_PORT,
   DEFAULT_LIMITS, DEFAULT_POOL, DEFAULT_RETRY, DEFAULT_TIMEOUTS, DEFAULT_TLS, DEFAULT_TLS_PORT, DEFAULT_TLS_TARGET_PORT, DEFAULT_WORKERS,
 } from '../model/defaults';
+import { dnsLabelRule, dnsSubdomainRule, isDnsLabel, isDnsSubdomain, isHostName, isHostPattern } from '../model/names';
 import {
   PROXY_CONFIG_API_VERSION, PROXY_CONFIG_KIND, PROXY_CONFIG_SHARD_KIND,
   type BackendRefSpec, type CallersSpec, type ClientSpec, type EndpointSpec, type ExternalServicePortSpec, type ExternalServiceSpec,
@@ -392,7 +392,7 @@ class Checker {
   private dnsName(path: string, v: unknown, wildcard: boolean): string {
     const s = this.str(path, v);
     if (typeof v !== 'string') return s;
-    const ok = wildcard ? isValidHostPattern(s) : isValidDnsName(s);
+    const ok = wildcard ? isHostPattern(s) : isHostName(s);
     if (!ok) {
       this.problem(path, `must be a lower-case DNS name${wildcard ? " or a leading wildcard like '*.example.com'" : ''}`, v);
     }
@@ -654,7 +654,7 @@ class Checker {
       const e = this.obj(p, x, ['address', 'port', 'priority']);
       if (!e) return undefined;
       const address = this.str(`${p}.address`, e.address);
-      if (typeof e.address === 'string' && !isValidDnsName(address) && !isIpText(address)) {
+      if (typeof e.address === 'string' && !isHostName(address) && !isIpText(address)) {
         this.problem(`${p}.address`, 'must be a DNS name or an IP address', e.address);
       }
       const ep: { -readonly [K in keyof EndpointSpec]: EndpointSpec[K] } = { address, priority: this.int(`${p}.priority`, e.priority, ENDPOINT_PRIORITY_BOUNDS.min, ENDPOINT_PRIORITY_BOUNDS.max, 0) };
@@ -694,7 +694,7 @@ class Checker {
     const o = this.obj(path, v, ['source', 'trustDomain', 'unknown', 'metricsLabel', 'trustedPeers']) ?? {};
     const d = DEFAULT_CALLERS;
     const trustDomain = this.str(`${path}.trustDomain`, o.trustDomain, d.trustDomain);
-    if (typeof o.trustDomain === 'string' && !isValidDnsName(trustDomain)) {
+    if (typeof o.trustDomain === 'string' && !isHostName(trustDomain)) {
       this.problem(`${path}.trustDomain`, 'must be a lower-case DNS name like "cluster.local" (the mesh\'s trust domain)', o.trustDomain);
     }
     const spec: { -readonly [K in keyof CallersSpec]: CallersSpec[K] } = {
@@ -951,8 +951,8 @@ class Checker {
   }
 }
 
-const SERVICE_ACCOUNT_RULE = 'must be a ServiceAccount name: lower-case letters, digits, \'-\' and \'.\', 253 characters at most';
-const NAMESPACE_RULE = 'must be a namespace name: lower-case letters, digits and \'-\', 63 characters at most';
+const SERVICE_ACCOUNT_RULE = dnsSubdomainRule('a ServiceAccount name');
+const NAMESPACE_RULE = dnsLabelRule('a namespace');
 
 const HOP_BY_HOP_OR_HOST = new Set(['host', 'connection', 'keep-alive', 'proxy-authorization', 'proxy-authenticate', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length']);
 

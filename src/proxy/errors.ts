@@ -1,5 +1,8 @@
 // Typed proxy errors with stable codes, and the one place that maps a code to the HTTP status,
-// the `x-egress-error` header and the short body a client sees. Nothing branches on message text.
+// the `x-egress-error` header and the short body a client sees, and sends it. Nothing branches on
+// message text.
+import type { ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
 
 export type EgressErrorCode =
   | 'EGRESS_DENIED'
@@ -163,4 +166,51 @@ function tlsLayerError(err: unknown): { code?: string } | undefined {
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
+}
+
+/* ------------------------------------------------------------------------- responses */
+
+/** The response to a client, HTTP/1.1 or HTTP/2. */
+type ClientResponse = ServerResponse | Http2ServerResponse;
+
+/** gRPC status for a proxy error (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
+const GRPC_STATUS_FOR_HTTP: Record<number, string> = { 400: '3', 403: '7', 500: '13', 502: '14', 503: '14', 504: '4' };
+
+/**
+ * Send the mapped error response (or a trailers-only gRPC response). After the response started,
+ * the only honest signal is to cut the stream.
+ */
+export function sendError(res: ClientResponse, code: EgressErrorCode, grpc: boolean, extraHeaders?: Record<string, string>): number {
+  const r = errorResponse(code);
+  if (res.headersSent) {
+    destroyResponse(res);
+    return r.status;
+  }
+  if (res.destroyed || res.writableEnded) return r.status;
+  if (grpc) {
+    const grpcStatus = GRPC_STATUS_FOR_HTTP[r.status] ?? '2';
+    const headers = {
+      'content-type': 'application/grpc',
+      'grpc-status': grpcStatus,
+      'grpc-message': encodeURIComponent(r.body.trim()),
+      'x-egress-error': code,
+    };
+    const stream = (res as Http2ServerResponse).stream;
+    if (stream && !stream.headersSent) {
+      stream.respond({ ':status': 200, ...headers }, { endStream: true });
+    } else {
+      (res as ServerResponse).writeHead(200, headers);
+      res.end();
+    }
+    return 200;
+  }
+  (res as ServerResponse).writeHead(r.status, extraHeaders ? { ...r.headers, ...extraHeaders } : r.headers);
+  res.end(r.body);
+  return r.status;
+}
+
+export function destroyResponse(res: ClientResponse): void {
+  const stream = (res as Http2ServerResponse).stream;
+  if (stream && typeof stream.close === 'function') stream.close(0x2 /* INTERNAL_ERROR */);
+  else (res as ServerResponse).destroy();
 }

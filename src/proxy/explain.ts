@@ -4,8 +4,9 @@
 import { CallerResolver, ISTIO_IDENTITY_HEADER, LINKERD_IDENTITY_HEADER, type CallerResolution, type UnknownCallerReason } from './caller';
 import { classifyConnect, classifyHttp, classifySni, splitHostPort, SuffixMatcher, type ClassifiedRequest } from './classify';
 import { ConfigError, validateConfig } from './config';
-import { compilePolicy, decide, pathRestricted, type CallerRefusal, type CompiledPolicy, type Decision, type Target } from './decide';
+import { decide, pathRestricted, type CallerRefusal, type Decision, type Target } from './decide';
 import { denialCode, errorResponse, isEgressError, type EgressErrorCode } from './errors';
+import { compilePolicy, type CompiledPolicy } from './policy';
 import { redirectLocation } from './route-match';
 import type { ProxyConfig } from '../model/proxy-config';
 

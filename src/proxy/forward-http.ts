@@ -1,20 +1,20 @@
-// Forward one decided HTTP/gRPC exchange upstream: undici pool per vetted origin, verified TLS via
-// the injected dialer, hop-by-hop hygiene, route filters, injected headers, streaming both ways.
+// Forward one decided HTTP/gRPC exchange upstream through the pool of its vetted origin (pools.ts):
+// hop-by-hop hygiene, route filters, injected headers, retries, streaming both ways.
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 // Bundled into the proxy by esbuild; the construct library never loads it.
 // eslint-disable-next-line import/no-extraneous-dependencies
-import { Client, Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { IDENTITY_HEADERS } from './caller';
 import type { Target } from './decide';
-import { EgressError, errorResponse, toEgressError, type EgressErrorCode } from './errors';
+import { EgressError, toEgressError, type EgressErrorCode } from './errors';
+import type { HttpOutcome } from './observe';
+import { failedOnReusedConnection, freshConnection, poolFor, takeFreshConnection } from './pools';
 import { backoffMs, IDEMPOTENT_METHODS, retryVerdict } from './retry';
 import { applyHeaderModifier, type HeaderRecord } from './route-match';
 import type { ProxyContext, RuntimeState } from './runtime';
-import { originateTls, TlsSessionCache } from './tls-origin';
-import { candidates, dialVetted, type Candidate, type UpstreamPlan } from './upstream';
-import { DEFAULT_POOL } from '../model/defaults';
+import { candidates, type UpstreamPlan } from './upstream';
 import type { RouteRuleSpec } from '../model/proxy-config';
 
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
@@ -34,28 +34,6 @@ const REQUEST_ONLY_DROP = new Set([
   'host', 'expect', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip', 'via',
   ...IDENTITY_HEADERS,
 ]);
-
-export interface HttpOutcome {
-  status: number;
-  error?: EgressErrorCode;
-  errorDetail?: string;
-  grpcStatus?: string;
-  bytesIn: number;
-  bytesOut: number;
-  candidate?: Candidate;
-  attempts: number;
-  ttfbMs?: number;
-  /** Set when this request waited for a new upstream connection (else it reused one). */
-  connectMs?: number;
-  tlsMs?: number;
-  /** Retries sent for this request (Linkerd's retry_requests). */
-  retries?: number;
-  /**
-   * How retrying ended, when it mattered: 'success' (a retried request got an answer the policy
-   * does not retry), 'limit-exceeded' (still retryable at maxRetries), 'overflow' (budget spent).
-   */
-  retryEnd?: 'success' | 'limit-exceeded' | 'overflow';
-}
 
 /**
  * Request bodies up to this size are kept so that a retry can send them again (Linkerd's bound);
@@ -111,132 +89,6 @@ export function hostHeaderFor(plan: UpstreamPlan): string {
 }
 
 function noop(): void { /* handled elsewhere */ }
-
-/**
- * Timings of connections a pool opened and no request has claimed yet. undici does not say
- * which connection served a request; a pool opens one only when a request waits for it, so the
- * next request to get its response head from that pool is the one that waited (approximately,
- * under concurrency), and its log line carries the connect and TLS durations.
- */
-const freshConnections = new WeakMap<Pool, Array<{ connectMs: number; tlsMs?: number }>>();
-
-/** When an upstream connection became usable (performance clock). */
-interface ConnectionRecord {
-  readonly readyAt: number;
-}
-
-/** How a pool dials, kept so a request can be sent again on a connection of its own. */
-interface PoolDialer {
-  readonly origin: string;
-  readonly options: Pool.Options;
-  /** The pool's connect hook, reporting a new connection's timings to `timings`. */
-  readonly connect: (timings: ConnectTimings) => NonNullable<Pool.Options['connect']>;
-  /** The connection whose 'close' is being handled, if any (see failedOnReusedConnection). */
-  readonly closing: { record?: ConnectionRecord };
-}
-
-const poolDialers = new WeakMap<Dispatcher, PoolDialer>();
-/** The connection a socket error object was raised on (undici hands requests the same object). */
-const errorConnections = new WeakMap<object, ConnectionRecord>();
-
-type ConnectTimings = (t: { connectMs: number; tlsMs?: number }) => void;
-
-/** undici's connect hook: dial the vetted address, originate TLS (resuming sessions), record the connection. */
-function connector(
-  ctx: ProxyContext, plan: UpstreamPlan, c: Candidate, h2: boolean, closing: { record?: ConnectionRecord },
-  sessions: TlsSessionCache | undefined, timings: ConnectTimings,
-): NonNullable<Pool.Options['connect']> {
-  const timeouts = plan.timeouts;
-  const tlsProfile = plan.tls;
-  const servername = plan.servername ?? plan.host;
-  const alpn = h2 ? ['h2'] : ['http/1.1'];
-  return (_opts, callback) => {
-    dialVetted(ctx, c.address, c.port, timeouts.connectMs)
-      .then(async (d) => {
-        if (!tlsProfile) {
-          // h2c upstream (plaintext gRPC): undici picks HTTP/2 from this property.
-          if (h2) Object.defineProperty(d.socket, 'alpnProtocol', { value: 'h2' });
-          return { socket: d.socket, connectMs: d.connectMs, tlsMs: undefined as number | undefined };
-        }
-        const t = await originateTls(d.socket, tlsProfile, servername, timeouts.tlsHandshakeMs, alpn, sessions);
-        return { socket: t.socket, connectMs: d.connectMs, tlsMs: t.tlsMs as number | undefined };
-      })
-      .then((r) => {
-        ctx.logger.debug({ event: 'upstream-connect', address: c.address, port: c.port, servername: tlsProfile ? servername : undefined, connectMs: r.connectMs, tlsMs: r.tlsMs });
-        timings(r);
-        const record: ConnectionRecord = { readyAt: performance.now() };
-        r.socket.on('error', (err: Error) => errorConnections.set(err, record));
-        // undici's 'close' listener, added after this one, fails the request with an error naming no
-        // socket; the request's handlers run (synchronously, then in microtasks) before any other
-        // I/O callback, so until the next turn this close is the one that error is about.
-        r.socket.once('close', () => {
-          closing.record = record;
-          setImmediate(() => {
-            if (closing.record === record) closing.record = undefined;
-          });
-        });
-        callback(null, r.socket);
-      }, (err: unknown) => callback(toEgressError(err, 'CONNECT_FAILED'), null));
-  };
-}
-
-/** One undici pool per vetted IP, port, TLS profile, SNI and protocol, owned by the generation. */
-function poolFor(ctx: ProxyContext, state: RuntimeState, plan: UpstreamPlan, c: Candidate, h2: boolean): Pool {
-  const key = `${plan.tls ? plan.tls.key : 'plain'}|${plan.servername ?? ''}|${c.address}|${c.port}|${h2 ? 'h2' : 'h1'}`;
-  state.poolLastUsed.set(key, performance.now());
-  let pool = state.pools.get(key);
-  if (pool) return pool;
-  const poolSpec = plan.service?.spec.pool ?? DEFAULT_POOL;
-  const origin = `http://${c.address.includes(':') ? `[${c.address}]` : c.address}:${c.port}`;
-  const closing: { record?: ConnectionRecord } = {};
-  const sessions = plan.tls ? new TlsSessionCache() : undefined;
-  const timings: ConnectTimings = (t) => {
-    // Handed to the request that waits on this pool next (see freshConnections).
-    const q = freshConnections.get(pool!) ?? [];
-    if (q.length < 64) q.push(t);
-    freshConnections.set(pool!, q);
-  };
-  const options: Pool.Options = {
-    connections: poolSpec.maxConnections,
-    keepAliveTimeout: poolSpec.keepAliveTimeoutMs,
-    keepAliveMaxTimeout: poolSpec.keepAliveTimeoutMs,
-    allowH2: h2,
-    connect: connector(ctx, plan, c, h2, closing, sessions, timings),
-  };
-  pool = new Pool(origin, options);
-  pool.on('connectionError', noop);
-  poolDialers.set(pool, {
-    origin,
-    options,
-    connect: (t) => connector(ctx, plan, c, h2, closing, sessions, t),
-    closing,
-  });
-  state.pools.set(key, pool);
-  return pool;
-}
-
-/**
- * True when `err` ended an exchange on a connection that was open before the request was
- * dispatched: a pooled connection the upstream closed while idle, which the request raced.
- */
-function failedOnReusedConnection(pool: Pool, err: unknown, dispatchedAt: number): boolean {
-  if (typeof err !== 'object' || err === null) return false;
-  let record = errorConnections.get(err);
-  if (!record && (err as { code?: unknown }).code === 'UND_ERR_SOCKET') record = poolDialers.get(pool)?.closing.record;
-  return record !== undefined && record.readyAt < dispatchedAt;
-}
-
-/**
- * A client with one new connection (dialled as `pool` dials) for one request; the caller closes
- * it once that request is done. The connection's timings go to `timings`, not to the pool's queue.
- */
-function freshConnection(pool: Pool, timings: ConnectTimings): Client | undefined {
-  const d = poolDialers.get(pool);
-  if (!d) return undefined;
-  const client = new Client(d.origin, { ...d.options, connect: d.connect(timings), pipelining: 1 });
-  client.on('connectionError', noop);
-  return client;
-}
 
 /**
  * Cancels one request without an AbortController or EventTarget: one listener at a time (the
@@ -394,7 +246,7 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
           void client.close().catch(noop);
           return await sent;
         }
-        const fresh = freshConnections.get(pool)?.shift();
+        const fresh = takeFreshConnection(pool);
         if (fresh) {
           outcome.connectMs = fresh.connectMs;
           outcome.tlsMs = fresh.tlsMs;
@@ -796,46 +648,3 @@ async function streamResponse(
 function firstHeader(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
-
-/** gRPC status for a proxy error (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
-const GRPC_STATUS_FOR_HTTP: Record<number, string> = { 400: '3', 403: '7', 500: '13', 502: '14', 503: '14', 504: '4' };
-
-/**
- * Send the mapped error response (or a trailers-only gRPC response). After the response started,
- * the only honest signal is to cut the stream.
- */
-export function sendError(res: ClientResponse, code: EgressErrorCode, grpc: boolean, extraHeaders?: Record<string, string>): number {
-  const r = errorResponse(code);
-  if (res.headersSent) {
-    destroyResponse(res);
-    return r.status;
-  }
-  if (res.destroyed || res.writableEnded) return r.status;
-  if (grpc) {
-    const grpcStatus = GRPC_STATUS_FOR_HTTP[r.status] ?? '2';
-    const headers = {
-      'content-type': 'application/grpc',
-      'grpc-status': grpcStatus,
-      'grpc-message': encodeURIComponent(r.body.trim()),
-      'x-egress-error': code,
-    };
-    const stream = (res as Http2ServerResponse).stream;
-    if (stream && !stream.headersSent) {
-      stream.respond({ ':status': 200, ...headers }, { endStream: true });
-    } else {
-      (res as ServerResponse).writeHead(200, headers);
-      res.end();
-    }
-    return 200;
-  }
-  (res as ServerResponse).writeHead(r.status, extraHeaders ? { ...r.headers, ...extraHeaders } : r.headers);
-  res.end(r.body);
-  return r.status;
-}
-
-export function destroyResponse(res: ClientResponse): void {
-  const stream = (res as Http2ServerResponse).stream;
-  if (stream && typeof stream.close === 'function') stream.close(0x2 /* INTERNAL_ERROR */);
-  else (res as ServerResponse).destroy();
-}
-

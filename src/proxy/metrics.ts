@@ -3,9 +3,9 @@
 // Bundled into the proxy by esbuild; the construct library never loads it.
 // eslint-disable-next-line import/no-extraneous-dependencies
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { RouteRef } from './decide';
 import { BaseLabels, PARENT_ROUTE_LABELS } from './metric-labels';
 import { OperateMetrics } from './operate-metrics';
+import type { RouteRef } from './policy';
 import type { ParentSpec } from '../model/proxy-config';
 
 /**

@@ -1,21 +1,45 @@
 // Observe: turn one finished request or connection into its metrics (Linkerd-named, bounded
-// labels) and its single canonical log line. The last stage; nothing depends on it but callers.
+// labels) and its single canonical log line. The last stage: it owns HttpOutcome, the record the
+// forward stage fills in as an exchange goes.
 import type { CallerResolution } from './caller';
-import { callerLabel, type Decision, type RouteRef, type Target } from './decide';
+import type { Decision, Target } from './decide';
 import { POLICY_DENIAL_CODES, type EgressErrorCode } from './errors';
-import type { HttpOutcome } from './forward-http';
 import { ms, type AccessRecord } from './log';
 import type { BaseLabels } from './metric-labels';
 import { OutcomeLabels } from './metrics';
 import { grpcStatusName } from './operate-metrics';
+import { callerLabel, type RouteRef } from './policy';
 import type { ProxyContext, RuntimeState } from './runtime';
-import type { OpenedUpstream, UpstreamPlan } from './upstream';
+import type { Candidate, OpenedUpstream, UpstreamPlan } from './upstream';
 
 const httpOutcomeLabels = new OutcomeLabels('http_status');
 const grpcOutcomeLabels = new OutcomeLabels('grpc_status');
 
 function routeText(r: RouteRef): string {
   return r.kind === 'default' ? r.name : `${r.kind}/${r.namespace}/${r.name}`;
+}
+
+/** What became of one HTTP or gRPC exchange, filled in as it goes and observed when it ends. */
+export interface HttpOutcome {
+  status: number;
+  error?: EgressErrorCode;
+  errorDetail?: string;
+  grpcStatus?: string;
+  bytesIn: number;
+  bytesOut: number;
+  candidate?: Candidate;
+  attempts: number;
+  ttfbMs?: number;
+  /** Set when this request waited for a new upstream connection (else it reused one). */
+  connectMs?: number;
+  tlsMs?: number;
+  /** Retries sent for this request (Linkerd's retry_requests). */
+  retries?: number;
+  /**
+   * How retrying ended, when it mattered: 'success' (a retried request got an answer the policy
+   * does not retry), 'limit-exceeded' (still retryable at maxRetries), 'overflow' (budget spent).
+   */
+  retryEnd?: 'success' | 'limit-exceeded' | 'overflow';
 }
 
 export interface HttpRecord {

@@ -2,7 +2,7 @@
 // matchers (compiled once), RE2-style regexes, header modifiers and redirect Location building.
 //
 // API (stable):
-//   compileRegex(pattern): RegExp                              full-match, RE2 subset; throws RegexSyntaxError
+//   compileRegex(pattern): RegExp                              full-match, RE2 subset (RE2 checks the syntax); throws RegexSyntaxError
 //   class RegexSyntaxError extends Error { pattern }
 //   pathMatchesPrefix(path, prefix): boolean                    by path element ('/get' ≠ '/getter')
 //   pathMatchesExact(path, value): boolean
@@ -23,6 +23,9 @@
 //   applyHeaderModifier(headers, spec): HeaderRecord            new record, lower-case names
 //   redirectLocation(request, spec, matchedPrefix?): string     Location header value
 //   replacePrefixMatch(path, prefix, replacement): string
+// Bundled into the proxy by esbuild; the construct library never loads it.
+// eslint-disable-next-line import/no-extraneous-dependencies
+import { RE2JS } from 're2js';
 import type { HeaderModifierSpec, RequestRedirectSpec, RouteMatchSpec, ValueMatchSpec } from '../model/proxy-config';
 
 /** Header maps as Node and undici hand them over. */
@@ -124,11 +127,23 @@ export function compileRegex(pattern: string): RegExp {
       i++;
     }
   }
+  let compiled: RegExp;
   try {
-    return new RegExp(`^(?:${out})$`, flags);
+    compiled = new RegExp(`^(?:${out})$`, flags);
   } catch (e) {
     throw new RegexSyntaxError(pattern, (e as Error).message.replace(/^Invalid regular expression: /, ''));
   }
+  // RE2 itself is the last word on syntax: a pattern the translation above lets through but RE2
+  // refuses (a repeat over 1000, a class range ending in \d, \b in a class) would be refused by
+  // Linkerd and Envoy, so it is refused here too (about 15 µs per pattern, at config load).
+  // Matching stays on the RegExp: 7.7 times faster than re2js on the route tables, with the same
+  // verdicts there (bench/regex-engines.ts).
+  try {
+    RE2JS.compile(pattern);
+  } catch (e) {
+    throw new RegexSyntaxError(pattern, `RE2 refuses it (${(e as Error).message})`);
+  }
+  return compiled;
 
   /** Read a character class at body[i] === '['; with (?i), add the other case of every letter. */
   function readClass(): string {

@@ -7,6 +7,7 @@ import { coreValidator } from './core-schemas';
 import { CrdCatalog } from './crd-schemas';
 import { ManifestProblem, ManifestValidationReport } from './manifest-validation-report';
 import { checkReferences, groupOf, KubeObject, SourcedObject } from './references';
+import { dnsLabelProblem, dnsSubdomainProblem } from '../model/names';
 
 /**
  * Options for `ManifestValidator`.
@@ -40,8 +41,6 @@ export interface ManifestValidatorOptions {
   readonly checkReferences?: boolean;
 }
 
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 /** Kinds whose name must be a DNS-1035 label (the API server refuses anything else). */
 const DNS1035_NAMED = new Set(['/Service']);
@@ -225,12 +224,12 @@ function metadataFindings(o: KubeObject): Finding[] {
     if (name.length > 63 || !DNS1035_LABEL.test(name)) {
       out.push({ field: '/metadata/name', rule: 'name-format', message: `"${name}" is not a DNS-1035 label (lower-case letters, digits and '-', starting with a letter, at most 63 characters)` });
     }
-  } else if (name.length > 253 || !DNS1123_SUBDOMAIN.test(name)) {
-    out.push({ field: '/metadata/name', rule: 'name-format', message: `"${name}" is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253 characters)` });
+  } else if (dnsSubdomainProblem(name)) {
+    out.push({ field: '/metadata/name', rule: 'name-format', message: `"${name}" ${dnsSubdomainProblem(name)!.rule}` });
   }
   const ns = meta.namespace;
-  if (ns !== undefined && (typeof ns !== 'string' || ns.length > 63 || !DNS1123_LABEL.test(ns))) {
-    out.push({ field: '/metadata/namespace', rule: 'name-format', message: `${JSON.stringify(ns)} is not a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters)` });
+  if (ns !== undefined && dnsLabelProblem(ns)) {
+    out.push({ field: '/metadata/namespace', rule: 'name-format', message: `${JSON.stringify(ns)} ${dnsLabelProblem(ns, { what: 'a namespace' })!.rule}` });
   }
   return out;
 }

@@ -4,7 +4,8 @@ import { rmSync } from 'fs';
 import { expectValidManifests, synthToTmp } from './synth';
 import { buildApp, DB_HOST, GRPC_HOST, NAMESPACE } from '../../examples/grpc-tcp-routes/main';
 import type { ProxyConfig } from '../../src/model/proxy-config';
-import { compilePolicy, decide } from '../../src/proxy/decide';
+import { decide } from '../../src/proxy/decide';
+import { compilePolicy } from '../../src/proxy/policy';
 import { proxyConfigMap } from '../e2e/helpers';
 
 describe('examples/grpc-tcp-routes', () => {

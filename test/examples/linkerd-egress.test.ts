@@ -6,8 +6,9 @@ import { App } from 'cdk8s';
 import { buildApp } from '../../examples/linkerd-egress/main';
 import { EgressNetwork } from '../../src';
 import type { ProxyConfig } from '../../src/model/proxy-config';
-import { compilePolicy, decide } from '../../src/proxy/decide';
+import { decide } from '../../src/proxy/decide';
 import type { Target } from '../../src/proxy/decide';
+import { compilePolicy } from '../../src/proxy/policy';
 import { readManifests } from '../e2e/helpers';
 import { validatePath } from '../mesh/validate';
 

@@ -1,8 +1,10 @@
 /* eslint-disable no-bitwise */ // expected values are written as shifted literals
+import { BlockList, isIP } from 'node:net';
 import {
   CidrParseError, CidrSet, cidrContains, cidrsOverlap, formatCidr, formatIp, isIp, parseCidr, parseIp,
   tryParseIp, unmapIp,
 } from '../../src/proxy/cidr';
+import { BUILT_IN_REFUSED_CIDRS } from '../../src/proxy/vet';
 
 describe('parseIp', () => {
   test.each([
@@ -128,37 +130,40 @@ describe('parseCidr', () => {
   });
 });
 
+/** cidr, address, contained: the containment table, also run against Node's net.BlockList below. */
+const CONTAINS: ReadonlyArray<readonly [string, string, boolean]> = [
+  ['10.0.0.0/8', '10.0.0.0', true],
+  ['10.0.0.0/8', '10.255.255.255', true],
+  ['10.0.0.0/8', '11.0.0.0', false],
+  ['10.0.0.0/8', '9.255.255.255', false],
+  ['0.0.0.0/0', '203.0.113.9', true],
+  ['192.168.1.7/32', '192.168.1.7', true],
+  ['192.168.1.7/32', '192.168.1.8', false],
+  ['100.64.0.0/10', '100.127.255.255', true],
+  ['100.64.0.0/10', '100.128.0.0', false],
+  ['fe80::/10', 'fe80::1', true],
+  ['fe80::/10', 'febf:ffff::1', true],
+  ['fe80::/10', 'fec0::1', false],
+  ['fc00::/7', 'fd12:3456::1', true],
+  ['::1/128', '::1', true],
+  ['::1/128', '::2', false],
+  // families never mix, except through the IPv4-mapped range
+  ['10.0.0.0/8', '::a00:1', false],
+  ['::/0', '2001:db8::1', true],
+  // mapped addresses match IPv4 networks, and IPv4 addresses match mapped networks
+  ['10.0.0.0/8', '::ffff:10.1.2.3', true],
+  ['169.254.0.0/16', '::ffff:169.254.169.254', true],
+  ['169.254.0.0/16', '::ffff:a9fe:a9fe', true],
+  ['10.0.0.0/8', '::ffff:11.1.2.3', false],
+  ['::ffff:0:0/96', '8.8.8.8', true],
+  ['::ffff:10.0.0.0/104', '10.20.30.40', true],
+  ['::ffff:10.0.0.0/104', '11.0.0.1', false],
+  ['::/0', '8.8.8.8', true],
+  ['2001:db8::/32', '8.8.8.8', false],
+];
+
 describe('cidrContains', () => {
-  test.each([
-    ['10.0.0.0/8', '10.0.0.0', true],
-    ['10.0.0.0/8', '10.255.255.255', true],
-    ['10.0.0.0/8', '11.0.0.0', false],
-    ['10.0.0.0/8', '9.255.255.255', false],
-    ['0.0.0.0/0', '203.0.113.9', true],
-    ['192.168.1.7/32', '192.168.1.7', true],
-    ['192.168.1.7/32', '192.168.1.8', false],
-    ['100.64.0.0/10', '100.127.255.255', true],
-    ['100.64.0.0/10', '100.128.0.0', false],
-    ['fe80::/10', 'fe80::1', true],
-    ['fe80::/10', 'febf:ffff::1', true],
-    ['fe80::/10', 'fec0::1', false],
-    ['fc00::/7', 'fd12:3456::1', true],
-    ['::1/128', '::1', true],
-    ['::1/128', '::2', false],
-    // families never mix, except through the IPv4-mapped range
-    ['10.0.0.0/8', '::a00:1', false],
-    ['::/0', '2001:db8::1', true],
-    // mapped addresses match IPv4 networks, and IPv4 addresses match mapped networks
-    ['10.0.0.0/8', '::ffff:10.1.2.3', true],
-    ['169.254.0.0/16', '::ffff:169.254.169.254', true],
-    ['169.254.0.0/16', '::ffff:a9fe:a9fe', true],
-    ['10.0.0.0/8', '::ffff:11.1.2.3', false],
-    ['::ffff:0:0/96', '8.8.8.8', true],
-    ['::ffff:10.0.0.0/104', '10.20.30.40', true],
-    ['::ffff:10.0.0.0/104', '11.0.0.1', false],
-    ['::/0', '8.8.8.8', true],
-    ['2001:db8::/32', '8.8.8.8', false],
-  ])('%s contains %s: %s', (cidr, ip, expected) => {
+  test.each(CONTAINS)('%s contains %s: %s', (cidr, ip, expected) => {
     expect(cidrContains(cidr, ip)).toBe(expected);
     expect(cidrContains(parseCidr(cidr), parseIp(ip))).toBe(expected);
   });
@@ -259,3 +264,61 @@ describe('parser edge cases', () => {
     expect(formatIp(parseIp(text))).toBe(canonical);
   });
 });
+
+/*
+ * Node's own address matcher (net.BlockList) as a second opinion: it treats IPv4-mapped IPv6
+ * addresses as their IPv4 address both ways, as cidr.ts does. cidr.ts stays the implementation
+ * because it reports which network matched (vet verdicts and refusal reasons name it), refuses
+ * ambiguous text (leading zeros) with a reason, and answered about 6 times faster per check on the
+ * built-in refusal list than BlockList.check() (300-550 ns against 3.1-3.3 µs, measured once on
+ * this project's machine; not a timed test).
+ */
+describe('agrees with net.BlockList', () => {
+  function blockList(cidrs: readonly string[]): BlockList {
+    const bl = new BlockList();
+    for (const c of cidrs) {
+      const [address, prefix] = c.split('/');
+      bl.addSubnet(address, Number(prefix), isIP(address) === 4 ? 'ipv4' : 'ipv6');
+    }
+    return bl;
+  }
+  const check = (bl: BlockList, ip: string) => bl.check(ip, isIP(ip) === 4 ? 'ipv4' : 'ipv6');
+
+  test.each(CONTAINS)('%s contains %s: %s', (cidr, ip, expected) => {
+    expect(check(blockList([cidr]), ip)).toBe(expected);
+  });
+
+  test('on the built-in refusal list, at the edges of every network and at random addresses', () => {
+    const set = new CidrSet(BUILT_IN_REFUSED_CIDRS);
+    const bl = blockList(BUILT_IN_REFUSED_CIDRS);
+    const samples: string[] = [];
+    for (const text of BUILT_IN_REFUSED_CIDRS) {
+      const c = parseCidr(text);
+      const bits = c.family === 4 ? 32n : 128n;
+      const last = c.network | ((1n << (bits - BigInt(c.prefix))) - 1n);
+      const top = (1n << bits) - 1n;
+      for (const v of [c.network - 1n, c.network, c.network + 1n, last - 1n, last, last + 1n]) {
+        if (v >= 0n && v <= top) samples.push(formatIp({ family: c.family, value: v }));
+      }
+    }
+    // A fixed-seed generator: the same addresses on every run.
+    let seed = 0x2545f491;
+    const next = () => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return seed >>> 0;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const v4 = BigInt(next());
+      samples.push(formatIp({ family: 4, value: v4 }));
+      samples.push(`::ffff:${formatIp({ family: 4, value: v4 })}`);
+      const v6 = (BigInt(next()) << 96n) | (BigInt(next()) << 64n) | (BigInt(next()) << 32n) | BigInt(next());
+      samples.push(formatIp({ family: 6, value: v6 }));
+    }
+    const disagreements = samples.filter((ip) => set.has(ip) !== check(bl, ip));
+    expect(disagreements).toEqual([]);
+    expect(samples.length).toBeGreaterThan(6000);
+  });
+});
+

@@ -178,6 +178,16 @@ describe('invalid configs', () => {
     ]);
   });
 
+  test('a route regex RE2 refuses is refused at load, with RE2\'s reason', () => {
+    const ps = problems({
+      ...MINIMAL,
+      routes: [{ kind: 'HTTPRoute', name: 'r1', namespace: 'n', rules: [{ matches: [{ headers: [{ type: 'RegularExpression', name: 'x-id', value: '[0-9]{1001}' }] }] }] }],
+    });
+    expect(ps).toHaveLength(1);
+    expect(ps[0].path).toMatch(/^\$\.routes\[0\]\.rules\[0\]\.matches\[0\]\.headers/);
+    expect(ps[0].message).toMatch(/RE2 refuses it/);
+  });
+
   test('bindAddress must be an IP address', () => {
     expect(problems({ ...MINIMAL, listeners: { bindAddress: 'localhost' } })).toEqual([
       { path: '$.listeners.bindAddress', message: 'must be an IP address to bind to, like "0.0.0.0" or "::"', value: 'localhost' },

@@ -4,11 +4,8 @@ import type {
   RouteRuleSpec, RouteSpec,
 } from '../../src/model/proxy-config';
 import { CallerResolver, type Caller } from '../../src/proxy/caller';
-import { parseIp } from '../../src/proxy/cidr';
-import {
-  PolicyCompileError, callerLabel, checkNetworks, compilePolicy, decide, defaultRoute, findExternalService, pathRestricted,
-  type Decision, type Target,
-} from '../../src/proxy/decide';
+import { decide, defaultRoute, findExternalService, pathRestricted, type Decision, type Target } from '../../src/proxy/decide';
+import { PolicyCompileError, callerLabel, compilePolicy } from '../../src/proxy/policy';
 import { redirectLocation } from '../../src/proxy/route-match';
 
 /* ------------------------------------------------------------------ builders */
@@ -746,18 +743,17 @@ describe('compilePolicy', () => {
       http('four', { rules: [rule({ matches: [exact('/x')], filters: [{ type: 'RequestRedirect', requestRedirect: { statusCode: 302, path: { type: 'ReplacePrefixMatch', value: '/y' } } }] })] }),
     ];
     try {
-      compilePolicy(config({ routes, networks: [{ cidr: '10.0.0.1/8', except: [] }] }));
+      compilePolicy(config({ routes }));
       throw new Error('expected a throw');
     } catch (e) {
       expect(e).toBeInstanceOf(PolicyCompileError);
       const problems = (e as PolicyCompileError).problems;
-      expect(problems).toHaveLength(5);
+      expect(problems).toHaveLength(4);
       expect(problems[0]).toMatch(/^HTTPRoute egress-test\/one rules\[0\]\.matches\[0\]\.headers: .*lookaround/);
       expect(problems[1]).toMatch(/^HTTPRoute egress-test\/two rules\[0\]\.matches\[0\]\.queryParams: .*backreference/);
       expect(problems[2]).toMatch(/^GRPCRoute egress-test\/three rules\[0\]\.matches\[0\]\.method: /);
       expect(problems[3]).toMatch(/^HTTPRoute egress-test\/four rules\[0\]: a ReplacePrefixMatch redirect needs PathPrefix/);
-      expect(problems[4]).toMatch(/networks: .*did you mean "10\.0\.0\.0\/8"/);
-      expect((e as Error).message).toMatch(/^invalid policy \(5 problems\)/);
+      expect((e as Error).message).toMatch(/^invalid policy \(4 problems\)/);
     }
   });
 
@@ -770,44 +766,6 @@ describe('compilePolicy', () => {
   });
 });
 
-/* ------------------------------------------------------------------ networks */
-
-describe('checkNetworks', () => {
-  const networks: NetworkSpec[] = [
-    { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '192.168.0.0/16'] },
-    { cidr: '10.20.0.0/16', except: [] },
-    { cidr: '2001:db8::/32', except: ['2001:db8:dead::/48'] },
-  ];
-  const policy = compilePolicy(config({ networks }));
-
-  test.each([
-    ['203.0.113.9', true, 'in-network', '0.0.0.0/0'],
-    ['10.1.2.3', false, 'network-except', '10.0.0.0/8'],
-    ['10.20.1.1', true, 'in-network', '10.20.0.0/16'], // excepted by one network, admitted by another
-    ['::ffff:192.168.1.1', false, 'network-except', '192.168.0.0/16'],
-    ['2001:db8::1', true, 'in-network', '2001:db8::/32'],
-    ['2001:db8:dead::1', false, 'network-except', '2001:db8:dead::/48'],
-    ['2001:4860::8888', false, 'outside-networks', undefined],
-    ['not-an-ip', false, 'invalid-address', undefined],
-  ])('%s → ok %s (%s)', (ip, ok, reason, network) => {
-    const c = checkNetworks(policy, ip);
-    expect(c).toMatchObject({ ok, reason, reportOnly: false });
-    expect(c.network).toBe(network);
-    expect(checkNetworks(policy.config.parent, ip)).toEqual(c);
-    if (reason !== 'invalid-address') expect(checkNetworks(policy, parseIp(ip))).toEqual(c);
-  });
-
-  test('no networks: everything passes here (address vetting still applies)', () => {
-    expect(checkNetworks(compilePolicy(config()), '8.8.8.8')).toEqual({ ok: true, reason: 'no-networks', reportOnly: false });
-  });
-
-  test('report-only lets it through and says why', () => {
-    const p = compilePolicy(config({ networks, mode: 'ReportOnly' }));
-    expect(checkNetworks(p, '10.1.2.3')).toEqual({ ok: true, reason: 'report-only', wouldReason: 'network-except', network: '10.0.0.0/8', reportOnly: true });
-    expect(checkNetworks(p, '2001:4860::8888')).toMatchObject({ ok: true, reason: 'report-only', wouldReason: 'outside-networks' });
-    expect(checkNetworks(p, 'nope')).toMatchObject({ ok: false, reason: 'invalid-address' });
-  });
-});
 
 /* ------------------------------------------------------------------ callers */
 

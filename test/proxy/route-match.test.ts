@@ -54,6 +54,11 @@ describe('compileRegex', () => {
     ['(abc', /Unterminated group|unterminated/i],
     ['a{2,1}', /numbers out of order/],
     ['*a', /Nothing to repeat/],
+    // JS accepts these; RE2 (Linkerd, Envoy) does not, so neither does the proxy.
+    ['a{1001}', /RE2 refuses it/],
+    ['.{0,65536}', /RE2 refuses it/],
+    ['[a-\\d]', /RE2 refuses it/],
+    ['[\\b]', /RE2 refuses it/],
   ])('throws when the pattern is %j', (pattern, message) => {
     expect(() => compileRegex(pattern)).toThrow(RegexSyntaxError);
     expect(() => compileRegex(pattern)).toThrow(message);

@@ -103,6 +103,35 @@ describe('AddressVetter', () => {
     expect(v.vet('10.0.0.1')).toMatchObject({ ok: false, reason: 'built-in-refusal' });
   });
 
+  describe('parent networks, with the built-in refusals lifted for the ranges the table uses', () => {
+    const networks = [
+      { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '192.168.0.0/16'] },
+      { cidr: '10.20.0.0/16', except: [] },
+      { cidr: '2001:db8::/32', except: ['2001:db8:dead::/48'] },
+    ];
+    const allowCidrs = ['10.0.0.0/8', '192.168.0.0/16', '203.0.113.0/24', '2001:db8::/32'];
+    const v = new AddressVetter({ allowCidrs, denyCidrs: [] }, networks);
+    const reportOnly = new AddressVetter({ allowCidrs, denyCidrs: [] }, networks, true);
+
+    test.each([
+      ['203.0.113.9', true, undefined],
+      ['10.1.2.3', false, 'network-except'],
+      ['10.20.1.1', true, undefined], // excepted by one network, admitted by another
+      ['::ffff:192.168.1.1', false, 'network-except'],
+      ['2001:db8::1', true, undefined],
+      ['2001:db8:dead::1', false, 'network-except'],
+      ['2001:4860::8888', false, 'outside-networks'],
+      ['not-an-ip', false, 'invalid-address'],
+    ])('%s → ok %s (%s)', (ip, ok, reason) => {
+      const verdict = v.vet(ip);
+      expect(verdict.ok).toBe(ok);
+      if (!verdict.ok) expect(verdict.reason).toBe(reason);
+      const flagged = reportOnly.vet(ip);
+      if (reason === 'invalid-address') expect(flagged).toMatchObject({ ok: false, reason });
+      else expect(flagged.ok && flagged.wouldRefuse).toBe(reason ?? undefined);
+    });
+  });
+
   test('parent networks: inside a network and not in its except, else refused', () => {
     const v = new AddressVetter({ allowCidrs: [], denyCidrs: [] }, [{ cidr: '203.0.0.0/8', except: ['203.0.113.0/24'] }, { cidr: '1.1.1.0/24', except: [] }]);
     expect(v.vet('1.1.1.1').ok).toBe(true);

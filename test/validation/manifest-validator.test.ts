@@ -142,8 +142,8 @@ describe('built-in kinds and object metadata', () => {
   test('throws when a name or namespace is missing or malformed', () => {
     expect(lines({ ...CONFIG_MAP, metadata: { namespace: 'apps' } })).toEqual(['ConfigMap apps/(no name) (set.yaml#0) /metadata/name: metadata.name is required [required]']);
     expect(lines({ ...CONFIG_MAP, metadata: { name: 'Api_Config', namespace: 'Apps.x' } })).toEqual([
-      expect.stringMatching(/^ConfigMap Apps\.x\/Api_Config \(set\.yaml#0\) \/metadata\/name: "Api_Config" is not a DNS-1123 subdomain.*\[name-format\]$/),
-      expect.stringMatching(/\/metadata\/namespace: "Apps\.x" is not a DNS-1123 label.*\[name-format\]$/),
+      expect.stringMatching(/^ConfigMap Apps\.x\/Api_Config \(set\.yaml#0\) \/metadata\/name: "Api_Config" is not a DNS subdomain.*\[name-format\]$/),
+      expect.stringMatching(/\/metadata\/namespace: "Apps\.x" is not a DNS label.*\[name-format\]$/),
     ]);
     expect(lines(DEPLOYMENT, CONFIG_MAP, { ...SERVICE, metadata: { name: '1api', namespace: 'apps' } })).toEqual([expect.stringMatching(/\/metadata\/name: "1api" is not a DNS-1035 label.*\[name-format\]$/)]);
   });
