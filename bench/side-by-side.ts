@@ -34,7 +34,10 @@ const EGRESS_NODE_ARGS = (process.env.BENCH_EGRESS_NODE_ARGS ?? '').split(' ').f
  * A second instance of this proxy with other node flags ("egress-b" in the tables), for an A/B
  * of flags within one run, e.g. BENCH_EGRESS_B_NODE_ARGS="--max-semi-space-size=2".
  */
-const EGRESS_B_NODE_ARGS = process.env.BENCH_EGRESS_B_NODE_ARGS?.split(' ').filter(Boolean);
+const EGRESS_B_NODE_ARGS = process.env.BENCH_EGRESS_B_NODE_ARGS?.split(' ').filter(Boolean)
+  ?? (process.env.BENCH_PROXY_B ? [] : undefined);
+/** Another build of this proxy for "egress-b" (an A/B of builds within one run); default: the same bundle. */
+const BUNDLE_B = process.env.BENCH_PROXY_B || undefined;
 const MAX_SECONDS = intEnv('BENCH_MAX_SECONDS', 1800);
 
 type ProxyName = 'nginx' | 'naive' | 'egress' | 'egress-b';
@@ -483,7 +486,7 @@ async function main(): Promise<void> {
       if (!nodeArgs) continue;
       const configFile = path.join(tmp, `${name}.json`);
       fs.writeFileSync(configFile, JSON.stringify(egressConfig(fs.readFileSync(pki.caFile, 'utf8'), upPort, port, admin), null, 2));
-      const child = Child.start(name, BUNDLE, ['--config', configFile], nodeArgs, tmp);
+      const child = Child.start(name, name === 'egress-b' && BUNDLE_B ? path.resolve(BUNDLE_B) : BUNDLE, ['--config', configFile], nodeArgs, tmp);
       children.push(child);
       // One JSON line per request, read and dropped as a log shipper would.
       child.proc.stdout!.resume();
