@@ -826,19 +826,7 @@ class Proxy implements ProxyHandle {
     // are served (each bounded by its request-headers timer); idle keep-alive connections close
     // on their keep-alive timer, which clients know from the Keep-Alive header, so none is cut
     // while its client sends.
-    while (!this.closed && (this.active > 0 || this.conns.size > 0)) {
-      const left = graceEnd - performance.now();
-      if (left <= 0) break;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, left);
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.drainWaiter = done;
-      });
-      this.drainWaiter = undefined;
-    }
+    await this.waitWhile(() => !this.closed && (this.active > 0 || this.conns.size > 0), graceEnd);
     if (this.closed) return;
     if (this.active > 0 || this.conns.size > 0) await this.cut();
     await this.shutdown();
@@ -867,18 +855,7 @@ class Proxy implements ProxyHandle {
       'grace period over; answering what is left 503 DRAINING and closing');
     // The answers are written from the requests' own error paths; node:http closes each
     // connection after its `Connection: close` answer.
-    const until = performance.now() + CUT_FLUSH_MS;
-    while (this.conns.size > 0 && performance.now() < until) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, until - performance.now());
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.drainWaiter = done;
-      });
-      this.drainWaiter = undefined;
-    }
+    await this.waitWhile(() => this.conns.size > 0, performance.now() + CUT_FLUSH_MS);
   }
 
   /**
@@ -894,9 +871,17 @@ class Proxy implements ProxyHandle {
       return;
     }
     // The supervisor accepts for this worker: it says when it has handed over its last connection.
-    while (!this.closed && !this.handoffsEnded) {
+    await this.waitWhile(() => !this.closed && !this.handoffsEnded, untilMs);
+  }
+
+  /**
+   * Wait while `cond` holds, until `untilMs` (performance.now() time) at the latest; what may end
+   * the wait (a request done, a connection closed, the last handoff) wakes it through drainWaiter.
+   */
+  private async waitWhile(cond: () => boolean, untilMs: number): Promise<void> {
+    while (cond()) {
       const left = untilMs - performance.now();
-      if (left <= 0) break;
+      if (left <= 0) return;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, left);
         function done() {
