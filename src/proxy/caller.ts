@@ -215,6 +215,18 @@ function unmapText(a: string): string {
 /** Request headers as node:http and node:http2 give them (lower-case names). */
 export type HeaderMap = Readonly<Record<string, string | string[] | undefined>>;
 
+/** A request's headers as node:http gives them: parsed, and raw (name, value, ...). */
+export interface RequestHeaders {
+  readonly headers: HeaderMap;
+  readonly rawHeaders?: readonly string[];
+}
+
+/** The two ends of a client connection (a net.Socket). */
+export interface PeerAddresses {
+  readonly remoteAddress?: string;
+  readonly localAddress?: string;
+}
+
 const NO_SOURCE: CallerResolution = Object.freeze({ caller: undefined, trustedPeer: false, unknown: 'no-identity-source' });
 const NO_HEADERS: CallerResolution = Object.freeze({ caller: undefined, trustedPeer: false, unknown: 'no-headers' });
 const NO_HEADER: CallerResolution = Object.freeze({ caller: undefined, trustedPeer: false, unknown: 'no-header' });
@@ -268,6 +280,14 @@ export class CallerResolver {
     if (typeof value !== 'string' || headerLines(rawHeaders, this.header) > 1) return unknownOf(true, 'multiple-headers');
     const v = value.trim();
     return this.parsed(this.source === 'Istio' ? parseXfcc(v, this.spec.trustDomain) : parseLinkerdIdentity(v, this.spec.trustDomain), true);
+  }
+
+  /**
+   * The caller of a request on `socket`, or undefined when callers are not identified (source
+   * None): what the listeners record.
+   */
+  public ofRequest(req: RequestHeaders, socket: PeerAddresses): CallerResolution | undefined {
+    return this.active ? this.resolve(req.headers, req.rawHeaders, socket.remoteAddress, socket.localAddress) : undefined;
   }
 
   /** A TLS passthrough or TCP connection: no headers, so no identity. */

@@ -563,7 +563,7 @@ class Proxy implements ProxyHandle {
     let who: CallerResolution | undefined;
     try {
       authority = requestAuthority(req);
-      if (state.callers.active) who = state.callers.resolve(req.headers, req.rawHeaders, req.socket.remoteAddress, req.socket.localAddress);
+      who = state.callers.ofRequest(req, req.socket);
       classified = classifyHttp(req as RequestLike, authority, state.suffixes,
         state.config.listeners.http.forwardProxy, parentPort, Math.random(), state.config.listeners.http.ambiguousPaths, who?.caller);
       const target = classified.target;

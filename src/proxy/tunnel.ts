@@ -186,7 +186,7 @@ export async function handleConnect(deps: TunnelDeps, req: IncomingMessage, clie
     try {
       requestAuthority(req);
       // A CONNECT request has headers, so the sidecar's identity header names the caller of the tunnel.
-      if (state.callers.active) record.caller = state.callers.resolve(req.headers, req.rawHeaders, client.remoteAddress, client.localAddress);
+      record.caller = state.callers.ofRequest(req, client);
       target = classifyConnect(req.url ?? '', state.suffixes, record.caller?.caller);
     } catch (err) {
       record.error = toEgressError(err, 'BAD_REQUEST').code;

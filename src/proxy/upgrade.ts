@@ -76,7 +76,7 @@ export async function handleUpgrade(deps: TunnelDeps, req: IncomingMessage, clie
   let plan: UpstreamPlan | undefined;
   let who: CallerResolution | undefined;
   try {
-    if (state.callers.active) who = state.callers.resolve(req.headers, req.rawHeaders, client.remoteAddress, client.localAddress);
+    who = state.callers.ofRequest(req, client);
     classified = classifyHttp({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers }, requestAuthority(req), state.suffixes,
       state.config.listeners.http.forwardProxy, parentPort, Math.random(), state.config.listeners.http.ambiguousPaths, who?.caller);
     if (classified.ambiguity && pathRestricted(state.policy, classified.target)) {
