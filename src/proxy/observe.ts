@@ -61,14 +61,14 @@ function callerField(c: CallerResolution | undefined): AccessRecord['caller'] {
   return c.caller ? { identity: c.caller.identity, trusted: c.trustedPeer } : { identity: null, trusted: c.trustedPeer, unknown: c.unknown };
 }
 
-/**
- * The `caller` metric label, when callers.metricsLabel asks for it (bounded: see callerLabel()),
- * and the route labels with it (`base` itself without it).
- */
-function callerLabels(state: RuntimeState, base: BaseLabels, c: CallerResolution | undefined): { caller?: string; routeLabels: BaseLabels } {
-  if (!state.policy.callers.metricsLabel) return { routeLabels: base };
-  const caller = callerLabel(state.policy, c?.caller);
-  return { caller, routeLabels: state.labels.withCaller(base, caller) };
+/** The `caller` metric label, when callers.metricsLabel asks for it (bounded: see callerLabel()). */
+function metricCaller(state: RuntimeState, c: CallerResolution | undefined): string | undefined {
+  return state.policy.callers.metricsLabel ? callerLabel(state.policy, c?.caller) : undefined;
+}
+
+/** The route labels with that `caller` label; `base` itself without one (nothing allocated per request). */
+function routeLabelsOf(state: RuntimeState, base: BaseLabels, caller: string | undefined): BaseLabels {
+  return caller === undefined ? base : state.labels.withCaller(base, caller);
 }
 
 /** Count and log one HTTP or gRPC exchange. Requests refused before a decision are logged only. */
@@ -81,7 +81,8 @@ export function observeHttp(ctx: ProxyContext, state: RuntimeState, r: HttpRecor
     // Linkerd reports a policy deny as a plain 403 response (error=""); proxy failures name their code.
     const error = o.error && !POLICY_DENIAL_CODES.has(o.error) ? o.error : '';
     const status = String(o.status);
-    const { caller, routeLabels } = callerLabels(state, base, r.caller);
+    const caller = metricCaller(state, r.caller);
+    const routeLabels = routeLabelsOf(state, base, caller);
     const labels = httpOutcomeLabels.get(routeLabels, status, error);
     ctx.metrics.httpStatuses.inc(labels);
     ctx.metrics.httpDuration.observe(labels, totalMs / 1000);
@@ -144,7 +145,8 @@ export interface TunnelRecord {
 export function observeTunnel(ctx: ProxyContext, state: RuntimeState, r: TunnelRecord, phase: 'open' | 'close' = 'close'): void {
   if (r.decision && r.target) {
     const base = state.labels.get(r.parentPort, r.decision.route, state.hostnameLabel(r.target.host, r.decision.externalService));
-    const { caller, routeLabels } = callerLabels(state, base, r.caller);
+    const caller = metricCaller(state, r.caller);
+    const routeLabels = routeLabelsOf(state, base, caller);
     const tls = r.target.protocol === 'tls';
     if (phase === 'open') {
       (tls ? ctx.metrics.tlsOpen : ctx.metrics.tcpOpen).inc(routeLabels);
