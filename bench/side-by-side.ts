@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Chart, Testing } from 'cdk8s';
 import {
-  Child, freePorts, makePki, processTreeCpuMicros, processTreeRssMiB, runBench, waitFor,
+  Child, freePorts, makePki, processTree, processTreeCpuMicros, processTreeRssMiB, runBench, waitFor,
 } from './harness';
 import { EgressGateway } from '../src/egress-gateway';
 import { CertificateSource, TlsOrigination } from '../src/tls';
@@ -39,8 +39,13 @@ const EGRESS_B_NODE_ARGS = process.env.BENCH_EGRESS_B_NODE_ARGS?.split(' ').filt
 /** Another build of this proxy for "egress-b" (an A/B of builds within one run); default: the same bundle. */
 const BUNDLE_B = process.env.BENCH_PROXY_B || undefined;
 const MAX_SECONDS = intEnv('BENCH_MAX_SECONDS', 1800);
+/** Count the proxies' system calls per request with `perf stat` (needs perf and tracepoint access). */
+const SYSCALLS = process.env.BENCH_SYSCALLS === '1';
+/** The system calls counted one by one; the rest are summed as "other". */
+const SYSCALL_KINDS = ['read', 'write', 'writev', 'epoll_wait', 'epoll_ctl', 'futex', 'getsockopt', 'setsockopt', 'accept4', 'close'] as const;
 
-type ProxyName = 'nginx' | 'naive' | 'egress' | 'egress-b';
+/** nginx, this proxy (egress, egress-b), or a Node peer: `<name>` runs bench/<name>-proxy.js (naive, lean). */
+type ProxyName = string;
 
 function intEnv(name: string, dflt: number): number {
   const raw = process.env[name];
@@ -287,6 +292,34 @@ async function upstreamAccepts(statusPort: number): Promise<number> {
   return Number(m[1]);
 }
 
+/** System calls per kind (and `total`) counted by `perf stat` over one measured run. */
+type SyscallCounts = Record<string, number>;
+
+/**
+ * Starts counting the system calls of `pids` (every thread); the returned function stops perf and
+ * gives the counts. Tracepoint counting costs the traced process little, unlike strace.
+ */
+function countSyscalls(perfPath: string, pids: readonly number[]): () => Promise<SyscallCounts> {
+  const events = ['raw_syscalls:sys_enter', ...SYSCALL_KINDS.map((k) => `syscalls:sys_enter_${k}`)];
+  const p = spawn(perfPath, ['stat', '-x', ',', '-e', events.join(','), '-p', pids.join(',')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
+  const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+  return async () => {
+    p.kill('SIGINT');
+    await exited;
+    const counts: SyscallCounts = {};
+    for (const line of err.split('\n')) {
+      const [value, , event] = line.split(',');
+      if (!event) continue;
+      const kind = event === 'raw_syscalls:sys_enter' ? 'total' : event.replace('syscalls:sys_enter_', '');
+      counts[kind] = Number(value);
+    }
+    if (!Number.isFinite(counts.total)) throw new Error(`perf stat gave no syscall count: ${err}`);
+    return counts;
+  };
+}
+
 interface Row {
   readonly repeat: number;
   readonly proxy: ProxyName;
@@ -296,11 +329,15 @@ interface Row {
   readonly cpuUsPerReq: number;
   readonly peakRssMiB: number;
   readonly newUpstreamConns: number;
+  /** With BENCH_SYSCALLS=1: system calls per completed request, per kind and in total. */
+  readonly syscallsPerReq?: SyscallCounts;
 }
 
-async function measureRow(wrkPath: string, peer: Peer, statusPort: number, connections: number, body: number, repeat: number): Promise<Row> {
+async function measureRow(wrkPath: string, peer: Peer, statusPort: number, connections: number, body: number, repeat: number,
+  perfPath?: string): Promise<Row> {
   await wrk(wrkPath, peer.port, connections, WARMUP_SECONDS, body);
   const accepts0 = await upstreamAccepts(statusPort);
+  const stopCounting = perfPath ? countSyscalls(perfPath, processTree(peer.child.pid)) : undefined;
   const cpu0 = processTreeCpuMicros(peer.child.pid);
   let peak = processTreeRssMiB(peer.child.pid);
   const sampler = setInterval(() => {
@@ -312,6 +349,7 @@ async function measureRow(wrkPath: string, peer: Peer, statusPort: number, conne
   } finally {
     clearInterval(sampler);
   }
+  const syscalls = stopCounting ? await stopCounting() : undefined;
   const cpu1 = processTreeCpuMicros(peer.child.pid);
   peak = Math.max(peak, processTreeRssMiB(peer.child.pid));
   const accepts1 = await upstreamAccepts(statusPort);
@@ -322,6 +360,9 @@ async function measureRow(wrkPath: string, peer: Peer, statusPort: number, conne
     peakRssMiB: peak,
     // The second stub_status query's own connection is not the proxy's.
     newUpstreamConns: accepts1 - accepts0 - 1,
+    syscallsPerReq: syscalls && result.requests > 0
+      ? Object.fromEntries(Object.entries(syscalls).map(([k, v]) => [k, v / result.requests]))
+      : undefined,
   };
 }
 
@@ -419,6 +460,26 @@ function summary(rows: readonly Row[]): string {
   return out.join('\n');
 }
 
+function syscallTable(rows: readonly Row[]): string {
+  const kinds = ['total', ...SYSCALL_KINDS, 'other'];
+  const head = ['proxy', 'conns', 'body', ...kinds];
+  const out = [`| ${head.join(' | ')} |`, `|${head.map((_h, i) => (i < 3 ? '---' : '--:')).join('|')}|`];
+  for (const c of CONNECTIONS) {
+    for (const b of BODIES) {
+      for (const p of [...PROXIES, 'egress-b'] as ProxyName[]) {
+        const rs = rows.filter((r) => r.proxy === p && r.connections === c && r.body === b && r.syscallsPerReq);
+        if (rs.length === 0) continue;
+        const of = (k: string) => median(rs.map((r) => {
+          const s = r.syscallsPerReq!;
+          return k === 'other' ? s.total - SYSCALL_KINDS.reduce((a, x) => a + (s[x] ?? 0), 0) : s[k] ?? NaN;
+        }));
+        out.push(`| ${[p, String(c), bodyName(b), ...kinds.map((k) => f(of(k), 2))].join(' | ')} |`);
+      }
+    }
+  }
+  return out.join('\n');
+}
+
 function allRows(rows: readonly Row[]): string {
   const head = ['rep', 'proxy', 'conns', 'body', 'req/s', 'p50 ms', 'p99 ms', 'err', 'timeouts', 'CPU µs/req', 'peak RSS', 'new up conns'];
   const out = [`| ${head.join(' | ')} |`, `|${head.map(() => '--').join('|')}|`];
@@ -440,6 +501,8 @@ async function main(): Promise<void> {
     throw new Error(`this benchmark needs ${[!wrkPath && 'wrk', !nginxPath && 'nginx'].filter(Boolean).join(' and ')}; `
       + 'on Debian or Ubuntu: apt-get install wrk nginx-light');
   }
+  const perfPath = SYSCALLS ? which('perf') : undefined;
+  if (SYSCALLS && !perfPath) throw new Error('BENCH_SYSCALLS=1 needs perf; on Debian: apt-get install linux-perf');
   const egress = PROXIES.includes('egress') || EGRESS_B_NODE_ARGS !== undefined;
   if (egress && process.env.BENCH_PROXY === undefined) {
     console.log('bench: bundling the proxy');
@@ -455,7 +518,8 @@ async function main(): Promise<void> {
     const www = path.join(tmp, 'www');
     fs.mkdirSync(www, { mode: 0o755 });
     for (const b of BODIES) fs.writeFileSync(path.join(www, String(b)), Buffer.alloc(b, 'x'));
-    const [upPort, statusPort, nginxPort, naivePort, egressPort, adminPort, egressBPort, adminBPort] = await freePorts(8);
+    const nodePeers = PROXIES.filter((p) => p !== 'nginx' && p !== 'egress');
+    const [upPort, statusPort, nginxPort, egressPort, adminPort, egressBPort, adminBPort, ...nodePeerPorts] = await freePorts(7 + nodePeers.length);
 
     const upConf = path.join(tmp, 'upstream.conf');
     fs.writeFileSync(upConf, upstreamNginxConf(tmp, pki, upPort, statusPort, www));
@@ -472,11 +536,15 @@ async function main(): Promise<void> {
       await waitListening(nginxPort, child);
       peers.push({ name: 'nginx', port: nginxPort, child });
     }
-    if (PROXIES.includes('naive')) {
-      const child = Child.start('naive', path.join(__dirname, 'naive-proxy.js'), [String(naivePort), String(upPort), UPSTREAM_NAME, pki.caFile]);
+    for (const [i, name] of nodePeers.entries()) {
+      // A Node peer: argv <port> <upstream port> <servername> <ca.pem>.
+      const script = path.join(__dirname, `${name}-proxy.js`);
+      if (!fs.existsSync(script)) throw new Error(`BENCH_PROXIES: no peer "${name}" (${script} is missing)`);
+      const port = nodePeerPorts[i];
+      const child = Child.start(name, script, [String(port), String(upPort), UPSTREAM_NAME, pki.caFile]);
       children.push(child);
-      await waitListening(naivePort, child);
-      peers.push({ name: 'naive', port: naivePort, child });
+      await waitListening(port, child);
+      peers.push({ name, port, child });
     }
     const variants: [ProxyName, string[] | undefined, number, number][] = [
       ['egress', PROXIES.includes('egress') ? EGRESS_NODE_ARGS : undefined, egressPort, adminPort],
@@ -505,7 +573,7 @@ async function main(): Promise<void> {
           // Rotated per repeat, so no proxy always runs first after a pause.
           const order = peers.map((_p, i) => peers[(i + repeat - 1) % peers.length]);
           for (const peer of order) {
-            const row = await measureRow(wrkPath, peer, statusPort, c, b, repeat);
+            const row = await measureRow(wrkPath, peer, statusPort, c, b, repeat, perfPath);
             rows.push(row);
             console.log(`  rep ${repeat} ${peer.name.padEnd(6)} c=${String(c).padEnd(3)} ${bodyName(b).padEnd(6)} `
               + `${f(row.wrk.rps).padStart(6)} req/s  p50 ${f(row.wrk.p50Ms, 2)} p99 ${f(row.wrk.p99Ms, 2)} ms  `
@@ -526,6 +594,10 @@ async function main(): Promise<void> {
     console.log(`\n### RSS with ${IDLE_CLIENTS} idle keep-alive clients (after the runs above)\n`);
     console.log('| proxy | open clients | RSS MiB |\n|---|--:|--:|');
     console.log(idle.join('\n'));
+    if (SYSCALLS) {
+      console.log('\n### System calls per request (perf stat, medians over repeats)\n');
+      console.log(syscallTable(rows));
+    }
     console.log('\n### Every row\n');
     console.log(allRows(rows));
     console.log('\nCPU: utime+stime of the proxy\'s processes (/proc) over the measured run / requests wrk completed. '
