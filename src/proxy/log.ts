@@ -1,8 +1,8 @@
-// Logging: the pino logger and the shape of the one canonical JSON line written per request or
-// connection. Secrets (injected header values) never reach a log record.
+// Logging: the pino logger, and the one canonical JSON line per request or connection, written
+// as a string straight to pino's destination. Secrets (injected header values) never reach a line.
 // Bundled into the proxy by esbuild; the construct library never loads it.
 // eslint-disable-next-line import/no-extraneous-dependencies
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
@@ -21,18 +21,25 @@ const LOG_FLUSH_MS = 200;
 /** Destinations of the loggers made here, flushed synchronously when the process exits. */
 const destinations = new Set<ReturnType<typeof pino.destination>>();
 
-/** The proxy's logger: JSON lines on stdout through an asynchronous, batching destination. */
-export function createLogger(level: string = process.env.EGRESS_LOG_LEVEL ?? 'info'): Logger {
-  const destination = pino.destination({
-    dest: 1, sync: false, minLength: LOG_BATCH_BYTES, maxWrite: LOG_MAX_WRITE_BYTES, periodicFlush: LOG_FLUSH_MS,
-  });
-  destinations.add(destination);
+/**
+ * The proxy's logger: JSON lines on stdout through an asynchronous, batching destination (tests
+ * pass their own destination to read the very lines the proxy writes).
+ */
+export function createLogger(level: string = process.env.EGRESS_LOG_LEVEL ?? 'info', destination: DestinationStream = stdoutDestination()): Logger {
   return pino({
     level,
     base: { component: 'egress-proxy' },
     timestamp: isoTime,
     formatters: { level: (label) => LEVEL_FIELDS[label] ?? { level: label } },
   }, destination);
+}
+
+function stdoutDestination(): DestinationStream {
+  const destination = pino.destination({
+    dest: 1, sync: false, minLength: LOG_BATCH_BYTES, maxWrite: LOG_MAX_WRITE_BYTES, periodicFlush: LOG_FLUSH_MS,
+  });
+  destinations.add(destination);
+  return destination;
 }
 
 /** Write out every buffered line now (process exit: nothing written later would be seen). */
@@ -99,4 +106,95 @@ export interface AccessRecord {
 
 export function ms(n: number | undefined): number | undefined {
   return n === undefined ? undefined : Math.round(n * 10) / 10;
+}
+
+/**
+ * `s` as a JSON string literal, exactly as JSON.stringify writes it: a scan first, and
+ * JSON.stringify only for a string with a quote, a backslash, a control character or a
+ * surrogate (a lone one must be escaped; a pair passes through unchanged either way).
+ */
+export function jsonString(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
+  }
+  return `"${s}"`;
+}
+
+/** A number as JSON writes it (NaN and infinities as null, as pino and JSON.stringify do). */
+export function jsonNumber(n: number): string {
+  return Number.isFinite(n) ? `${n}` : 'null';
+}
+
+/** The level every access line is written at. */
+export const ACCESS_LEVEL = 'info';
+
+/** The top-level fields of an access line: a logger that serializes, redacts or renames any of them gets them through pino. */
+const ACCESS_KEYS: ReadonlyArray<keyof AccessRecord | 'reportOnly'> = [
+  'kind', 'decision', 'reason', 'route', 'host', 'port', 'method', 'path', 'caller', 'upstream',
+  'status', 'error', 'errorDetail', 'bytesIn', 'bytesOut', 'attempts', 'retries', 'durations', 'reportOnly',
+];
+
+/** What an access line is made of around its fields, read once per logger from pino's own state. */
+interface AccessSink {
+  /** `{"level":"info"` as pino's level formatter renders it. */
+  readonly level: string;
+  readonly stream: DestinationStream;
+  /** `,"msg":"request"}\n` and `,"msg":"connection"}\n`. */
+  readonly request: string;
+  readonly connection: string;
+}
+
+type PinoState = Record<symbol, unknown>;
+const sym = pino.symbols as typeof pino.symbols & { readonly msgPrefixSym: symbol };
+/** Per logger (a child logger is its own): its sink, or null where only pino itself can write the line. */
+const sinks = new WeakMap<Logger, AccessSink | null>();
+
+/**
+ * The sink of a logger whose line for an access record is plain concatenation: no mixin, hooks,
+ * log formatter, nested key, message prefix or metadata-hungry stream, and no serializer or
+ * redaction touching an access field. The proxy's loggers (createLogger and its children) are such.
+ */
+function accessSink(logger: Logger): AccessSink | null {
+  const l = logger as unknown as PinoState;
+  const stream = l[sym.streamSym] as (DestinationStream & PinoState) | undefined;
+  const hooks = (l[sym.hooksSym] ?? {}) as { logMethod?: unknown; streamWrite?: unknown };
+  const formatters = (l[sym.formattersSym] ?? {}) as { log?: unknown };
+  const serializers = (l[sym.serializersSym] ?? {}) as Record<string, unknown>;
+  const stringifiers = (l[sym.stringifiersSym] ?? {}) as Record<string | symbol, unknown>;
+  const messageKey = l[sym.messageKeySym] as string;
+  const errorKey = l[sym.errorKeySym] as string;
+  const touched = [...ACCESS_KEYS, messageKey].some((k) => serializers[k] !== undefined || stringifiers[k] !== undefined);
+  const level = (l[sym.lsCacheSym] as Record<number, string> | undefined)?.[logger.levels.values[ACCESS_LEVEL]];
+  const plain = stream !== undefined && typeof stream.write === 'function' && stream[sym.needsMetadataGsym] !== true
+    && !l[sym.mixinSym] && !hooks.logMethod && !hooks.streamWrite && !formatters.log && !l[sym.nestedKeySym]
+    && typeof l[sym.msgPrefixSym] !== 'string' && typeof messageKey === 'string' && typeof level === 'string'
+    && !touched && stringifiers[sym.wildcardFirstSym] === undefined
+    && !((ACCESS_KEYS as readonly string[]).includes(errorKey) && serializers.err !== undefined);
+  if (!plain) return null;
+  const end = l[sym.endSym] as string;
+  return { level, stream, request: `,"${messageKey}":"request"${end}`, connection: `,"${messageKey}":"connection"${end}` };
+}
+
+/**
+ * Write one access line at ACCESS_LEVEL: `fields` is the record as JSON members, each led by a
+ * comma (`,"kind":"http",...`). The line is the one pino would write for the same record (level,
+ * time, the logger's bindings, the fields, msg) and goes to the same destination, so it keeps its
+ * place among pino's own lines and is batched and flushed with them. Callers check the level
+ * before building `fields` too (`logger.isLevelEnabled(ACCESS_LEVEL)`): a silenced access log costs nothing.
+ */
+export function writeAccessLine(logger: Logger, fields: string, msg: 'request' | 'connection'): void {
+  if (!logger.isLevelEnabled(ACCESS_LEVEL)) return;
+  let sink = sinks.get(logger);
+  if (sink === undefined) {
+    sink = accessSink(logger);
+    sinks.set(logger, sink);
+  }
+  if (sink === null) {
+    logger[ACCESS_LEVEL](JSON.parse(`{${fields.slice(1)}}`) as object, msg);
+    return;
+  }
+  const l = logger as unknown as PinoState;
+  const time = (l[sym.timeSym] as () => string).call(logger);
+  sink.stream.write(sink.level + time + (l[sym.chindingsSym] as string) + fields + (msg === 'request' ? sink.request : sink.connection));
 }

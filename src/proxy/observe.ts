@@ -4,7 +4,7 @@
 import type { CallerResolution } from './caller';
 import type { Decision, Target } from './decide';
 import { POLICY_DENIAL_CODES, type EgressErrorCode } from './errors';
-import { ms, type AccessRecord } from './log';
+import { ACCESS_LEVEL, jsonNumber, jsonString, ms, writeAccessLine } from './log';
 import type { BaseLabels } from './metric-labels';
 import { OutcomeLabels } from './metrics';
 import { grpcStatusName } from './operate-metrics';
@@ -15,8 +15,15 @@ import type { Candidate, OpenedUpstream, UpstreamPlan } from './upstream';
 const httpOutcomeLabels = new OutcomeLabels('http_status');
 const grpcOutcomeLabels = new OutcomeLabels('grpc_status');
 
+/** The route as the access line names it, JSON-quoted; RouteRefs live as long as their config. */
+const routeJson = new WeakMap<RouteRef, string>();
 function routeText(r: RouteRef): string {
-  return r.kind === 'default' ? r.name : `${r.kind}/${r.namespace}/${r.name}`;
+  let s = routeJson.get(r);
+  if (s === undefined) {
+    s = jsonString(r.kind === 'default' ? r.name : `${r.kind}/${r.namespace}/${r.name}`);
+    routeJson.set(r, s);
+  }
+  return s;
 }
 
 /** What became of one HTTP or gRPC exchange, filled in as it goes and observed when it ends. */
@@ -55,10 +62,67 @@ export interface HttpRecord {
   readonly caller?: CallerResolution;
 }
 
-/** The access log's caller: the identity (null when unknown, and why) and whether the peer was trusted. */
-function callerField(c: CallerResolution | undefined): AccessRecord['caller'] {
-  if (!c) return undefined;
-  return c.caller ? { identity: c.caller.identity, trusted: c.trustedPeer } : { identity: null, trusted: c.trustedPeer, unknown: c.unknown };
+/** The access line's caller: the identity (null when unknown, and why) and whether the peer was trusted. */
+function callerJson(c: CallerResolution | undefined): string {
+  if (!c) return '';
+  if (c.caller) return `,"caller":{"identity":${jsonString(c.caller.identity)},"trusted":${c.trustedPeer}}`;
+  return `,"caller":{"identity":null,"trusted":${c.trustedPeer}${c.unknown === undefined ? '' : `,"unknown":${jsonString(c.unknown)}`}}`;
+}
+
+/** `key` (`,"name":`) and the string, or nothing when it is undefined (as JSON.stringify omits it). */
+function str(key: string, v: string | undefined): string {
+  return v === undefined ? '' : key + jsonString(v);
+}
+
+/** `key` (`,"name":`) and the number, or nothing when it is undefined. */
+function num(key: string, v: number | undefined): string {
+  return v === undefined ? '' : key + jsonNumber(v);
+}
+
+/** The durations object (milliseconds, rounded to 0.1 ms); its absent members are omitted. */
+function durationsJson(
+  dns: number | undefined, connect: number | undefined, tls: number | undefined, ttfb: number | undefined, total: number,
+): string {
+  const d = num(',"dns":', ms(dns)) + num(',"connect":', ms(connect)) + num(',"tls":', ms(tls)) + num(',"ttfb":', ms(ttfb)) + num(',"total":', ms(total));
+  return `,"durations":{${d.slice(1)}}`;
+}
+
+/**
+ * The access line of one HTTP or gRPC exchange as JSON members (see writeAccessLine), written
+ * straight from the record: the AccessRecord shape (log.ts), its members in that order.
+ */
+export function httpAccessFields(r: HttpRecord, totalMs: number): string {
+  const o = r.outcome;
+  const d = r.decision;
+  const t = r.target;
+  const c = o.candidate;
+  const p = r.plan;
+  let s = r.grpc ? ',"kind":"grpc"' : ',"kind":"http"';
+  if (d) s += `,"decision":${jsonString(d.action)},"reason":${jsonString(d.reason)},"route":${routeText(d.route)}`;
+  if (t) s += str(',"host":', t.host) + num(',"port":', t.port);
+  s += str(',"method":', r.method) + str(',"path":', t?.path) + callerJson(r.caller);
+  if (p) {
+    s += `,"upstream":{"host":${jsonString(p.host)}${str(',"address":', c?.address)}${num(',"port":', c?.port ?? p.port)},"tls":${p.tls !== undefined}}`;
+  }
+  s += num(',"status":', o.status) + str(',"error":', o.error) + str(',"errorDetail":', o.errorDetail)
+    + num(',"bytesIn":', o.bytesIn) + num(',"bytesOut":', o.bytesOut) + num(',"attempts":', o.attempts) + num(',"retries":', o.retries)
+    + durationsJson(c?.dnsMs, o.connectMs, o.tlsMs, o.ttfbMs, totalMs);
+  return d?.reportOnly ? `${s},"reportOnly":true` : s;
+}
+
+/** The access line of one tunnel or TCP connection as JSON members (see httpAccessFields). */
+export function tunnelAccessFields(r: TunnelRecord, totalMs: number): string {
+  const d = r.decision;
+  const t = r.target;
+  const op = r.opened;
+  const c = op?.candidate;
+  let s = `,"kind":${jsonString(r.kind)}`;
+  if (d) s += `,"decision":${jsonString(d.action)},"reason":${jsonString(d.reason)},"route":${routeText(d.route)}`;
+  if (t) s += str(',"host":', t.host) + num(',"port":', t.port);
+  s += callerJson(r.caller);
+  if (c) s += `,"upstream":{"host":${jsonString(c.host)}${str(',"address":', c.address)}${num(',"port":', c.port)},"tls":${op?.tlsMs !== undefined}}`;
+  return s + str(',"error":', r.error) + str(',"errorDetail":', r.errorDetail) + num(',"bytesIn":', r.bytesIn) + num(',"bytesOut":', r.bytesOut)
+    + num(',"attempts":', op?.attempts) + durationsJson(c?.dnsMs, op?.connectMs, op?.tlsMs, undefined, totalMs);
 }
 
 /** The `caller` metric label, when callers.metricsLabel asks for it (bounded: see callerLabel()). */
@@ -98,29 +162,7 @@ export function observeHttp(ctx: ProxyContext, state: RuntimeState, r: HttpRecor
       grpc: r.grpc, httpStatus: status, grpcStatus: o.grpcStatus ?? '', error, seconds: totalMs / 1000, attempts: o.attempts,
     });
   }
-  const c = o.candidate;
-  const line: AccessRecord = {
-    kind: r.grpc ? 'grpc' : 'http',
-    decision: r.decision?.action,
-    reason: r.decision?.reason,
-    route: r.decision ? routeText(r.decision.route) : undefined,
-    host: r.target?.host,
-    port: r.target?.port,
-    method: r.method,
-    path: r.target?.path,
-    caller: callerField(r.caller),
-    upstream: r.plan ? { host: r.plan.host, address: c?.address, port: c?.port ?? r.plan.port, tls: r.plan.tls !== undefined } : undefined,
-    status: o.status,
-    error: o.error,
-    errorDetail: o.errorDetail,
-    bytesIn: o.bytesIn,
-    bytesOut: o.bytesOut,
-    attempts: o.attempts,
-    retries: o.retries,
-    durations: { dns: ms(c?.dnsMs), connect: ms(o.connectMs), tls: ms(o.tlsMs), ttfb: ms(o.ttfbMs), total: ms(totalMs) },
-  };
-  if (r.decision?.reportOnly) (line as AccessRecord & { reportOnly: boolean }).reportOnly = true;
-  ctx.logger.info(line, 'request');
+  if (ctx.logger.isLevelEnabled(ACCESS_LEVEL)) writeAccessLine(ctx.logger, httpAccessFields(r, totalMs), 'request');
 }
 
 export interface TunnelRecord {
@@ -158,22 +200,5 @@ export function observeTunnel(ctx: ProxyContext, state: RuntimeState, r: TunnelR
   } else if (phase === 'open') {
     return;
   }
-  const c = r.opened?.candidate;
-  const line: AccessRecord = {
-    kind: r.kind,
-    decision: r.decision?.action,
-    reason: r.decision?.reason,
-    route: r.decision ? routeText(r.decision.route) : undefined,
-    host: r.target?.host,
-    port: r.target?.port,
-    caller: callerField(r.caller),
-    upstream: c ? { host: c.host, address: c.address, port: c.port, tls: r.opened?.tlsMs !== undefined } : undefined,
-    error: r.error,
-    errorDetail: r.errorDetail,
-    bytesIn: r.bytesIn,
-    bytesOut: r.bytesOut,
-    attempts: r.opened?.attempts,
-    durations: { dns: ms(c?.dnsMs), connect: ms(r.opened?.connectMs), tls: ms(r.opened?.tlsMs), total: ms(performance.now() - r.started) },
-  };
-  ctx.logger.info(line, 'connection');
+  if (ctx.logger.isLevelEnabled(ACCESS_LEVEL)) writeAccessLine(ctx.logger, tunnelAccessFields(r, performance.now() - r.started), 'connection');
 }
