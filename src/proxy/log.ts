@@ -25,7 +25,7 @@ const destinations = new Set<ReturnType<typeof pino.destination>>();
  * The proxy's logger: JSON lines on stdout through an asynchronous, batching destination (tests
  * pass their own destination to read the very lines the proxy writes).
  */
-export function createLogger(level: string = process.env.EGRESS_LOG_LEVEL ?? 'info', destination: DestinationStream = stdoutDestination()): Logger {
+export function createLogger(level: string = process.env.EGRESS_LOG_LEVEL ?? 'info', destination: DestinationStream = batchingDestination(1)): Logger {
   return pino({
     level,
     base: { component: 'egress-proxy' },
@@ -34,11 +34,13 @@ export function createLogger(level: string = process.env.EGRESS_LOG_LEVEL ?? 'in
   }, destination);
 }
 
-function stdoutDestination(): DestinationStream {
+/** The asynchronous, batching destination on file descriptor `fd`, flushed by flushLogsSync(). */
+export function batchingDestination(fd: number): ReturnType<typeof pino.destination> {
   const destination = pino.destination({
-    dest: 1, sync: false, minLength: LOG_BATCH_BYTES, maxWrite: LOG_MAX_WRITE_BYTES, periodicFlush: LOG_FLUSH_MS,
+    dest: fd, sync: false, minLength: LOG_BATCH_BYTES, maxWrite: LOG_MAX_WRITE_BYTES, periodicFlush: LOG_FLUSH_MS,
   });
   destinations.add(destination);
+  destination.once('close', () => destinations.delete(destination));
   return destination;
 }
 

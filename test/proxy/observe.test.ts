@@ -116,11 +116,20 @@ const LONE: Array<[string, string]> = [
 
 function httpCases(strings: Array<[string, string]>): Array<[string, HttpRecord, number]> {
   return strings.flatMap(([name, s]): Array<[string, HttpRecord, number]> => [
-    [`path: ${name}`, http({ decision: decision(), target: target('api.example.com', s), plan: plan('api.example.com', true), caller: known('web.shop'),
-      outcome: { candidate: candidate('api.example.com'), connectMs: 1.26, tlsMs: 3.04, ttfbMs: 7.55 } }), 12.345],
+    [`path: ${name}`, http({
+      decision: decision(),
+      target: target('api.example.com', s),
+      plan: plan('api.example.com', true),
+      caller: known('web.shop'),
+      outcome: { candidate: candidate('api.example.com'), connectMs: 1.26, tlsMs: 3.04, ttfbMs: 7.55 },
+    }), 12.345],
     [`host: ${name}`, http({ target: target(s, '/'), outcome: { status: 400, error: 'BAD_REQUEST', attempts: 0, bytesOut: 0 } }), 0.2],
-    [`errorDetail: ${name}`, http({ decision: decision(), target: target('api.example.com', '/'), plan: plan('api.example.com', false),
-      outcome: { status: 502, error: 'CONNECT_FAILED', errorDetail: s, bytesOut: 0 } }), 5],
+    [`errorDetail: ${name}`, http({
+      decision: decision(),
+      target: target('api.example.com', '/'),
+      plan: plan('api.example.com', false),
+      outcome: { status: 502, error: 'CONNECT_FAILED', errorDetail: s, bytesOut: 0 },
+    }), 5],
     [`caller identity: ${name}`, http({ decision: decision(), target: target('api.example.com', '/x'), caller: known(s, false) }), 1],
   ]);
 }
@@ -128,15 +137,27 @@ function httpCases(strings: Array<[string, string]>): Array<[string, HttpRecord,
 const HTTP_CASES: Array<[string, HttpRecord, number]> = [
   ['refused before a decision (no target, no method)', http({ method: undefined, outcome: { status: 400, error: 'BAD_REQUEST', errorDetail: 'no Host header', bytesOut: 0, attempts: 0 } }), 0.04],
   ['allowed, every member present, retried', http({
-    decision: decision(), target: target('api.example.com', '/v1/items', 8080), plan: plan('api.example.com', true), caller: known('web.shop.serviceaccount.identity.linkerd.cluster.local'),
+    decision: decision(),
+    target: target('api.example.com', '/v1/items', 8080),
+    plan: plan('api.example.com', true),
+    caller: known('web.shop.serviceaccount.identity.linkerd.cluster.local'),
     outcome: { candidate: candidate('api.example.com', 0.86), connectMs: 0.55, tlsMs: 2.449, ttfbMs: 10.05, retries: 2, attempts: 3, bytesIn: 1234, bytesOut: 16384 },
   }), 33.333],
   ['grpc, report-only, an unknown caller, no connection picked (the plan port)', http({
-    grpc: true, method: 'POST', decision: decision({ reason: 'report-only', reportOnly: true, route: defaultRoute }), target: target('grpc.example.com', '/pkg.Svc/Call'),
-    plan: plan('grpc.example.com', true, 50051), caller: unknownCaller, outcome: { grpcStatus: '14', error: 'CONNECT_FAILED', status: 200 },
+    grpc: true,
+    method: 'POST',
+    decision: decision({ reason: 'report-only', reportOnly: true, route: defaultRoute }),
+    target: target('grpc.example.com', '/pkg.Svc/Call'),
+    plan: plan('grpc.example.com', true, 50051),
+    caller: unknownCaller,
+    outcome: { grpcStatus: '14', error: 'CONNECT_FAILED', status: 200 },
   }), 2],
-  ['denied by the default route', http({ decision: decision({ action: 'deny', reason: 'default-deny', route: defaultRoute }), target: target('evil.example.com', '/'),
-    caller: { caller: undefined, trustedPeer: true }, outcome: { status: 403, error: 'EGRESS_DENIED', bytesOut: 0, attempts: 0 } }), 0.05],
+  ['denied by the default route', http({
+    decision: decision({ action: 'deny', reason: 'default-deny', route: defaultRoute }),
+    target: target('evil.example.com', '/'),
+    caller: { caller: undefined, trustedPeer: true },
+    outcome: { status: 403, error: 'EGRESS_DENIED', bytesOut: 0, attempts: 0 },
+  }), 0.05],
   ['redirect', http({ decision: decision({ action: 'redirect', reason: 'filter-redirect' }), target: target('old.example.com', '/old'), outcome: { status: 301 } }), 0.3],
   ['durations that are not finite, and zero', http({ outcome: { ttfbMs: Number.NaN, connectMs: 0, tlsMs: Number.POSITIVE_INFINITY } }), Number.NEGATIVE_INFINITY],
   ['durations that round to -0 and to whole numbers', http({ outcome: { ttfbMs: -0.01, connectMs: 2.96 } }), 1e21],
@@ -212,7 +233,9 @@ test('the line has the level, time, bindings, fields and msg in pino\'s order', 
     'status', 'bytesIn', 'bytesOut', 'attempts', 'retries', 'durations', 'msg',
   ]);
   expect(JSON.parse(line)).toMatchObject({
-    route: 'HTTPRoute/egress/api', port: 8080, upstream: { host: 'api.example.com', address: '127.0.0.1', port: 8443, tls: true },
+    route: 'HTTPRoute/egress/api',
+    port: 8080,
+    upstream: { host: 'api.example.com', address: '127.0.0.1', port: 8443, tls: true },
     durations: { dns: 0.9, connect: 0.6, tls: 2.4, ttfb: 10.1, total: 33.3 },
   });
 });
