@@ -1,7 +1,11 @@
 // The access line written as a string (httpAccessFields, tunnelAccessFields through writeAccessLine)
 // against the line pino wrote for the same record before: the record built as an AccessRecord
 // object and logged with logger.info(record, msg), the way observe.ts did it.
+import * as net from 'node:net';
 import type { DestinationStream } from 'pino';
+import {
+  eventually, startHttpsUpstream, startTestProxy, testConfig, testService, viaProxy, type TestProxy, type TestUpstream,
+} from './helpers';
 import type { CallerResolution } from '../../src/proxy/caller';
 import type { Decision, Target } from '../../src/proxy/decide';
 import { createLogger, ms, writeAccessLine, type AccessRecord, type Logger } from '../../src/proxy/log';
@@ -256,4 +260,86 @@ test('nested strings with lone surrogates (caller, upstream) were escaped by pin
   const [pinoLine, lean] = bothLines((d) => createLogger('info', d), httpRecordObject(record, 1), httpAccessFields(record, 1), 'request');
   expect(lean).toBe(pinoLine);
   expect(lean).toContain('"identity":"id\\ude00"');
+});
+
+/* ---------------------------------------------------------------- through a real proxy */
+
+describe('through a real proxy (sockets, verified TLS upstream)', () => {
+  let upstream: TestUpstream | undefined;
+  let tp: TestProxy | undefined;
+  afterEach(async () => {
+    await tp?.proxy.close();
+    await upstream?.close();
+    tp = undefined;
+    upstream = undefined;
+  });
+
+  async function start(level: string): Promise<string[]> {
+    jest.useRealTimers();
+    const c = capture();
+    upstream = await startHttpsUpstream();
+    tp = await startTestProxy(testConfig({
+      externalServices: [testService('api', 'api.test.example', { ports: [{ port: 80, targetPort: upstream.port }] })],
+    }), { 'api.test.example': '127.0.0.1' }, { logger: createLogger(level, c.stream) });
+    return c.written;
+  }
+
+  /** One request with raw bytes in its path, on a connection of its own (the proxy closes it). */
+  function rawGet(port: number, path: Buffer): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1');
+      const chunks: Buffer[] = [];
+      socket.on('data', (d: Buffer) => chunks.push(d));
+      socket.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')));
+      socket.on('error', reject);
+      socket.write(Buffer.concat([Buffer.from('GET '), path, Buffer.from(' HTTP/1.1\r\nHost: api.test.example.egress.local\r\nConnection: close\r\n\r\n')]));
+    });
+  }
+
+  test('each request\'s line is valid JSON naming the path exactly as the upstream received it', async () => {
+    const written = await start('info');
+    // Quotes and other characters a client may send unescaped, an escaped NUL and quote (node:http
+    // refuses raw control and non-ASCII bytes itself).
+    const path = Buffer.from('/q"a/{x}|^`\'/%00%22');
+    expect(await rawGet(tp!.proxy.ports.http, path)).toMatch(/^HTTP\/1\.1 200 /);
+    expect((await viaProxy(tp!.proxy.ports.http, 'api.test.example.egress.local', '/plain')).status).toBe(200);
+    // A path that climbs above the root: refused with 400 before a target is known, and logged.
+    expect(await rawGet(tp!.proxy.ports.http, Buffer.from('/../"x'))).toMatch(/^HTTP\/1\.1 400 /);
+    await eventually(() => written.filter((l) => l.includes('"msg":"request"')).length === 3, 5_000, 'three access lines');
+    const lines = written.filter((l) => l.includes('"msg":"request"'));
+    for (const l of lines) {
+      expect(l.endsWith('}\n')).toBe(true);
+      expect(l.indexOf('\n')).toBe(l.length - 1);
+    }
+    const first = JSON.parse(lines[0]) as Record<string, unknown>;
+    expect(first).toMatchObject({
+      level: 'info',
+      component: 'egress-proxy',
+      kind: 'http',
+      decision: 'allow',
+      host: 'api.test.example',
+      port: 80,
+      method: 'GET',
+      upstream: { host: 'api.test.example', address: '127.0.0.1', port: upstream!.port, tls: true },
+      status: 200,
+      attempts: 1,
+      msg: 'request',
+    });
+    expect(first.path).toBe(upstream!.seen[0].url);
+    expect(first.path).toBe(path.toString('latin1'));
+    expect(lines[0]).toContain('"path":"/q\\"a/');
+    expect((JSON.parse(lines[1]) as { path: string }).path).toBe('/plain');
+    expect(JSON.parse(lines[2])).toMatchObject({ kind: 'http', status: 400, error: 'BAD_REQUEST', method: 'GET', msg: 'request' });
+  });
+
+  test('at EGRESS_LOG_LEVEL warn no access line is written, and requests are served', async () => {
+    const written = await start('warn');
+    expect((await viaProxy(tp!.proxy.ports.http, 'api.test.example.egress.local', '/a')).status).toBe(200);
+    expect(await rawGet(tp!.proxy.ports.http, Buffer.from('/../"x'))).toMatch(/^HTTP\/1\.1 400 /);
+    expect(upstream!.requests()).toBe(1);
+    await tp!.proxy.close();
+    tp = undefined;
+    expect(written.filter((l) => l.includes('"msg":"request"'))).toEqual([]);
+    expect(written.every((l) => ['warn', 'error', 'fatal'].includes((JSON.parse(l) as { level: string }).level))).toBe(true);
+  });
 });
