@@ -79,7 +79,11 @@ export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
 
-/** The canonical access-log record. Durations are milliseconds, rounded to 0.1 ms. */
+/**
+ * The canonical access-log record, members in line order (then `reportOnly: true` for a
+ * report-only decision). Durations are milliseconds, rounded to 0.1 ms. observe.ts writes it
+ * straight as a string (httpAccessFields, tunnelAccessFields), never building this object.
+ */
 export interface AccessRecord {
   kind: 'http' | 'grpc' | 'connect' | 'tls' | 'tcp';
   decision?: 'allow' | 'deny' | 'redirect';
