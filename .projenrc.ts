@@ -160,6 +160,12 @@ project.addTask('bench:regex', {
   receiveArgs: true,
 });
 
+project.addTask('bench:metrics', {
+  description: 'Micro-benchmark: one request\'s metric updates on prom-client against the series families (src/proxy/series.ts)',
+  exec: 'ts-node --project test/tsconfig.json bench/metric-updates.ts',
+  receiveArgs: true,
+});
+
 project.addTask('image', {
   description: 'Build the proxy container image (docker where there is one, buildah otherwise)',
   exec: 'bash scripts/build-image.sh',

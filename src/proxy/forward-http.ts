@@ -475,10 +475,18 @@ interface DispatchTrack {
 }
 
 /**
- * Dispatch with undici's handler API rather than request(): the body stays paused until the
- * caller commits (so a retry can drop it), backpressure goes straight to the upstream, and
- * HTTP/2 trailers (gRPC status) arrive intact. A CLIENT_CLOSED abort, or a discard, of an
- * HTTP/1.1 exchange whose request was sent drains it instead (bounded) to keep the connection.
+ * Body bytes read ahead of commit() (the caller is still deciding on a retry): below this the
+ * upstream connection keeps reading, so a response that arrived whole in one read is not paused
+ * and resumed (two epoll_ctl calls, and an event-loop turn) on its way through.
+ */
+const EARLY_BODY_BYTES = 64 * 1024;
+
+/**
+ * Dispatch with undici's handler API rather than request(): the body waits (buffered up to
+ * EARLY_BODY_BYTES, then paused) until the caller commits, so a retry can drop it; backpressure
+ * goes straight to the upstream, and HTTP/2 trailers (gRPC status) arrive intact. A
+ * CLIENT_CLOSED abort, or a discard, of an HTTP/1.1 exchange whose request was sent drains it
+ * instead (bounded) to keep the connection.
  */
 function dispatchOnce(
   dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, control: RequestControl, track: DispatchTrack, h2: boolean,
@@ -486,7 +494,13 @@ function dispatchOnce(
   return new Promise((resolveHead, rejectHead) => {
     let abortFn: ((reason?: Error) => void) | undefined;
     let resumeFn: (() => void) | undefined;
+    /** undici was told to stop (a handler returned false) and waits for resume(). */
+    let paused = false;
     let sink: ResponseSink | undefined;
+    /** Body read before commit(), and the trailers when the exchange completed before it. */
+    let early: Buffer[] | undefined;
+    let earlyBytes = 0;
+    let earlyTrailers: Record<string, string | string[]> | undefined;
     let headSettled = false;
     let bodyResolve: (() => void) | undefined;
     let bodyReject: ((err: unknown) => void) | undefined;
@@ -495,6 +509,11 @@ function dispatchOnce(
     let requestSent = false;
     /** Set while the exchange is drained: the reason it ends with, and the bound on it. */
     let draining: { reason: EgressError; timer: NodeJS.Timeout; bytes: number } | undefined;
+    const resume = () => {
+      if (!paused) return;
+      paused = false;
+      resumeFn?.();
+    };
     const stop = (reason: EgressError) => {
       if (!finished) abortFn?.(reason);
     };
@@ -502,8 +521,10 @@ function dispatchOnce(
       if (finished || draining) return;
       if (h2 || !requestSent || abortFn === undefined) return stop(reason);
       sink = undefined;
-      draining = { reason, timer: setTimeout(() => stop(reason), DRAIN_AFTER_CLIENT_CLOSE_MS), bytes: 0 };
-      resumeFn?.();
+      draining = { reason, timer: setTimeout(() => stop(reason), DRAIN_AFTER_CLIENT_CLOSE_MS), bytes: earlyBytes };
+      early = undefined;
+      if (draining.bytes > DRAIN_AFTER_CLIENT_CLOSE_BYTES) return stop(reason);
+      resume();
     };
     const onAbort = (reason: EgressError) => (reason.code === 'CLIENT_CLOSED' ? drain(reason) : stop(reason));
     if (control.reason) return rejectHead(control.reason);
@@ -523,29 +544,36 @@ function dispatchOnce(
       onRequestSent() {
         requestSent = true;
       },
-      onHeaders(statusCode: number, rawHeaders: unknown, resume: () => void): boolean {
+      onHeaders(statusCode: number, rawHeaders: unknown, resumeUpstream: () => void): boolean {
         if (statusCode < 200) return true; // 1xx: undici handles 100-continue; nothing to relay
-        resumeFn = resume;
+        resumeFn = resumeUpstream;
         if (draining) return true; // nobody to tell: read on to the end
         headSettled = true;
         resolveHead({
           statusCode,
           headers: headerRecord(rawHeaders),
           commit(s: ResponseSink) {
-            sink = s;
-            s.onDrain(() => resumeFn?.());
+            s.onDrain(resume);
             return new Promise<void>((res, rej) => {
-              if (finished) return failure ? rej(failure) : res();
+              if (failure) return rej(failure);
+              let more = true;
+              if (early) for (const chunk of early) more = s.write(chunk);
+              early = undefined;
+              if (finished) {
+                s.end(earlyTrailers ?? {});
+                return res();
+              }
+              sink = s;
               bodyResolve = res;
               bodyReject = rej;
-              resumeFn?.();
+              if (more) resume();
             });
           },
           discard(why?: EgressError) {
             drain(why ?? new EgressError('UPSTREAM_RESET', 'discarded for retry'));
           },
         });
-        return false; // paused until commit()
+        return true;
       },
       onData(chunk: Buffer): boolean {
         if (draining) {
@@ -553,7 +581,15 @@ function dispatchOnce(
           if (draining.bytes > DRAIN_AFTER_CLIENT_CLOSE_BYTES) stop(draining.reason);
           return true;
         }
-        return sink ? sink.write(chunk) : false;
+        if (sink) {
+          if (sink.write(chunk)) return true;
+        } else {
+          (early ??= []).push(chunk);
+          earlyBytes += chunk.length;
+          if (earlyBytes < EARLY_BODY_BYTES) return true;
+        }
+        paused = true;
+        return false;
       },
       onComplete(trailers: unknown) {
         const drained = draining;
@@ -565,12 +601,17 @@ function dispatchOnce(
           else bodyReject?.(drained.reason);
           return;
         }
-        sink?.end(headerRecord(trailers));
+        if (!sink) {
+          earlyTrailers = headerRecord(trailers);
+          return;
+        }
+        sink.end(headerRecord(trailers));
         bodyResolve?.();
       },
       onError(err: Error) {
         settle();
         failure = err;
+        early = undefined;
         if (!headSettled) rejectHead(err);
         else bodyReject?.(err);
       },
@@ -602,6 +643,7 @@ async function streamResponse(
     (res as ServerResponse).writeHead(response.statusCode, headers);
   };
   if (!headPending) (res as ServerResponse).writeHead(response.statusCode, headers);
+  const coalesce = h2 ? undefined : new Coalescer((res as ServerResponse).socket);
   let ended: Promise<void> | undefined;
   // A client that leaves now aborts o.control with CLIENT_CLOSED: the dispatch drains or cuts.
   try {
@@ -609,7 +651,11 @@ async function streamResponse(
       write: (chunk) => {
         writeHead();
         outcome.bytesOut += chunk.length;
-        return (res as ServerResponse).write(chunk);
+        const ok = (res as ServerResponse).write(chunk);
+        if (!coalesce) return ok;
+        coalesce.wrote();
+        // Held back only by the coalescing: the upstream keeps reading until SINK_BUFFER_BYTES.
+        return ok || res.writableLength < SINK_BUFFER_BYTES;
       },
       onDrain: (resume) => res.on('drain', resume),
       end: (trailers) => {
@@ -637,11 +683,51 @@ async function streamResponse(
           o.control.listen(done);
           res.end(done);
         });
+        coalesce?.flush();
       },
     });
     await ended;
   } catch (err) {
     throw res.writableFinished ? err : toEgressError(err, 'UPSTREAM_RESET');
+  } finally {
+    coalesce?.flush();
+  }
+}
+
+/**
+ * Bytes of a response held in the client socket before the upstream is paused. Above node's
+ * 16 KiB high-water mark, so a 16 KiB body read in two pieces is not paused between them.
+ */
+const SINK_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * Keeps an HTTP/1.1 response's writes in one system call: the client socket stays corked while
+ * the pieces of the response that one upstream read delivered arrive (node:http otherwise
+ * flushes after each, with an empty write for end()), and is uncorked at the end of the
+ * response or when the event loop has handled that read's events, so a streamed response is
+ * never held back longer than that.
+ */
+class Coalescer {
+  private corked = false;
+  private scheduled: NodeJS.Immediate | undefined;
+  constructor(private readonly socket: import('node:net').Socket | null) {}
+
+  public wrote(): void {
+    if (this.corked || !this.socket || this.socket.destroyed) return;
+    this.socket.cork();
+    this.corked = true;
+    this.scheduled = setImmediate(() => {
+      this.scheduled = undefined;
+      this.flush();
+    });
+  }
+
+  public flush(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    this.socket!.uncork();
   }
 }
 

@@ -2,10 +2,11 @@
 // the proxy's own, plus config reload health. Label sets are cached per route and hostname.
 // Bundled into the proxy by esbuild; the construct library never loads it.
 // eslint-disable-next-line import/no-extraneous-dependencies
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { BaseLabels, PARENT_ROUTE_LABELS } from './metric-labels';
 import { OperateMetrics } from './operate-metrics';
 import type { RouteRef } from './policy';
+import { CounterFamily, HistogramFamily } from './series';
 import type { ParentSpec } from '../model/proxy-config';
 
 /**
@@ -19,9 +20,10 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 
 export class ProxyMetrics {
   public readonly registry = new Registry();
-  public readonly httpStatuses: Counter<string>;
-  public readonly httpDuration: Histogram<string>;
-  public readonly grpcStatuses: Counter<string>;
+  /** Updated once or twice per request: series resolved once per label object (series.ts). */
+  public readonly httpStatuses: CounterFamily;
+  public readonly httpDuration: HistogramFamily;
+  public readonly grpcStatuses: CounterFamily;
   public readonly tlsOpen: Counter<string>;
   public readonly tlsClose: Counter<string>;
   public readonly tcpOpen: Counter<string>;
@@ -44,20 +46,20 @@ export class ProxyMetrics {
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     const base = [...PARENT_ROUTE_LABELS, CALLER_LABEL];
-    this.httpStatuses = new Counter({
+    this.httpStatuses = new CounterFamily({
       name: 'outbound_http_route_request_statuses_total',
       help: 'HTTP requests by route and response status',
       labelNames: [...base, 'http_status', 'error'],
       registers,
     });
-    this.httpDuration = new Histogram({
+    this.httpDuration = new HistogramFamily({
       name: 'outbound_http_route_request_duration_seconds',
       help: 'HTTP request duration, first byte in to response end',
       labelNames: [...base, 'http_status', 'error'],
       buckets: DURATION_BUCKETS,
       registers,
     });
-    this.grpcStatuses = new Counter({
+    this.grpcStatuses = new CounterFamily({
       name: 'outbound_grpc_route_request_statuses_total',
       help: 'gRPC requests by route and grpc-status',
       labelNames: [...base, 'grpc_status', 'error'],

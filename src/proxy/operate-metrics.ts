@@ -1,9 +1,10 @@
 // Metrics beyond the route statuses that alerts and the dashboard read: Linkerd's route-backend
 // families and gRPC durations, policy denials by reason, readiness and the concurrency limit.
 // eslint-disable-next-line import/no-extraneous-dependencies
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Decision } from './decide';
 import type { BaseLabels } from './metric-labels';
+import { CounterFamily, HistogramFamily } from './series';
 import type { BackendRefSpec } from '../model/proxy-config';
 
 /** Cache key of the parent-as-backend labels. */
@@ -41,13 +42,14 @@ export function grpcStatusName(code: string): string {
 export type DenialMode = 'enforce' | 'report-only';
 
 export class OperateMetrics {
-  public readonly httpBackendRequests: Counter<string>;
-  public readonly httpBackendStatuses: Counter<string>;
-  public readonly httpBackendDuration: Histogram<string>;
-  public readonly grpcRouteDuration: Histogram<string>;
-  public readonly grpcBackendRequests: Counter<string>;
-  public readonly grpcBackendStatuses: Counter<string>;
-  public readonly grpcBackendDuration: Histogram<string>;
+  /** Per-request families: series resolved once per label object (series.ts). */
+  public readonly httpBackendRequests: CounterFamily;
+  public readonly httpBackendStatuses: CounterFamily;
+  public readonly httpBackendDuration: HistogramFamily;
+  public readonly grpcRouteDuration: HistogramFamily;
+  public readonly grpcBackendRequests: CounterFamily;
+  public readonly grpcBackendStatuses: CounterFamily;
+  public readonly grpcBackendDuration: HistogramFamily;
   public readonly denials: Counter<string>;
   public readonly ready: Gauge<string>;
   public readonly inflightLimit: Gauge<string>;
@@ -55,34 +57,35 @@ export class OperateMetrics {
   private limit?: () => number | undefined;
   /** Route-backend label objects, per route labels and backend. */
   private readonly backendCache = new WeakMap<BaseLabels, Map<BackendRefSpec | typeof PARENT_BACKEND, Record<string, string>>>();
-  private readonly outcomeCache = new WeakMap<Record<string, string>, Map<string, Record<string, string>>>();
+  /** Route-backend labels with a status and error, per route-backend labels, status and error. */
+  private readonly outcomeCache = new WeakMap<Record<string, string>, Map<string, Map<string, Record<string, string>>>>();
 
   constructor(registry: Registry) {
     const registers = [registry];
     const rb = [...ROUTE_BACKEND_BASE, ...BACKEND_LABELS];
-    this.httpBackendRequests = new Counter({
+    this.httpBackendRequests = new CounterFamily({
       name: 'outbound_http_route_backend_requests_total', help: 'HTTP requests dispatched to a route backend (each attempt)', labelNames: rb, registers,
     });
-    this.httpBackendStatuses = new Counter({
+    this.httpBackendStatuses = new CounterFamily({
       name: 'outbound_http_route_backend_response_statuses_total', help: 'HTTP responses from a route backend by status', labelNames: [...rb, 'http_status', 'error'], registers,
     });
-    this.httpBackendDuration = new Histogram({
+    this.httpBackendDuration = new HistogramFamily({
       name: 'outbound_http_route_backend_response_duration_seconds', help: 'HTTP request duration at a route backend, dispatch to response end', labelNames: rb, buckets: DURATION_BUCKETS, registers,
     });
-    this.grpcRouteDuration = new Histogram({
+    this.grpcRouteDuration = new HistogramFamily({
       name: 'outbound_grpc_route_request_duration_seconds',
       help: 'gRPC call duration by route, first byte in to response end',
       labelNames: [...ROUTE_BACKEND_BASE, 'hostname'],
       buckets: DURATION_BUCKETS,
       registers,
     });
-    this.grpcBackendRequests = new Counter({
+    this.grpcBackendRequests = new CounterFamily({
       name: 'outbound_grpc_route_backend_requests_total', help: 'gRPC calls dispatched to a route backend (each attempt)', labelNames: rb, registers,
     });
-    this.grpcBackendStatuses = new Counter({
+    this.grpcBackendStatuses = new CounterFamily({
       name: 'outbound_grpc_route_backend_response_statuses_total', help: 'gRPC responses from a route backend by grpc-status', labelNames: [...rb, 'grpc_status', 'error'], registers,
     });
-    this.grpcBackendDuration = new Histogram({
+    this.grpcBackendDuration = new HistogramFamily({
       name: 'outbound_grpc_route_backend_response_duration_seconds', help: 'gRPC call duration at a route backend, dispatch to response end', labelNames: rb, buckets: DURATION_BUCKETS, registers,
     });
     this.denials = new Counter({
@@ -156,13 +159,14 @@ export class OperateMetrics {
 
   /** Route-backend labels with a status label and error. Cached. */
   public outcomeLabels(labels: Record<string, string>, statusLabel: 'http_status' | 'grpc_status', status: string, error: string): Record<string, string> {
-    let byKey = this.outcomeCache.get(labels);
-    if (!byKey) this.outcomeCache.set(labels, (byKey = new Map()));
-    const key = `${status}\0${error}`;
-    let out = byKey.get(key);
+    let byStatus = this.outcomeCache.get(labels);
+    if (!byStatus) this.outcomeCache.set(labels, (byStatus = new Map()));
+    let byError = byStatus.get(status);
+    if (!byError) byStatus.set(status, (byError = new Map()));
+    let out = byError.get(error);
     if (!out) {
       out = { ...labels, [statusLabel]: status, error };
-      byKey.set(key, out);
+      byError.set(error, out);
     }
     return out;
   }

@@ -23,8 +23,14 @@ import type {
  */
 export type Dialer = (address: string, port: number) => net.Socket;
 
-/** Half-open capable, so a tunnel can pass one side's FIN through while the other still talks. */
-export const defaultDialer: Dialer = (address, port) => net.connect({ host: address, port, noDelay: true, allowHalfOpen: true });
+/**
+ * Half-open capable, so a tunnel can pass one side's FIN through while the other still talks.
+ * 64 KiB buffered before reading stops: undici reads in paused mode, and at node's 16 KiB a
+ * response of one 16 KiB read would stop and restart reading the socket (two epoll_ctl calls).
+ */
+// node passes highWaterMark on to the socket; @types/node leaves it out of the connect options.
+const READ_BUFFER = { highWaterMark: 64 * 1024 } as Partial<net.TcpNetConnectOpts>;
+export const defaultDialer: Dialer = (address, port) => net.connect({ ...READ_BUFFER, host: address, port, noDelay: true, allowHalfOpen: true });
 
 /** Everything the data path needs from outside: injected once at start, shared by generations. */
 export interface ProxyContext {

@@ -144,6 +144,9 @@ export class TlsSessionCache {
   }
 }
 
+/** Decrypted bytes an upstream TLS socket buffers before it stops reading. */
+const UPSTREAM_READ_BUFFER_BYTES = 64 * 1024;
+
 /**
  * Handshake over `raw` within `timeoutMs`. Rejects with TLS_TIMEOUT or TLS_FAILED and destroys
  * the socket; the caller never gets an unverified socket unless the mode says to skip checks.
@@ -167,6 +170,10 @@ export function originateTls(
       checkServerIdentity: (host, cert) => (profile.verifyChain ? checkIdentity(profile, host, cert) : undefined),
       ALPNProtocols: [...alpn],
       session: offered,
+      // undici reads in paused mode: at node's 16 KiB mark, every response body of a TLS record
+      // (16 KiB) stops and restarts reading the socket (two epoll_ctl calls and a loop turn).
+      // node passes it on to the socket; @types/node leaves it out of ConnectionOptions.
+      ...({ highWaterMark: UPSTREAM_READ_BUFFER_BYTES } as tls.ConnectionOptions),
     });
     if (sessions) sock.on('session', (session: Buffer) => sessions.set(session));
     const fail = (err: EgressError) => {

@@ -171,6 +171,45 @@ describe('two workers (bundle)', () => {
     expect(config).toMatchObject({ generation: 1, config: { workers: 2, limits: { maxConcurrent: 10_000 } } });
   });
 
+  test('known statuses: every route and route-backend family sums across the workers to what was sent, scrape after scrape', async () => {
+    // The upstream answers with the status its path names: /status/404 → 404.
+    upstream = await startHttpsUpstream((req, res) => {
+      res.writeHead(Number(/^\/status\/(\d{3})$/.exec(req.url ?? '')?.[1] ?? 200));
+      res.end();
+    });
+    const file = join(testPki().dir, 'cluster-statuses.json');
+    writeConfigFile(file, serviceConfig(upstream.port));
+    const p = await startBundle(file);
+    const statuses = [200, 404, 201];
+    let sent = 0;
+    for (const round of [1, 2]) {
+      // Per round: 6 of each status, each on a connection of its own (both workers serve).
+      const paths = statuses.flatMap((s) => Array.from({ length: 6 }, () => `/status/${s}`));
+      const results = await Promise.all(paths.map((path) => get(p.ports.http, path)));
+      expect(results.map((r) => r.status).sort()).toEqual(paths.map((path) => Number(path.slice(8))).sort());
+      sent += paths.length;
+      await eventually(() => accessLines(p.lines).length === sent, 5_000, `round ${round} logged`);
+      expect(new Set(accessLines(p.lines).map((l) => l.worker)).size).toBe(2);
+
+      const metrics = (await adminGet(p.ports.admin, '/metrics')).body;
+      for (const status of statuses.map(String)) {
+        const each = 6 * round;
+        expect(sample(metrics, 'outbound_http_route_request_statuses_total', { http_status: status })).toBe(each);
+        expect(sample(metrics, 'outbound_http_route_request_duration_seconds_count', { http_status: status })).toBe(each);
+        expect(sample(metrics, 'outbound_http_route_request_duration_seconds_bucket', { http_status: status, le: '+Inf' })).toBe(each);
+        expect(sample(metrics, 'outbound_http_route_backend_response_statuses_total', { http_status: status })).toBe(each);
+      }
+      expect(sample(metrics, 'outbound_http_route_backend_requests_total')).toBe(sent);
+      expect(sample(metrics, 'outbound_http_route_backend_response_duration_seconds_count')).toBe(sent);
+      // Buckets are cumulative after the sum across workers too.
+      const buckets = metrics.split('\n').filter((l) => l.startsWith('outbound_http_route_request_duration_seconds_bucket{') && l.includes('http_status="200"'))
+        .map((l) => Number(l.slice(l.lastIndexOf(' ') + 1)));
+      expect(buckets).toHaveLength(14);
+      expect(buckets).toEqual([...buckets].sort((a, b) => a - b));
+      expect(buckets[13]).toBe(6 * round);
+    }
+  });
+
   test('reload: every worker applies a good config and a rotated secret; a bad one, invalid or naming an unreadable file, is rejected by all', async () => {
     upstream = await startHttpsUpstream();
     const dir = testPki().dir;

@@ -397,6 +397,48 @@ describe('streaming', () => {
     // Proxy, upstream and client share this process: buffering either body would add ≥100 MB.
     expect(peak - rssBefore).toBeLessThan(100 * 1024 * 1024);
   }, 120_000);
+
+  test('a streamed response reaches the client piece by piece: the upstream sends its second piece only once the first arrived', async () => {
+    let firstArrived!: () => void;
+    const gate = new Promise<void>((r) => (firstArrived = r));
+    upstream = await startHttpsUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: first\n\n');
+      // Were the proxy to hold the first piece until the response ends, this would never resolve.
+      void gate.then(() => res.end('data: second\n\n'));
+    });
+    const { proxy } = await proxyTo(upstream.port);
+    const r = await request(`http://127.0.0.1:${proxy.ports.http}/`, { headers: { host: 'api.test.example.egress.local' } });
+    let text = '';
+    for await (const chunk of r.body) {
+      text += String(chunk);
+      if (text.includes('first')) firstArrived();
+    }
+    expect(text).toBe('data: first\n\ndata: second\n\n');
+  });
+
+  test.each([
+    ['read ahead whole', 40 * 1024],
+    ['paused at the read-ahead bound and drained', 200 * 1024],
+  ])('a retried 503 whose body was %s is dropped, not mixed into the answer', async (_name, size) => {
+    let n = 0;
+    upstream = await startHttpsUpstream((_req, res) => {
+      n++;
+      if (n === 1) {
+        res.writeHead(503, { 'content-length': size });
+        res.end(Buffer.alloc(size, 'b'));
+        return;
+      }
+      res.writeHead(200);
+      res.end('fine');
+    });
+    const retry = { maxRetries: 1, statusCodes: [503], conditions: [], backoffBaseMs: 1, backoffMaxMs: 2 };
+    const { proxy } = await proxyTo(upstream.port, { retry });
+    const r = await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/');
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('fine');
+    expect(upstream.requests()).toBe(2);
+  });
 });
 
 describe('timeouts and failures', () => {

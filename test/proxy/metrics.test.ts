@@ -1,7 +1,12 @@
 // Metrics: Linkerd-compatible names and exact label sets for allowed, denied and failed HTTP
-// requests, bounded hostname labels, and the label caches.
-import { sample, scrape, startHttpsUpstream, startTestProxy, testConfig, testService, viaProxy, type TestProxy, type TestUpstream } from './helpers';
+// requests, bounded hostname labels, counts and buckets that match the requests sent (also
+// between requests and across a reload), and the label caches.
+import {
+  capturingLogger, configMapDir, eventually, loopbackDialer, loopbackResolver, sample, scrape, startHttpsUpstream, startTestProxy,
+  testConfig, testService, viaProxy, type TestProxy, type TestUpstream, type UpstreamHandler,
+} from './helpers';
 import { LabelCache, OutcomeLabels, ProxyMetrics } from '../../src/proxy/metrics';
+import { startProxy } from '../../src/proxy/server';
 
 const PARENT = {
   parent_group: 'policy.linkerd.io',
@@ -120,6 +125,120 @@ describe('HTTP route metrics', () => {
     await viaProxy(tp.proxy.ports.http, 'example.com', '/');
     const m = await scrape(tp.proxy.ports.admin);
     expect(m).not.toMatch(/^outbound_http_route_request_statuses_total\{/m);
+  });
+});
+
+/** The upstream answers with the status its path names: /status/404 → 404. */
+const statusFromPath: UpstreamHandler = (req, res) => {
+  const status = Number(/^\/status\/(\d{3})$/.exec(req.url ?? '')?.[1] ?? 200);
+  res.writeHead(status, { 'content-type': 'text/plain' });
+  res.end(`status ${status}`);
+};
+
+/** Sum of every sample of `name` whose labels include `match` (0 when there is none). */
+function total(metricsText: string, name: string, match: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of metricsText.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const labels = line.slice(name.length + 1, line.lastIndexOf('}'));
+    if (Object.entries(match).every(([k, v]) => labels.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+type AccessLine = { msg?: string; status?: number; attempts?: number; durations?: { total?: number } };
+
+/** Bounds of the duration histograms, seconds. */
+const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** The access log rounds durations to 0.1 ms: a logged total is within this of the observed one, in seconds. */
+const LOG_ROUNDING_S = 0.00005;
+
+describe('counts match the requests sent', () => {
+  test('statuses, histogram counts, buckets and sums equal what was sent, and every scrape in between sees every finished request', async () => {
+    upstream = await startHttpsUpstream(statusFromPath);
+    tp = await startTestProxy(testConfig({
+      parent: { ...parent('Deny'), allowDeclaredServices: true },
+      externalServices: [
+        testService('api', 'api.test.example', { ports: [{ port: 80, targetPort: upstream.port }] }),
+        // Nothing listens on loopback port 1: connect refused, 502 CONNECT_FAILED.
+        testService('down', 'down.test.example', { ports: [{ port: 80, targetPort: 1 }] }),
+      ],
+    }), { 'api.test.example': '127.0.0.1', 'down.test.example': '127.0.0.1' });
+    const sent: Array<{ host: string; path: string; status: number; error: string }> = [
+      ...Array.from({ length: 4 }, () => ({ host: 'api', path: '/status/200', status: 200, error: '' })),
+      ...Array.from({ length: 3 }, () => ({ host: 'api', path: '/status/404', status: 404, error: '' })),
+      ...Array.from({ length: 2 }, () => ({ host: 'api', path: '/status/201', status: 201, error: '' })),
+      { host: 'down', path: '/', status: 502, error: 'CONNECT_FAILED' },
+      { host: 'api', path: '/status/410', status: 410, error: '' },
+    ];
+    const logged = () => tp!.logs.lines.filter((l) => l.msg === 'request') as AccessLine[];
+    for (let i = 0; i < sent.length; i++) {
+      const r = sent[i];
+      expect((await viaProxy(tp.proxy.ports.http, `${r.host}.test.example.egress.local`, r.path)).status).toBe(r.status);
+      // Counted in the same step as it is logged: once logged, the next scrape has it.
+      await eventually(() => logged().length === i + 1, 5_000, `request ${i + 1} logged`);
+      const m = await scrape(tp.proxy.ports.admin);
+      expect(total(m, 'outbound_http_route_request_statuses_total')).toBe(i + 1);
+      expect(total(m, 'outbound_http_route_request_duration_seconds_count')).toBe(i + 1);
+      expect(total(m, 'outbound_http_route_backend_response_statuses_total')).toBe(i + 1);
+      expect(total(m, 'outbound_http_route_backend_requests_total')).toBe(logged().reduce((n, l) => n + Math.max(1, l.attempts ?? 0), 0));
+    }
+
+    const m = await scrape(tp.proxy.ports.admin);
+    for (const [status, error] of [['200', ''], ['404', ''], ['201', ''], ['410', ''], ['502', 'CONNECT_FAILED']]) {
+      const n = sent.filter((r) => String(r.status) === status).length;
+      const route = { route_name: status === '502' ? 'down' : 'api', http_status: status, error };
+      expect(total(m, 'outbound_http_route_request_statuses_total', route)).toBe(n);
+      expect(total(m, 'outbound_http_route_request_duration_seconds_count', route)).toBe(n);
+      expect(total(m, 'outbound_http_route_request_duration_seconds_bucket', { ...route, le: '+Inf' })).toBe(n);
+      expect(total(m, 'outbound_http_route_backend_response_statuses_total', route)).toBe(n);
+    }
+    // One series per status: no label set was split into two.
+    expect(m.split('\n').filter((l) => l.startsWith('outbound_http_route_request_statuses_total{'))).toHaveLength(5);
+
+    // Buckets and the sum agree with the durations the access log wrote for the same requests.
+    const seconds = logged().map((l) => l.durations!.total! / 1000);
+    for (const le of BUCKETS) {
+      const bucket = total(m, 'outbound_http_route_request_duration_seconds_bucket', { le: String(le) });
+      expect(bucket).toBeGreaterThanOrEqual(seconds.filter((s) => s + LOG_ROUNDING_S <= le).length);
+      expect(bucket).toBeLessThanOrEqual(seconds.filter((s) => s - LOG_ROUNDING_S <= le).length);
+      // The route-backend histogram times each request from dispatch: never longer than the route's.
+      expect(total(m, 'outbound_http_route_backend_response_duration_seconds_bucket', { le: String(le) })).toBeGreaterThanOrEqual(bucket);
+    }
+    const logSum = seconds.reduce((a, b) => a + b, 0);
+    expect(Math.abs(total(m, 'outbound_http_route_request_duration_seconds_sum') - logSum)).toBeLessThanOrEqual(sent.length * LOG_ROUNDING_S + 1e-9);
+  });
+
+  test('a reload keeps every series\' counts: the same labels continue, a removed service\'s stay', async () => {
+    upstream = await startHttpsUpstream(statusFromPath);
+    const cm = configMapDir();
+    const api = testService('api', 'api.test.example', { ports: [{ port: 80, targetPort: upstream.port }] });
+    const old = testService('old', 'old.test.example', { ports: [{ port: 80, targetPort: upstream.port }] });
+    const first = testConfig({ parent: { ...parent('Deny'), allowDeclaredServices: true }, externalServices: [api, old] });
+    cm.write(first);
+    const names = { 'api.test.example': '127.0.0.1', 'old.test.example': '127.0.0.1' };
+    const proxy = await startProxy({
+      configPath: cm.file, resolver: loopbackResolver(names).resolve, dial: loopbackDialer().dial, logger: capturingLogger().logger,
+    });
+    tp = { proxy } as TestProxy;
+    for (let i = 0; i < 2; i++) expect((await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/')).status).toBe(200);
+    expect((await viaProxy(proxy.ports.http, 'old.test.example.egress.local', '/')).status).toBe(200);
+
+    // The next config drops `old` and changes a timeout: new label caches, the same series for `api`.
+    cm.write({ ...first, externalServices: [api], timeouts: { connectMs: 4_000 } });
+    expect(await proxy.reload()).toMatchObject({ ok: true, problems: [] });
+    for (let i = 0; i < 3; i++) expect((await viaProxy(proxy.ports.http, 'api.test.example.egress.local', '/')).status).toBe(200);
+    expect((await viaProxy(proxy.ports.http, 'old.test.example.egress.local', '/')).status).toBe(403);
+    await eventually(async () => sample(await scrape(proxy.ports.admin), 'egress_config_reload_successes_total', {}) === 2, 5_000, 'reload counted');
+
+    const m = await scrape(proxy.ports.admin);
+    const apiOk = { route_name: 'api', http_status: '200' };
+    expect(m.split('\n').filter((l) => l.startsWith('outbound_http_route_request_statuses_total{') && l.includes('route_name="api"'))).toHaveLength(1);
+    expect(total(m, 'outbound_http_route_request_statuses_total', apiOk)).toBe(5);
+    expect(total(m, 'outbound_http_route_request_duration_seconds_count', apiOk)).toBe(5);
+    expect(total(m, 'outbound_http_route_backend_requests_total', { route_name: 'api' })).toBe(5);
+    expect(total(m, 'outbound_http_route_request_statuses_total', { route_name: 'old', http_status: '200' })).toBe(1);
+    expect(total(m, 'outbound_http_route_backend_response_duration_seconds_count', { route_name: 'old' })).toBe(1);
   });
 });
 
