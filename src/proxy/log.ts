@@ -1,25 +1,31 @@
 // Logging: the pino logger, and the one canonical JSON line per request or connection, written
 // as a string straight to pino's destination. Secrets (injected header values) never reach a line.
 // Bundled into the proxy by esbuild; the construct library never loads it.
+import * as fs from 'node:fs';
 // eslint-disable-next-line import/no-extraneous-dependencies
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
 /**
- * Access lines are buffered and written in batches of about this many bytes (one write per
- * ~70 requests rather than one per request), off the request path. Each write is a thread-pool
+ * Lines are buffered and written in batches of about this many bytes (one write per ~70
+ * requests rather than one per request), off the request path. Each write is a thread-pool
  * round trip (several syscalls); at 4 KiB they cost 7 % of the proxy's CPU under load, at 32 KiB
  * under 1 %. The periodic flush bounds how late a line appears.
  */
 const LOG_BATCH_BYTES = 32 * 1024;
-/** Most bytes one write may carry: a backlog goes out in few writes. */
-const LOG_MAX_WRITE_BYTES = 256 * 1024;
 /** A quiet proxy's lines still appear within this. */
 const LOG_FLUSH_MS = 200;
+/**
+ * Most bytes held while the reader of the log does not keep up (a stalled pipe): lines beyond
+ * are dropped and counted, and the proxy keeps serving with bounded memory.
+ */
+const LOG_MAX_PENDING_BYTES = 64 * 1024 * 1024;
+/** Wait before writing again to a full non-blocking pipe. */
+const LOG_RETRY_MS = 20;
 
-/** Destinations of the loggers made here, flushed synchronously when the process exits. */
-const destinations = new Set<ReturnType<typeof pino.destination>>();
+/** Destinations made here, flushed synchronously when the process exits. */
+const destinations = new Set<BatchingDestination>();
 
 /**
  * The proxy's logger: JSON lines on stdout through an asynchronous, batching destination (tests
@@ -35,13 +41,154 @@ export function createLogger(level: string = process.env.EGRESS_LOG_LEVEL ?? 'in
 }
 
 /** The asynchronous, batching destination on file descriptor `fd`, flushed by flushLogsSync(). */
-export function batchingDestination(fd: number): ReturnType<typeof pino.destination> {
-  const destination = pino.destination({
-    dest: fd, sync: false, minLength: LOG_BATCH_BYTES, maxWrite: LOG_MAX_WRITE_BYTES, periodicFlush: LOG_FLUSH_MS,
-  });
-  destinations.add(destination);
-  destination.once('close', () => destinations.delete(destination));
-  return destination;
+export function batchingDestination(fd: number, options: BatchingOptions = {}): BatchingDestination {
+  return new BatchingDestination(fd, options);
+}
+
+export interface BatchingOptions {
+  /** Pending bytes that start a write (default 32 KiB). */
+  readonly batchBytes?: number;
+  /** Most pending bytes held; lines beyond are dropped and counted (default 64 MiB). */
+  readonly maxPendingBytes?: number;
+  /** Where a failed write is said (default 2, stderr). */
+  readonly errorFd?: number;
+}
+
+/**
+ * Log lines on a file descriptor, written in batches by one asynchronous write at a time. A
+ * line costs an array push: the batch is joined and encoded once when it is written (pino's
+ * destination measures the UTF-8 length of its whole pending batch on every line, ~5 % of the
+ * proxy's CPU under load). Lines keep their order; a full non-blocking pipe is retried; any
+ * other write error stops the writing (said once on stderr) and never the serving.
+ */
+export class BatchingDestination implements DestinationStream {
+  /** Lines not yet handed to a write, and their length in UTF-16 units (≤ their bytes). */
+  private pending: string[] = [];
+  private pendingChars = 0;
+  /** The batch a write is carrying, and how many of its bytes are out. */
+  private inFlight: Buffer | undefined;
+  private sent = 0;
+  private failed = false;
+  private ended = false;
+  private droppedLines = 0;
+  private readonly timer: NodeJS.Timeout;
+  private readonly batchBytes: number;
+  private readonly maxPendingBytes: number;
+  private readonly errorFd: number;
+
+  public constructor(private readonly fd: number, options: BatchingOptions = {}) {
+    this.batchBytes = options.batchBytes ?? LOG_BATCH_BYTES;
+    this.maxPendingBytes = options.maxPendingBytes ?? LOG_MAX_PENDING_BYTES;
+    this.errorFd = options.errorFd ?? 2;
+    this.timer = setInterval(() => this.flush(), LOG_FLUSH_MS);
+    this.timer.unref();
+    destinations.add(this);
+  }
+
+  /** Whether lines are pending or a write is under way. */
+  public get busy(): boolean {
+    return this.inFlight !== undefined || this.pendingChars > 0;
+  }
+
+  /** Lines dropped because the reader did not keep up or writing failed. */
+  public get dropped(): number {
+    return this.droppedLines;
+  }
+
+  public write(line: string): boolean {
+    if (this.failed || this.ended || this.pendingChars + line.length > this.maxPendingBytes) {
+      this.drop(1);
+      return false;
+    }
+    this.pending.push(line);
+    this.pendingChars += line.length;
+    if (this.inFlight === undefined && this.pendingChars >= this.batchBytes) this.flush();
+    return true;
+  }
+
+  /** Start writing what is pending, unless a write is under way (its end writes the rest). */
+  public flush(): void {
+    if (this.inFlight !== undefined || this.pendingChars === 0 || this.failed) return;
+    this.inFlight = this.take();
+    this.sent = 0;
+    this.writeOut();
+  }
+
+  /**
+   * Write every pending line now, synchronously (process exit). A batch an asynchronous write
+   * carries is that write's: it is not written twice.
+   */
+  public flushSync(): void {
+    if (this.failed || this.pendingChars === 0) return;
+    const batch = this.take();
+    let off = 0;
+    let busy = 0;
+    while (off < batch.length) {
+      try {
+        off += fs.writeSync(this.fd, batch, off, batch.length - off);
+      } catch (err) {
+        // A full non-blocking pipe: wait for the reader, a bounded number of times.
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || ++busy > 100) throw err;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, LOG_RETRY_MS);
+      }
+    }
+  }
+
+  /** Write what is pending and stop: later lines are dropped. */
+  public end(): void {
+    try {
+      this.flushSync();
+    } finally {
+      this.ended = true;
+      clearInterval(this.timer);
+      destinations.delete(this);
+    }
+  }
+
+  private take(): Buffer {
+    const batch = Buffer.from(this.pending.length === 1 ? this.pending[0] : this.pending.join(''), 'utf8');
+    this.pending = [];
+    this.pendingChars = 0;
+    return batch;
+  }
+
+  private writeOut(): void {
+    const batch = this.inFlight!;
+    fs.write(this.fd, batch, this.sent, batch.length - this.sent, null, (err, n) => {
+      if (err) {
+        if (err.code === 'EAGAIN') {
+          setTimeout(() => this.writeOut(), LOG_RETRY_MS).unref();
+          return;
+        }
+        this.fail(err);
+        return;
+      }
+      this.sent += n;
+      if (this.sent < batch.length) {
+        this.writeOut();
+        return;
+      }
+      this.inFlight = undefined;
+      if (this.pendingChars >= this.batchBytes || this.ended) this.flush();
+    });
+  }
+
+  private fail(err: NodeJS.ErrnoException): void {
+    this.failed = true;
+    this.inFlight = undefined;
+    this.drop(this.pending.length);
+    this.pending = [];
+    this.pendingChars = 0;
+    try {
+      fs.writeSync(this.errorFd, `egress-proxy: writing the log to fd ${this.fd} failed (${err.code ?? err.message}); further lines are dropped\n`);
+    } catch {
+      // stderr is gone too: nothing more to say.
+    }
+  }
+
+  private drop(lines: number): void {
+    this.droppedLines += lines;
+  }
 }
 
 /** Write out every buffered line now (process exit: nothing written later would be seen). */
@@ -50,7 +197,7 @@ export function flushLogsSync(): void {
     try {
       d.flushSync();
     } catch {
-      // Not open yet, or already closed: nothing to write.
+      // Nothing more can be written there.
     }
   }
 }

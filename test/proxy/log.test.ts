@@ -1,10 +1,12 @@
 // The logger's own parts: the cached ISO timestamp must read exactly as Date#toISOString would;
 // the access line written as a string must be the line pino writes, at pino's level and place.
-import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino, { type DestinationStream } from 'pino';
-import { batchingDestination, createLogger, flushLogsSync, isoTime, jsonNumber, jsonString, silentLogger, writeAccessLine, type Logger } from '../../src/proxy/log';
+import { batchingDestination, type BatchingDestination, createLogger, flushLogsSync, isoTime, jsonNumber, jsonString, silentLogger, writeAccessLine, type Logger } from '../../src/proxy/log';
 
 test('isoTime is the ,"time":"<ISO-8601>" fragment of the current millisecond, across second boundaries', async () => {
   for (let i = 0; i < 30; i++) {
@@ -161,6 +163,136 @@ describe('writeAccessLine', () => {
       expect(lines.map((l) => l.msg)).toEqual(['listening', ...Array(10).fill('request'), 'after']);
     } finally {
       destination.end();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('BatchingDestination', () => {
+  const line = (i: number) => `{"i":${i},"s":"${'é€😀'.repeat(i % 5)}${'x'.repeat(i % 97)}"}\n`;
+  const waitIdle = async (d: BatchingDestination) => {
+    for (let i = 0; i < 500 && d.busy; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(d.busy).toBe(false);
+  };
+
+  test('writes every line once, in order and byte for byte, over many asynchronous batches', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'egress-log-'));
+    const file = join(dir, 'out.log');
+    const fd = openSync(file, 'w');
+    const d = batchingDestination(fd, { batchBytes: 4096 });
+    try {
+      const expected: string[] = [];
+      for (let i = 0; i < 20_000; i++) {
+        expected.push(line(i));
+        expect(d.write(line(i))).toBe(true);
+        // Yield now and then, so writes complete while lines keep coming.
+        if (i % 700 === 0) await new Promise((r) => setImmediate(r));
+      }
+      await waitIdle(d);
+      expect(readFileSync(file, 'utf8')).toBe(expected.join(''));
+      expect(d.dropped).toBe(0);
+    } finally {
+      d.end();
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a pipe whose reader is slow (non-blocking, full) gets every line once its reader reads', async () => {
+    // The reader sleeps 300 ms, then counts and hashes what it reads.
+    const reader = spawn(process.execPath, ['-e', `
+      const h = require('node:crypto').createHash('sha256'); let n = 0;
+      setTimeout(() => { process.stdin.on('data', (c) => { h.update(c); n += c.length; }); process.stdin.on('end', () => process.stdout.write(n + ' ' + h.digest('hex'))); }, 300);
+    `], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const out: Buffer[] = [];
+    reader.stdout.on('data', (c: Buffer) => out.push(c));
+    const exited = new Promise<number | null>((r) => reader.once('exit', r));
+    const fd = (reader.stdin as unknown as { _handle: { fd: number } })._handle.fd;
+    const d = batchingDestination(fd);
+    try {
+      const all: string[] = [];
+      // ~1.5 MB: far beyond a pipe's buffer, so writes meet EAGAIN until the reader starts.
+      for (let i = 0; i < 15_000; i++) {
+        all.push(line(i));
+        d.write(line(i));
+      }
+      d.flush();
+      await waitIdle(d);
+      reader.stdin.end();
+      expect(await exited).toBe(0);
+      const bytes = Buffer.from(all.join(''), 'utf8');
+      expect(Buffer.concat(out).toString()).toBe(`${bytes.length} ${createHash('sha256').update(bytes).digest('hex')}`);
+      expect(d.dropped).toBe(0);
+    } finally {
+      d.end();
+      if (reader.exitCode === null) reader.kill();
+    }
+  }, 20_000);
+
+  test('beyond its bound, lines are dropped and counted, and what was kept is written in order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'egress-log-'));
+    const file = join(dir, 'out.log');
+    const fd = openSync(file, 'w');
+    const d = batchingDestination(fd, { batchBytes: 1000, maxPendingBytes: 10_000 });
+    try {
+      // All in one turn: the first batch is being written, the rest waits, up to the bound.
+      const accepted: string[] = [];
+      for (let i = 0; i < 1000; i++) {
+        const l = `${JSON.stringify({ i, pad: 'p'.repeat(80) })}\n`;
+        if (d.write(l)) accepted.push(l);
+      }
+      expect(d.dropped).toBe(1000 - accepted.length);
+      expect(accepted.length).toBeGreaterThan(100);
+      expect(accepted.length).toBeLessThan(150);
+      await waitIdle(d);
+      expect(readFileSync(file, 'utf8')).toBe(accepted.join(''));
+      // Room again once written.
+      expect(d.write('{"after":true}\n')).toBe(true);
+    } finally {
+      d.end();
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a write error stops the writing, says so once on its error fd, counts the lines and never throws', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'egress-log-'));
+    const readOnly = join(dir, 'ro.log');
+    writeFileSync(readOnly, '');
+    const errFile = join(dir, 'err.log');
+    const fd = openSync(readOnly, 'r');
+    const errFd = openSync(errFile, 'w');
+    const d = batchingDestination(fd, { batchBytes: 10, errorFd: errFd });
+    try {
+      expect(d.write('{"a":1}\n{"b":2}\n')).toBe(true);
+      await waitIdle(d);
+      expect(d.write('{"c":3}\n')).toBe(false);
+      expect(d.write('{"d":4}\n')).toBe(false);
+      expect(d.dropped).toBe(2);
+      expect(() => d.flushSync()).not.toThrow();
+      const said = readFileSync(errFile, 'utf8');
+      expect(said).toMatch(/^egress-proxy: writing the log to fd \d+ failed \(EBADF\); further lines are dropped\n$/);
+    } finally {
+      d.end();
+      closeSync(fd);
+      closeSync(errFd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('lines of a quiet proxy appear within the periodic flush, without a full batch', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'egress-log-'));
+    const file = join(dir, 'out.log');
+    const fd = openSync(file, 'w');
+    const d = batchingDestination(fd);
+    try {
+      d.write('{"one":1}\n');
+      expect(readFileSync(file, 'utf8')).toBe('');
+      for (let i = 0; i < 200 && readFileSync(file, 'utf8') === ''; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(readFileSync(file, 'utf8')).toBe('{"one":1}\n');
+    } finally {
+      d.end();
+      closeSync(fd);
       rmSync(dir, { recursive: true, force: true });
     }
   });
