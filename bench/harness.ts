@@ -101,11 +101,26 @@ export function processTreeRssMiB(pid: number): number {
   return processTree(pid).reduce((sum, p) => sum + (processRssMiB(p) ?? 0), 0);
 }
 
+/** How Child.start runs a Node script. */
+export interface ChildOptions {
+  /** The node binary. Default: this process's (process.execPath). */
+  readonly node?: string;
+  /** Node flags before the script. */
+  readonly nodeArgs?: readonly string[];
+  readonly cwd?: string;
+  /** The child's whole environment. Default: this process's. */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
 /** A child process we started, with the tail of its stderr for error messages. */
 export class Child {
-  /** A Node script, with optional node flags (e.g. --cpu-prof) and working directory. */
-  public static start(name: string, file: string, args: readonly string[], nodeArgs: readonly string[] = [], cwd?: string): Child {
-    const proc = spawn(process.execPath, [...nodeArgs, file, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd });
+  /**
+   * A Node script: by default on this process's node, with its environment; optionally another
+   * node binary, node flags (e.g. --cpu-prof), a working directory and the whole environment.
+   */
+  public static start(name: string, file: string, args: readonly string[], options: ChildOptions = {}): Child {
+    const proc = spawn(options.node ?? process.execPath, [...(options.nodeArgs ?? []), file, ...args],
+      { stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd, env: options.env });
     return new Child(name, proc);
   }
 

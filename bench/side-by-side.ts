@@ -13,6 +13,7 @@ import {
   Child, freePorts, makePki, processTree, processTreeCpuMicros, processTreeRssMiB, runBench, waitFor,
 } from './harness';
 import { EgressGateway } from '../src/egress-gateway';
+import { PROXY_RUNTIME_ENV } from '../src/internal/proxy-runtime';
 import { CertificateSource, TlsOrigination } from '../src/tls';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -30,14 +31,21 @@ const BODIES = listEnv('BENCH_BODIES', ['95', '16384']).map(Number);
 const PROXIES = listEnv('BENCH_PROXIES', ['nginx', 'naive', 'egress']) as ProxyName[];
 /** Extra node flags for this proxy only, e.g. "--cpu-prof --cpu-prof-dir=prof". */
 const EGRESS_NODE_ARGS = (process.env.BENCH_EGRESS_NODE_ARGS ?? '').split(' ').filter(Boolean);
-/**
- * A second instance of this proxy with other node flags ("egress-b" in the tables), for an A/B
- * of flags within one run, e.g. BENCH_EGRESS_B_NODE_ARGS="--max-semi-space-size=2".
- */
-const EGRESS_B_NODE_ARGS = process.env.BENCH_EGRESS_B_NODE_ARGS?.split(' ').filter(Boolean)
-  ?? (process.env.BENCH_PROXY_B ? [] : undefined);
+/** The node binary this proxy runs on (egress and egress-b), e.g. the image's Node release. */
+const EGRESS_NODE = process.env.BENCH_NODE || process.execPath;
+/** This proxy's runtime environment: the image's (PROXY_RUNTIME_ENV) unless BENCH_EGRESS_ENV says otherwise. */
+const EGRESS_ENV = runtimeEnv('BENCH_EGRESS_ENV', PROXY_RUNTIME_ENV);
 /** Another build of this proxy for "egress-b" (an A/B of builds within one run); default: the same bundle. */
 const BUNDLE_B = process.env.BENCH_PROXY_B || undefined;
+/**
+ * A second instance of this proxy ("egress-b" in the tables), for an A/B within one run of
+ * builds (BENCH_PROXY_B), node flags (BENCH_EGRESS_B_NODE_ARGS="--max-semi-space-size=2") or
+ * runtime environments (BENCH_EGRESS_B_ENV=none); any of the three adds it.
+ */
+const EGRESS_B = BUNDLE_B !== undefined || process.env.BENCH_EGRESS_B_NODE_ARGS !== undefined || !!process.env.BENCH_EGRESS_B_ENV;
+const EGRESS_B_NODE_ARGS = (process.env.BENCH_EGRESS_B_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/** egress-b's runtime environment; default: egress's. */
+const EGRESS_B_ENV = runtimeEnv('BENCH_EGRESS_B_ENV', EGRESS_ENV);
 const MAX_SECONDS = intEnv('BENCH_MAX_SECONDS', 1800);
 /** Count the proxies' system calls per request with `perf stat` (needs perf and tracepoint access). */
 const SYSCALLS = process.env.BENCH_SYSCALLS === '1';
@@ -58,6 +66,40 @@ function intEnv(name: string, dflt: number): number {
 function listEnv(name: string, dflt: string[]): string[] {
   const raw = process.env[name];
   return raw ? raw.split(',').map((s) => s.trim()).filter(Boolean) : dflt;
+}
+
+/**
+ * The runtime environment a knob asks for: unset or empty, `dflt`; `none`, Node's and glibc's
+ * plain defaults (none of PROXY_RUNTIME_ENV's variables); `K=V,K=V`, PROXY_RUNTIME_ENV with
+ * these set (`K=` drops K).
+ */
+function runtimeEnv(name: string, dflt: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
+  const raw = process.env[name]?.trim();
+  if (!raw) return dflt;
+  if (raw === 'none') return {};
+  const env: Record<string, string> = { ...PROXY_RUNTIME_ENV };
+  for (const pair of raw.split(',')) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(pair);
+    if (!m) throw new Error(`${name} must be "none" or K=V pairs separated by commas, got "${raw}" (at "${pair}")`);
+    if (m[2] === '') delete env[m[1]];
+    else env[m[1]] = m[2];
+  }
+  return env;
+}
+
+/** `env` as one line for the run's header ("defaults" when empty). */
+function describeEnv(env: Readonly<Record<string, string>>): string {
+  const pairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  return pairs.length > 0 ? pairs.join(' ') : 'defaults';
+}
+
+/**
+ * The environment a proxy process runs with: this process's, without PROXY_RUNTIME_ENV's
+ * variables (so a shell's NODE_OPTIONS cannot blur the comparison), plus `env`.
+ */
+function processEnv(env: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !(k in PROXY_RUNTIME_ENV)));
+  return { ...inherited, ...env };
 }
 
 /** The absolute path of `cmd` on PATH (and the sbin directories a non-login shell may miss). */
@@ -503,12 +545,18 @@ async function main(): Promise<void> {
   }
   const perfPath = SYSCALLS ? which('perf') : undefined;
   if (SYSCALLS && !perfPath) throw new Error('BENCH_SYSCALLS=1 needs perf; on Debian: apt-get install linux-perf');
-  const egress = PROXIES.includes('egress') || EGRESS_B_NODE_ARGS !== undefined;
+  const egress = PROXIES.includes('egress') || EGRESS_B;
   if (egress && process.env.BENCH_PROXY === undefined) {
     console.log('bench: bundling the proxy');
     execFileSync('npm', ['run', '--silent', 'bundle'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   }
   if (egress && !fs.existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing`);
+  let egressNodeVersion: string | undefined;
+  try {
+    egressNodeVersion = egress ? execFileSync(EGRESS_NODE, ['--version'], { encoding: 'utf8' }).trim() : undefined;
+  } catch (e) {
+    throw new Error(`BENCH_NODE "${EGRESS_NODE}" does not run: ${(e as Error).message}`);
+  }
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'egress-side-by-side-'));
   try {
@@ -546,15 +594,17 @@ async function main(): Promise<void> {
       await waitListening(port, child);
       peers.push({ name, port, child });
     }
-    const variants: [ProxyName, string[] | undefined, number, number][] = [
-      ['egress', PROXIES.includes('egress') ? EGRESS_NODE_ARGS : undefined, egressPort, adminPort],
-      ['egress-b', EGRESS_B_NODE_ARGS, egressBPort, adminBPort],
+    const variants: { name: ProxyName; on: boolean; nodeArgs: string[]; env: Readonly<Record<string, string>>; port: number; admin: number }[] = [
+      { name: 'egress', on: PROXIES.includes('egress'), nodeArgs: EGRESS_NODE_ARGS, env: EGRESS_ENV, port: egressPort, admin: adminPort },
+      { name: 'egress-b', on: EGRESS_B, nodeArgs: EGRESS_B_NODE_ARGS, env: EGRESS_B_ENV, port: egressBPort, admin: adminBPort },
     ];
-    for (const [name, nodeArgs, port, admin] of variants) {
-      if (!nodeArgs) continue;
+    for (const { name, on, nodeArgs, env, port, admin } of variants) {
+      if (!on) continue;
       const configFile = path.join(tmp, `${name}.json`);
       fs.writeFileSync(configFile, JSON.stringify(egressConfig(fs.readFileSync(pki.caFile, 'utf8'), upPort, port, admin), null, 2));
-      const child = Child.start(name, name === 'egress-b' && BUNDLE_B ? path.resolve(BUNDLE_B) : BUNDLE, ['--config', configFile], nodeArgs, tmp);
+      const bundle = name === 'egress-b' && BUNDLE_B ? path.resolve(BUNDLE_B) : BUNDLE;
+      console.log(`bench: ${name} on node ${egressNodeVersion}${nodeArgs.length > 0 ? ` ${nodeArgs.join(' ')}` : ''}, env ${describeEnv(env)}`);
+      const child = Child.start(name, bundle, ['--config', configFile], { node: EGRESS_NODE, nodeArgs, env: processEnv(env), cwd: tmp });
       children.push(child);
       // One JSON line per request, read and dropped as a log shipper would.
       child.proc.stdout!.resume();

@@ -8,6 +8,7 @@ import { AmbiguousPathAction, ConfigReload, ConnectSniPolicy, GatewayDeployment,
 import { EgressClientMode, EgressClientProxyAddress } from '../src/egress-lockdown';
 import { EgressNetwork } from '../src/egress-network';
 import { ExternalServiceProtocol, InjectedHeader } from '../src/external-service';
+import { PROXY_RUNTIME_ENV } from '../src/internal/proxy-runtime';
 import { LIMIT_BOUNDS, WORKER_BOUNDS } from '../src/model/bounds';
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_TLS } from '../src/model/defaults';
 import type { ProxyConfig } from '../src/model/proxy-config';
@@ -133,7 +134,26 @@ describe('EgressGateway defaults', () => {
     expect(c.volumeMounts).toContainEqual({ mountPath: '/etc/egress', name: 'config', readOnly: true });
     expect(podSpec(all).volumes).toContainEqual({ name: 'config', configMap: { name: 'egress-gateway-config' } });
     expect(c.ports).toEqual([{ containerPort: 8080, name: 'http' }, { containerPort: 9901, name: 'admin' }]);
-    expect(c.env).toEqual([{ name: 'EGRESS_LOG_LEVEL', value: 'info' }]);
+    expect(c.env).toEqual([
+      { name: 'EGRESS_LOG_LEVEL', value: 'info' },
+      { name: 'NODE_OPTIONS', value: '--max-semi-space-size=16' },
+      { name: 'MALLOC_ARENA_MAX', value: '2' },
+    ]);
+  });
+
+  test('the proxy runs with the runtime memory settings the image also sets (PROXY_RUNTIME_ENV)', () => {
+    const env: Array<{ name: string; value: string }> = proxyContainer(all).env;
+    expect(Object.keys(PROXY_RUNTIME_ENV).length).toBeGreaterThan(0);
+    for (const [name, value] of Object.entries(PROXY_RUNTIME_ENV)) expect(env).toContainEqual({ name, value });
+  });
+
+  test('a variable added through gateway.container.env replaces the runtime default', () => {
+    const c = newChart();
+    const g = new EgressGateway(c, 'egress', { image: IMAGE });
+    g.container.env.addVariable('NODE_OPTIONS', kplus.EnvValue.fromValue('--max-old-space-size=256'));
+    const env: Array<{ name: string; value: string }> = proxyContainer(objects(c)).env;
+    expect(env.filter((e) => e.name === 'NODE_OPTIONS')).toEqual([{ name: 'NODE_OPTIONS', value: '--max-old-space-size=256' }]);
+    expect(env).toContainEqual({ name: 'MALLOC_ARENA_MAX', value: '2' });
   });
 
   test('liveness and readiness probes hit the admin port', () => {
@@ -258,7 +278,7 @@ describe('EgressGateway props', () => {
       { name: 'tls', port: 443, protocol: 'TCP', targetPort: 8443 },
     ]);
     expect(proxyContainer(all).ports).toContainEqual({ containerPort: 8443, name: 'tls' });
-    expect(proxyContainer(all).env).toEqual([{ name: 'EGRESS_LOG_LEVEL', value: 'debug' }]);
+    expect(proxyContainer(all).env.filter((e: { name: string }) => e.name === 'EGRESS_LOG_LEVEL')).toEqual([{ name: 'EGRESS_LOG_LEVEL', value: 'debug' }]);
     // 7.5 s + 40 s, rounded up, + 10 s.
     expect(podSpec(all).terminationGracePeriodSeconds).toBe(58);
     const annotations = one(all, 'Deployment').spec.template.metadata.annotations;

@@ -7,6 +7,7 @@ import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
 import type { GatewayConfigMaps } from './gateway-config';
 import type { GatewaySettings } from './gateway-validation';
+import { PROXY_RUNTIME_ENV } from './proxy-runtime';
 import { workerResources } from './workers';
 import { ConfigReload, EgressGatewayProps, LogLevel } from '../egress-gateway-props';
 import { PROXY_CONFIG_FILE } from '../model/proxy-config';
@@ -133,7 +134,13 @@ export function renderGatewayWorkload(scope: Construct, input: GatewayWorkloadIn
     imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
     args: ['--config', `${CONFIG_DIR}/${PROXY_CONFIG_FILE}`],
     ports: containerPorts,
-    envVariables: { EGRESS_LOG_LEVEL: kplus.EnvValue.fromValue(props.logLevel ?? LogLevel.INFO) },
+    // The image sets PROXY_RUNTIME_ENV too; here it also holds for an image of another build
+    // (ProxyImage.fromRegistry).
+    // A variable added later through `container.env.addVariable()` replaces these.
+    envVariables: {
+      EGRESS_LOG_LEVEL: kplus.EnvValue.fromValue(props.logLevel ?? LogLevel.INFO),
+      ...Object.fromEntries(Object.entries(PROXY_RUNTIME_ENV).map(([k, v]) => [k, kplus.EnvValue.fromValue(v)])),
+    },
     securityContext: {
       user: RUN_AS,
       group: RUN_AS,

@@ -7,6 +7,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from 'os';
 import { join, resolve } from 'path';
 import { parse } from 'yaml';
+import { PROXY_RUNTIME_ENV } from '../../src/internal/proxy-runtime';
 
 const ROOT = resolve(__dirname, '..', '..');
 const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf-8'));
@@ -229,6 +230,36 @@ describe('scripts/release-image.sh', () => {
     const r = run('release-image.sh', [fakeDist(pkg('1.4.0'), '1.4.0', 'assets/proxy/main/index.js')], {});
     expect(r.status).toBe(1);
     expect(r.out).toContain('the npm package has no assets/proxy/main/index.js');
+  });
+});
+
+/**
+ * The environment the Dockerfile's last stage (the image) sets: its ENV instructions in the
+ * `K=V` form, values unquoted. Throws on anything else, so a form this cannot read fails the test.
+ */
+function imageEnv(dockerfile: string): Record<string, string> {
+  const stages = dockerfile.replace(/\\\n/g, ' ').split(/^FROM /m);
+  const env: Record<string, string> = {};
+  for (const line of stages[stages.length - 1].split('\n')) {
+    const m = /^ENV\s+(.*)$/.exec(line.trim());
+    if (!m) continue;
+    const rest = m[1].replace(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|[^\s"]+)\s*/g, (_all, k: string, v: string) => {
+      env[k] = v.startsWith('"') ? v.slice(1, -1) : v;
+      return '';
+    });
+    if (rest !== '') throw new Error(`cannot read the Dockerfile's ENV "${m[1]}" (near "${rest}")`);
+  }
+  return env;
+}
+
+describe('the Dockerfile', () => {
+  test('the image sets exactly the proxy runtime env of the workload (PROXY_RUNTIME_ENV), and NODE_ENV', () => {
+    expect(imageEnv(DOCKERFILE)).toEqual({ NODE_ENV: 'production', ...PROXY_RUNTIME_ENV });
+  });
+
+  test('reads ENV in the K=V form, quoted or not, on continued lines, in the last stage only', () => {
+    expect(imageEnv('FROM a\nENV X=1\nFROM b\nENV A=1 B="x y" \\\n  C=--z=3\n')).toEqual({ A: '1', B: 'x y', C: '--z=3' });
+    expect(() => imageEnv('FROM b\nENV A 1\n')).toThrow('cannot read the Dockerfile\'s ENV "A 1"');
   });
 });
 
