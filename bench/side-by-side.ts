@@ -31,7 +31,12 @@ const BODIES = listEnv('BENCH_BODIES', ['95', '16384']).map(Number);
 const PROXIES = listEnv('BENCH_PROXIES', ['nginx', 'naive', 'egress']) as ProxyName[];
 /** Extra node flags for this proxy only, e.g. "--cpu-prof --cpu-prof-dir=prof". */
 const EGRESS_NODE_ARGS = (process.env.BENCH_EGRESS_NODE_ARGS ?? '').split(' ').filter(Boolean);
-/** The node binary this proxy runs on (egress and egress-b), e.g. the image's Node release. */
+/** Node flags for the Node peers (naive, lean, …), e.g. to profile them as this proxy is profiled. */
+const PEER_NODE_ARGS = (process.env.BENCH_PEER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/**
+ * The node binary every Node proxy runs on (egress, egress-b and the Node peers, so ratios compare
+ * like with like), e.g. the image's Node release.
+ */
 const EGRESS_NODE = process.env.BENCH_NODE || process.execPath;
 /** This proxy's runtime environment: the image's (PROXY_RUNTIME_ENV) unless BENCH_EGRESS_ENV says otherwise. */
 const EGRESS_ENV = runtimeEnv('BENCH_EGRESS_ENV', PROXY_RUNTIME_ENV);
@@ -553,7 +558,7 @@ async function main(): Promise<void> {
   if (egress && !fs.existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing`);
   let egressNodeVersion: string | undefined;
   try {
-    egressNodeVersion = egress ? execFileSync(EGRESS_NODE, ['--version'], { encoding: 'utf8' }).trim() : undefined;
+    egressNodeVersion = egress || PROXIES.some((p) => p !== 'nginx') ? execFileSync(EGRESS_NODE, ['--version'], { encoding: 'utf8' }).trim() : undefined;
   } catch (e) {
     throw new Error(`BENCH_NODE "${EGRESS_NODE}" does not run: ${(e as Error).message}`);
   }
@@ -584,12 +589,13 @@ async function main(): Promise<void> {
       await waitListening(nginxPort, child);
       peers.push({ name: 'nginx', port: nginxPort, child });
     }
+    if (nodePeers.length > 0) console.log(`bench: ${nodePeers.join(', ')} on node ${egressNodeVersion}`);
     for (const [i, name] of nodePeers.entries()) {
       // A Node peer: argv <port> <upstream port> <servername> <ca.pem>.
       const script = path.join(__dirname, `${name}-proxy.js`);
       if (!fs.existsSync(script)) throw new Error(`BENCH_PROXIES: no peer "${name}" (${script} is missing)`);
       const port = nodePeerPorts[i];
-      const child = Child.start(name, script, [String(port), String(upPort), UPSTREAM_NAME, pki.caFile]);
+      const child = Child.start(name, script, [String(port), String(upPort), UPSTREAM_NAME, pki.caFile], { node: EGRESS_NODE, nodeArgs: PEER_NODE_ARGS, cwd: tmp });
       children.push(child);
       await waitListening(port, child);
       peers.push({ name, port, child });
