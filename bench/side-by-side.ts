@@ -31,6 +31,11 @@ const BODIES = listEnv('BENCH_BODIES', ['95', '16384']).map(Number);
 const PROXIES = listEnv('BENCH_PROXIES', ['nginx', 'naive', 'egress']) as ProxyName[];
 /** Extra node flags for this proxy only, e.g. "--cpu-prof --cpu-prof-dir=prof". */
 const EGRESS_NODE_ARGS = (process.env.BENCH_EGRESS_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/**
+ * The upstream endpoint's address in this proxy's config: 127.0.0.1, or a name such as
+ * `localhost` that the proxy resolves (cached) and vets per request, as for a DNS-named service.
+ */
+const UPSTREAM_ADDRESS = process.env.BENCH_UPSTREAM_ADDRESS || '127.0.0.1';
 /** Node flags for the Node peers (naive, lean, …), e.g. to profile them as this proxy is profiled. */
 const PEER_NODE_ARGS = (process.env.BENCH_PEER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 /**
@@ -198,14 +203,14 @@ http {
 /**
  * This proxy's config as an EgressGateway renders it by default, with one ExternalService for the
  * upstream, pinned to 127.0.0.1 (the name is never resolved; TLS still verifies it) and trusting the
- * bench CA. Only what a loopback run needs is patched: bind address, ports, 127.0.0.0/8 allowed.
+ * bench CA; BENCH_UPSTREAM_ADDRESS=localhost has it resolve a name (through /etc/hosts) instead. Only what a loopback run needs is patched: bind address, ports, 127.0.0.0/8 allowed.
  */
 export function egressConfig(caPem: string, upstreamPort: number, port: number, adminPort: number): unknown {
   const chart = new Chart(Testing.app(), 'bench');
   const gateway = new EgressGateway(chart, 'Egress');
   gateway.addExternalService('Upstream', {
     host: UPSTREAM_NAME,
-    endpoints: [{ address: '127.0.0.1', port: upstreamPort }],
+    endpoints: [{ address: UPSTREAM_ADDRESS, port: upstreamPort }],
     tls: TlsOrigination.originate({ caCertificate: CertificateSource.fromInline(caPem) }),
   });
   const maps = Testing.synth(chart).filter((o) => o?.kind === 'ConfigMap' && typeof o.data?.['config.json'] === 'string');

@@ -11,7 +11,13 @@ export interface ResolvedAddress {
 }
 
 /** Returns every address of `host`. Injected by tests; the default asks the system resolver. */
-export type Resolver = (host: string) => Promise<readonly ResolvedAddress[]>;
+export type Resolver = ((host: string) => Promise<readonly ResolvedAddress[]>) & {
+  /**
+   * The fresh answer already in hand for `host`, if any (a caching resolver): used as it is, with
+   * no DNS timeout to arm. Undefined sends the request through the resolver.
+   */
+  readonly settled?: (host: string) => readonly ResolvedAddress[] | undefined;
+};
 
 export const systemLookup: Resolver = async (host) => dns.lookup(host, { all: true, verbatim: true });
 
@@ -21,8 +27,14 @@ export const systemLookup: Resolver = async (host) => dns.lookup(host, { all: tr
  * request would queue a blocking lookup. Failures are not cached. Bounded to maxEntries names.
  */
 export function cachingResolver(inner: Resolver, ttlMs = 5_000, maxEntries = 10_000): Resolver {
-  const cache = new Map<string, { readonly at: number; readonly answer: Promise<readonly ResolvedAddress[]> }>();
-  return (host) => {
+  interface Entry {
+    readonly at: number;
+    readonly answer: Promise<readonly ResolvedAddress[]>;
+    /** The answer once it came. */
+    value?: readonly ResolvedAddress[];
+  }
+  const cache = new Map<string, Entry>();
+  const resolve = (host: string): Promise<readonly ResolvedAddress[]> => {
     const now = performance.now();
     const hit = cache.get(host);
     if (hit && now - hit.at < ttlMs) return hit.answer;
@@ -31,12 +43,20 @@ export function cachingResolver(inner: Resolver, ttlMs = 5_000, maxEntries = 10_
       if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
     }
     const answer = inner(host);
-    cache.set(host, { at: now, answer });
-    answer.catch(() => {
-      if (cache.get(host)?.answer === answer) cache.delete(host);
+    const entry: Entry = { at: now, answer };
+    cache.set(host, entry);
+    answer.then((value) => {
+      entry.value = value;
+    }, () => {
+      if (cache.get(host) === entry) cache.delete(host);
     });
     return answer;
   };
+  const settled = (host: string): readonly ResolvedAddress[] | undefined => {
+    const hit = cache.get(host);
+    return hit?.value !== undefined && performance.now() - hit.at < ttlMs ? hit.value : undefined;
+  };
+  return Object.assign(resolve, { settled });
 }
 
 /** The default: the system resolver (search domains, /etc/hosts) behind a 5 s shared cache. */
@@ -60,35 +80,57 @@ export async function resolveAndVet(
 ): Promise<VettedAddresses> {
   const started = performance.now();
   let answers: readonly ResolvedAddress[];
-  if (isIP(host)) {
-    answers = [{ address: host, family: isIP(host) }];
+  const family = isIP(host);
+  if (family !== 0) {
+    answers = [{ address: host, family }];
   } else {
-    answers = await withTimeout(resolver(host), timeoutMs);
+    answers = resolver.settled?.(host) ?? await withTimeout(resolver(host), timeoutMs);
   }
   const dnsMs = performance.now() - started;
-  if (answers.length === 0) throw new EgressError('DNS_FAILED', `no addresses for ${host}`);
+  // A cached answer is the same array until it expires: vetted once per vetter (a reload brings a new one).
+  const memo = vetted.get(answers);
+  if (memo !== undefined && memo.vetter === vetter && memo.exempt === exempt) {
+    if (memo.error) throw new EgressError(memo.error.code, memo.error.detail);
+    return { ...memo.result!, dnsMs };
+  }
   const addresses: string[] = [];
   const refused: VetVerdict[] = [];
   const wouldRefuse: VetVerdict[] = [];
-  for (const a of answers) {
-    if (exempt) {
-      if (isIP(a.address)) addresses.push(a.address);
-      continue;
+  let error: EgressError | undefined;
+  if (answers.length === 0) {
+    error = new EgressError('DNS_FAILED', `no addresses for ${host}`);
+  } else {
+    for (const a of answers) {
+      if (exempt) {
+        if (isIP(a.address)) addresses.push(a.address);
+        continue;
+      }
+      const v = vetter.vet(a.address);
+      if (v.ok) {
+        if (v.wouldRefuse) wouldRefuse.push(v);
+        if (!addresses.includes(v.address)) addresses.push(v.address);
+      } else {
+        refused.push(v);
+      }
     }
-    const v = vetter.vet(a.address);
-    if (v.ok) {
-      if (v.wouldRefuse) wouldRefuse.push(v);
-      if (!addresses.includes(v.address)) addresses.push(v.address);
-    } else {
-      refused.push(v);
+    if (addresses.length === 0) {
+      const first = refused[0];
+      error = new EgressError('ADDRESS_REFUSED', first && !first.ok ? `${host} → ${first.address}: ${first.reason}` : host);
     }
   }
-  if (addresses.length === 0) {
-    const first = refused[0];
-    throw new EgressError('ADDRESS_REFUSED', first && !first.ok ? `${host} → ${first.address}: ${first.reason}` : host);
-  }
-  return { addresses, refused, wouldRefuse, dnsMs };
+  const result = { addresses, refused, wouldRefuse, dnsMs };
+  if (family === 0) vetted.set(answers, error ? { vetter, exempt, error } : { vetter, exempt, result });
+  if (error) throw error;
+  return result;
 }
+
+/** The verdicts on a resolver's answer (an array kept until its TTL ends), by the vetter that gave them. */
+const vetted = new WeakMap<readonly ResolvedAddress[], {
+  readonly vetter: AddressVetter;
+  readonly exempt: boolean;
+  readonly result?: VettedAddresses;
+  readonly error?: EgressError;
+}>();
 
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -92,3 +92,69 @@ describe('cachingResolver', () => {
     expect(calls.slice(2)).toEqual(['a', 'b', 'c', 'a']);
   });
 });
+
+describe('resolveAndVet on a cached answer', () => {
+  const answer = [{ address: '127.0.0.9', family: 4 }, { address: '10.1.2.3', family: 4 }];
+
+  test('an answer in hand arms no DNS timeout and is vetted once per vetter', async () => {
+    let lookups = 0;
+    const resolver = cachingResolver(async () => {
+      lookups++;
+      return answer;
+    }, 60_000);
+    let vets = 0;
+    const counting = new AddressVetter({ allowCidrs: ['127.0.0.0/8'], denyCidrs: [] }, []);
+    const vet = counting.vet.bind(counting);
+    counting.vet = (a: string) => {
+      vets++;
+      return vet(a);
+    };
+    expect(resolver.settled!('api.example.test')).toBeUndefined();
+    const first = await resolveAndVet(resolver, 'api.example.test', 1000, counting);
+    expect(first.addresses).toEqual(['127.0.0.9']);
+    expect(first.refused.map((r) => r.address)).toEqual(['10.1.2.3']);
+    expect(vets).toBe(2);
+    expect(resolver.settled!('api.example.test')).toBe(answer);
+
+    const timers = jest.spyOn(global, 'setTimeout');
+    try {
+      for (let i = 0; i < 5; i++) {
+        const again = await resolveAndVet(resolver, 'api.example.test', 1000, counting);
+        expect(again.addresses).toEqual(['127.0.0.9']);
+        // Refusals are still reported on every request (they are counted per request).
+        expect(again.refused.map((r) => r.address)).toEqual(['10.1.2.3']);
+      }
+      expect(timers).not.toHaveBeenCalled();
+    } finally {
+      timers.mockRestore();
+    }
+    expect(lookups).toBe(1);
+    expect(vets).toBe(2);
+
+    // Another vetter (a reload) vets afresh, by its own rules.
+    const strict = new AddressVetter({ allowCidrs: ['127.0.0.10/32'], denyCidrs: [] }, []);
+    const refusal = await resolveAndVet(resolver, 'api.example.test', 1000, strict).catch((e: unknown) => e as EgressError);
+    expect(refusal).toBeInstanceOf(EgressError);
+    expect((refusal as EgressError).code).toBe('ADDRESS_REFUSED');
+    // A refusal remembered is thrown again, the same, as a fresh error each time.
+    const errors = await Promise.all([1, 2].map(() => resolveAndVet(resolver, 'api.example.test', 1000, strict).catch((e: unknown) => e)));
+    expect(errors[0]).toBeInstanceOf(EgressError);
+    expect(errors[0]).not.toBe(errors[1]);
+    expect(errors.map((e) => (e as EgressError).message)).toEqual([(refusal as EgressError).message, (refusal as EgressError).message]);
+    expect((refusal as EgressError).message).toMatch(/^ADDRESS_REFUSED: api\.example\.test → 127\.0\.0\.9: /);
+    // The exemption is part of the verdict too.
+    expect((await resolveAndVet(resolver, 'api.example.test', 1000, strict, true)).addresses).toEqual(['127.0.0.9', '10.1.2.3']);
+  });
+
+  test('an expired or pending answer goes through the resolver within the DNS timeout', async () => {
+    let release: (() => void) | undefined;
+    const resolver = cachingResolver(() => new Promise((r) => {
+      release = () => r(answer);
+    }), 0);
+    // Pending: nothing settled yet, and the timeout applies.
+    expect(await codeOf(resolveAndVet(resolver, 'slow.example.test', 20, vetter))).toBe('DNS_TIMEOUT');
+    release!();
+    // A zero TTL: the answer is never "in hand".
+    expect(resolver.settled!('slow.example.test')).toBeUndefined();
+  });
+});
