@@ -69,6 +69,35 @@ export function processRssMiB(pid: number): number | undefined {
   }
 }
 
+/**
+ * Resident MiB of `pid` by kind of mapping, from /proc/<pid>/smaps: the executable's own file
+ * (binary), `[heap]` (the brk heap: malloc), other anonymous memory (the V8 heap, large mallocs,
+ * thread stacks), shared libraries and the rest.
+ */
+export function rssByMapping(pid: number): Record<'binary' | 'brk' | 'anon' | 'libs' | 'other', number> {
+  const out = { binary: 0, brk: 0, anon: 0, libs: 0, other: 0 };
+  let exe = '';
+  let text = '';
+  try {
+    exe = fs.readlinkSync(`/proc/${pid}/exe`);
+    text = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return out;
+  }
+  let kind: keyof typeof out = 'other';
+  for (const line of text.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      const name = head[1];
+      kind = name === exe ? 'binary' : name === '[heap]' ? 'brk' : name === '' ? 'anon' : /\.so(\.|$)/.test(name) ? 'libs' : 'other';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB$/.exec(line);
+    if (rss) out[kind] += Number(rss[1]) / 1024;
+  }
+  return out;
+}
+
 /** `pid` and every process below it (nginx workers, cluster workers), from /proc. */
 export function processTree(pid: number): number[] {
   const children = new Map<number, number[]>();

@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Chart, Testing } from 'cdk8s';
 import {
-  Child, freePorts, makePki, processTree, processTreeCpuMicros, processTreeRssMiB, runBench, waitFor,
+  Child, freePorts, makePki, processTree, processTreeCpuMicros, processTreeRssMiB, rssByMapping, runBench, waitFor,
 } from './harness';
 import { EgressGateway } from '../src/egress-gateway';
 import { PROXY_RUNTIME_ENV } from '../src/internal/proxy-runtime';
@@ -423,7 +423,7 @@ async function measureRow(wrkPath: string, peer: Peer, statusPort: number, conne
  * first, then each sends one request (32 at a time) and reads its response, and RSS is read at
  * once (before a client keep-alive timeout can close many; the open count is reported with it).
  */
-export async function idleClientsRss(peer: Peer, n: number): Promise<{ rssMiB: number; open: number }> {
+export async function idleClientsRss(peer: Peer, n: number): Promise<{ rssMiB: number; parts: ReturnType<typeof rssByMapping>; open: number }> {
   const sockets: net.Socket[] = [];
   try {
     // In batches, so the listen backlog never overflows.
@@ -455,7 +455,12 @@ export async function idleClientsRss(peer: Peer, n: number): Promise<{ rssMiB: n
     });
     for (let i = 0; i < sockets.length; i += 32) await Promise.all(sockets.slice(i, i + 32).map(answer));
     const rssMiB = processTreeRssMiB(peer.child.pid);
-    return { rssMiB, open: sockets.filter((s) => !s.destroyed && s.readyState === 'open').length };
+    const parts = { binary: 0, brk: 0, anon: 0, libs: 0, other: 0 };
+    for (const pid of processTree(peer.child.pid)) {
+      const m = rssByMapping(pid);
+      for (const k of Object.keys(parts) as (keyof typeof parts)[]) parts[k] += m[k];
+    }
+    return { rssMiB, parts, open: sockets.filter((s) => !s.destroyed && s.readyState === 'open').length };
   } finally {
     for (const s of sockets) s.destroy();
   }
@@ -647,13 +652,14 @@ async function main(): Promise<void> {
     const idle: string[] = [];
     for (const peer of peers) {
       const r = await idleClientsRss(peer, IDLE_CLIENTS);
-      idle.push(`| ${peer.name} | ${r.open} | ${f(r.rssMiB)} |`);
+      const p = r.parts;
+      idle.push(`| ${peer.name} | ${r.open} | ${f(r.rssMiB)} | ${f(p.binary)} | ${f(p.brk)} | ${f(p.anon)} | ${f(p.libs + p.other)} |`);
     }
 
     console.log(`\n## Side by side: medians of ${REPEATS} interleaved repeats (${SECONDS} s each)\n`);
     console.log(summary(rows));
     console.log(`\n### RSS with ${IDLE_CLIENTS} idle keep-alive clients (after the runs above)\n`);
-    console.log('| proxy | open clients | RSS MiB |\n|---|--:|--:|');
+    console.log('| proxy | open clients | RSS MiB | binary | brk heap | anonymous | libraries, other |\n|---|--:|--:|--:|--:|--:|--:|');
     console.log(idle.join('\n'));
     if (SYSCALLS) {
       console.log('\n### System calls per request (perf stat, medians over repeats)\n');
