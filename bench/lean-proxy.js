@@ -16,7 +16,12 @@ const server = http.createServer((req, res) => {
   const headers = { ...req.headers, host: servername };
   delete headers.connection;
   pool.dispatch({ method: req.method, path: req.url, headers, body: req.method === 'GET' || req.method === 'HEAD' ? null : req }, {
-    onConnect() {},
+    onConnect(abort) {
+      // A client gone mid-response would leave the upstream connection paused for good.
+      res.once('close', () => {
+        if (!res.writableFinished) abort(new Error('client closed'));
+      });
+    },
     onHeaders(status, raw, resume) {
       for (let i = 0; i < raw.length; i += 2) {
         const name = raw[i].toString('latin1');
@@ -33,6 +38,7 @@ const server = http.createServer((req, res) => {
       res.end();
     },
     onError() {
+      if (res.destroyed) return;
       if (!res.headersSent) res.writeHead(502);
       res.end();
     },

@@ -26,6 +26,8 @@ const WARMUP_SECONDS = intEnv('BENCH_WARMUP_SECONDS', 2);
 const REPEATS = intEnv('BENCH_REPEATS', 3);
 const WRK_THREADS = intEnv('BENCH_WRK_THREADS', 1);
 const IDLE_CLIENTS = intEnv('BENCH_IDLE_CLIENTS', 1000);
+/** How long the idle step waits for each client's one answer. */
+const IDLE_ANSWER_MS = 10_000;
 const CONNECTIONS = listEnv('BENCH_CONNECTIONS', ['32', '256']).map(Number);
 const BODIES = listEnv('BENCH_BODIES', ['95', '16384']).map(Number);
 const PROXIES = listEnv('BENCH_PROXIES', ['nginx', 'naive', 'egress']) as ProxyName[];
@@ -440,7 +442,17 @@ export async function idleClientsRss(peer: Peer, n: number): Promise<{ rssMiB: n
       await Promise.all(batch);
     }
     // 32 requests at a time: the clients are idle keep-alive connections, not a burst of load.
+    let unanswered = 0;
     const answer = (s: net.Socket) => new Promise<void>((resolve) => {
+      // Bounded: a proxy that never answers is reported, not waited for.
+      const timer = setTimeout(() => {
+        unanswered++;
+        resolve();
+      }, IDLE_ANSWER_MS);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
       let buf = '';
       s.setEncoding('latin1');
       s.on('data', (c: string) => {
@@ -448,12 +460,13 @@ export async function idleClientsRss(peer: Peer, n: number): Promise<{ rssMiB: n
         const end = buf.indexOf('\r\n\r\n');
         if (end < 0) return;
         const len = /content-length:\s*(\d+)/i.exec(buf.slice(0, end));
-        if (len && buf.length >= end + 4 + Number(len[1])) resolve();
+        if (len && buf.length >= end + 4 + Number(len[1])) done();
       });
-      s.once('close', () => resolve());
+      s.once('close', done);
       s.write(`GET /95 HTTP/1.1\r\nHost: ${HOST_HEADER}\r\n\r\n`);
     });
     for (let i = 0; i < sockets.length; i += 32) await Promise.all(sockets.slice(i, i + 32).map(answer));
+    if (unanswered > 0) console.log(`bench: ${peer.name}: ${unanswered} of ${sockets.length} idle-step requests unanswered within ${IDLE_ANSWER_MS / 1000} s`);
     const rssMiB = processTreeRssMiB(peer.child.pid);
     const parts = { binary: 0, brk: 0, anon: 0, libs: 0, other: 0 };
     for (const pid of processTree(peer.child.pid)) {
