@@ -70,6 +70,8 @@ export class BatchingDestination implements DestinationStream {
   private sent = 0;
   private failed = false;
   private ended = false;
+  /** Lines are being dropped for want of room (said once per episode). */
+  private overflowing = false;
   private droppedLines = 0;
   private readonly timer: NodeJS.Timeout;
   private readonly batchBytes: number;
@@ -96,8 +98,14 @@ export class BatchingDestination implements DestinationStream {
   }
 
   public write(line: string): boolean {
-    if (this.failed || this.ended || this.pendingChars + line.length > this.maxPendingBytes) {
-      this.drop(1);
+    if (this.failed || this.ended) {
+      this.droppedLines++;
+      return false;
+    }
+    if (this.pendingChars + line.length > this.maxPendingBytes) {
+      if (!this.overflowing) this.say(`the log's reader is not keeping up (${this.pendingChars} bytes waiting); dropping lines until it does`);
+      this.overflowing = true;
+      this.droppedLines++;
       return false;
     }
     this.pending.push(line);
@@ -169,25 +177,30 @@ export class BatchingDestination implements DestinationStream {
         return;
       }
       this.inFlight = undefined;
-      if (this.pendingChars >= this.batchBytes || this.ended) this.flush();
+      if (this.overflowing && this.pendingChars < this.maxPendingBytes / 2) {
+        this.overflowing = false;
+        this.say(`the log's reader caught up; ${this.droppedLines} line(s) dropped so far`);
+      }
+      if (this.pendingChars >= this.batchBytes) this.flush();
     });
   }
 
   private fail(err: NodeJS.ErrnoException): void {
     this.failed = true;
     this.inFlight = undefined;
-    this.drop(this.pending.length);
+    this.droppedLines += this.pending.length;
     this.pending = [];
     this.pendingChars = 0;
+    this.say(`writing the log to fd ${this.fd} failed (${err.code ?? err.message}); further lines are dropped`);
+  }
+
+  /** One line on the error fd (stderr): about the log itself, so not through it. */
+  private say(text: string): void {
     try {
-      fs.writeSync(this.errorFd, `egress-proxy: writing the log to fd ${this.fd} failed (${err.code ?? err.message}); further lines are dropped\n`);
+      fs.writeSync(this.errorFd, `egress-proxy: ${text}\n`);
     } catch {
       // stderr is gone too: nothing more to say.
     }
-  }
-
-  private drop(lines: number): void {
-    this.droppedLines += lines;
   }
 }
 

@@ -233,7 +233,9 @@ describe('BatchingDestination', () => {
     const dir = mkdtempSync(join(tmpdir(), 'egress-log-'));
     const file = join(dir, 'out.log');
     const fd = openSync(file, 'w');
-    const d = batchingDestination(fd, { batchBytes: 1000, maxPendingBytes: 10_000 });
+    const errFile = join(dir, 'err.log');
+    const errFd = openSync(errFile, 'w');
+    const d = batchingDestination(fd, { batchBytes: 1000, maxPendingBytes: 10_000, errorFd: errFd });
     try {
       // All in one turn: the first batch is being written, the rest waits, up to the bound.
       const accepted: string[] = [];
@@ -246,11 +248,17 @@ describe('BatchingDestination', () => {
       expect(accepted.length).toBeLessThan(150);
       await waitIdle(d);
       expect(readFileSync(file, 'utf8')).toBe(accepted.join(''));
-      // Room again once written.
+      // Room again once written; said once when dropping began and once when it ended.
       expect(d.write('{"after":true}\n')).toBe(true);
+      expect(readFileSync(errFile, 'utf8').split('\n')).toEqual([
+        expect.stringMatching(/^egress-proxy: the log's reader is not keeping up \(\d+ bytes waiting\); dropping lines until it does$/),
+        `egress-proxy: the log's reader caught up; ${1000 - accepted.length} line(s) dropped so far`,
+        '',
+      ]);
     } finally {
       d.end();
       closeSync(fd);
+      closeSync(errFd);
       rmSync(dir, { recursive: true, force: true });
     }
   });
