@@ -89,7 +89,7 @@ export async function resolveAndVet(
   const dnsMs = performance.now() - started;
   // A cached answer is the same array until it expires: vetted once per vetter (a reload brings a new one).
   const memo = vetted.get(answers);
-  if (memo !== undefined && memo.vetter === vetter && memo.exempt === exempt) {
+  if (memo !== undefined && memo.vetter === vetter && memo.exempt === exempt && memo.host === host) {
     if (memo.error) throw new EgressError(memo.error.code, memo.error.detail);
     return { ...memo.result!, dnsMs };
   }
@@ -119,13 +119,14 @@ export async function resolveAndVet(
     }
   }
   const result = { addresses, refused, wouldRefuse, dnsMs };
-  if (family === 0) vetted.set(answers, error ? { vetter, exempt, error } : { vetter, exempt, result });
+  if (family === 0) vetted.set(answers, { host, vetter, exempt, result: error ? undefined : result, error });
   if (error) throw error;
   return result;
 }
 
 /** The verdicts on a resolver's answer (an array kept until its TTL ends), by the vetter that gave them. */
 const vetted = new WeakMap<readonly ResolvedAddress[], {
+  readonly host: string;
   readonly vetter: AddressVetter;
   readonly exempt: boolean;
   readonly result?: VettedAddresses;

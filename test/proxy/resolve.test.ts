@@ -146,6 +146,15 @@ describe('resolveAndVet on a cached answer', () => {
     expect((await resolveAndVet(resolver, 'api.example.test', 1000, strict, true)).addresses).toEqual(['127.0.0.9', '10.1.2.3']);
   });
 
+  test('one answer array shared by two names: each refusal names its own host', async () => {
+    const shared = [{ address: '10.9.9.9', family: 4 }];
+    const resolver: Resolver = async () => shared;
+    for (const host of ['a.example.test', 'b.example.test', 'a.example.test']) {
+      const e = await resolveAndVet(resolver, host, 1000, vetter).catch((err: unknown) => err as EgressError);
+      expect((e as EgressError).message).toMatch(new RegExp(`^ADDRESS_REFUSED: ${host.replace(/\./g, '\\.')} → 10\\.9\\.9\\.9: `));
+    }
+  });
+
   test('an expired or pending answer goes through the resolver within the DNS timeout', async () => {
     let release: (() => void) | undefined;
     const resolver = cachingResolver(() => new Promise((r) => {
