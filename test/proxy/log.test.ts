@@ -175,27 +175,45 @@ describe('BatchingDestination', () => {
     expect(d.busy).toBe(false);
   };
 
+  // Each test's files, and the destinations and descriptors it opened: ended and closed after it.
+  let dir: string;
+  let opened: { destinations: BatchingDestination[]; fds: number[] };
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'egress-log-'));
+    opened = { destinations: [], fds: [] };
+  });
+  afterEach(() => {
+    for (const d of opened.destinations) d.end();
+    for (const fd of opened.fds) closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  /** A file of this test's, opened with `flags`: its path and descriptor. */
+  const file = (name: string, flags = 'w') => {
+    const path = join(dir, name);
+    if (flags === 'r') writeFileSync(path, '');
+    const fd = openSync(path, flags);
+    opened.fds.push(fd);
+    return { path, fd };
+  };
+  const destination = (fd: number, options?: Parameters<typeof batchingDestination>[1]) => {
+    const d = batchingDestination(fd, options);
+    opened.destinations.push(d);
+    return d;
+  };
+
   test('writes every line once, in order and byte for byte, over many asynchronous batches', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'egress-log-'));
-    const file = join(dir, 'out.log');
-    const fd = openSync(file, 'w');
-    const d = batchingDestination(fd, { batchBytes: 4096 });
-    try {
-      const expected: string[] = [];
-      for (let i = 0; i < 20_000; i++) {
-        expected.push(line(i));
-        expect(d.write(line(i))).toBe(true);
-        // Yield now and then, so writes complete while lines keep coming.
-        if (i % 700 === 0) await new Promise((r) => setImmediate(r));
-      }
-      await waitIdle(d);
-      expect(readFileSync(file, 'utf8')).toBe(expected.join(''));
-      expect(d.dropped).toBe(0);
-    } finally {
-      d.end();
-      closeSync(fd);
-      rmSync(dir, { recursive: true, force: true });
+    const out = file('out.log');
+    const d = destination(out.fd, { batchBytes: 4096 });
+    const expected: string[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      expected.push(line(i));
+      expect(d.write(line(i))).toBe(true);
+      // Yield now and then, so writes complete while lines keep coming.
+      if (i % 700 === 0) await new Promise((r) => setImmediate(r));
     }
+    await waitIdle(d);
+    expect(readFileSync(out.path, 'utf8')).toBe(expected.join(''));
+    expect(d.dropped).toBe(0);
   });
 
   test('a pipe whose reader is slow (non-blocking, full) gets every line once its reader reads', async () => {
@@ -208,7 +226,7 @@ describe('BatchingDestination', () => {
     reader.stdout.on('data', (c: Buffer) => out.push(c));
     const exited = new Promise<number | null>((r) => reader.once('exit', r));
     const fd = (reader.stdin as unknown as { _handle: { fd: number } })._handle.fd;
-    const d = batchingDestination(fd);
+    const d = destination(fd);
     try {
       const all: string[] = [];
       // ~1.5 MB: far beyond a pipe's buffer, so writes meet EAGAIN until the reader starts.
@@ -224,84 +242,53 @@ describe('BatchingDestination', () => {
       expect(Buffer.concat(out).toString()).toBe(`${bytes.length} ${createHash('sha256').update(bytes).digest('hex')}`);
       expect(d.dropped).toBe(0);
     } finally {
-      d.end();
       if (reader.exitCode === null) reader.kill();
     }
   }, 20_000);
 
   test('beyond its bound, lines are dropped and counted, and what was kept is written in order', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'egress-log-'));
-    const file = join(dir, 'out.log');
-    const fd = openSync(file, 'w');
-    const errFile = join(dir, 'err.log');
-    const errFd = openSync(errFile, 'w');
-    const d = batchingDestination(fd, { batchBytes: 1000, maxPendingBytes: 10_000, errorFd: errFd });
-    try {
-      // All in one turn: the first batch is being written, the rest waits, up to the bound.
-      const accepted: string[] = [];
-      for (let i = 0; i < 1000; i++) {
-        const l = `${JSON.stringify({ i, pad: 'p'.repeat(80) })}\n`;
-        if (d.write(l)) accepted.push(l);
-      }
-      expect(d.dropped).toBe(1000 - accepted.length);
-      expect(accepted.length).toBeGreaterThan(100);
-      expect(accepted.length).toBeLessThan(150);
-      await waitIdle(d);
-      expect(readFileSync(file, 'utf8')).toBe(accepted.join(''));
-      // Room again once written; said once when dropping began and once when it ended.
-      expect(d.write('{"after":true}\n')).toBe(true);
-      expect(readFileSync(errFile, 'utf8').split('\n')).toEqual([
-        expect.stringMatching(/^egress-proxy: the log's reader is not keeping up \(\d+ bytes waiting\); dropping lines until it does$/),
-        `egress-proxy: the log's reader caught up; ${1000 - accepted.length} line(s) dropped so far`,
-        '',
-      ]);
-    } finally {
-      d.end();
-      closeSync(fd);
-      closeSync(errFd);
-      rmSync(dir, { recursive: true, force: true });
+    const out = file('out.log');
+    const err = file('err.log');
+    const d = destination(out.fd, { batchBytes: 1000, maxPendingBytes: 10_000, errorFd: err.fd });
+    // All in one turn: the first batch is being written, the rest waits, up to the bound.
+    const accepted: string[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const l = `${JSON.stringify({ i, pad: 'p'.repeat(80) })}\n`;
+      if (d.write(l)) accepted.push(l);
     }
+    expect(d.dropped).toBe(1000 - accepted.length);
+    expect(accepted.length).toBeGreaterThan(100);
+    expect(accepted.length).toBeLessThan(150);
+    await waitIdle(d);
+    expect(readFileSync(out.path, 'utf8')).toBe(accepted.join(''));
+    // Room again once written; said once when dropping began and once when it ended.
+    expect(d.write('{"after":true}\n')).toBe(true);
+    expect(readFileSync(err.path, 'utf8').split('\n')).toEqual([
+      expect.stringMatching(/^egress-proxy: the log's reader is not keeping up \(\d+ bytes waiting\); dropping lines until it does$/),
+      `egress-proxy: the log's reader caught up; ${1000 - accepted.length} line(s) dropped so far`,
+      '',
+    ]);
   });
 
   test('a write error stops the writing, says so once on its error fd, counts the lines and never throws', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'egress-log-'));
-    const readOnly = join(dir, 'ro.log');
-    writeFileSync(readOnly, '');
-    const errFile = join(dir, 'err.log');
-    const fd = openSync(readOnly, 'r');
-    const errFd = openSync(errFile, 'w');
-    const d = batchingDestination(fd, { batchBytes: 10, errorFd: errFd });
-    try {
-      expect(d.write('{"a":1}\n{"b":2}\n')).toBe(true);
-      await waitIdle(d);
-      expect(d.write('{"c":3}\n')).toBe(false);
-      expect(d.write('{"d":4}\n')).toBe(false);
-      expect(d.dropped).toBe(2);
-      expect(() => d.flushSync()).not.toThrow();
-      const said = readFileSync(errFile, 'utf8');
-      expect(said).toMatch(/^egress-proxy: writing the log to fd \d+ failed \(EBADF\); further lines are dropped\n$/);
-    } finally {
-      d.end();
-      closeSync(fd);
-      closeSync(errFd);
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const readOnly = file('ro.log', 'r');
+    const err = file('err.log');
+    const d = destination(readOnly.fd, { batchBytes: 10, errorFd: err.fd });
+    expect(d.write('{"a":1}\n{"b":2}\n')).toBe(true);
+    await waitIdle(d);
+    expect(d.write('{"c":3}\n')).toBe(false);
+    expect(d.write('{"d":4}\n')).toBe(false);
+    expect(d.dropped).toBe(2);
+    expect(() => d.flushSync()).not.toThrow();
+    expect(readFileSync(err.path, 'utf8')).toMatch(/^egress-proxy: writing the log to fd \d+ failed \(EBADF\); further lines are dropped\n$/);
   });
 
   test('lines of a quiet proxy appear within the periodic flush, without a full batch', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'egress-log-'));
-    const file = join(dir, 'out.log');
-    const fd = openSync(file, 'w');
-    const d = batchingDestination(fd);
-    try {
-      d.write('{"one":1}\n');
-      expect(readFileSync(file, 'utf8')).toBe('');
-      for (let i = 0; i < 200 && readFileSync(file, 'utf8') === ''; i++) await new Promise((r) => setTimeout(r, 10));
-      expect(readFileSync(file, 'utf8')).toBe('{"one":1}\n');
-    } finally {
-      d.end();
-      closeSync(fd);
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const out = file('out.log');
+    const d = destination(out.fd);
+    d.write('{"one":1}\n');
+    expect(readFileSync(out.path, 'utf8')).toBe('');
+    for (let i = 0; i < 200 && readFileSync(out.path, 'utf8') === ''; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(readFileSync(out.path, 'utf8')).toBe('{"one":1}\n');
   });
 });
