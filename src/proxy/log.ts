@@ -287,8 +287,20 @@ export function jsonString(s: string): string {
   return `"${s}"`;
 }
 
-/** A number as JSON writes it (NaN and infinities as null, as pino and JSON.stringify do). */
+/**
+ * A number as JSON writes it (NaN and infinities as null, as pino and JSON.stringify do). Whole
+ * tenths (durations, rounded by ms()) are written from integers: printing a fraction goes
+ * through V8's shortest round-trip search, five times per access line. Below 1e12 tenths sit far
+ * closer together than doubles do apart, so `<int>.<digit>` is exactly what JSON writes.
+ */
 export function jsonNumber(n: number): string {
+  const t = Math.round(n * 10);
+  if (t / 10 === n && t < 1e12 && t > -1e12) {
+    const d = t % 10;
+    if (d === 0) return `${t / 10}`;
+    const a = t < 0 ? -t : t;
+    return `${t < 0 ? '-' : ''}${(a - (a % 10)) / 10}.${a % 10}`;
+  }
   return Number.isFinite(n) ? `${n}` : 'null';
 }
 

@@ -50,8 +50,33 @@ describe('jsonString', () => {
 });
 
 test('jsonNumber writes numbers as JSON.stringify does, non-finite ones as null', () => {
-  for (const n of [0, -0, 1, -1, 0.1, 12.3, 1e21, 1e-7, 123456789012, Number.MAX_SAFE_INTEGER, Number.NaN, Infinity, -Infinity]) {
+  for (const n of [0, -0, 1, -1, 0.1, -0.1, 12.3, 1e21, 1e-7, 123456789012, 99999999999.9, -99999999999.9, 1e11 + 0.5,
+    // Where doubles are further apart than tenths, the integer digits alone are JSON's answer.
+    10000000000000002, -10000000000000002, 1e15 + 0.125, 123456789012345.6,
+    Number.MAX_SAFE_INTEGER, Number.MIN_VALUE, Number.NaN, Infinity, -Infinity]) {
     expect(jsonNumber(n)).toBe(JSON.stringify(n));
+  }
+});
+
+test('jsonNumber: every tenth as ms() rounds it, and fractions that are not tenths, read as JSON.stringify writes them', () => {
+  const check = (n: number) => {
+    if (jsonNumber(n) !== JSON.stringify(n)) throw new Error(`${n}: ${jsonNumber(n)} != ${JSON.stringify(n)}`);
+  };
+  // Every tenth from -1,000 to 20,000 ms, made the way ms() makes them.
+  for (let t = -10_000; t <= 200_000; t++) check(Math.round((t / 10) * 10) / 10);
+  // Tenths up to the edge of the fast path and beyond, and values near but not on a tenth.
+  let seed = 7;
+  const random = () => {
+    seed = (seed * 16807) % 2147483647;
+    return seed / 2147483647;
+  };
+  for (let i = 0; i < 20_000; i++) {
+    const magnitude = 10 ** Math.floor(random() * 16);
+    const t = Math.round(random() * magnitude * 10);
+    check(t / 10);
+    check(-t / 10);
+    check(t / 10 + 0.05 * random());
+    check(random() * magnitude);
   }
 });
 
