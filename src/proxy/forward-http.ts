@@ -445,8 +445,8 @@ function headerRecord(raw: unknown): Record<string, string | string[]> {
   if (!raw) return out;
   if (Array.isArray(raw)) {
     for (let i = 0; i < raw.length; i += 2) {
-      const name = String(raw[i]).toLowerCase();
-      const value = Array.isArray(raw[i + 1]) ? (raw[i + 1] as unknown[]).map(String) : String(raw[i + 1]);
+      const name = bytesText(raw[i]).toLowerCase();
+      const value = Array.isArray(raw[i + 1]) ? (raw[i + 1] as unknown[]).map(bytesText) : bytesText(raw[i + 1]);
       const prev = out[name];
       if (prev === undefined) out[name] = value;
       else out[name] = [...(Array.isArray(prev) ? prev : [prev]), ...(Array.isArray(value) ? value : [value])];
@@ -458,6 +458,14 @@ function headerRecord(raw: unknown): Record<string, string | string[]> {
     out[k.toLowerCase()] = Array.isArray(v) ? v.map(String) : String(v);
   }
   return out;
+}
+
+/**
+ * A header name or value as node:http holds one: each byte one Latin-1 character, so bytes
+ * beyond ASCII (obs-text, e.g. UTF-8 in a value) go out to the client exactly as they came.
+ */
+function bytesText(v: unknown): string {
+  return Buffer.isBuffer(v) ? v.toString('latin1') : String(v);
 }
 
 /**

@@ -280,6 +280,40 @@ describe('connection reuse and headers', () => {
     expect(r.headers['x-drop-me']).toBeUndefined();
   });
 
+  test('header bytes beyond ASCII pass through unchanged both ways (obs-text, e.g. UTF-8 in a value)', async () => {
+    // Latin-1 strings are bytes on the wire in node:http: "\u00c3\u00a9" is é in UTF-8, C3 A9.
+    const utf8 = Buffer.from('café ✓', 'utf8').toString('latin1');
+    upstream = await startHttpsUpstream((req, res) => {
+      res.writeHead(200, { 'x-name': utf8, 'x-echo': String(req.headers['x-sent']) });
+      res.end('ok');
+    });
+    const { proxy } = await proxyTo(upstream.port);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(proxy.ports.http, '127.0.0.1', () => {
+        c.write(Buffer.from(`GET / HTTP/1.1\r\nHost: api.test.example.egress.local\r\nX-Sent: ${utf8}\r\nConnection: close\r\n\r\n`, 'latin1'));
+      });
+      const got: Buffer[] = [];
+      c.on('data', (b: Buffer) => got.push(b));
+      c.on('end', () => resolve(Buffer.concat(got).toString('latin1')));
+      c.on('error', reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 200 /);
+    expect(raw).toContain(`\r\nx-name: ${utf8}\r\n`);
+    expect(raw).toContain(`\r\nx-echo: ${utf8}\r\n`);
+    expect(upstream.seen[0].headers['x-sent']).toBe(utf8);
+    // The same answer to an HTTP/2 client.
+    const client = http2.connect(`http://127.0.0.1:${proxy.ports.http}`);
+    extra.push({ close: async () => { client.destroy(); } });
+    const h2 = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      const stream = client.request({ ':method': 'GET', ':path': '/', ':authority': 'api.test.example.egress.local' });
+      stream.on('response', resolve);
+      stream.on('error', reject);
+      stream.resume();
+    });
+    expect(h2[':status']).toBe(200);
+    expect(h2['x-name']).toBe(utf8);
+  });
+
   test('injected headers come from files, override the client, and never appear in logs', async () => {
     upstream = await startHttpsUpstream();
     const secretFile = join(testPki().dir, 'token');
