@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Chart, Testing } from 'cdk8s';
 import {
-  Child, freePorts, makePki, processTree, processTreeCpuMicros, processTreeRssMiB, rssByMapping, runBench, waitFor,
+  Child, freePorts, makePki, processTree, processRssMiB, processTreeCpuMicros, processTreeRssMiB, rssByMapping, runBench, waitFor,
 } from './harness';
 import { EgressGateway } from '../src/egress-gateway';
 import { PROXY_RUNTIME_ENV } from '../src/internal/proxy-runtime';
@@ -44,7 +44,7 @@ const PEER_NODE_ARGS = (process.env.BENCH_PEER_NODE_ARGS ?? '').split(' ').filte
  * The node binary every Node proxy runs on (egress, egress-b and the Node peers, so ratios compare
  * like with like), e.g. the image's Node release.
  */
-const EGRESS_NODE = process.env.BENCH_NODE || process.execPath;
+const PROXY_NODE = process.env.BENCH_NODE || process.execPath;
 /** This proxy's runtime environment: the image's (PROXY_RUNTIME_ENV) unless BENCH_EGRESS_ENV says otherwise. */
 const EGRESS_ENV = runtimeEnv('BENCH_EGRESS_ENV', PROXY_RUNTIME_ENV);
 /** Another build of this proxy for "egress-b" (an A/B of builds within one run); default: the same bundle. */
@@ -205,7 +205,8 @@ http {
 /**
  * This proxy's config as an EgressGateway renders it by default, with one ExternalService for the
  * upstream, pinned to 127.0.0.1 (the name is never resolved; TLS still verifies it) and trusting the
- * bench CA; BENCH_UPSTREAM_ADDRESS=localhost has it resolve a name (through /etc/hosts) instead. Only what a loopback run needs is patched: bind address, ports, 127.0.0.0/8 allowed.
+ * bench CA (BENCH_UPSTREAM_ADDRESS=localhost has it resolve a name, through /etc/hosts, instead).
+ * Only what a loopback run needs is patched: bind address, ports, 127.0.0.0/8 allowed.
  */
 export function egressConfig(caPem: string, upstreamPort: number, port: number, adminPort: number): unknown {
   const chart = new Chart(Testing.app(), 'bench');
@@ -467,9 +468,10 @@ export async function idleClientsRss(peer: Peer, n: number): Promise<{ rssMiB: n
     });
     for (let i = 0; i < sockets.length; i += 32) await Promise.all(sockets.slice(i, i + 32).map(answer));
     if (unanswered > 0) console.log(`bench: ${peer.name}: ${unanswered} of ${sockets.length} idle-step requests unanswered within ${IDLE_ANSWER_MS / 1000} s`);
-    const rssMiB = processTreeRssMiB(peer.child.pid);
+    const pids = processTree(peer.child.pid);
+    const rssMiB = pids.reduce((sum, pid) => sum + (processRssMiB(pid) ?? 0), 0);
     const parts = { binary: 0, brk: 0, anon: 0, libs: 0, other: 0 };
-    for (const pid of processTree(peer.child.pid)) {
+    for (const pid of pids) {
       const m = rssByMapping(pid);
       for (const k of Object.keys(parts) as (keyof typeof parts)[]) parts[k] += m[k];
     }
@@ -579,11 +581,11 @@ async function main(): Promise<void> {
     execFileSync('npm', ['run', '--silent', 'bundle'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   }
   if (egress && !fs.existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing`);
-  let egressNodeVersion: string | undefined;
+  let nodeVersion: string | undefined;
   try {
-    egressNodeVersion = egress || PROXIES.some((p) => p !== 'nginx') ? execFileSync(EGRESS_NODE, ['--version'], { encoding: 'utf8' }).trim() : undefined;
+    nodeVersion = egress || PROXIES.some((p) => p !== 'nginx') ? execFileSync(PROXY_NODE, ['--version'], { encoding: 'utf8' }).trim() : undefined;
   } catch (e) {
-    throw new Error(`BENCH_NODE "${EGRESS_NODE}" does not run: ${(e as Error).message}`);
+    throw new Error(`BENCH_NODE "${PROXY_NODE}" does not run: ${(e as Error).message}`);
   }
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'egress-side-by-side-'));
@@ -612,13 +614,13 @@ async function main(): Promise<void> {
       await waitListening(nginxPort, child);
       peers.push({ name: 'nginx', port: nginxPort, child });
     }
-    if (nodePeers.length > 0) console.log(`bench: ${nodePeers.join(', ')} on node ${egressNodeVersion}`);
+    if (nodePeers.length > 0) console.log(`bench: ${nodePeers.join(', ')} on node ${nodeVersion}`);
     for (const [i, name] of nodePeers.entries()) {
       // A Node peer: argv <port> <upstream port> <servername> <ca.pem>.
       const script = path.join(__dirname, `${name}-proxy.js`);
       if (!fs.existsSync(script)) throw new Error(`BENCH_PROXIES: no peer "${name}" (${script} is missing)`);
       const port = nodePeerPorts[i];
-      const child = Child.start(name, script, [String(port), String(upPort), UPSTREAM_NAME, pki.caFile], { node: EGRESS_NODE, nodeArgs: PEER_NODE_ARGS, cwd: tmp });
+      const child = Child.start(name, script, [String(port), String(upPort), UPSTREAM_NAME, pki.caFile], { node: PROXY_NODE, nodeArgs: PEER_NODE_ARGS, cwd: tmp });
       children.push(child);
       await waitListening(port, child);
       peers.push({ name, port, child });
@@ -632,8 +634,8 @@ async function main(): Promise<void> {
       const configFile = path.join(tmp, `${name}.json`);
       fs.writeFileSync(configFile, JSON.stringify(egressConfig(fs.readFileSync(pki.caFile, 'utf8'), upPort, port, admin), null, 2));
       const bundle = name === 'egress-b' && BUNDLE_B ? path.resolve(BUNDLE_B) : BUNDLE;
-      console.log(`bench: ${name} on node ${egressNodeVersion}${nodeArgs.length > 0 ? ` ${nodeArgs.join(' ')}` : ''}, env ${describeEnv(env)}`);
-      const child = Child.start(name, bundle, ['--config', configFile], { node: EGRESS_NODE, nodeArgs, env: processEnv(env), cwd: tmp });
+      console.log(`bench: ${name} on node ${nodeVersion}${nodeArgs.length > 0 ? ` ${nodeArgs.join(' ')}` : ''}, env ${describeEnv(env)}`);
+      const child = Child.start(name, bundle, ['--config', configFile], { node: PROXY_NODE, nodeArgs, env: processEnv(env), cwd: tmp });
       children.push(child);
       // One JSON line per request, read and dropped as a log shipper would.
       child.proc.stdout!.resume();

@@ -296,9 +296,8 @@ export function jsonString(s: string): string {
 export function jsonNumber(n: number): string {
   const t = Math.round(n * 10);
   if (t / 10 === n && t < 1e12 && t > -1e12) {
-    const d = t % 10;
-    if (d === 0) return `${t / 10}`;
-    const a = t < 0 ? -t : t;
+    if (t % 10 === 0) return `${t / 10}`;
+    const a = Math.abs(t);
     return `${t < 0 ? '-' : ''}${(a - (a % 10)) / 10}.${a % 10}`;
   }
   return Number.isFinite(n) ? `${n}` : 'null';
