@@ -28,6 +28,13 @@ const WRK_THREADS = intEnv('BENCH_WRK_THREADS', 1);
 const IDLE_CLIENTS = intEnv('BENCH_IDLE_CLIENTS', 1000);
 /** How long the idle step waits for each client's one answer. */
 const IDLE_ANSWER_MS = 10_000;
+/**
+ * The idle step reads RSS at once and again after this long without traffic: longer than this
+ * proxy's default idle time before it gives memory back (EGRESS_IDLE_RECLAIM_MS, 60 s). By then
+ * the 5 s client keep-alive timeout of this proxy and of node:http (the Node peers) has closed
+ * their clients; nginx keeps its for 75 s.
+ */
+const IDLE_SETTLE_MS = intEnv('BENCH_IDLE_SETTLE_MS', 65_000);
 const CONNECTIONS = listEnv('BENCH_CONNECTIONS', ['32', '256']).map(Number);
 const BODIES = listEnv('BENCH_BODIES', ['95', '16384']).map(Number);
 const PROXIES = listEnv('BENCH_PROXIES', ['nginx', 'naive', 'egress']) as ProxyName[];
@@ -421,12 +428,27 @@ async function measureRow(wrkPath: string, peer: Peer, statusPort: number, conne
   };
 }
 
+/** RSS of a peer's processes, in total and by mapping. */
+function peerRss(peer: Peer): { rssMiB: number; parts: ReturnType<typeof rssByMapping> } {
+  const pids = processTree(peer.child.pid);
+  const rssMiB = pids.reduce((sum, pid) => sum + (processRssMiB(pid) ?? 0), 0);
+  const parts = { binary: 0, brk: 0, anon: 0, libs: 0, other: 0 };
+  for (const pid of pids) {
+    const m = rssByMapping(pid);
+    for (const k of Object.keys(parts) as (keyof typeof parts)[]) parts[k] += m[k];
+  }
+  return { rssMiB, parts };
+}
+
+/** Client sockets still open. */
+const openCount = (sockets: readonly net.Socket[]) => sockets.filter((s) => !s.destroyed && s.readyState === 'open').length;
+
 /**
- * RSS of the proxy's processes holding `n` idle keep-alive client connections: all connect
- * first, then each sends one request (32 at a time) and reads its response, and RSS is read at
- * once (before a client keep-alive timeout can close many; the open count is reported with it).
+ * Opens `n` idle keep-alive client connections to a peer: all connect first, then each sends
+ * one request (32 at a time) and reads its response; RSS is read at once. The caller reads it
+ * again later and destroys the sockets.
  */
-export async function idleClientsRss(peer: Peer, n: number): Promise<{ rssMiB: number; parts: ReturnType<typeof rssByMapping>; open: number }> {
+export async function holdIdleClients(peer: Peer, n: number): Promise<{ sockets: net.Socket[]; atOnceMiB: number; open: number }> {
   const sockets: net.Socket[] = [];
   try {
     // In batches, so the listen backlog never overflows.
@@ -468,16 +490,10 @@ export async function idleClientsRss(peer: Peer, n: number): Promise<{ rssMiB: n
     });
     for (let i = 0; i < sockets.length; i += 32) await Promise.all(sockets.slice(i, i + 32).map(answer));
     if (unanswered > 0) console.log(`bench: ${peer.name}: ${unanswered} of ${sockets.length} idle-step requests unanswered within ${IDLE_ANSWER_MS / 1000} s`);
-    const pids = processTree(peer.child.pid);
-    const rssMiB = pids.reduce((sum, pid) => sum + (processRssMiB(pid) ?? 0), 0);
-    const parts = { binary: 0, brk: 0, anon: 0, libs: 0, other: 0 };
-    for (const pid of pids) {
-      const m = rssByMapping(pid);
-      for (const k of Object.keys(parts) as (keyof typeof parts)[]) parts[k] += m[k];
-    }
-    return { rssMiB, parts, open: sockets.filter((s) => !s.destroyed && s.readyState === 'open').length };
-  } finally {
+    return { sockets, atOnceMiB: peerRss(peer).rssMiB, open: openCount(sockets) };
+  } catch (e) {
     for (const s of sockets) s.destroy();
+    throw e;
   }
 }
 
@@ -664,17 +680,26 @@ async function main(): Promise<void> {
         }
       }
     }
+    // Every peer holds its idle clients at once, so one wait serves them all.
     const idle: string[] = [];
-    for (const peer of peers) {
-      const r = await idleClientsRss(peer, IDLE_CLIENTS);
-      const p = r.parts;
-      idle.push(`| ${peer.name} | ${r.open} | ${f(r.rssMiB)} | ${f(p.binary)} | ${f(p.brk)} | ${f(p.anon)} | ${f(p.libs + p.other)} |`);
+    const held: Awaited<ReturnType<typeof holdIdleClients>>[] = [];
+    try {
+      for (const peer of peers) held.push(await holdIdleClients(peer, IDLE_CLIENTS));
+      await new Promise((resolve) => setTimeout(resolve, IDLE_SETTLE_MS));
+      for (const [i, peer] of peers.entries()) {
+        const h = held[i];
+        const { rssMiB, parts: p } = peerRss(peer);
+        idle.push(`| ${peer.name} | ${h.open} | ${f(h.atOnceMiB)} | ${openCount(h.sockets)} | ${f(rssMiB)} | ${f(p.binary)} | ${f(p.brk)} | ${f(p.anon)} | ${f(p.libs + p.other)} |`);
+      }
+    } finally {
+      for (const h of held) for (const s of h.sockets) s.destroy();
     }
 
     console.log(`\n## Side by side: medians of ${REPEATS} interleaved repeats (${SECONDS} s each)\n`);
     console.log(summary(rows));
     console.log(`\n### RSS with ${IDLE_CLIENTS} idle keep-alive clients (after the runs above)\n`);
-    console.log('| proxy | open clients | RSS MiB | binary | brk heap | anonymous | libraries, other |\n|---|--:|--:|--:|--:|--:|--:|');
+    const later = `after ${f(IDLE_SETTLE_MS / 1000)} s`;
+    console.log(`| proxy | open clients | RSS MiB | open ${later} | RSS ${later} | binary | brk heap | anonymous | libraries, other |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|`);
     console.log(idle.join('\n'));
     if (SYSCALLS) {
       console.log('\n### System calls per request (perf stat, medians over repeats)\n');

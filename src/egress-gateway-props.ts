@@ -361,6 +361,17 @@ export interface EgressGatewayProps {
   readonly workers?: number;
 
   /**
+   * How long the proxy must go without requests, after its memory grew under load, before it
+   * gives memory back (environment variable EGRESS_IDLE_RECLAIM_MS). Once per idle period, and
+   * only when its resident memory has grown by 16 MiB since the last time, it runs one
+   * memory-reducing garbage collection: a pause of tens of milliseconds (a request arriving then
+   * waits for it), and the next burst runs on a fresh heap for its first seconds.
+   * `Duration.seconds(0)` turns it off.
+   * @default Duration.minutes(1)
+   */
+  readonly idleMemoryReclaim?: Duration;
+
+  /**
    * The proxy's log level (environment variable EGRESS_LOG_LEVEL).
    * @default LogLevel.INFO
    */

@@ -4,15 +4,16 @@ import { join } from 'path';
 import { ApiObject, App, Chart, Duration, Size, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { EgressGateway } from '../src/egress-gateway';
-import { AmbiguousPathAction, ConfigReload, ConnectSniPolicy, GatewayDeployment, LogLevel } from '../src/egress-gateway-props';
+import { AmbiguousPathAction, ConfigReload, ConnectSniPolicy, GatewayDeployment, LogLevel, type EgressGatewayProps } from '../src/egress-gateway-props';
 import { EgressClientMode, EgressClientProxyAddress } from '../src/egress-lockdown';
 import { EgressNetwork } from '../src/egress-network';
 import { ExternalServiceProtocol, InjectedHeader } from '../src/external-service';
 import { PROXY_RUNTIME_ENV } from '../src/internal/proxy-runtime';
 import { LIMIT_BOUNDS, WORKER_BOUNDS } from '../src/model/bounds';
-import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_TLS } from '../src/model/defaults';
+import { DEFAULT_IDLE_RECLAIM_MS, DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_TLS } from '../src/model/defaults';
 import type { ProxyConfig } from '../src/model/proxy-config';
 import { validateConfig } from '../src/proxy/config';
+import { idleReclaimMsFromEnv } from '../src/proxy/idle-memory';
 import { ProxyImage } from '../src/proxy-image';
 import { CertificateSource, TlsOrigination } from '../src/tls';
 import { EnforcementMode, TrafficPolicy } from '../src/traffic-policy';
@@ -154,6 +155,21 @@ describe('EgressGateway defaults', () => {
     const env: Array<{ name: string; value: string }> = proxyContainer(objects(c)).env;
     expect(env.filter((e) => e.name === 'NODE_OPTIONS')).toEqual([{ name: 'NODE_OPTIONS', value: '--max-old-space-size=256' }]);
     expect(env).toContainEqual({ name: 'MALLOC_ARENA_MAX', value: '2' });
+  });
+
+  test('idleMemoryReclaim renders EGRESS_IDLE_RECLAIM_MS as the proxy reads it; unset leaves the proxy default', () => {
+    const envOf = (props: EgressGatewayProps) => {
+      const c = newChart();
+      new EgressGateway(c, 'egress', { image: IMAGE, ...props });
+      return (proxyContainer(objects(c)).env as Array<{ name: string; value: string }>).filter((e) => e.name === 'EGRESS_IDLE_RECLAIM_MS');
+    };
+    expect(envOf({})).toEqual([]);
+    expect(idleReclaimMsFromEnv({})).toBe(DEFAULT_IDLE_RECLAIM_MS);
+    for (const [d, ms] of [[Duration.minutes(5), 300_000], [Duration.seconds(0), 0], [Duration.millis(1500), 1500]] as const) {
+      const env = envOf({ idleMemoryReclaim: d });
+      expect(env).toEqual([{ name: 'EGRESS_IDLE_RECLAIM_MS', value: String(ms) }]);
+      expect(idleReclaimMsFromEnv({ EGRESS_IDLE_RECLAIM_MS: env[0].value })).toBe(ms);
+    }
   });
 
   test('liveness and readiness probes hit the admin port', () => {
@@ -581,6 +597,13 @@ describe('EgressGateway validation', () => {
     }));
     expect(message).toContain(`'maxClientConnections' 0 must be a whole number from 1 to ${LIMIT_BOUNDS.maxClientConnections.max}; use e.g. 20000`);
     expect(message).toContain("'clientKeepAliveTimeout' \"50 millis\" must be from 100 ms to 3600 s; use e.g. Duration.seconds(5)");
+  });
+
+  test('throws when idleMemoryReclaim is past an hour or not whole milliseconds', () => {
+    const long = errorOf(() => new EgressGateway(newChart(), 'egress', { idleMemoryReclaim: Duration.minutes(90) }));
+    expect(long).toContain("EgressGateway \"test/egress\": 'idleMemoryReclaim' \"1 hour 30 minutes\" must be zero (off) or up to 60 minutes; use e.g. Duration.minutes(1), or Duration.seconds(0) to turn it off");
+    const fraction = errorOf(() => new EgressGateway(newChart(), 'egress', { idleMemoryReclaim: Duration.millis(0.5) }));
+    expect(fraction).toContain("'idleMemoryReclaim' \"0.5 millis\" must be a whole number of milliseconds, zero or more");
   });
 
   test('ambiguous paths are rejected unless told otherwise', () => {

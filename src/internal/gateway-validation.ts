@@ -11,8 +11,8 @@ import {
   AmbiguousPathAction, ConfigReload, ConnectSniPolicy, EgressGatewayProps, GatewayDeployment, LogLevel,
 } from '../egress-gateway-props';
 import { GatewayAutoscaling } from '../gateway-autoscaling';
-import { IntRange, LIMIT_BOUNDS, TIMEOUT_BOUNDS } from '../model/bounds';
-import { DEFAULT_EGRESS_SUFFIX, DEFAULT_LIMITS, DEFAULT_TIMEOUTS } from '../model/defaults';
+import { IDLE_RECLAIM_BOUNDS, IntRange, LIMIT_BOUNDS, TIMEOUT_BOUNDS } from '../model/bounds';
+import { DEFAULT_EGRESS_SUFFIX, DEFAULT_IDLE_RECLAIM_MS, DEFAULT_LIMITS, DEFAULT_TIMEOUTS } from '../model/defaults';
 import { dnsLabelProblem } from '../model/names';
 import type { CallersSpec, TimeoutsSpec } from '../model/proxy-config';
 import { TlsOrigination } from '../tls';
@@ -52,6 +52,8 @@ export interface GatewaySettings {
   readonly workers: number;
   /** Who is calling (callerIdentity and the props that go with it); undefined: no caller identity. */
   readonly callers?: CallersSpec;
+  /** idleMemoryReclaim in ms; undefined: the proxy's default (EGRESS_IDLE_RECLAIM_MS unset). */
+  readonly idleReclaimMs?: number;
 }
 
 /** The props with the values read from them, which the rules look at. */
@@ -71,6 +73,7 @@ interface Facts {
   readonly shutdownGraceMs: number;
   readonly terminationMs?: number;
   readonly clientKeepAliveMs?: number;
+  readonly idleReclaimMs?: number;
 }
 
 type Text = string | ((f: Facts) => string);
@@ -140,7 +143,7 @@ function rangeRule(prop: keyof EgressGatewayProps, range: IntRange, example: num
 }
 
 const isWhole = (n: number | undefined, min: number): boolean => Number.isInteger(n) && n! >= min;
-const human = (f: Facts, prop: 'drainDelay' | 'terminationGracePeriod' | 'clientKeepAliveTimeout') => f.props[prop]!.toHumanString();
+const human = (f: Facts, prop: 'drainDelay' | 'terminationGracePeriod' | 'clientKeepAliveTimeout' | 'idleMemoryReclaim') => f.props[prop]!.toHumanString();
 const NODE_LOCAL_ONLY_ONE = "cannot be set with 'deployment' GatewayDeployment.NODE_LOCAL, which runs exactly one proxy per node";
 
 /** The rules, in the order their problems are listed. */
@@ -290,6 +293,13 @@ const GATEWAY_RULES: readonly (Rule | FirstOf)[] = [
     rule: `must be from ${TIMEOUT_BOUNDS.clientKeepAliveMs.min} ms to ${TIMEOUT_BOUNDS.clientKeepAliveMs.max / 1000} s`,
     fix: `use e.g. Duration.seconds(${DEFAULT_TIMEOUTS.clientKeepAliveMs / 1000})`,
   },
+  {
+    prop: 'idleMemoryReclaim',
+    broken: (f) => f.idleReclaimMs !== undefined && !inRange(f.idleReclaimMs, IDLE_RECLAIM_BOUNDS),
+    value: (f) => human(f, 'idleMemoryReclaim'),
+    rule: `must be zero (off) or up to ${IDLE_RECLAIM_BOUNDS.max / 60_000} minutes`,
+    fix: `use e.g. Duration.minutes(${DEFAULT_IDLE_RECLAIM_MS / 60_000}), or Duration.seconds(0) to turn it off`,
+  },
 ];
 
 function inRange(v: number, range: { readonly min: number; readonly max: number }): boolean {
@@ -343,6 +353,7 @@ export function resolveGatewaySettings(subject: string, props: EgressGatewayProp
   const terminationMs = durationMs(problems, 'terminationGracePeriod', props.terminationGracePeriod);
   const timeouts = timeoutsToSpec(problems, 'timeouts', props.timeouts ?? {});
   const clientKeepAliveMs = durationMs(problems, 'clientKeepAliveTimeout', props.clientKeepAliveTimeout);
+  const idleReclaimMs = durationMs(problems, 'idleMemoryReclaim', props.idleMemoryReclaim);
   const allowedCidrs = readCidrs(problems, 'allowedCidrs', props.allowedCidrs);
   const clusterCidrs = readCidrs(problems, 'clusterCidrs', props.clusterCidrs);
   const workers = resolveWorkers(problems, props.workers, props.resources);
@@ -363,6 +374,7 @@ export function resolveGatewaySettings(subject: string, props: EgressGatewayProp
     shutdownGraceMs,
     terminationMs,
     clientKeepAliveMs,
+    idleReclaimMs,
   };
   applyRules(GATEWAY_RULES, facts, problems);
   problems.throwIfAny();
@@ -387,5 +399,6 @@ export function resolveGatewaySettings(subject: string, props: EgressGatewayProp
     defaultTls: props.defaultTls ?? TlsOrigination.originate(),
     workers,
     callers,
+    idleReclaimMs,
   };
 }

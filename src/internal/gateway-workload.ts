@@ -139,6 +139,7 @@ export function renderGatewayWorkload(scope: Construct, input: GatewayWorkloadIn
     // A variable added later through `container.env.addVariable()` replaces these.
     envVariables: {
       EGRESS_LOG_LEVEL: kplus.EnvValue.fromValue(props.logLevel ?? LogLevel.INFO),
+      ...(settings.idleReclaimMs !== undefined ? { EGRESS_IDLE_RECLAIM_MS: kplus.EnvValue.fromValue(String(settings.idleReclaimMs)) } : {}),
       ...Object.fromEntries(Object.entries(PROXY_RUNTIME_ENV).map(([k, v]) => [k, kplus.EnvValue.fromValue(v)])),
     },
     securityContext: {

@@ -81,6 +81,9 @@ export const ENDPOINT_PRIORITY_BOUNDS: IntRange = Object.freeze({ min: 0, max: 1
  */
 export const WORKER_BOUNDS: IntRange = Object.freeze({ min: 1, max: 64 });
 
+/** Idle time before the proxy gives memory back after a burst, in ms; 0 turns it off. */
+export const IDLE_RECLAIM_BOUNDS: IntRange = Object.freeze({ min: 0, max: 3_600_000 });
+
 /**
  * Sizes of the proxy config's files, shared by the gateway (which splits the config across
  * ConfigMaps) and the proxy (which refuses more than it was built to load).

@@ -94,8 +94,8 @@ function problemsOf(err: unknown): readonly ConfigProblem[] {
  * supervise when it asks for more than one worker. Undefined: run as one process (also when
  * the file is unreadable or invalid, so that the single-process path reports it as always).
  */
-export function runMultiProcess(file: string, logger: Logger): Promise<number> | undefined {
-  if (cluster.isWorker) return runWorker(logger.child({ worker: cluster.worker!.id }));
+export function runMultiProcess(file: string, logger: Logger, idleReclaimMs = 0): Promise<number> | undefined {
+  if (cluster.isWorker) return runWorker(logger.child({ worker: cluster.worker!.id }), idleReclaimMs);
   let text: string;
   let config: ProxyConfig;
   try {
@@ -116,7 +116,7 @@ export function runMultiProcess(file: string, logger: Logger): Promise<number> |
  * listener, no file watching), answer reload and scrape requests, drain when told (or signalled).
  * Resolves with the exit code.
  */
-export async function runWorker(logger: Logger): Promise<number> {
+export async function runWorker(logger: Logger, idleReclaimMs = 0): Promise<number> {
   const send = (m: FromWorker) => {
     if (process.connected) process.send!(m);
   };
@@ -132,7 +132,9 @@ export async function runWorker(logger: Logger): Promise<number> {
   let proxy: ProxyHandle;
   try {
     const config = workerShare(parseConfigSet(unwireConfigSet(start.text)), start.workers);
-    proxy = await startProxy({ config, watch: false, adminListener: false, dataPlaneListeners: false, logger, processMetrics: true });
+    proxy = await startProxy({
+      config, watch: false, adminListener: false, dataPlaneListeners: false, logger, processMetrics: true, idleReclaim: { idleMs: idleReclaimMs },
+    });
   } catch (err) {
     send({ egress: 'failed', problems: err instanceof ConfigError ? err.problems : [], message: (err as Error).message });
     return 1;

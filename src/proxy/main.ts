@@ -5,6 +5,7 @@ import * as v8 from 'node:v8';
 import { runMultiProcess } from './cluster';
 import { formatProblems, ConfigError, loadConfigFile } from './config';
 import { createExplainer, ExplainInputError, type ExplainRequest } from './explain';
+import { idleReclaimMsFromEnv } from './idle-memory';
 import { createLogger, flushLogsSync } from './log';
 import { startProxy, type ProxyHandle } from './server';
 
@@ -18,13 +19,17 @@ const USAGE = `usage: egress-proxy [--config FILE] | --check-config FILE | --exp
                        "method": "GET", "caller": {"namespace": "payments", "serviceAccount": "api"}}
                        (also protocol http|connect|tls|tcp, port, headers, sni); @FILE reads it from FILE
                        exit 0 allowed, 3 denied, 1 bad config or request
-  EGRESS_LOG_LEVEL     pino level (default info)`;
+  EGRESS_LOG_LEVEL     pino level (default info)
+  EGRESS_IDLE_RECLAIM_MS  after a burst, milliseconds without requests before one memory-reducing
+                       garbage collection gives the grown memory back (default 60000; 0: off)`;
 
 export interface CliArgs {
   readonly mode: 'run' | 'check' | 'explain' | 'help';
   readonly file: string;
   /** --explain: the request, JSON text or @FILE. */
   readonly request?: string;
+  /** Serving: EGRESS_IDLE_RECLAIM_MS (idle-memory.ts). */
+  readonly idleReclaimMs: number;
 }
 
 /** Parse argv (without node and script). Throws Error with a usage message on bad input. */
@@ -54,7 +59,13 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
   }
   if (mode === 'explain' && request === undefined) throw new Error(`--explain needs --request\n${USAGE}`);
   if (mode !== 'explain' && request !== undefined) throw new Error(`--request goes with --explain\n${USAGE}`);
-  return request === undefined ? { mode, file } : { mode, file, request };
+  let idleReclaimMs: number;
+  try {
+    idleReclaimMs = idleReclaimMsFromEnv(env);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${USAGE}`);
+  }
+  return request === undefined ? { mode, file, idleReclaimMs } : { mode, file, request, idleReclaimMs };
 }
 
 /** Exit codes of --explain. */
@@ -158,12 +169,12 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   });
 
   // `workers` above 1: a supervisor and its workers (cluster.ts) instead of one process.
-  const multi = runMultiProcess(args.file, logger);
+  const multi = runMultiProcess(args.file, logger, args.idleReclaimMs);
   if (multi) return multi;
 
   let proxy: ProxyHandle;
   try {
-    proxy = await startProxy({ configPath: args.file, logger, processMetrics: true });
+    proxy = await startProxy({ configPath: args.file, logger, processMetrics: true, idleReclaim: { idleMs: args.idleReclaimMs } });
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`${args.file}: ${e.problems.length} problem(s):\n${formatProblems(e.problems)}\n`);

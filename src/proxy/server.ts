@@ -13,6 +13,7 @@ import { decide, pathRestricted, type Decision } from './decide';
 import { denialCode, EgressError, sendError, toEgressError } from './errors';
 import { sha256, statKey } from './file-identity';
 import { forwardHttp, RequestControl, type ClientRequest, type ClientResponse } from './forward-http';
+import { startIdleReclaim, type GcFunction, type IdleReclaimer } from './idle-memory';
 import { closeAfterAcceptQueue, dataPlaneServer, listenOn } from './listeners';
 import { createLogger, type Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
@@ -51,6 +52,12 @@ export interface StartProxyOptions {
    * kernel's accept queue before anything is closed. @default true
    */
   readonly dataPlaneListeners?: boolean;
+  /**
+   * Give memory back after a burst (idle-memory.ts): once nothing has been admitted for idleMs
+   * and nothing is in flight, and resident memory has grown by growthBytes since the last time, one
+   * memory-reducing garbage collection. Unset, or idleMs 0: off.
+   */
+  readonly idleReclaim?: { readonly idleMs: number; readonly growthBytes?: number; readonly gc?: GcFunction };
 }
 
 export interface ProxyPorts {
@@ -171,6 +178,9 @@ class Proxy implements ProxyHandle {
   /** dataPlaneListeners off: the supervisor has handed over its last connection (endHandoffs). */
   private handoffsEnded = false;
   private active = 0;
+  /** Requests and tunnels admitted, ever (the idle reclaimer's activity count). */
+  private admittedTotal = 0;
+  private idleReclaimer?: IdleReclaimer;
   private readonly servers: net.Server[] = [];
   private adminServer?: http.Server;
   private h1!: http.Server;
@@ -224,6 +234,17 @@ class Proxy implements ProxyHandle {
       // A port in use must not leave the listeners bound so far behind.
       await this.close();
       throw err;
+    }
+    if (this.options.idleReclaim?.idleMs) {
+      this.idleReclaimer = startIdleReclaim({
+        ...this.options.idleReclaim,
+        activity: () => ({ admitted: this.admittedTotal, inflight: this.active }),
+        onReclaim: (r) => this.ctx.logger.debug({
+          event: 'memory-reclaimed',
+          rssMiB: [mib(r.rssBeforeBytes), mib(r.rssAfterBytes)],
+          pauseMs: Math.round(r.pauseMs),
+        }, 'idle: memory reclaimed'),
+      });
     }
   }
 
@@ -498,6 +519,7 @@ class Proxy implements ProxyHandle {
   private admit(socket?: net.Socket): (() => void) | undefined {
     if (this.cutting || this.closed || this.active >= this.state.config.limits.maxConcurrent) return undefined;
     this.active++;
+    this.admittedTotal++;
     this.metrics.inflight.inc();
     const conn = socket ? this.conns.get(socket) : undefined;
     if (conn) conn.busy++;
@@ -920,6 +942,7 @@ class Proxy implements ProxyHandle {
 
   private async shutdown(): Promise<void> {
     this.closed = true;
+    this.idleReclaimer?.stop();
     this.cutting = true;
     const closing = this.servers.map((s) => new Promise<void>((r) => {
       if (s.listening) s.close(() => r());
@@ -948,6 +971,8 @@ class Proxy implements ProxyHandle {
     clearTimeout(this.reloadDebounce);
   }
 }
+
+const mib = (bytes: number) => Math.round(bytes / 1048576);
 
 /**
  * After the grace period, how long the 503 DRAINING answers get to be written before every socket

@@ -5,6 +5,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { request } from 'undici';
 import { collectJsonLines, eventually, startHttpsUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
+import { DEFAULT_IDLE_RECLAIM_MS } from '../../src/proxy/idle-memory';
 import { parseArgs, DEFAULT_CONFIG_PATH } from '../../src/proxy/main';
 
 const BUNDLE = resolve(__dirname, '../../assets/proxy/main/index.js');
@@ -24,11 +25,21 @@ function writeConfig(name: string, content: unknown): string {
 
 describe('parseArgs', () => {
   test('--config, --config=, EGRESS_CONFIG and the default', () => {
-    expect(parseArgs(['--config', '/a.json'], {})).toEqual({ mode: 'run', file: '/a.json' });
-    expect(parseArgs(['--config=/b.json'], {})).toEqual({ mode: 'run', file: '/b.json' });
-    expect(parseArgs([], { EGRESS_CONFIG: '/env.json' })).toEqual({ mode: 'run', file: '/env.json' });
-    expect(parseArgs([], {})).toEqual({ mode: 'run', file: DEFAULT_CONFIG_PATH });
-    expect(parseArgs(['--check-config', '/c.json'], {})).toEqual({ mode: 'check', file: '/c.json' });
+    expect(parseArgs(['--config', '/a.json'], {})).toEqual({ mode: 'run', file: '/a.json', idleReclaimMs: DEFAULT_IDLE_RECLAIM_MS });
+    expect(parseArgs(['--config=/b.json'], {})).toEqual({ mode: 'run', file: '/b.json', idleReclaimMs: DEFAULT_IDLE_RECLAIM_MS });
+    expect(parseArgs([], { EGRESS_CONFIG: '/env.json' })).toEqual({ mode: 'run', file: '/env.json', idleReclaimMs: DEFAULT_IDLE_RECLAIM_MS });
+    expect(parseArgs([], {})).toEqual({ mode: 'run', file: DEFAULT_CONFIG_PATH, idleReclaimMs: DEFAULT_IDLE_RECLAIM_MS });
+    expect(parseArgs(['--check-config', '/c.json'], {})).toEqual({ mode: 'check', file: '/c.json', idleReclaimMs: DEFAULT_IDLE_RECLAIM_MS });
+  });
+
+  test('EGRESS_IDLE_RECLAIM_MS: whole milliseconds, 0 turns it off, anything else is refused with the rule', () => {
+    expect(parseArgs([], { EGRESS_IDLE_RECLAIM_MS: '500' }).idleReclaimMs).toBe(500);
+    expect(parseArgs([], { EGRESS_IDLE_RECLAIM_MS: '0' }).idleReclaimMs).toBe(0);
+    expect(parseArgs([], { EGRESS_IDLE_RECLAIM_MS: ' ' }).idleReclaimMs).toBe(DEFAULT_IDLE_RECLAIM_MS);
+    for (const bad of ['2s', '-1', '1.5', '3600001']) {
+      expect(() => parseArgs([], { EGRESS_IDLE_RECLAIM_MS: bad })).toThrow(
+        new RegExp(`EGRESS_IDLE_RECLAIM_MS="${bad.replace('.', '\\.')}": must be whole milliseconds from 0 \\(off\\) to 3600000; unset it for the default, 60000`));
+    }
   });
 
   test('throws on unknown arguments and a missing file', () => {
@@ -37,8 +48,8 @@ describe('parseArgs', () => {
   });
 
   test('--explain FILE --request JSON, in either order; each needs the other', () => {
-    expect(parseArgs(['--explain', '/c.json', '--request', '{"host":"a"}'], {})).toEqual({ mode: 'explain', file: '/c.json', request: '{"host":"a"}' });
-    expect(parseArgs(['--request=@/r.json', '--explain=/c.json'], {})).toEqual({ mode: 'explain', file: '/c.json', request: '@/r.json' });
+    expect(parseArgs(['--explain', '/c.json', '--request', '{"host":"a"}'], {})).toEqual({ mode: 'explain', file: '/c.json', request: '{"host":"a"}', idleReclaimMs: DEFAULT_IDLE_RECLAIM_MS });
+    expect(parseArgs(['--request=@/r.json', '--explain=/c.json'], {})).toEqual({ mode: 'explain', file: '/c.json', request: '@/r.json', idleReclaimMs: DEFAULT_IDLE_RECLAIM_MS });
     expect(() => parseArgs(['--explain', '/c.json'], {})).toThrow(/--explain needs --request/);
     expect(() => parseArgs(['--config', '/c.json', '--request', '{}'], {})).toThrow(/--request goes with --explain/);
     expect(() => parseArgs(['--explain', '/c.json', '--request'], {})).toThrow(/--request needs a JSON request or @FILE/);
