@@ -22,8 +22,7 @@ type V8Gc = (options?: { type: 'major'; execution: 'sync'; flavor: 'last-resort'
  */
 export function exposeGc(): GcFunction {
   if (exposed) return exposed;
-  const global = (globalThis as { gc?: unknown }).gc;
-  let gc: unknown = global;
+  let gc = (globalThis as { gc?: unknown }).gc;
   if (typeof gc !== 'function') {
     v8.setFlagsFromString('--expose-gc');
     gc = vm.runInNewContext('gc');
@@ -121,15 +120,14 @@ export { DEFAULT_IDLE_RECLAIM_MS };
 
 /** The environment variable that sets the idle time before a reclaim (0: off); EgressGateway's idleMemoryReclaim. */
 export const IDLE_RECLAIM_ENV = 'EGRESS_IDLE_RECLAIM_MS';
-const MAX_IDLE_RECLAIM_MS = IDLE_RECLAIM_BOUNDS.max;
 
 /** EGRESS_IDLE_RECLAIM_MS: unset or empty gives the default; anything but 0..3600000 throws. */
 export function idleReclaimMsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env[IDLE_RECLAIM_ENV];
   if (raw === undefined || raw.trim() === '') return DEFAULT_IDLE_RECLAIM_MS;
   const ms = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
-  if (!(ms <= MAX_IDLE_RECLAIM_MS)) {
-    throw new Error(`${IDLE_RECLAIM_ENV}=${JSON.stringify(raw)}: must be whole milliseconds from 0 (off) to ${MAX_IDLE_RECLAIM_MS}; `
+  if (!(ms <= IDLE_RECLAIM_BOUNDS.max)) {
+    throw new Error(`${IDLE_RECLAIM_ENV}=${JSON.stringify(raw)}: must be whole milliseconds from 0 (off) to ${IDLE_RECLAIM_BOUNDS.max}; `
       + `unset it for the default, ${DEFAULT_IDLE_RECLAIM_MS}`);
   }
   return ms;
