@@ -328,6 +328,42 @@ grep -q '^outbound_http_route_request_statuses_total{.*http_status="200"' <<<"$m
   || fail "/metrics has no outbound_http_route_request_statuses_total sample for the 200"
 say "metrics: $(grep -c '^outbound_' <<<"$metrics") outbound_* samples"
 
+# --- the image's Node shares the data-plane port among several listening sockets (SO_REUSEPORT,
+# listeners.ts), so a burst of new connections is accepted several per event-loop turn; a burst
+# of 64 connections at once, spread over them by the kernel, is answered on every one.
+listening=$(node -e '
+  const port = Number(process.argv[1]);
+  let n = 0;
+  for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = "";
+    try { text = require("node:fs").readFileSync(f, "latin1"); } catch { continue; }
+    for (const line of text.split("\n")) {
+      const c = line.trim().split(/\s+/);
+      if (c[3] === "0A" && parseInt(c[1].slice(c[1].lastIndexOf(":") + 1), 16) === port) n++;
+    }
+  }
+  console.log(n);' "$http_port")
+(( listening > 1 )) || fail "the data-plane port $http_port has $listening listening socket(s) with the image's Node $node_version; expected several (SO_REUSEPORT)"
+burst=$(node -e '
+  const net = require("node:net");
+  const [port, host] = [Number(process.argv[1]), process.argv[2]];
+  const one = () => new Promise((resolve) => {
+    const c = net.connect(port, "127.0.0.1");
+    let got = "";
+    c.setTimeout(10000, () => c.destroy());
+    c.on("connect", () => c.write(`GET /burst HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
+    c.on("data", (d) => { got += d; });
+    c.on("error", () => undefined);
+    c.on("close", () => resolve(/^HTTP\/1\.1 \d{3} /.test(got) ? got.slice(9, 12) : "none"));
+  });
+  Promise.all(Array.from({ length: 64 }, one)).then((codes) => {
+    const by = {};
+    for (const c of codes) by[c] = (by[c] || 0) + 1;
+    console.log(JSON.stringify(by));
+    if (by.none) process.exit(1);
+  });' "$http_port" "unknown.smoke.test.$SUFFIX") || fail "a burst of 64 connections: some got no answer ($burst)"
+say "accept: $listening listening sockets on port $http_port; a burst of 64 connections all answered $burst"
+
 # --- SIGTERM: not ready, drain, exit 0 within the grace period
 kill -TERM "$proxy_pid"
 rc=0

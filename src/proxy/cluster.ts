@@ -16,7 +16,7 @@ import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, ty
 import { createAdminServer } from './admin';
 import { ConfigError, parseConfigSet, readConfigSet, type ConfigProblem, type ConfigSet } from './config';
 import { sha256, statKey } from './file-identity';
-import { closeAfterAcceptQueue, dataPlaneServer, listenOn } from './listeners';
+import { closeAfterAcceptQueue, dataPlaneServer, listenDataPlane } from './listeners';
 import type { Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
 import { startProxy, type ClientListener, type PreparedConfig, type ProxyHandle, type ProxyPorts } from './server';
@@ -395,9 +395,10 @@ class Supervisor {
   private async bindDataPlane(): Promise<void> {
     const l = this.config.listeners;
     const listen = async (listener: ClientListener, port: number, tcpIndex = 0) => {
-      const server = dataPlaneServer((socket) => this.handOff(listener, tcpIndex, socket), true);
-      this.servers.push(server);
-      return listenOn(server, port, l.bindAddress, (err) => this.logger.error({ err }, 'listener error'));
+      const bound = await listenDataPlane(() => dataPlaneServer((socket) => this.handOff(listener, tcpIndex, socket), true),
+        port, l.bindAddress, (err) => this.logger.error({ err }, 'listener error'));
+      this.servers.push(...bound.servers);
+      return bound.port;
     };
     const http = await listen('http', l.http.port);
     const tls = l.tls ? await listen('tls', l.tls.port) : undefined;

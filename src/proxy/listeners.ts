@@ -15,15 +15,67 @@ export function dataPlaneServer(onConnection: (socket: net.Socket) => void, paus
 }
 
 /** Listen; resolves with the bound port (port 0: an ephemeral one). */
-export function listenOn(server: net.Server, port: number, host: string, onError: (err: Error) => void): Promise<number> {
+export function listenOn(server: net.Server, port: number, host: string, onError: (err: Error) => void, reusePort = false): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port, host }, () => {
+    server.listen({ port, host, ...(reusePort ? { reusePort } : {}) }, () => {
       server.off('error', reject);
       server.on('error', onError);
       resolve((server.address() as net.AddressInfo).port);
     });
   });
+}
+
+/**
+ * Listening sockets per data-plane port. Node accepts one connection per listening socket per
+ * event-loop turn, and a busy proxy's turn serves every connection that is ready: a burst of new
+ * connections (clients reconnecting after a rollout, a load test starting) then waits hundreds of
+ * turns, seconds under load, while the connections already accepted are served. With
+ * SO_REUSEPORT the kernel spreads new connections over several sockets bound to the one port,
+ * and each accepts once a turn. The spread is by hash, so some sockets get more than their share:
+ * more sockets than the burst needs on average keep the unluckiest short.
+ */
+export const ACCEPT_SOCKETS = 32;
+
+/**
+ * Whether this Node binds several sockets to one port: `reusePort` came in Node 22.12 and 23.1.
+ * Linux only, where SO_REUSEPORT spreads connections over the sockets (elsewhere it may not).
+ */
+export function reusePortSupported(version: string = process.versions.node, platform: string = process.platform): boolean {
+  if (platform !== 'linux') return false;
+  const [major, minor] = version.split('.').map(Number);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+}
+
+/**
+ * Bind one data-plane port: `sockets` listening sockets made by `make`, all on the port the first
+ * one got (port 0: an ephemeral one), or a single socket where SO_REUSEPORT is not available. A
+ * port something already listens on is refused as a plain bind would refuse it (EADDRINUSE),
+ * rather than shared with a process of the same user that set SO_REUSEPORT too (another copy of
+ * this proxy). On a failure the sockets already bound are closed and the error is thrown.
+ */
+export async function listenDataPlane(
+  make: () => net.Server, port: number, host: string, onError: (err: Error) => void,
+  sockets: number = reusePortSupported() ? ACCEPT_SOCKETS : 1,
+  procFiles: readonly string[] = PROC_TCP,
+): Promise<{ port: number; servers: net.Server[] }> {
+  if (sockets > 1 && port !== 0 && listenersOnPort(port, procFiles) > 0) {
+    throw Object.assign(new Error(`listen EADDRINUSE: port ${port} already has a listening socket (on some address); `
+      + 'stop what listens there or choose another port'), { code: 'EADDRINUSE', port, address: host });
+  }
+  const servers: net.Server[] = [];
+  try {
+    let bound = port;
+    for (let i = 0; i < sockets; i++) {
+      const server = make();
+      servers.push(server);
+      bound = await listenOn(server, bound, host, onError, sockets > 1);
+    }
+    return { port: bound, servers };
+  } catch (err) {
+    for (const s of servers) if (s.listening) s.close();
+    throw err;
+  }
 }
 
 /**
@@ -53,13 +105,27 @@ export async function closeAfterAcceptQueue(servers: readonly net.Server[], acce
   for (const s of servers) if (s.listening) s.close();
 }
 
+/** The kernel's socket tables (the network namespace's), IPv4 and IPv6. */
+const PROC_TCP: readonly string[] = ['/proc/net/tcp', '/proc/net/tcp6'];
+
 /**
  * Connections completed by the kernel and waiting in the accept queues of listening sockets on
  * these ports (Linux: the rx_queue of a LISTEN entry in /proc/net/tcp{,6}). 0 where /proc is
  * unreadable: the caller's quiet event-loop turns are then the only evidence.
  */
-export function acceptQueueLength(ports: ReadonlySet<number>, procFiles: readonly string[] = ['/proc/net/tcp', '/proc/net/tcp6']): number {
+export function acceptQueueLength(ports: ReadonlySet<number>, procFiles: readonly string[] = PROC_TCP): number {
   let queued = 0;
+  for (const l of listeningSockets(procFiles)) if (ports.has(l.port)) queued += l.queued;
+  return queued;
+}
+
+/** Listening sockets on this port, whoever holds them, on any address; 0 where /proc is unreadable. */
+export function listenersOnPort(port: number, procFiles: readonly string[] = PROC_TCP): number {
+  return listeningSockets(procFiles).filter((l) => l.port === port).length;
+}
+
+function listeningSockets(procFiles: readonly string[]): { port: number; queued: number }[] {
+  const out: { port: number; queued: number }[] = [];
   for (const file of procFiles) {
     let text: string;
     try {
@@ -71,10 +137,11 @@ export function acceptQueueLength(ports: ReadonlySet<number>, procFiles: readonl
       // "  sl  local_address rem_address   st tx_queue:rx_queue ..."; LISTEN is state 0A.
       const f = line.trim().split(/\s+/);
       if (f.length < 5 || f[3] !== '0A') continue;
-      const port = parseInt(f[1].slice(f[1].lastIndexOf(':') + 1), 16);
-      if (!ports.has(port)) continue;
-      queued += parseInt(f[4].slice(f[4].indexOf(':') + 1), 16) || 0;
+      out.push({
+        port: parseInt(f[1].slice(f[1].lastIndexOf(':') + 1), 16),
+        queued: parseInt(f[4].slice(f[4].indexOf(':') + 1), 16) || 0,
+      });
     }
   }
-  return queued;
+  return out;
 }

@@ -14,7 +14,7 @@ import { denialCode, EgressError, sendError, toEgressError } from './errors';
 import { sha256, statKey } from './file-identity';
 import { forwardHttp, RequestControl, type ClientRequest, type ClientResponse } from './forward-http';
 import { startIdleReclaim, type GcFunction, type IdleReclaimer } from './idle-memory';
-import { closeAfterAcceptQueue, dataPlaneServer, listenOn } from './listeners';
+import { closeAfterAcceptQueue, dataPlaneServer, listenDataPlane, listenOn } from './listeners';
 import { createLogger, type Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
 import { ProxyMetrics } from './metrics';
@@ -255,10 +255,10 @@ class Proxy implements ProxyHandle {
     let tlsPort: number | undefined;
     const tcpPorts: number[] = [];
     if (this.options.dataPlaneListeners !== false) {
-      httpPort = await this.listen(dataPlaneServer((s) => this.onHttpConnection(s)), l.http.port, bind);
-      if (l.tls) tlsPort = await this.listen(dataPlaneServer((s) => this.onTlsConnection(s)), l.tls.port, bind);
+      httpPort = await this.listenDataPlane(() => dataPlaneServer((s) => this.onHttpConnection(s)), l.http.port, bind);
+      if (l.tls) tlsPort = await this.listenDataPlane(() => dataPlaneServer((s) => this.onTlsConnection(s)), l.tls.port, bind);
       for (let i = 0; i < l.tcp.length; i++) {
-        tcpPorts.push(await this.listen(dataPlaneServer((s) => this.onTcpConnection(s, i)), l.tcp[i].port, bind));
+        tcpPorts.push(await this.listenDataPlane(() => dataPlaneServer((s) => this.onTcpConnection(s, i)), l.tcp[i].port, bind));
       }
     }
     this.adminServer = createAdminServer({
@@ -267,7 +267,8 @@ class Proxy implements ProxyHandle {
       currentConfig: () => this.state?.config,
       configInfo: () => ({ generation: this.generation, loadedAt: this.loadedAt.toISOString(), source: this.options.configPath ?? 'inline' }),
     });
-    const adminPort = this.options.adminListener === false ? 0 : await this.listen(this.adminServer, l.admin.port, bind, false);
+    const adminPort = this.options.adminListener === false ? 0
+      : await listenOn(this.adminServer, l.admin.port, bind, (err) => this.ctx.logger.error({ err }, 'listener error'));
     this.ports = { http: httpPort, tls: tlsPort, tcp: tcpPorts, admin: adminPort };
     if (this.options.configPath && this.options.watch !== false) this.startWatching(this.options.configPath);
     if (this.options.watch ?? this.options.configPath !== undefined) {
@@ -356,9 +357,10 @@ class Proxy implements ProxyHandle {
   }
 
 
-  private listen(server: net.Server, port: number, host: string, dataPlane = true): Promise<number> {
-    if (dataPlane) this.servers.push(server);
-    return listenOn(server, port, host, (err) => this.ctx.logger.error({ err }, 'listener error'));
+  private async listenDataPlane(make: () => net.Server, port: number, host: string): Promise<number> {
+    const bound = await listenDataPlane(make, port, host, (err) => this.ctx.logger.error({ err }, 'listener error'));
+    this.servers.push(...bound.servers);
+    return bound.port;
   }
 
   public acceptConnection(listener: ClientListener, socket: net.Socket, tcpIndex = 0): void {
