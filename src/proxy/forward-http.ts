@@ -5,7 +5,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 // Bundled into the proxy by esbuild; the construct library never loads it.
 // eslint-disable-next-line import/no-extraneous-dependencies
-import type { Dispatcher } from 'undici';
+import { util, type Dispatcher } from 'undici';
 import { IDENTITY_HEADERS } from './caller';
 import type { Target } from './decide';
 import { EgressError, toEgressError, type EgressErrorCode } from './errors';
@@ -41,9 +41,19 @@ const REQUEST_ONLY_DROP = new Set([
  */
 export const MAX_REPLAY_BODY_BYTES = 64 * 1024;
 
+/**
+ * The Connection values nearly every message carries, parsed once: `keep-alive` or `close` name
+ * no header (only a message's own `Keep-Alive` header, which is hop-by-hop anyway).
+ */
+const COMMON_CONNECTION: ReadonlyMap<string, ReadonlySet<string>> = new Map(
+  ['keep-alive', 'Keep-Alive', 'close', 'Close'].map((v) => [v, new Set([v.toLowerCase()])]),
+);
+
 /** Names listed in a Connection header are hop-by-hop for this message only. */
-function connectionTokens(v: string | string[] | undefined): Set<string> | undefined {
+function connectionTokens(v: string | string[] | undefined): ReadonlySet<string> | undefined {
   if (v === undefined) return undefined;
+  const common = typeof v === 'string' ? COMMON_CONNECTION.get(v) : undefined;
+  if (common) return common;
   const s = new Set<string>();
   for (const part of (Array.isArray(v) ? v.join(',') : v).split(',')) {
     const t = part.trim().toLowerCase();
@@ -445,7 +455,8 @@ function headerRecord(raw: unknown): Record<string, string | string[]> {
   if (!raw) return out;
   if (Array.isArray(raw)) {
     for (let i = 0; i < raw.length; i += 2) {
-      const name = bytesText(raw[i]).toLowerCase();
+      // undici's table of well-known names gives them lower-cased without building a string.
+      const name = util.headerNameToString(raw[i] as Buffer | string);
       const value = Array.isArray(raw[i + 1]) ? (raw[i + 1] as unknown[]).map(bytesText) : bytesText(raw[i + 1]);
       const prev = out[name];
       if (prev === undefined) out[name] = value;
