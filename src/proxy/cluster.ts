@@ -16,7 +16,7 @@ import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, ty
 import { createAdminServer } from './admin';
 import { ConfigError, parseConfigSet, readConfigSet, type ConfigProblem, type ConfigSet } from './config';
 import { sha256, statKey } from './file-identity';
-import { closeAfterAcceptQueue, dataPlaneServer, listenDataPlane } from './listeners';
+import { acceptSocketsPerPort, closeAfterAcceptQueue, dataPlaneServer, listenDataPlane } from './listeners';
 import type { Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
 import { startProxy, type ClientListener, type PreparedConfig, type ProxyHandle, type ProxyPorts } from './server';
@@ -394,9 +394,10 @@ class Supervisor {
   /** Bind the data-plane listeners once every worker serves; accepted sockets are not read here. */
   private async bindDataPlane(): Promise<void> {
     const l = this.config.listeners;
+    const sockets = acceptSocketsPerPort(1 + (l.tls ? 1 : 0) + l.tcp.length);
     const listen = async (listener: ClientListener, port: number, tcpIndex = 0) => {
       const bound = await listenDataPlane(() => dataPlaneServer((socket) => this.handOff(listener, tcpIndex, socket), true),
-        port, l.bindAddress, (err) => this.logger.error({ err }, 'listener error'));
+        port, l.bindAddress, (err) => this.logger.error({ err }, 'listener error'), sockets);
       this.servers.push(...bound.servers);
       return bound.port;
     };

@@ -37,6 +37,15 @@ export function listenOn(server: net.Server, port: number, host: string, onError
  */
 export const ACCEPT_SOCKETS = 32;
 
+/** Listening sockets for all data-plane ports together: a config with many TCP listeners gets fewer per port. */
+export const ACCEPT_SOCKETS_TOTAL = 128;
+
+/** Listening sockets per port for a proxy with this many data-plane ports (1 where SO_REUSEPORT is not available). */
+export function acceptSocketsPerPort(ports: number, supported: boolean = reusePortSupported()): number {
+  if (!supported) return 1;
+  return Math.max(1, Math.min(ACCEPT_SOCKETS, Math.floor(ACCEPT_SOCKETS_TOTAL / Math.max(1, ports))));
+}
+
 /**
  * Whether this Node binds several sockets to one port: `reusePort` came in Node 22.12 and 23.1.
  * Linux only, where SO_REUSEPORT spreads connections over the sockets (elsewhere it may not).
@@ -56,7 +65,7 @@ export function reusePortSupported(version: string = process.versions.node, plat
  */
 export async function listenDataPlane(
   make: () => net.Server, port: number, host: string, onError: (err: Error) => void,
-  sockets: number = reusePortSupported() ? ACCEPT_SOCKETS : 1,
+  sockets: number = acceptSocketsPerPort(1),
   procFiles: readonly string[] = PROC_TCP,
 ): Promise<{ port: number; servers: net.Server[] }> {
   if (sockets > 1 && port !== 0 && listenersOnPort(port, procFiles) > 0) {

@@ -14,7 +14,7 @@ import { denialCode, EgressError, sendError, toEgressError } from './errors';
 import { sha256, statKey } from './file-identity';
 import { forwardHttp, RequestControl, type ClientRequest, type ClientResponse } from './forward-http';
 import { startIdleReclaim, type GcFunction, type IdleReclaimer } from './idle-memory';
-import { closeAfterAcceptQueue, dataPlaneServer, listenDataPlane, listenOn } from './listeners';
+import { acceptSocketsPerPort, closeAfterAcceptQueue, dataPlaneServer, listenDataPlane, listenOn } from './listeners';
 import { createLogger, type Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
 import { ProxyMetrics } from './metrics';
@@ -255,10 +255,11 @@ class Proxy implements ProxyHandle {
     let tlsPort: number | undefined;
     const tcpPorts: number[] = [];
     if (this.options.dataPlaneListeners !== false) {
-      httpPort = await this.listenDataPlane(() => dataPlaneServer((s) => this.onHttpConnection(s)), l.http.port, bind);
-      if (l.tls) tlsPort = await this.listenDataPlane(() => dataPlaneServer((s) => this.onTlsConnection(s)), l.tls.port, bind);
+      const sockets = acceptSocketsPerPort(1 + (l.tls ? 1 : 0) + l.tcp.length);
+      httpPort = await this.listenDataPlane(() => dataPlaneServer((s) => this.onHttpConnection(s)), l.http.port, bind, sockets);
+      if (l.tls) tlsPort = await this.listenDataPlane(() => dataPlaneServer((s) => this.onTlsConnection(s)), l.tls.port, bind, sockets);
       for (let i = 0; i < l.tcp.length; i++) {
-        tcpPorts.push(await this.listenDataPlane(() => dataPlaneServer((s) => this.onTcpConnection(s, i)), l.tcp[i].port, bind));
+        tcpPorts.push(await this.listenDataPlane(() => dataPlaneServer((s) => this.onTcpConnection(s, i)), l.tcp[i].port, bind, sockets));
       }
     }
     this.adminServer = createAdminServer({
@@ -357,8 +358,8 @@ class Proxy implements ProxyHandle {
   }
 
 
-  private async listenDataPlane(make: () => net.Server, port: number, host: string): Promise<number> {
-    const bound = await listenDataPlane(make, port, host, (err) => this.ctx.logger.error({ err }, 'listener error'));
+  private async listenDataPlane(make: () => net.Server, port: number, host: string, sockets: number): Promise<number> {
+    const bound = await listenDataPlane(make, port, host, (err) => this.ctx.logger.error({ err }, 'listener error'), sockets);
     this.servers.push(...bound.servers);
     return bound.port;
   }

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { acceptQueueLength, listenDataPlane, listenersOnPort, reusePortSupported } from '../../src/proxy/listeners';
+import { acceptQueueLength, acceptSocketsPerPort, listenDataPlane, listenersOnPort, reusePortSupported } from '../../src/proxy/listeners';
 
 let dir: string;
 beforeAll(() => {
@@ -52,6 +52,12 @@ test('reusePortSupported: Node 22.12+ and 23.1+ on Linux only', () => {
   expect(reusePortSupported('24.22.3', 'linux')).toBe(true);
   expect(reusePortSupported('24.22.3', 'darwin')).toBe(false);
   expect(reusePortSupported('24.22.3', 'win32')).toBe(false);
+});
+
+test('acceptSocketsPerPort: 32 per port, 128 in all, at least one; one without SO_REUSEPORT', () => {
+  expect([1, 2, 4, 5, 8, 100, 200].map((ports) => acceptSocketsPerPort(ports, true))).toEqual([32, 32, 32, 25, 16, 1, 1]);
+  expect(acceptSocketsPerPort(0, true)).toBe(32);
+  expect(acceptSocketsPerPort(1, false)).toBe(1);
 });
 
 test('the LISTEN entries of the socket tables: accept queue length and listeners per port', () => {
