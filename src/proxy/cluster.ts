@@ -394,7 +394,7 @@ class Supervisor {
   /** Bind the data-plane listeners once every worker serves; accepted sockets are not read here. */
   private async bindDataPlane(): Promise<void> {
     const l = this.config.listeners;
-    const sockets = acceptSocketsPerPort(1 + (l.tls ? 1 : 0) + l.tcp.length);
+    const sockets = acceptSocketsPerPort(l);
     const listen = async (listener: ClientListener, port: number, tcpIndex = 0) => {
       const bound = await listenDataPlane(() => dataPlaneServer((socket) => this.handOff(listener, tcpIndex, socket), true),
         port, l.bindAddress, (err) => this.logger.error({ err }, 'listener error'), sockets);

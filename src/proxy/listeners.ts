@@ -40,10 +40,16 @@ export const ACCEPT_SOCKETS = 32;
 /** Listening sockets for all data-plane ports together: a config with many TCP listeners gets fewer per port. */
 export const ACCEPT_SOCKETS_TOTAL = 128;
 
-/** Listening sockets per port for a proxy with this many data-plane ports (1 where SO_REUSEPORT is not available). */
-export function acceptSocketsPerPort(ports: number, supported: boolean = reusePortSupported()): number {
+/**
+ * Listening sockets per data-plane port for these listeners (HTTP, TLS passthrough if any, and
+ * each TCP listener): 1 where SO_REUSEPORT is not available.
+ */
+export function acceptSocketsPerPort(
+  listeners: { readonly tls?: unknown; readonly tcp: readonly unknown[] }, supported: boolean = reusePortSupported(),
+): number {
   if (!supported) return 1;
-  return Math.max(1, Math.min(ACCEPT_SOCKETS, Math.floor(ACCEPT_SOCKETS_TOTAL / Math.max(1, ports))));
+  const ports = 1 + (listeners.tls ? 1 : 0) + listeners.tcp.length;
+  return Math.max(1, Math.min(ACCEPT_SOCKETS, Math.floor(ACCEPT_SOCKETS_TOTAL / ports)));
 }
 
 /**
@@ -64,8 +70,7 @@ export function reusePortSupported(version: string = process.versions.node, plat
  * this proxy). On a failure the sockets already bound are closed and the error is thrown.
  */
 export async function listenDataPlane(
-  make: () => net.Server, port: number, host: string, onError: (err: Error) => void,
-  sockets: number = acceptSocketsPerPort(1),
+  make: () => net.Server, port: number, host: string, onError: (err: Error) => void, sockets: number,
   procFiles: readonly string[] = PROC_TCP,
 ): Promise<{ port: number; servers: net.Server[] }> {
   if (sockets > 1 && port !== 0 && listenersOnPort(port, procFiles) > 0) {

@@ -255,7 +255,7 @@ class Proxy implements ProxyHandle {
     let tlsPort: number | undefined;
     const tcpPorts: number[] = [];
     if (this.options.dataPlaneListeners !== false) {
-      const sockets = acceptSocketsPerPort(1 + (l.tls ? 1 : 0) + l.tcp.length);
+      const sockets = acceptSocketsPerPort(l);
       httpPort = await this.listenDataPlane(() => dataPlaneServer((s) => this.onHttpConnection(s)), l.http.port, bind, sockets);
       if (l.tls) tlsPort = await this.listenDataPlane(() => dataPlaneServer((s) => this.onTlsConnection(s)), l.tls.port, bind, sockets);
       for (let i = 0; i < l.tcp.length; i++) {

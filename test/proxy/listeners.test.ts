@@ -55,9 +55,12 @@ test('reusePortSupported: Node 22.12+ and 23.1+ on Linux only', () => {
 });
 
 test('acceptSocketsPerPort: 32 per port, 128 in all, at least one; one without SO_REUSEPORT', () => {
-  expect([1, 2, 4, 5, 8, 100, 200].map((ports) => acceptSocketsPerPort(ports, true))).toEqual([32, 32, 32, 25, 16, 1, 1]);
-  expect(acceptSocketsPerPort(0, true)).toBe(32);
-  expect(acceptSocketsPerPort(1, false)).toBe(1);
+  const tcp = (n: number) => Array.from({ length: n }, (_, i) => ({ port: 7000 + i }));
+  // HTTP alone; with TLS; with TCP listeners: 4, 5, 8, 100 and 200 ports in all.
+  expect(acceptSocketsPerPort({ tcp: [] }, true)).toBe(32);
+  expect(acceptSocketsPerPort({ tls: { port: 8443 }, tcp: [] }, true)).toBe(32);
+  expect([2, 3, 6, 98, 198].map((n) => acceptSocketsPerPort({ tls: { port: 8443 }, tcp: tcp(n) }, true))).toEqual([32, 25, 16, 1, 1]);
+  expect(acceptSocketsPerPort({ tcp: [] }, false)).toBe(1);
 });
 
 test('the LISTEN entries of the socket tables: accept queue length and listeners per port', () => {
