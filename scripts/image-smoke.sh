@@ -345,6 +345,11 @@ listening=$(node -e '
   }
   console.log(n);' "$http_port")
 (( listening > 1 )) || fail "the data-plane port $http_port has $listening listening socket(s) with the image's Node $node_version; expected several (SO_REUSEPORT)"
+reported=$(node -e '
+  const lines = require("node:fs").readFileSync(process.argv[1], "utf8").split("\n").filter((l) => l.startsWith("{"));
+  const started = lines.map((l) => JSON.parse(l)).find((l) => l.event === "started");
+  console.log(started ? started.acceptSockets : "none");' "$work/proxy.log")
+[[ $reported == "$listening" ]] || fail "the proxy reports $reported accept sockets per port; the kernel shows $listening on port $http_port"
 burst=$(node -e '
   const net = require("node:net");
   const [port, host] = [Number(process.argv[1]), process.argv[2]];

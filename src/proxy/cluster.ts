@@ -386,6 +386,7 @@ class Supervisor {
       generation: this.generation,
       gateway: this.config.gateway,
       ports: this.ports,
+      acceptSockets: acceptSocketsPerPort(this.config.listeners),
     }, 'egress proxy listening');
     if (this.options.watch !== false) this.startWatching();
     return undefined;

@@ -280,7 +280,9 @@ class Proxy implements ProxyHandle {
       // A worker: the supervisor listens, and says 'started' with the ports once every worker serves.
       this.ctx.logger.info({ event: 'worker-serving', gateway: config.gateway, generation: this.generation }, 'egress proxy worker serving');
     } else {
-      this.ctx.logger.info({ event: 'started', ports: this.ports, gateway: config.gateway, generation: this.generation }, 'egress proxy listening');
+      this.ctx.logger.info({
+        event: 'started', ports: this.ports, acceptSockets: acceptSocketsPerPort(config.listeners), gateway: config.gateway, generation: this.generation,
+      }, 'egress proxy listening');
     }
   }
 

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { request } from 'undici';
 import { collectJsonLines, eventually, startHttpsUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
 import { DEFAULT_IDLE_RECLAIM_MS } from '../../src/proxy/idle-memory';
+import { listenersOnPort } from '../../src/proxy/listeners';
 import { parseArgs, DEFAULT_CONFIG_PATH } from '../../src/proxy/main';
 
 const BUNDLE = resolve(__dirname, '../../assets/proxy/main/index.js');
@@ -191,7 +192,10 @@ describe('running (bundle)', () => {
     const lines = collectJsonLines(child.stdout!);
     const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
     await eventually(() => lines.some((l) => l.event === 'started'), 15_000, 'proxy start');
-    const ports = lines.find((l) => l.event === 'started')!.ports as { http: number; admin: number };
+    const started = lines.find((l) => l.event === 'started')!;
+    const ports = started.ports as { http: number; admin: number };
+    // The sockets the kernel shows listening on the port are the ones the start line reports.
+    expect(started.acceptSockets).toBe(listenersOnPort(ports.http));
     expect((await request(`http://127.0.0.1:${ports.admin}/ready`)).statusCode).toBe(200);
 
     const response = await request(`http://127.0.0.1:${ports.http}/slow`, { headers: { host: 'api.test.example.egress.local' } });
