@@ -1,10 +1,19 @@
-// Multi-process mode (config `workers` above 1): a supervising process owns every listener and
-// forks the workers (node:cluster); it accepts the data-plane connections and hands them to the
-// workers in turn, serves one /metrics summed across workers, runs each reload as a
-// prepare/commit round so that every worker applies a config or none does, and on SIGTERM drains
-// every worker before it exits. Owning the listeners is what lets a drain empty the kernel's
-// accept queue before closing them, as the single process does: with node:cluster's own
-// round robin, connections still queued in the supervisor were reset when the last worker closed.
+// Multi-process mode (config `workers` above 1): a supervising process forks the workers
+// (node:cluster), serves the admin listener with one /metrics summed across workers, runs each
+// reload as a prepare/commit round so that every worker applies a config or none does, and on
+// SIGTERM drains every worker before it exits.
+//
+// The data-plane ports, two ways:
+// - where SO_REUSEPORT is available (Linux, Node 22.12+; the image), every worker binds each port
+//   itself, the first one the config's ports (refusing one in use), the others and every
+//   replacement the ports it got. The kernel spreads new connections over all the workers'
+//   sockets; each worker accepts, and drains, as the single process does.
+// - elsewhere the supervisor owns the listeners and hands each accepted connection to the next
+//   worker over the IPC channel. That channel carries one socket at a time until the worker
+//   acknowledges it, so a burst of new connections waits a worker's event-loop turn per
+//   connection; owning the listeners lets a drain empty the kernel's accept queue before
+//   closing them (with node:cluster's own round robin, connections still queued in the
+//   supervisor were reset when the last worker closed).
 import cluster, { type Worker } from 'node:cluster';
 import { watch, type FSWatcher } from 'node:fs';
 import type * as http from 'node:http';
@@ -16,10 +25,10 @@ import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, ty
 import { createAdminServer } from './admin';
 import { ConfigError, parseConfigSet, readConfigSet, type ConfigProblem, type ConfigSet } from './config';
 import { sha256, statKey } from './file-identity';
-import { acceptSocketsPerPort, closeAfterAcceptQueue, dataPlaneServer, listenDataPlane } from './listeners';
+import { acceptSocketsPerPort, closeAfterAcceptQueue, dataPlaneServer, listenDataPlane, reusePortSupported } from './listeners';
 import type { Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
-import { startProxy, type ClientListener, type PreparedConfig, type ProxyHandle, type ProxyPorts } from './server';
+import { startProxy, type ClientListener, type PreparedConfig, type ProxyHandle, type ProxyPorts, type SharedListeners } from './server';
 import type { ProxyConfig } from '../model/proxy-config';
 
 /** A worker that does not answer a reload or scrape step in this long is stuck: it is replaced. */
@@ -53,7 +62,8 @@ type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
 /** Messages between the supervisor and its workers, tagged apart from prom-client's own. */
 type ToWorker =
-  | { egress: 'start'; text: string; workers: number }
+  /** `listen`: bind the data-plane ports beside the other workers; absent: the supervisor hands connections over. */
+  | { egress: 'start'; text: string; workers: number; listen?: SharedListeners }
   | { egress: 'prepare'; round: number; text: string }
   | { egress: 'commit'; round: number }
   | { egress: 'abort'; round: number; problems: readonly ConfigProblem[]; key: string }
@@ -73,8 +83,9 @@ type FromWorker =
   | { egress: 'metrics'; id: number; metrics?: MetricsJson; error?: string };
 
 /**
- * A worker's share of per-pod limits: connections reach the workers round robin, so each
- * enforces its part of `maxConcurrent` and `maxClientConnections` (rounded up).
+ * A worker's share of per-pod limits: connections are spread over the workers (by the kernel's
+ * hash, or round robin by the supervisor), so each enforces its part of `maxConcurrent` and
+ * `maxClientConnections` (rounded up).
  */
 export function workerShare(config: ProxyConfig, workers: number): ProxyConfig {
   if (workers <= 1) return config;
@@ -112,9 +123,10 @@ export function runMultiProcess(file: string, logger: Logger, idleReclaimMs = 0)
 /* ------------------------------------------------------------------------ worker */
 
 /**
- * A worker: take the config from the supervisor, serve it on the shared listeners (no admin
- * listener, no file watching), answer reload and scrape requests, drain when told (or signalled).
- * Resolves with the exit code.
+ * A worker: take the config from the supervisor, serve it on the data-plane ports, its own
+ * sockets beside its siblings' or connections the supervisor hands over (no admin listener, no
+ * file watching), answer reload and scrape requests, drain when told (or signalled). Resolves
+ * with the exit code.
  */
 export async function runWorker(logger: Logger, idleReclaimMs = 0): Promise<number> {
   const send = (m: FromWorker) => {
@@ -133,7 +145,13 @@ export async function runWorker(logger: Logger, idleReclaimMs = 0): Promise<numb
   try {
     const config = workerShare(parseConfigSet(unwireConfigSet(start.text)), start.workers);
     proxy = await startProxy({
-      config, watch: false, adminListener: false, dataPlaneListeners: false, logger, processMetrics: true, idleReclaim: { idleMs: idleReclaimMs },
+      config,
+      watch: false,
+      adminListener: false,
+      dataPlaneListeners: start.listen ?? false,
+      logger,
+      processMetrics: true,
+      idleReclaim: { idleMs: idleReclaimMs },
     });
   } catch (err) {
     send({ egress: 'failed', problems: err instanceof ConfigError ? err.problems : [], message: (err as Error).message });
@@ -273,7 +291,11 @@ class Supervisor {
   private loadedAt = new Date();
   private material: { files: string[]; hash: string };
   private admin?: http.Server;
-  /** The data-plane listeners; their connections go to the workers in turn. */
+  /** Each worker binds the data-plane ports itself (SO_REUSEPORT), with this many sockets per port. */
+  private readonly sharedSockets?: number;
+  /** The ports the first worker bound: the others, and every replacement, join them. */
+  private sharedPorts?: Omit<ProxyPorts, 'admin'>;
+  /** The supervisor's data-plane listeners (without SO_REUSEPORT); their connections go to the workers in turn. */
   private readonly servers: Server[] = [];
   private ports: ProxyPorts = { http: 0, tcp: [], admin: 0 };
   /** Connections accepted on the data-plane listeners, ever. */
@@ -309,6 +331,8 @@ class Supervisor {
     this.config = options.config;
     this.text = options.text;
     this.count = options.config.workers;
+    // The port's sockets shared out: each worker accepts on its part of them.
+    if (reusePortSupported()) this.sharedSockets = Math.max(1, Math.ceil(acceptSocketsPerPort(this.config.listeners) / this.count));
     this.material = { files: materialFiles(this.config), hash: '' };
     this.material.hash = materialHash(this.material.files);
     this.committedKey = `${sha256(this.text)}:${this.material.hash}`;
@@ -370,7 +394,8 @@ class Supervisor {
       return code;
     }
     try {
-      await this.bindDataPlane();
+      if (this.sharedPorts) this.ports = { ...this.sharedPorts, admin: (this.admin!.address() as AddressInfo).port };
+      else await this.bindDataPlane();
     } catch (err) {
       this.logger.fatal({ err }, 'cannot start: data-plane listener');
       this.draining = true;
@@ -386,7 +411,9 @@ class Supervisor {
       generation: this.generation,
       gateway: this.config.gateway,
       ports: this.ports,
-      acceptSockets: acceptSocketsPerPort(this.config.listeners),
+      // Per port, all processes together.
+      acceptSockets: this.sharedSockets !== undefined ? this.sharedSockets * this.count : acceptSocketsPerPort(this.config.listeners),
+      accept: this.sharedSockets !== undefined ? 'workers' : 'supervisor',
     }, 'egress proxy listening');
     if (this.options.watch !== false) this.startWatching();
     return undefined;
@@ -482,6 +509,11 @@ class Supervisor {
       case 'ready':
         w.ready = true;
         w.ports = m.ports;
+        if (this.sharedSockets !== undefined && !this.sharedPorts) {
+          // The first worker has bound the ports: the others join them.
+          this.sharedPorts = { http: m.ports.http, tls: m.ports.tls, tcp: m.ports.tcp };
+          if (!this.round) for (const o of this.workers.values()) if (!o.started) this.startWorker(o);
+        }
         this.onStartupReady?.();
         if (this.held.length > 0) this.releaseHeld();
         if (this.recheck) this.scheduleCheck();
@@ -513,8 +545,12 @@ class Supervisor {
   }
 
   private startWorker(w: WorkerState): void {
+    const shared = this.sharedSockets;
+    // Until the first worker has bound the ports (port 0: which ones), the others wait.
+    if (shared !== undefined && !this.sharedPorts && [...this.workers.values()].some((o) => o !== w && o.started)) return;
     w.started = true;
-    this.send(w, { egress: 'start', text: this.text, workers: this.count });
+    const listen: SharedListeners | undefined = shared === undefined ? undefined : { sockets: shared, ports: this.sharedPorts };
+    this.send(w, { egress: 'start', text: this.text, workers: this.count, ...(listen ? { listen } : {}) });
   }
 
   private onExit(w: WorkerState, code: number | null, signal: string | null): void {
@@ -768,7 +804,8 @@ class Supervisor {
       w.proc.process.kill('SIGTERM');
       this.send(w, { egress: 'drain' });
     }
-    void this.stopAccepting();
+    // Workers with listeners of their own close them in their drain, as the single process does.
+    if (this.sharedSockets === undefined) void this.stopAccepting();
     if (this.workers.size === 0) {
       void this.stopped();
       return;

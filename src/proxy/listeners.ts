@@ -1,6 +1,7 @@
 // The data-plane listening sockets: how one is made, and how one is closed without resetting the
-// connections the kernel has already completed for it. The single process and the multi-process
-// supervisor (cluster.ts) close theirs the same way.
+// connections the kernel has already completed for it. The single process, cluster workers that
+// bind the port beside each other and the supervisor that accepts for its workers where they
+// cannot (cluster.ts) close theirs the same way.
 import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 
@@ -62,18 +63,36 @@ export function reusePortSupported(version: string = process.versions.node, plat
   return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
 }
 
+/** How listenDataPlane shares a port. */
+export interface ShareOptions {
+  /**
+   * SO_REUSEPORT even for one socket: the port is shared with sibling processes (cluster workers
+   * that each bind it). Implied by more than one socket.
+   */
+  readonly reusePort?: boolean;
+  /**
+   * The port is already bound by siblings of this process (with SO_REUSEPORT): join them rather
+   * than refuse it as in use.
+   */
+  readonly join?: boolean;
+  /** The kernel's socket tables (tests). */
+  readonly procFiles?: readonly string[];
+}
+
 /**
  * Bind one data-plane port: `sockets` listening sockets made by `make`, all on the port the first
  * one got (port 0: an ephemeral one), or a single socket where SO_REUSEPORT is not available. A
  * port something already listens on is refused as a plain bind would refuse it (EADDRINUSE),
  * rather than shared with a process of the same user that set SO_REUSEPORT too (another copy of
- * this proxy). On a failure the sockets already bound are closed and the error is thrown.
+ * this proxy), unless `share.join` says that the listeners there are this proxy's own. On a
+ * failure the sockets already bound are closed and the error is thrown.
  */
 export async function listenDataPlane(
   make: () => net.Server, port: number, host: string, onError: (err: Error) => void, sockets: number,
-  procFiles: readonly string[] = PROC_TCP,
+  share: ShareOptions = {},
 ): Promise<{ port: number; servers: net.Server[] }> {
-  if (sockets > 1 && port !== 0 && listenersOnPort(port, procFiles) > 0) {
+  const reusePort = sockets > 1 || share.reusePort === true;
+  if (reusePort && !share.join && port !== 0 && listenersOnPort(port, share.procFiles) > 0) {
     throw Object.assign(new Error(`listen EADDRINUSE: port ${port} already has a listening socket (on some address); `
       + 'stop what listens there or choose another port'), { code: 'EADDRINUSE', port, address: host });
   }
@@ -83,7 +102,7 @@ export async function listenDataPlane(
     for (let i = 0; i < sockets; i++) {
       const server = make();
       servers.push(server);
-      bound = await listenOn(server, bound, host, onError, sockets > 1);
+      bound = await listenOn(server, bound, host, onError, reusePort);
     }
     return { port: bound, servers };
   } catch (err) {

@@ -14,7 +14,7 @@ import { denialCode, EgressError, sendError, toEgressError } from './errors';
 import { sha256, statKey } from './file-identity';
 import { forwardHttp, RequestControl, type ClientRequest, type ClientResponse } from './forward-http';
 import { startIdleReclaim, type GcFunction, type IdleReclaimer } from './idle-memory';
-import { acceptSocketsPerPort, closeAfterAcceptQueue, dataPlaneServer, listenDataPlane, listenOn } from './listeners';
+import { acceptSocketsPerPort, closeAfterAcceptQueue, dataPlaneServer, listenDataPlane, listenOn, type ShareOptions } from './listeners';
 import { createLogger, type Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
 import { ProxyMetrics } from './metrics';
@@ -47,17 +47,29 @@ export interface StartProxyOptions {
   /** Bind the admin listener. Off in a cluster worker: the supervising process serves admin. @default true */
   readonly adminListener?: boolean;
   /**
-   * Bind the data-plane listeners. Off in a cluster worker: the supervising process owns them and
-   * hands each accepted connection over (acceptConnection), so that its drain can empty the
-   * kernel's accept queue before anything is closed. @default true
+   * Bind the data-plane listeners. A cluster worker binds them beside its siblings where
+   * SO_REUSEPORT is available (SharedListeners); elsewhere it binds none (false): the supervising
+   * process owns them and hands each accepted connection over (acceptConnection), so that its
+   * drain can empty the kernel's accept queue before anything is closed. @default true
    */
-  readonly dataPlaneListeners?: boolean;
+  readonly dataPlaneListeners?: boolean | SharedListeners;
   /**
    * Give memory back after a burst (idle-memory.ts): once nothing has been admitted for idleMs
    * and nothing is in flight, and resident memory has grown by growthBytes since the last time, one
    * memory-reducing garbage collection. Unset, or idleMs 0: off.
    */
   readonly idleReclaim?: { readonly idleMs: number; readonly growthBytes?: number; readonly gc?: GcFunction };
+}
+
+/** A cluster worker's data-plane listeners, bound beside its siblings' on the same ports (SO_REUSEPORT). */
+export interface SharedListeners {
+  /** Listening sockets per port in this process. */
+  readonly sockets: number;
+  /**
+   * The ports the first worker bound, which this one joins. Absent for the first worker: it binds
+   * the config's ports, refusing one that something already listens on.
+   */
+  readonly ports?: Omit<ProxyPorts, 'admin'>;
 }
 
 export interface ProxyPorts {
@@ -254,12 +266,17 @@ class Proxy implements ProxyHandle {
     let httpPort = 0;
     let tlsPort: number | undefined;
     const tcpPorts: number[] = [];
-    if (this.options.dataPlaneListeners !== false) {
-      const sockets = acceptSocketsPerPort(l);
-      httpPort = await this.listenDataPlane(() => dataPlaneServer((s) => this.onHttpConnection(s)), l.http.port, bind, sockets);
-      if (l.tls) tlsPort = await this.listenDataPlane(() => dataPlaneServer((s) => this.onTlsConnection(s)), l.tls.port, bind, sockets);
+    const own = this.options.dataPlaneListeners ?? true;
+    if (own !== false) {
+      const shared = own === true ? undefined : own;
+      const sockets = shared?.sockets ?? acceptSocketsPerPort(l);
+      const join = shared?.ports;
+      const share = { reusePort: shared !== undefined, join: join !== undefined };
+      const listen = (make: () => net.Server, port: number) => this.listenDataPlane(make, port, bind, sockets, share);
+      httpPort = await listen(() => dataPlaneServer((s) => this.onHttpConnection(s)), join?.http ?? l.http.port);
+      if (l.tls) tlsPort = await listen(() => dataPlaneServer((s) => this.onTlsConnection(s)), join?.tls ?? l.tls.port);
       for (let i = 0; i < l.tcp.length; i++) {
-        tcpPorts.push(await this.listenDataPlane(() => dataPlaneServer((s) => this.onTcpConnection(s, i)), l.tcp[i].port, bind, sockets));
+        tcpPorts.push(await listen(() => dataPlaneServer((s) => this.onTcpConnection(s, i)), join?.tcp[i] ?? l.tcp[i].port));
       }
     }
     this.adminServer = createAdminServer({
@@ -276,9 +293,11 @@ class Proxy implements ProxyHandle {
       this.materialWatcher = new MaterialWatcher(() => this.reloadMaterial(), this.options.pollIntervalMs ?? 2_000);
       this.materialWatcher.track(this.material.files, this.material.hash);
     }
-    if (this.options.dataPlaneListeners === false) {
-      // A worker: the supervisor listens, and says 'started' with the ports once every worker serves.
-      this.ctx.logger.info({ event: 'worker-serving', gateway: config.gateway, generation: this.generation }, 'egress proxy worker serving');
+    if (own !== true) {
+      // A worker: the supervisor says 'started' with the ports once every worker serves.
+      this.ctx.logger.info({
+        event: 'worker-serving', ...(own ? { ports: this.ports, acceptSockets: own.sockets } : {}), gateway: config.gateway, generation: this.generation,
+      }, 'egress proxy worker serving');
     } else {
       this.ctx.logger.info({
         event: 'started', ports: this.ports, acceptSockets: acceptSocketsPerPort(config.listeners), gateway: config.gateway, generation: this.generation,
@@ -360,8 +379,8 @@ class Proxy implements ProxyHandle {
   }
 
 
-  private async listenDataPlane(make: () => net.Server, port: number, host: string, sockets: number): Promise<number> {
-    const bound = await listenDataPlane(make, port, host, (err) => this.ctx.logger.error({ err }, 'listener error'), sockets);
+  private async listenDataPlane(make: () => net.Server, port: number, host: string, sockets: number, share: ShareOptions): Promise<number> {
+    const bound = await listenDataPlane(make, port, host, (err) => this.ctx.logger.error({ err }, 'listener error'), sockets, share);
     this.servers.push(...bound.servers);
     return bound.port;
   }

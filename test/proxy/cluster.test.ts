@@ -1,14 +1,18 @@
 // The bundled proxy with `workers: 2` as real processes on loopback: both workers serve one
 // listener, /metrics sums them in one scrape, reloads are applied or rejected by every worker,
-// and SIGTERM drains every worker's in-flight requests before the supervisor exits 0.
+// and SIGTERM drains every worker's in-flight requests before the supervisor exits 0. Each test
+// runs on this Node and on the image's (scripts/fetch-node.sh): where SO_REUSEPORT is available
+// (Node 22.12+ on Linux) the workers bind the port beside each other, elsewhere the supervisor
+// accepts and hands each connection over.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { join, resolve } from 'node:path';
-import { collectJsonLines, eventually, startHttpsUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
+import { BUNDLE_RUNTIMES, acceptMode, collectJsonLines, eventually, startHttpsUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
 import { workerShare } from '../../src/proxy/cluster';
 import { validateConfig } from '../../src/proxy/config';
+import { listenersOnPort } from '../../src/proxy/listeners';
 
 // Several processes start, reload and drain per test; a shared machine needs more than the default.
 jest.setTimeout(90_000);
@@ -40,8 +44,10 @@ function writeConfigFile(file: string, content: unknown): void {
   renameSync(tmp, file);
 }
 
+let node = process.execPath;
+
 async function startBundle(file: string): Promise<Running> {
-  const child = spawn(process.execPath, [BUNDLE, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(node, [BUNDLE, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines = collectJsonLines<LogLine>(child.stdout!);
   // 'close', not 'exit': the last log lines are read by then.
   const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
@@ -52,7 +58,7 @@ async function startBundle(file: string): Promise<Running> {
   return { child, lines, ports, exited };
 }
 
-/** One request on a connection of its own, so the supervisor hands it to the next worker. */
+/** One request on a connection of its own: connections, not requests, are spread over the workers. */
 function get(port: number, path = '/'): Promise<{ status: number; body: string }> {
   return new Promise((resolveGet, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path, headers: { host: HOST }, agent: false }, (res) => {
@@ -107,6 +113,24 @@ function childPids(pid: number): number[] {
   return out;
 }
 
+/** Listening sockets on `port` held by each of these processes (from /proc/net/tcp and each one's fds). */
+function listenSocketsByPid(port: number, pids: readonly number[]): number[] {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'latin1').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[3] === '0A' && parseInt(f[1].slice(f[1].lastIndexOf(':') + 1), 16) === port) inodes.add(f[9]);
+    }
+  }
+  return pids.map((pid) => readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+    try {
+      return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '');
+    } catch {
+      return false;
+    }
+  }).length);
+}
+
 function accessLines(lines: LogLine[]): LogLine[] {
   return lines.filter((l) => l.msg === 'request');
 }
@@ -139,13 +163,27 @@ describe('workerShare', () => {
   });
 });
 
-describe('two workers (bundle)', () => {
+describe.each(BUNDLE_RUNTIMES)('two workers (bundle) on $name', (runtime) => {
+  let version = '';
+  beforeAll(() => {
+    ({ node, version } = runtime.resolve());
+  }, 300_000);
+
   test('both workers serve one listener; one scrape sums their counters to the requests sent', async () => {
     upstream = await startHttpsUpstream();
     const file = join(testPki().dir, 'cluster-serve.json');
     writeConfigFile(file, serviceConfig(upstream.port));
     const p = await startBundle(file);
     expect((await adminGet(p.ports.admin, '/ready')).status).toBe(200);
+    // Who holds the port's listening sockets: each worker its share, or the supervisor all of them.
+    const started = p.lines.find((l) => l.event === 'started' && l.worker === 0)!;
+    const mode = acceptMode(version);
+    expect(started.accept).toBe(mode);
+    expect(listenersOnPort(p.ports.http)).toBe(started.acceptSockets);
+    const workers = childPids(p.child.pid!);
+    const total = started.acceptSockets as number;
+    expect(listenSocketsByPid(p.ports.http, [p.child.pid!, ...workers]))
+      .toEqual(mode === 'workers' ? [0, total / 2, total / 2] : [total, 0, 0]);
 
     const sent = 24;
     const results = await Promise.all(Array.from({ length: sent }, (_, i) => get(p.ports.http, `/r${i}`)));
@@ -268,7 +306,8 @@ describe('two workers (bundle)', () => {
     writeConfigFile(file, serviceConfig(upstream.port, { timeouts: { shutdownGraceMs: 15_000, drainDelayMs: 0 } }));
     const p = await startBundle(file);
 
-    const inflight = 6;
+    // Enough that both workers hold some, however the kernel spreads the connections.
+    const inflight = 16;
     const pending = Array.from({ length: inflight }, (_, i) => get(p.ports.http, `/slow${i}`));
     await eventually(() => held.length === inflight, 5_000, 'requests at the upstream');
 
@@ -298,11 +337,22 @@ describe('two workers (bundle)', () => {
     expect(workers).toHaveLength(2);
     process.kill(workers[0], 'SIGKILL');
     await eventually(() => p.lines.some((l) => l.event === 'worker-exited'), 5_000, 'the supervisor sees the exit');
-    await eventually(async () => (await adminGet(p.ports.admin, '/ready')).status === 200 && childPids(p.child.pid!).length === 2, 10_000, 'a replacement serving');
+    // The replacement has logged that it serves, and the supervisor counts it ready (the pod is
+    // ready with one worker too, until the replacement is forked 100 ms after the exit).
+    await eventually(async () => p.lines.filter((l) => l.event === 'worker-serving').length === 3
+      && (await adminGet(p.ports.admin, '/ready')).status === 200, 10_000, 'a replacement serving');
     const metrics = (await adminGet(p.ports.admin, '/metrics')).body;
     expect(sample(metrics, 'egress_worker_restarts_total')).toBe(1);
     expect(sample(metrics, 'egress_workers_ready')).toBe(2);
     expect(await count()).toBe(10);
+    // The replacement holds the port as the one it replaced did.
+    const started = p.lines.find((l) => l.event === 'started' && l.worker === 0)!;
+    expect(listenersOnPort(p.ports.http)).toBe(started.acceptSockets);
+    const now = childPids(p.child.pid!);
+    expect(now).not.toContain(workers[0]);
+    const total = started.acceptSockets as number;
+    expect(listenSocketsByPid(p.ports.http, [p.child.pid!, ...now]))
+      .toEqual(acceptMode(version) === 'workers' ? [0, total / 2, total / 2] : [total, 0, 0]);
     const results = await Promise.all(Array.from({ length: 10 }, () => get(p.ports.http)));
     expect(results.every((r) => r.status === 200)).toBe(true);
     expect(await count()).toBe(20);
@@ -311,13 +361,34 @@ describe('two workers (bundle)', () => {
   test('an invalid config at startup: exit 1 before any worker starts', () => {
     const file = join(testPki().dir, 'cluster-bad.json');
     writeConfigFile(file, { ...testConfig({ workers: 2 }), timeouts: { idleMs: -5 } });
-    const r = spawnSync(process.execPath, [BUNDLE, '--config', file], { encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync(node, [BUNDLE, '--config', file], { encoding: 'utf8', timeout: 20_000 });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('$.timeouts.idleMs');
     expect(r.stdout).not.toContain('"event":"started"');
   });
 
-  test('a TCP listener: the supervisor hands its connections to both workers; a client that half-closes still gets its answer', async () => {
+  test('a data-plane port something else listens on: exit 1 naming the port, nothing left listening', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const file = join(testPki().dir, 'cluster-taken.json');
+      writeConfigFile(file, testConfig({ workers: 2, listeners: { bindAddress: '127.0.0.1', http: { port }, admin: { port: 0 } } }));
+      const child = spawn(node, [BUNDLE, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      const lines = collectJsonLines<LogLine>(child.stdout!);
+      const code = await new Promise<number | null>((r) => child.once('close', (c) => r(c)));
+      expect(code).toBe(1);
+      expect(JSON.stringify(lines)).toContain('EADDRINUSE');
+      expect(JSON.stringify(lines)).toContain(String(port));
+      expect(lines.some((l) => l.event === 'started')).toBe(false);
+      expect(listenersOnPort(port)).toBe(1);
+    } finally {
+      await new Promise<void>((r) => taken.close(() => r()));
+    }
+  });
+
+  test('a TCP listener: its connections reach both workers; a client that half-closes still gets its answer', async () => {
     const echo = net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
     try {
@@ -333,7 +404,7 @@ describe('two workers (bundle)', () => {
       }));
       const { lines } = await startBundle(file);
       const tcpPort = (lines.find((l) => l.event === 'started' && l.worker === 0)!.ports as { tcp: number[] }).tcp[0];
-      const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => new Promise<string>((resolveAnswer, reject) => {
+      const answers = await Promise.all(Array.from({ length: 16 }, (_, i) => new Promise<string>((resolveAnswer, reject) => {
         const client = net.connect({ host: '127.0.0.1', port: tcpPort, allowHalfOpen: true });
         let got = '';
         client.setEncoding('utf8');
@@ -343,8 +414,8 @@ describe('two workers (bundle)', () => {
         // Written and half-closed at once: the worker gets a socket whose client has already sent FIN.
         client.end(`message ${i}`);
       })));
-      expect(answers).toEqual(Array.from({ length: 6 }, (_, i) => `message ${i}`));
-      await eventually(() => lines.filter((l) => l.msg === 'connection').length === 6, 10_000, 'connection log lines');
+      expect(answers).toEqual(Array.from({ length: 16 }, (_, i) => `message ${i}`));
+      await eventually(() => lines.filter((l) => l.msg === 'connection').length === 16, 10_000, 'connection log lines');
       const workersServing = new Set(lines.filter((l) => l.msg === 'connection').map((l) => l.worker));
       expect([...workersServing].sort()).toEqual([1, 2]);
     } finally {

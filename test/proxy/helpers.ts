@@ -12,17 +12,18 @@
  *   addressPolicy.allowCidrs ['127.0.0.0/8'] so vetted loopback upstreams are reachable.
  * - startTestProxy(): startProxy() with those seams and a silent (or captured) logger.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import pino from 'pino';
 import { request as undiciRequest } from 'undici';
+import { reusePortSupported } from '../../src/proxy/listeners';
 import type { ResolvedAddress, Resolver } from '../../src/proxy/resolve';
 import type { Dialer } from '../../src/proxy/runtime';
 import { startProxy, type ProxyHandle, type StartProxyOptions } from '../../src/proxy/server';
@@ -438,4 +439,35 @@ export function collectJsonLines<T = Record<string, unknown>>(stream: NodeJS.Rea
     }
   });
   return lines;
+}
+
+/** A Node to run the bundled proxy on: its path and version. */
+export interface BundleRuntime {
+  readonly name: string;
+  /** The path and version (fetching it the first time). */
+  readonly resolve: () => { node: string; version: string };
+}
+
+/** The image's Node, fetched once into the repository's cache (.image/node) by scripts/fetch-node.sh. */
+function imageNode(): { node: string; version: string } {
+  const r = spawnSync('bash', [resolvePath(__dirname, '../../scripts/fetch-node.sh')], { encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) throw new Error(`scripts/fetch-node.sh failed: ${r.stderr}`);
+  const node = r.stdout.trim();
+  return { node, version: spawnSync(node, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim() };
+}
+
+/**
+ * The Nodes the process-level tests run the bundle on: this one, and on Linux the image's. Where
+ * one has SO_REUSEPORT (22.12+) and the other not, both ways of sharing a port are tested: several
+ * sockets per port and workers binding it beside each other, or one socket and a supervisor that
+ * accepts for its workers.
+ */
+export const BUNDLE_RUNTIMES: readonly BundleRuntime[] = [
+  { name: `this Node (${process.versions.node})`, resolve: () => ({ node: process.execPath, version: process.versions.node }) },
+  ...(process.platform === 'linux' ? [{ name: "the image's Node", resolve: imageNode }] : []),
+];
+
+/** How a Node of this version shares the ports among workers (the supervisor's 'started' line says it as `accept`). */
+export function acceptMode(version: string): 'workers' | 'supervisor' {
+  return reusePortSupported(version) ? 'workers' : 'supervisor';
 }

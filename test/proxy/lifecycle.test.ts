@@ -6,7 +6,7 @@ import { readdirSync, existsSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { join, resolve } from 'node:path';
-import { collectJsonLines, eventually, sample, scrape, startHttpUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
+import { BUNDLE_RUNTIMES, collectJsonLines, eventually, sample, scrape, startHttpUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
 
 const BUNDLE = resolve(__dirname, '../../assets/proxy/main/index.js');
 const HOST = 'api.test.example.egress.local';
@@ -38,10 +38,10 @@ afterEach(async () => {
   upstream = undefined;
 });
 
-async function startBundle(name: string, config: Record<string, unknown>): Promise<RunningProxy> {
+async function startBundle(name: string, config: Record<string, unknown>, node = process.execPath): Promise<RunningProxy> {
   const file = join(testPki().dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(config));
-  const child = spawn(process.execPath, [BUNDLE, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(node, [BUNDLE, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines = collectJsonLines(child.stdout!);
   child.stderr!.resume();
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
@@ -132,7 +132,7 @@ function getOnNewConnection(port: number): Promise<string> {
   }).finally(() => agent.destroy());
 }
 
-async function sigtermUnderLoad(run: number, delayMs: number, workers: number): Promise<RunResult> {
+async function sigtermUnderLoad(run: number, delayMs: number, workers: number, node: string): Promise<RunResult> {
   running = await startBundle(`sigterm-${workers}-${run}`, testConfig({
     workers,
     externalServices: [testService('api', 'api.test.example', {
@@ -140,7 +140,7 @@ async function sigtermUnderLoad(run: number, delayMs: number, workers: number): 
     })],
     // A grace long enough for a loaded machine: the claim is that nothing received is reset.
     timeouts: { drainDelayMs: delayMs, shutdownGraceMs: 30_000 },
-  }));
+  }), node);
   const { child, ports } = running;
   const requests = Array.from({ length: 200 }, () => getOnNewConnection(ports.http));
   await new Promise((r) => setTimeout(r, 300));
@@ -157,10 +157,14 @@ async function sigtermUnderLoad(run: number, delayMs: number, workers: number): 
 }
 
 describe('SIGTERM under load (item: draining never resets a received request)', () => {
-  // One process, and two workers behind a supervisor that accepts for them (cluster.ts): there the
-  // supervisor's accept queue is the one to empty, and the workers hear SIGTERM before the
-  // connections still on their way to them.
-  test.each([1, 2])('workers %d: 200 concurrent 1 s GETs on new connections, SIGTERM 300 ms in, 20 runs: every one answered, Connection: close, exit 0', async (workers) => {
+  // One process, and two workers (cluster.ts), on each runtime. Where SO_REUSEPORT is missing the
+  // supervisor accepts for the workers: its accept queue is the one to empty, and the workers hear
+  // SIGTERM before the connections still on their way to them. Where it is there, the single
+  // process empties the queues of its several sockets on the port, and each worker those of its
+  // own while its sibling still listens.
+  const cases = BUNDLE_RUNTIMES.flatMap((runtime) => [1, 2].map((workers) => ({ runtime, workers })));
+  test.each(cases)('workers $workers on $runtime.name: 200 concurrent 1 s GETs on new connections, SIGTERM 300 ms in, 20 runs: every one answered, Connection: close, exit 0', async ({ runtime, workers }) => {
+    const { node } = runtime.resolve();
     upstream = await startHttpUpstream((_req, res) => {
       setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('slow done'), 1_000);
     });
@@ -172,7 +176,7 @@ describe('SIGTERM under load (item: draining never resets a received request)', 
       // back for hundreds of milliseconds, and a wave arriving as the delay ends meets the
       // listener closing, a race no server can win (Kubernetes stops sending well before).
       const delayMs = run % 2 === 0 ? 0 : 1_500;
-      results.push(await sigtermUnderLoad(run, delayMs, workers));
+      results.push(await sigtermUnderLoad(run, delayMs, workers, node));
     }
     const expected = (n: number) => ({ 'ok connection:close': n });
     expect(results).toEqual(Array.from({ length: 20 }, (_, run) => ({ outcomes: expected(run % 2 === 0 ? 200 : 250), exitCode: 0 })));

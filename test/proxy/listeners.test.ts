@@ -119,7 +119,7 @@ test('several sockets on a port something already listens on: refused before bin
     const s = net.createServer();
     made.push(s);
     return s;
-  }, 40_125, '127.0.0.1', () => undefined, 4, [table])).rejects.toThrow(
+  }, 40_125, '127.0.0.1', () => undefined, 4, { procFiles: [table] })).rejects.toThrow(
     'listen EADDRINUSE: port 40125 already has a listening socket (on some address); stop what listens there or choose another port',
   );
   expect(made).toHaveLength(0);
