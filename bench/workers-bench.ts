@@ -1,8 +1,10 @@
 // 1 worker against 2 (`workers` in the proxy config): wrk at 256 connections through the bundled
 // proxy to a local HTTPS upstream (verified TLS, keep-alive, 95-byte body), rows interleaved.
 // Per row: req/s, p50/p99, errors, CPU µs per request of every proxy process (supervisor and
-// workers, utime+stime from /proc), and a fixed-count phase whose requests must equal the
-// aggregated /metrics counter. Loopback only; every process it starts is stopped by PID.
+// workers, utime+stime from /proc), who accepts the connections (the workers or the supervisor,
+// from the 'started' line), and a fixed-count phase whose requests must equal the aggregated
+// /metrics counter. BENCH_PROXY_B adds a second build's rows, interleaved with the first's.
+// Loopback only; every process it starts is stopped by PID.
 import { execFileSync, spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
@@ -22,9 +24,16 @@ const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 3);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
 const COUNTED_REQUESTS = Number(process.env.BENCH_COUNTED_REQUESTS ?? 20_000);
 const WORKER_COUNTS = (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number);
+const BUILDS: ReadonlyArray<{ name: string; bundle: string }> = [
+  { name: 'A', bundle: BUNDLE },
+  ...(process.env.BENCH_PROXY_B ? [{ name: 'B', bundle: path.resolve(process.env.BENCH_PROXY_B) }] : []),
+];
 
 interface Row {
+  readonly build: string;
   readonly workers: number;
+  /** Who accepts: 'workers', 'supervisor', or 'single' (one process). */
+  readonly accept: string;
   readonly rps: number;
   readonly requests: number;
   readonly p50: string;
@@ -128,14 +137,21 @@ function wrk(port: number, seconds: number): { requests: number; rps: number; p5
   };
 }
 
-async function runRow(workers: number, upstreamPort: number, caFile: string, dir: string): Promise<Row> {
+/** A wrk latency ("850.00us", "12.34ms", "1.02s") in milliseconds. */
+function latencyMs(text: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(text);
+  if (!m) return NaN;
+  return Number(m[1]) * (m[2] === 'us' ? 1e-3 : m[2] === 's' ? 1e3 : 1);
+}
+
+async function runRow(build: { name: string; bundle: string }, workers: number, upstreamPort: number, caFile: string, dir: string): Promise<Row> {
   const [httpPort, adminPort] = await freePorts(2);
   const file = path.join(dir, `config-${workers}.json`);
   fs.writeFileSync(file, JSON.stringify(config(workers, { http: httpPort, admin: adminPort }, upstreamPort, caFile)));
-  const logFile = path.join(dir, `proxy-${workers}.log`);
+  const logFile = path.join(dir, `proxy-${build.name}-${workers}.log`);
   const log = fs.openSync(logFile, 'w');
   // The access log goes to a file, as a node's log collector would read it, not through this process.
-  const proxy: ChildProcess = spawn(process.execPath, [BUNDLE, '--config', file], { stdio: ['ignore', log, 'inherit'] });
+  const proxy: ChildProcess = spawn(process.execPath, [build.bundle, '--config', file], { stdio: ['ignore', log, 'inherit'] });
   fs.closeSync(log);
   try {
     await waitFor(`proxy with ${workers} worker(s)`, 20_000, async () => (await adminGet(adminPort, '/ready').catch(() => ({ status: 0 }))).status === 200);
@@ -164,8 +180,11 @@ async function runRow(workers: number, upstreamPort: number, caFile: string, dir
       const w = /"worker":(\d+)/.exec(line)?.[1] ?? '-';
       perWorker.set(w, (perWorker.get(w) ?? 0) + 1);
     }
+    const started = fs.readFileSync(logFile, 'utf8').split('\n').find((l) => l.includes('"event":"started"')) ?? '';
     return {
+      build: build.name,
       workers,
+      accept: workers > 1 ? (/"accept":"(\w+)"/.exec(started)?.[1] ?? 'supervisor') : 'single',
       rps: load.rps,
       requests: load.requests,
       p50: load.p50,
@@ -188,7 +207,7 @@ async function runRow(workers: number, upstreamPort: number, caFile: string, dir
 }
 
 async function main(): Promise<void> {
-  if (!fs.existsSync(BUNDLE)) throw new Error(`no bundle at ${BUNDLE}: run npx projen bundle`);
+  for (const b of BUILDS) if (!fs.existsSync(b.bundle)) throw new Error(`no bundle at ${b.bundle}: run npx projen bundle`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'egress-workers-bench-'));
   const pki = makePki(dir, UPSTREAM_NAME);
   const upstream = Child.start('upstream', path.join(__dirname, 'https-upstream.js'), [pki.keyFile, pki.certFile, String(BODY_BYTES)]);
@@ -197,22 +216,26 @@ async function main(): Promise<void> {
     const { port } = await upstream.firstJsonLine<{ port: number }>(10_000);
     for (let r = 0; r < REPEATS; r++) {
       for (const w of WORKER_COUNTS) {
-        const row = await runRow(w, port, pki.caFile, dir);
-        rows.push(row);
-        process.stderr.write(`repeat ${r + 1}, ${w} worker(s): ${row.rps.toFixed(0)} req/s, ${row.cpuMicrosPerRequest.toFixed(0)} µs/req\n`);
+        for (const b of BUILDS) {
+          const row = await runRow(b, w, port, pki.caFile, dir);
+          rows.push(row);
+          process.stderr.write(`repeat ${r + 1}, build ${b.name}, ${w} worker(s): ${row.rps.toFixed(0)} req/s, ${row.cpuMicrosPerRequest.toFixed(0)} µs/req\n`);
+        }
       }
     }
   } finally {
     await upstream.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const head = ['workers', 'req/s', 'requests', 'p50', 'p99', 'errors', 'proxy CPU µs/req', 'proxy RSS MiB', 'counted: sent / /metrics / per worker'];
+  const head = ['build', 'workers', 'accept', 'req/s', 'requests', 'p50', 'p99', 'p99/p50', 'errors', 'proxy CPU µs/req', 'proxy RSS MiB',
+    'counted: sent / /metrics / per worker'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---:').join('|')}|`];
   for (const r of rows) {
-    lines.push(`| ${[r.workers, r.rps.toFixed(0), r.requests, r.p50, r.p99, r.errors, r.cpuMicrosPerRequest.toFixed(0), r.rssMiB.toFixed(0),
-      `${r.counted.sent} / ${r.counted.counter} / ${r.counted.perWorker}`].join(' | ')} |`);
+    lines.push(`| ${[r.build, r.workers, r.accept, r.rps.toFixed(0), r.requests, r.p50, r.p99, (latencyMs(r.p99) / latencyMs(r.p50)).toFixed(1), r.errors,
+      r.cpuMicrosPerRequest.toFixed(0), r.rssMiB.toFixed(0), `${r.counted.sent} / ${r.counted.counter} / ${r.counted.perWorker}`].join(' | ')} |`);
   }
-  process.stdout.write(`wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, ${BODY_BYTES}-byte body, ${os.cpus().length} cores shared by wrk, upstream and proxy\n${lines.join('\n')}\n`);
+  const builds = BUILDS.map((b) => `${b.name} = ${b.bundle}`).join(', ');
+  process.stdout.write(`wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, ${BODY_BYTES}-byte body, ${os.cpus().length} cores shared by wrk, upstream and proxy; Node ${process.versions.node}; ${builds}\n${lines.join('\n')}\n`);
   if (rows.some((r) => r.counted.sent !== r.counted.counter)) {
     process.stderr.write('aggregated /metrics counter differs from the requests sent\n');
     process.exitCode = 1;
