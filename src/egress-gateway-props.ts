@@ -347,10 +347,11 @@ export interface EgressGatewayProps {
   readonly resources?: kplus.ContainerResources;
 
   /**
-   * Proxy processes per pod. Above 1, a supervising process owns the listeners and the admin
-   * port and hands each client connection to one of the workers (node:cluster, round robin);
-   * `/metrics` sums every worker's counters in one scrape, a config change is applied by all
-   * workers or rejected by all, and SIGTERM drains every worker within `shutdownGrace`.
+   * Proxy processes per pod. Above 1, a supervising process owns the admin port and forks the
+   * workers (node:cluster), which bind the client ports beside each other (SO_REUSEPORT: the
+   * kernel spreads new connections over them); `/metrics` sums every worker's counters in one
+   * scrape, a config change is applied by all workers or rejected by all, and SIGTERM drains
+   * every worker within `shutdownGrace`.
    *
    * A worker is one Node process and uses at most one core: without `resources` the CPU
    * request and limit follow the count; with them, a CPU limit below the count is an error.
