@@ -82,11 +82,46 @@ function destinationHost(raw: string, allowIp: boolean): string {
   return name;
 }
 
-/** The egress suffixes of a config, precompiled as '.suffix' for endsWith checks. */
+/** Origin-form Host values a SuffixMatcher remembers; past this many it forgets them all and starts over. */
+const AUTHORITY_MEMO_MAX = 1024;
+
+/** The destination an origin-form Host names: the name under the suffix, and the port if given. */
+export interface OriginAuthority {
+  readonly host: string;
+  readonly port?: number;
+}
+
+/**
+ * The egress suffixes of a config, precompiled as '.suffix' for endsWith checks, and the Host
+ * values already classified under them (a client sends the same few on every request).
+ */
 export class SuffixMatcher {
   private readonly dotted: readonly string[];
+  private readonly authorities = new Map<string, OriginAuthority>();
   constructor(suffixes: readonly string[]) {
     this.dotted = suffixes.map((s) => `.${s.toLowerCase().replace(/^\.+|\.+$/g, '')}`);
+  }
+
+  /**
+   * What an origin-form request's Host names. Throws BAD_REQUEST for a malformed one and
+   * UNKNOWN_NAME for one under no suffix; only accepted values are remembered, at most
+   * AUTHORITY_MEMO_MAX, so junk costs its own work each time and no more memory.
+   */
+  public origin(authority: string): OriginAuthority {
+    const known = this.authorities.get(authority);
+    if (known !== undefined) return known;
+    const hp = splitHostPort(authority);
+    if (!hp) throw new EgressError('BAD_REQUEST', 'malformed Host header');
+    const ascii = toALabels(hp.host);
+    if (ascii === undefined) throw new EgressError('BAD_REQUEST', 'invalid host name');
+    const lower = ascii.toLowerCase().replace(/\.$/, '');
+    const name = this.strip(lower);
+    if (name === undefined) throw new EgressError('UNKNOWN_NAME');
+    const host = destinationHost(name, false);
+    const origin: OriginAuthority = hp.port === undefined ? { host } : { host, port: hp.port };
+    if (this.authorities.size >= AUTHORITY_MEMO_MAX) this.authorities.clear();
+    this.authorities.set(authority, origin);
+    return origin;
   }
   /** The name without its suffix, or undefined when no suffix matches. Input is lower case. */
   public strip(name: string): string | undefined {
@@ -183,17 +218,11 @@ export function classifyHttp(
   if (req.url.startsWith('/')) {
     pathAndQuery = req.url;
     if (!authority) throw new EgressError('BAD_REQUEST', 'missing Host header');
-    const hp = splitHostPort(authority);
-    if (!hp) throw new EgressError('BAD_REQUEST', 'malformed Host header');
-    const ascii = toALabels(hp.host);
-    if (ascii === undefined) throw new EgressError('BAD_REQUEST', 'invalid host name');
-    const lower = ascii.toLowerCase().replace(/\.$/, '');
-    const name = suffixes.strip(lower);
-    if (name === undefined) throw new EgressError('UNKNOWN_NAME');
-    host = destinationHost(name, false);
+    const origin = suffixes.origin(authority);
+    host = origin.host;
     // The gateway Service exposes every HTTP-family service port (gRPC on 9000, say) on this one
     // listener; only the Host port tells them apart, and it names the service port to use.
-    if (hp.port !== undefined) port = hp.port;
+    if (origin.port !== undefined) port = origin.port;
   } else {
     if (!forwardProxy) throw new EgressError('UNKNOWN_NAME', 'absolute-form request without forwardProxy');
     let url: URL;

@@ -79,13 +79,7 @@ export async function resolveAndVet(
   resolver: Resolver, host: string, timeoutMs: number, vetter: AddressVetter, exempt = false,
 ): Promise<VettedAddresses> {
   const started = performance.now();
-  let answers: readonly ResolvedAddress[];
-  const family = isIP(host);
-  if (family !== 0) {
-    answers = [{ address: host, family }];
-  } else {
-    answers = resolver.settled?.(host) ?? await withTimeout(resolver(host), timeoutMs);
-  }
+  const answers = literalAnswer(host) ?? resolver.settled?.(host) ?? await withTimeout(resolver(host), timeoutMs);
   const dnsMs = performance.now() - started;
   // A cached answer is the same array until it expires: vetted once per vetter (a reload brings a new one).
   const memo = vetted.get(answers);
@@ -119,12 +113,31 @@ export async function resolveAndVet(
     }
   }
   const result = { addresses, refused, wouldRefuse, dnsMs };
-  if (family === 0) vetted.set(answers, { host, vetter, exempt, result: error ? undefined : result, error });
+  vetted.set(answers, { host, vetter, exempt, result: error ? undefined : result, error });
   if (error) throw error;
   return result;
 }
 
-/** The verdicts on a resolver's answer (an array kept until its TTL ends), by the vetter that gave them. */
+/**
+ * An IP literal's answer: itself, as one array per literal so that its verdict is remembered as a
+ * resolver's answer is. Literals also come from clients (forward-proxy requests): at most
+ * LITERAL_ANSWERS_MAX are kept, then all are forgotten at once. Undefined for a name.
+ */
+function literalAnswer(host: string): readonly ResolvedAddress[] | undefined {
+  const known = literalAnswers.get(host);
+  if (known !== undefined) return known;
+  const family = isIP(host);
+  if (family === 0) return undefined;
+  if (literalAnswers.size >= LITERAL_ANSWERS_MAX) literalAnswers.clear();
+  const answers = [{ address: host, family }];
+  literalAnswers.set(host, answers);
+  return answers;
+}
+
+const LITERAL_ANSWERS_MAX = 1024;
+const literalAnswers = new Map<string, readonly ResolvedAddress[]>();
+
+/** The verdicts on a resolver's answer (an array kept until its TTL ends) or a literal's, by the vetter that gave them. */
 const vetted = new WeakMap<readonly ResolvedAddress[], {
   readonly host: string;
   readonly vetter: AddressVetter;

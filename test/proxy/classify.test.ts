@@ -207,3 +207,34 @@ describe('classifyConnect and classifySni', () => {
     expect(codeOf(() => classifySni('bad name', 443))).toBe('BAD_REQUEST');
   });
 });
+
+describe('SuffixMatcher.origin: Host values classified once', () => {
+  test('a repeated Host is answered from memory, with the same result as the first time', () => {
+    const m = new SuffixMatcher(['egress.local']);
+    const first = m.origin('API.GitHub.com.egress.local.:9000');
+    expect(first).toEqual({ host: 'api.github.com', port: 9000 });
+    expect(m.origin('API.GitHub.com.egress.local.:9000')).toBe(first);
+    // Another spelling is its own entry, and the port stays with the spelling that had it.
+    expect(m.origin('api.github.com.egress.local')).toEqual({ host: 'api.github.com' });
+    expect(m.origin('b\u00fccher.example.egress.local')).toEqual({ host: 'xn--bcher-kva.example' });
+  });
+
+  test('refusals are thrown every time, never remembered', () => {
+    const m = new SuffixMatcher(['egress.local']);
+    for (let i = 0; i < 2; i++) {
+      expect(() => m.origin('api.github.com')).toThrow(expect.objectContaining({ code: 'UNKNOWN_NAME' }));
+      expect(() => m.origin('bad_-.egress.local:99999')).toThrow(expect.objectContaining({ code: 'BAD_REQUEST' }));
+      expect(() => m.origin('127.0.0.1.egress.local:80')).toThrow('IP literal under an egress suffix');
+      expect(() => m.origin('-a.egress.local')).toThrow(expect.objectContaining({ code: 'BAD_REQUEST' }));
+    }
+  });
+
+  test('past 1,024 names the memory starts over: every answer stays right', () => {
+    const m = new SuffixMatcher(['egress.local']);
+    const first = m.origin('n0.example.egress.local');
+    for (let i = 1; i <= 1_100; i++) expect(m.origin(`n${i}.example.egress.local:${1 + (i % 65535)}`)).toEqual({ host: `n${i}.example`, port: 1 + (i % 65535) });
+    const again = m.origin('n0.example.egress.local');
+    expect(again).toEqual(first);
+    expect(again).not.toBe(first);
+  });
+});

@@ -146,6 +146,34 @@ describe('resolveAndVet on a cached answer', () => {
     expect((await resolveAndVet(resolver, 'api.example.test', 1000, strict, true)).addresses).toEqual(['127.0.0.9', '10.1.2.3']);
   });
 
+  test('an IP literal: never resolved, vetted once per vetter, by that vetter\'s rules', async () => {
+    const refuse: Resolver = async () => {
+      throw new Error('an IP literal must not be resolved');
+    };
+    let vets = 0;
+    const counting = (policy: { allowCidrs: string[]; denyCidrs: string[] }) => {
+      const v = new AddressVetter(policy, []);
+      const vet = v.vet.bind(v);
+      v.vet = (a: string) => {
+        vets++;
+        return vet(a);
+      };
+      return v;
+    };
+    const loose = counting({ allowCidrs: ['127.0.0.0/8'], denyCidrs: [] });
+    for (let i = 0; i < 3; i++) expect((await resolveAndVet(refuse, '127.0.0.77', 1000, loose)).addresses).toEqual(['127.0.0.77']);
+    expect((await resolveAndVet(refuse, '::1', 1000, loose).catch((e: unknown) => e as EgressError) as EgressError).code).toBe('ADDRESS_REFUSED');
+    expect(vets).toBe(2);
+    // A reload's vetter judges the same literal afresh; the first one's verdict still holds for it.
+    const strict = counting({ allowCidrs: ['127.0.0.10/32'], denyCidrs: [] });
+    expect(await codeOf(resolveAndVet(refuse, '127.0.0.77', 1000, strict))).toBe('ADDRESS_REFUSED');
+    expect(await codeOf(resolveAndVet(refuse, '127.0.0.77', 1000, strict))).toBe('ADDRESS_REFUSED');
+    expect((await resolveAndVet(refuse, '127.0.0.77', 1000, loose)).addresses).toEqual(['127.0.0.77']);
+    expect(vets).toBe(4);
+    // The exemption skips the vetter.
+    expect((await resolveAndVet(refuse, '127.0.0.77', 1000, strict, true)).addresses).toEqual(['127.0.0.77']);
+  });
+
   test('one answer array shared by two names: each refusal names its own host', async () => {
     const shared = [{ address: '10.9.9.9', family: 4 }];
     const resolver: Resolver = async () => shared;
