@@ -27,9 +27,10 @@ buildah_() {
 say() { echo "image-smoke: $*"; }
 fail() {
   echo "image-smoke: FAIL: $*" >&2
-  if [[ -s ${work:-/nonexistent}/proxy.log ]]; then
-    echo "image-smoke: --- proxy output (last 40 lines) ---" >&2
-    tail -n 40 "$work/proxy.log" >&2
+  local log=${work:-/nonexistent}/${proxy_log:-proxy.log}
+  if [[ -s $log ]]; then
+    echo "image-smoke: --- proxy output (last 40 lines of $(basename "$log")) ---" >&2
+    tail -n 40 "$log" >&2
   fi
   exit 1
 }
@@ -45,6 +46,66 @@ children_of() { # from /proc, so procps need not be installed
   done
 }
 descendants() { local c; for c in $(children_of "$1"); do echo "$c"; descendants "$c"; done; }
+
+# Listening sockets on a port, whoever holds them (the kernel's table; the container shares this
+# network namespace).
+listening_sockets() {
+  node -e '
+    const port = Number(process.argv[1]);
+    let n = 0;
+    for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+      let text = "";
+      try { text = require("node:fs").readFileSync(f, "latin1"); } catch { continue; }
+      for (const line of text.split("\n")) {
+        const c = line.trim().split(/\s+/);
+        if (c[3] === "0A" && parseInt(c[1].slice(c[1].lastIndexOf(":") + 1), 16) === port) n++;
+      }
+    }
+    console.log(n);' "$1"
+}
+
+# A field of the proxy's (the supervisor's, with workers) "started" log line.
+started_field() {
+  node -e '
+    const [file, field] = process.argv.slice(1);
+    const lines = require("node:fs").readFileSync(file, "utf8").split("\n").filter((l) => l.startsWith("{"));
+    const started = lines.map((l) => JSON.parse(l)).find((l) => l.event === "started" && !l.worker);
+    console.log(started ? started[field] : "none");' "$1" "$2"
+}
+
+# 64 connections at once to the proxy's HTTP port, one GET each to the pinned loopback upstream;
+# prints the statuses counted, fails unless every one is 200.
+burst() {
+  node -e '
+    const net = require("node:net");
+    const [port, host] = [Number(process.argv[1]), process.argv[2]];
+    const one = () => new Promise((resolve) => {
+      const c = net.connect(port, "127.0.0.1");
+      let got = "";
+      c.setTimeout(10000, () => c.destroy());
+      c.on("connect", () => c.write(`GET /burst HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
+      c.on("data", (d) => { got += d; });
+      c.on("error", () => undefined);
+      c.on("close", () => resolve(/^HTTP\/1\.1 \d{3} /.test(got) ? got.slice(9, 12) : "none"));
+    });
+    Promise.all(Array.from({ length: 64 }, one)).then((codes) => {
+      const by = {};
+      for (const c of codes) by[c] = (by[c] || 0) + 1;
+      console.log(JSON.stringify(by));
+      if (by[200] !== codes.length) process.exit(1);
+    });' "$1" "$UPSTREAM_NAME.$SUFFIX"
+}
+
+# SIGTERM to the proxy's main process; the container must end with status 0 within 10 s.
+stop_proxy() {
+  local rc=0
+  kill -TERM "$1"
+  for _ in $(seq 100); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$run_pid" 2>/dev/null; then fail "the proxy did not exit within 10 s of SIGTERM"; fi
+  wait "$run_pid" || rc=$?
+  run_pid=""
+  [[ $rc == 0 ]] || fail "the proxy exited with status $rc after SIGTERM"
+}
 
 cleanup() {
   set +e
@@ -332,53 +393,90 @@ say "metrics: $(grep -c '^outbound_' <<<"$metrics") outbound_* samples"
 # listeners.ts), so a burst of new connections is accepted several per event-loop turn; a burst
 # of 64 connections at once, spread over them by the kernel, is answered on every one (by the
 # pinned loopback upstream: a name the proxy had to resolve would send a query to the resolver).
-listening=$(node -e '
-  const port = Number(process.argv[1]);
-  let n = 0;
-  for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    let text = "";
-    try { text = require("node:fs").readFileSync(f, "latin1"); } catch { continue; }
-    for (const line of text.split("\n")) {
-      const c = line.trim().split(/\s+/);
-      if (c[3] === "0A" && parseInt(c[1].slice(c[1].lastIndexOf(":") + 1), 16) === port) n++;
-    }
-  }
-  console.log(n);' "$http_port")
+listening=$(listening_sockets "$http_port")
 (( listening > 1 )) || fail "the data-plane port $http_port has $listening listening socket(s) with the image's Node $node_version; expected several (SO_REUSEPORT)"
-reported=$(node -e '
-  const lines = require("node:fs").readFileSync(process.argv[1], "utf8").split("\n").filter((l) => l.startsWith("{"));
-  const started = lines.map((l) => JSON.parse(l)).find((l) => l.event === "started");
-  console.log(started ? started.acceptSockets : "none");' "$work/proxy.log")
+reported=$(started_field "$work/proxy.log" acceptSockets)
 [[ $reported == "$listening" ]] || fail "the proxy reports $reported accept sockets per port; the kernel shows $listening on port $http_port"
-burst=$(node -e '
-  const net = require("node:net");
-  const [port, host] = [Number(process.argv[1]), process.argv[2]];
-  const one = () => new Promise((resolve) => {
-    const c = net.connect(port, "127.0.0.1");
-    let got = "";
-    c.setTimeout(10000, () => c.destroy());
-    c.on("connect", () => c.write(`GET /burst HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
-    c.on("data", (d) => { got += d; });
-    c.on("error", () => undefined);
-    c.on("close", () => resolve(/^HTTP\/1\.1 \d{3} /.test(got) ? got.slice(9, 12) : "none"));
-  });
-  Promise.all(Array.from({ length: 64 }, one)).then((codes) => {
-    const by = {};
-    for (const c of codes) by[c] = (by[c] || 0) + 1;
-    console.log(JSON.stringify(by));
-    if (by[200] !== codes.length) process.exit(1);
-  });' "$http_port" "$UPSTREAM_NAME.$SUFFIX") || fail "a burst of 64 connections: not all answered 200 ($burst)"
+burst=$(burst "$http_port") || fail "a burst of 64 connections: not all answered 200 ($burst)"
 say "accept: $listening listening sockets on port $http_port; a burst of 64 connections all answered $burst"
 
 # --- SIGTERM: not ready, drain, exit 0 within the grace period
-kill -TERM "$proxy_pid"
-rc=0
-for _ in $(seq 100); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$run_pid" 2>/dev/null; then fail "the proxy did not exit within 10 s of SIGTERM"; fi
-wait "$run_pid" || rc=$?
-run_pid=""
-[[ $rc == 0 ]] || fail "the proxy exited with status $rc after SIGTERM"
+stop_proxy "$proxy_pid"
 say "SIGTERM: exited 0"
+
+# --- two workers (`workers: 2`, as an EgressGateway renders it for 2 CPUs): with the image's
+# Node each worker binds the port beside the other (SO_REUSEPORT), the supervisor holds none of
+# its sockets; a burst is answered, by both workers; SIGTERM drains both and the supervisor exits 0.
+read -r w_http_port w_admin_port < <(node -e '
+  const net = require("node:net");
+  const servers = [0, 1].map(() => net.createServer());
+  Promise.all(servers.map((s) => new Promise((r) => s.listen(0, "127.0.0.1", r)))).then(() => {
+    console.log(servers.map((s) => s.address().port).join(" "));
+    servers.forEach((s) => s.close());
+  });')
+node -e '
+  const fs = require("node:fs");
+  const [from, to, http, admin] = process.argv.slice(1);
+  const c = JSON.parse(fs.readFileSync(from, "utf8"));
+  c.workers = 2;
+  c.listeners.http.port = Number(http);
+  c.listeners.admin.port = Number(admin);
+  fs.writeFileSync(to, JSON.stringify(c));' "$cfg/config.json" "$cfg/config-workers.json" "$w_http_port" "$w_admin_port"
+chmod 0644 "$cfg/config-workers.json"
+workers_cmd=("${cmd[@]/\/etc\/egress\/config.json/\/etc\/egress\/config-workers.json}")
+proxy_log=workers.log
+buildah_ run --isolation chroot \
+  --mount "type=bind,src=$cfg,target=/etc/egress,ro" \
+  --mount "type=bind,src=$work/empty,target=/tmp,ro" \
+  --mount "type=bind,src=$work/empty,target=/home/nonroot,ro" \
+  "$ctr" -- "${entrypoint[@]}" "${workers_cmd[@]}" >"$work/workers.log" 2>&1 &
+run_pid=$!
+for _ in $(seq 200); do
+  [[ $(started_field "$work/workers.log" accept) != none ]] && break
+  kill -0 "$run_pid" 2>/dev/null || fail "the two-worker proxy exited at start"
+  sleep 0.1
+done
+accept=$(started_field "$work/workers.log" accept)
+[[ $accept == workers ]] || fail "with two workers on Node $node_version the 'started' line says accept \"$accept\", expected workers"
+# The supervisor: the image's node whose parent is not one (the workers are its children).
+supervisor_pid=""
+worker_pids=()
+for p in $(descendants "$run_pid"); do
+  [[ /proc/$p/exe -ef $rootfs$node_path ]] || continue
+  parent=$(awk '/^PPid:/{print $2}' "/proc/$p/status")
+  if [[ /proc/$parent/exe -ef $rootfs$node_path ]]; then worker_pids+=("$p"); else supervisor_pid=$p; fi
+done
+[[ -n $supervisor_pid && ${#worker_pids[@]} -eq 2 ]] || fail "expected a supervisor and 2 workers, found supervisor \"$supervisor_pid\" and workers \"${worker_pids[*]}\""
+w_listening=$(listening_sockets "$w_http_port")
+w_reported=$(started_field "$work/workers.log" acceptSockets)
+[[ $w_reported == "$w_listening" ]] || fail "two workers report $w_reported accept sockets; the kernel shows $w_listening on port $w_http_port"
+held=$(node -e '
+  // Listening sockets of the port in each process, by socket inode: /proc/net/tcp against /proc/<pid>/fd.
+  const fs = require("node:fs");
+  const [port, ...pids] = process.argv.slice(1).map(Number);
+  const inodes = new Set();
+  for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of fs.readFileSync(f, "latin1").split("\n").slice(1)) {
+      const c = line.trim().split(/\s+/);
+      if (c[3] === "0A" && parseInt(c[1].slice(c[1].lastIndexOf(":") + 1), 16) === port) inodes.add(c[9]);
+    }
+  }
+  console.log(pids.map((pid) => fs.readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+    try { return inodes.has((/^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`)) || [])[1]); } catch { return false; }
+  }).length).join(" "));' "$w_http_port" "$supervisor_pid" "${worker_pids[@]}")
+read -r held_supervisor held_w1 held_w2 <<<"$held"
+[[ $held_supervisor == 0 && $held_w1 -gt 0 && $held_w2 -gt 0 && $((held_w1 + held_w2)) == "$w_listening" ]] \
+  || fail "listening sockets held by supervisor, worker, worker: $held; expected none by the supervisor and all $w_listening by the workers"
+w_burst=$(burst "$w_http_port") || fail "two workers: a burst of 64 connections: not all answered 200 ($w_burst)"
+served=$(node -e '
+  const lines = require("node:fs").readFileSync(process.argv[1], "utf8").split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+  const by = {};
+  for (const l of lines) if (l.msg === "request" && l.path === "/burst") by[l.worker] = (by[l.worker] || 0) + 1;
+  console.log(Object.keys(by).sort().map((w) => `worker ${w}: ${by[w]}`).join(", "));' "$work/workers.log")
+[[ $served == *"worker 1:"*"worker 2:"* ]] || fail "two workers: the burst's access lines show \"$served\", expected both workers"
+stop_proxy "$supervisor_pid"
+say "two workers: accept $accept, $w_listening listening sockets on port $w_http_port held $held_w1 + $held_w2 by the workers, none by the supervisor; a burst of 64 all answered $w_burst ($served); SIGTERM: exited 0"
+proxy_log=proxy.log
 
 # --- nothing was written into the image's filesystem (buildah creates the mount points)
 written=$(cd "$rootfs" && find . -newer "$work/before-run" \
