@@ -28,7 +28,10 @@ import { sha256, statKey } from './file-identity';
 import { acceptSocketsPerPort, closeAfterAcceptQueue, dataPlaneServer, listenDataPlane, reusePortSupported } from './listeners';
 import type { Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
-import { startProxy, type ClientListener, type PreparedConfig, type ProxyHandle, type ProxyPorts, type SharedListeners } from './server';
+import {
+  startProxy, type BoundListeners, type ClientListener, type PreparedConfig, type ProxyHandle, type ProxyPorts, type SharedListeners,
+  type TcpListenerEntry,
+} from './server';
 import type { ProxyConfig } from '../model/proxy-config';
 
 /** A worker that does not answer a reload or scrape step in this long is stuck: it is replaced. */
@@ -70,7 +73,7 @@ type ToWorker =
   | { egress: 'metrics'; id: number }
   | { egress: 'drain' }
   /** Sent with an accepted socket as the message's handle. */
-  | { egress: 'conn'; listener: ClientListener; tcpIndex: number }
+  | { egress: 'conn'; listener: ClientListener; tcp?: TcpListenerEntry }
   /** The listeners are closed and every accepted connection was handed over. */
   | { egress: 'handoffs-ended' };
 
@@ -175,7 +178,7 @@ export async function runWorker(logger: Logger, idleReclaimMs = 0): Promise<numb
     process.on('message', (m: ToWorker, handle?: unknown) => {
       switch (m?.egress) {
         case 'conn':
-          if (handle) proxy.acceptConnection(m.listener, handle as Socket, m.tcpIndex);
+          if (handle) proxy.acceptConnection(m.listener, handle as Socket, m.tcp);
           return;
         case 'handoffs-ended':
           proxy.endHandoffs();
@@ -293,8 +296,8 @@ class Supervisor {
   private admin?: http.Server;
   /** Each worker binds the data-plane ports itself (SO_REUSEPORT), with this many sockets per port. */
   private readonly sharedSockets?: number;
-  /** The ports the first worker bound: the others, and every replacement, join them. */
-  private sharedPorts?: Omit<ProxyPorts, 'admin'>;
+  /** The listeners the first worker bound: the others, and every replacement, join them. */
+  private sharedJoin?: BoundListeners;
   /** The supervisor's data-plane listeners (without SO_REUSEPORT); their connections go to the workers in turn. */
   private readonly servers: Server[] = [];
   private ports: ProxyPorts = { http: 0, tcp: [], admin: 0 };
@@ -302,7 +305,7 @@ class Supervisor {
   private acceptedTotal = 0;
   private nextWorker = 0;
   /** Accepted while no worker was ready to take them. */
-  private held: Array<{ listener: ClientListener; tcpIndex: number; socket: Socket }> = [];
+  private held: Array<{ listener: ClientListener; tcp?: TcpListenerEntry; socket: Socket }> = [];
   private started = false;
   private draining = false;
   private exitCode = 0;
@@ -394,7 +397,8 @@ class Supervisor {
       return code;
     }
     try {
-      if (this.sharedPorts) this.ports = { ...this.sharedPorts, admin: (this.admin!.address() as AddressInfo).port };
+      const join = this.sharedJoin;
+      if (join) this.ports = { http: join.http, tls: join.tls, tcp: join.tcp.map((t) => t.port), admin: (this.admin!.address() as AddressInfo).port };
       else await this.bindDataPlane();
     } catch (err) {
       this.logger.fatal({ err }, 'cannot start: data-plane listener');
@@ -423,8 +427,8 @@ class Supervisor {
   private async bindDataPlane(): Promise<void> {
     const l = this.config.listeners;
     const sockets = acceptSocketsPerPort(l);
-    const listen = async (listener: ClientListener, port: number, tcpIndex = 0) => {
-      const bound = await listenDataPlane(() => dataPlaneServer((socket) => this.handOff(listener, tcpIndex, socket), true),
+    const listen = async (listener: ClientListener, port: number, tcp?: TcpListenerEntry) => {
+      const bound = await listenDataPlane(() => dataPlaneServer((socket) => this.handOff(listener, tcp, socket), true),
         port, l.bindAddress, (err) => this.logger.error({ err }, 'listener error'), sockets);
       this.servers.push(...bound.servers);
       return bound.port;
@@ -432,7 +436,8 @@ class Supervisor {
     const http = await listen('http', l.http.port);
     const tls = l.tls ? await listen('tls', l.tls.port) : undefined;
     const tcp: number[] = [];
-    for (let i = 0; i < l.tcp.length; i++) tcp.push(await listen('tcp', l.tcp[i].port, i));
+    // Each TCP port keeps the entry it was bound for until a restart, whatever a reload says.
+    for (const t of l.tcp) tcp.push(await listen('tcp', t.port, { externalService: t.externalService, servicePort: t.servicePort }));
     this.ports = { http, tls, tcp, admin: (this.admin!.address() as AddressInfo).port };
   }
 
@@ -441,29 +446,29 @@ class Supervisor {
    * where a shared accept lets the kernel wake the same, busiest, process). With none ready (one
    * is being replaced) it is held until one is.
    */
-  private handOff(listener: ClientListener, tcpIndex: number, socket: Socket, attempts = 0): void {
+  private handOff(listener: ClientListener, tcp: TcpListenerEntry | undefined, socket: Socket, attempts = 0): void {
     if (attempts === 0) {
       this.acceptedTotal++;
       socket.on('error', () => undefined);
     }
     const ready = [...this.workers.values()].filter((w) => w.ready && w.proc.isConnected());
     if (ready.length === 0 || attempts > ready.length) {
-      if (this.held.length < MAX_HELD_CONNECTIONS && ready.length === 0) this.held.push({ listener, tcpIndex, socket });
+      if (this.held.length < MAX_HELD_CONNECTIONS && ready.length === 0) this.held.push({ listener, tcp, socket });
       else socket.destroy();
       return;
     }
     const w = ready[this.nextWorker++ % ready.length];
-    const message: ToWorker = { egress: 'conn', listener, tcpIndex };
+    const message: ToWorker = tcp ? { egress: 'conn', listener, tcp } : { egress: 'conn', listener };
     w.proc.send(message, socket, (err: Error | null) => {
       // The worker went away between the pick and the send: another one takes it.
-      if (err && !socket.destroyed) this.handOff(listener, tcpIndex, socket, attempts + 1);
+      if (err && !socket.destroyed) this.handOff(listener, tcp, socket, attempts + 1);
     });
   }
 
   private releaseHeld(): void {
     const held = this.held;
     this.held = [];
-    for (const h of held) if (!h.socket.destroyed) this.handOff(h.listener, h.tcpIndex, h.socket, 1);
+    for (const h of held) if (!h.socket.destroyed) this.handOff(h.listener, h.tcp, h.socket, 1);
   }
 
   /**
@@ -509,9 +514,12 @@ class Supervisor {
       case 'ready':
         w.ready = true;
         w.ports = m.ports;
-        if (this.sharedSockets !== undefined && !this.sharedPorts) {
-          // The first worker has bound the ports: the others join them.
-          this.sharedPorts = { http: m.ports.http, tls: m.ports.tls, tcp: m.ports.tcp };
+        if (this.sharedSockets !== undefined && !this.sharedJoin) {
+          // The first worker has bound the listeners of the config it started with: the others join them.
+          const tcp = this.config.listeners.tcp.map((t, i) => ({
+            port: m.ports.tcp[i], externalService: t.externalService, servicePort: t.servicePort,
+          }));
+          this.sharedJoin = { http: m.ports.http, tls: m.ports.tls, tcp };
           if (!this.round) for (const o of this.workers.values()) if (!o.started) this.startWorker(o);
         }
         this.onStartupReady?.();
@@ -547,9 +555,9 @@ class Supervisor {
   private startWorker(w: WorkerState): void {
     const shared = this.sharedSockets;
     // Until the first worker has bound the ports (port 0: which ones), the others wait.
-    if (shared !== undefined && !this.sharedPorts && [...this.workers.values()].some((o) => o !== w && o.started)) return;
+    if (shared !== undefined && !this.sharedJoin && [...this.workers.values()].some((o) => o !== w && o.started)) return;
     w.started = true;
-    const listen: SharedListeners | undefined = shared === undefined ? undefined : { sockets: shared, ports: this.sharedPorts };
+    const listen: SharedListeners | undefined = shared === undefined ? undefined : { sockets: shared, join: this.sharedJoin };
     this.send(w, { egress: 'start', text: this.text, workers: this.count, ...(listen ? { listen } : {}) });
   }
 

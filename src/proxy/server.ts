@@ -61,15 +61,32 @@ export interface StartProxyOptions {
   readonly idleReclaim?: { readonly idleMs: number; readonly growthBytes?: number; readonly gc?: GcFunction };
 }
 
+/**
+ * What a TCP listener forwards to: the config entry it was bound for. A listener keeps it until a
+ * restart (a reload that reorders or removes `listeners.tcp` does not move a bound port to
+ * another service); the service itself is looked up in the live config per connection.
+ */
+export interface TcpListenerEntry {
+  readonly externalService: string;
+  readonly servicePort: number;
+}
+
+/** Data-plane listeners as bound: their ports, and each TCP port's entry. */
+export interface BoundListeners {
+  readonly http: number;
+  readonly tls?: number;
+  readonly tcp: ReadonlyArray<TcpListenerEntry & { readonly port: number }>;
+}
+
 /** A cluster worker's data-plane listeners, bound beside its siblings' on the same ports (SO_REUSEPORT). */
 export interface SharedListeners {
   /** Listening sockets per port in this process. */
   readonly sockets: number;
   /**
-   * The ports the first worker bound, which this one joins. Absent for the first worker: it binds
-   * the config's ports, refusing one that something already listens on.
+   * The listeners the first worker bound, which this one joins, whatever the config says now.
+   * Absent for the first worker: it binds the config's, refusing a port something listens on.
    */
-  readonly ports?: Omit<ProxyPorts, 'admin'>;
+  readonly join?: BoundListeners;
 }
 
 export interface ProxyPorts {
@@ -127,9 +144,9 @@ export interface ProxyHandle {
   close(): Promise<void>;
   /**
    * Serve a connection another process accepted (dataPlaneListeners off): `listener` names the
-   * listener it came in on, `tcpIndex` the entry of listeners.tcp for a TCP one.
+   * listener it came in on, `tcp` the entry that listener was bound for if it is a TCP one.
    */
-  acceptConnection(listener: ClientListener, socket: net.Socket, tcpIndex?: number): void;
+  acceptConnection(listener: ClientListener, socket: net.Socket, tcp?: TcpListenerEntry): void;
   /**
    * dataPlaneListeners off: the process that accepts for this one has closed its listeners and
    * handed over everything it accepted; a drain then moves on from the drain delay to the grace.
@@ -270,13 +287,15 @@ class Proxy implements ProxyHandle {
     if (own !== false) {
       const shared = own === true ? undefined : own;
       const sockets = shared?.sockets ?? acceptSocketsPerPort(l);
-      const join = shared?.ports;
+      const join = shared?.join;
       const share = { reusePort: shared !== undefined, join: join !== undefined };
       const listen = (make: () => net.Server, port: number) => this.listenDataPlane(make, port, bind, sockets, share);
-      httpPort = await listen(() => dataPlaneServer((s) => this.onHttpConnection(s)), join?.http ?? l.http.port);
-      if (l.tls) tlsPort = await listen(() => dataPlaneServer((s) => this.onTlsConnection(s)), join?.tls ?? l.tls.port);
-      for (let i = 0; i < l.tcp.length; i++) {
-        tcpPorts.push(await listen(() => dataPlaneServer((s) => this.onTcpConnection(s, i)), join?.tcp[i] ?? l.tcp[i].port));
+      httpPort = await listen(() => dataPlaneServer((s) => this.onHttpConnection(s)), join ? join.http : l.http.port);
+      const tlsAt = join ? join.tls : l.tls?.port;
+      if (tlsAt !== undefined) tlsPort = await listen(() => dataPlaneServer((s) => this.onTlsConnection(s)), tlsAt);
+      for (const t of join ? join.tcp : l.tcp) {
+        const entry: TcpListenerEntry = { externalService: t.externalService, servicePort: t.servicePort };
+        tcpPorts.push(await listen(() => dataPlaneServer((s) => this.onTcpConnection(s, entry)), t.port));
       }
     }
     this.adminServer = createAdminServer({
@@ -385,7 +404,7 @@ class Proxy implements ProxyHandle {
     return bound.port;
   }
 
-  public acceptConnection(listener: ClientListener, socket: net.Socket, tcpIndex = 0): void {
+  public acceptConnection(listener: ClientListener, socket: net.Socket, tcp?: TcpListenerEntry): void {
     if (this.closed) {
       socket.destroy();
       return;
@@ -394,7 +413,7 @@ class Proxy implements ProxyHandle {
     socket.allowHalfOpen = true;
     if (listener === 'http') this.onHttpConnection(socket);
     else if (listener === 'tls') this.onTlsConnection(socket);
-    else if (tcpIndex < this.state.config.listeners.tcp.length) this.onTcpConnection(socket, tcpIndex);
+    else if (tcp) this.onTcpConnection(socket, tcp);
     else socket.destroy();
   }
 
@@ -411,9 +430,8 @@ class Proxy implements ProxyHandle {
     void handleTlsPassthrough(this.tunnelDeps, socket);
   }
 
-  private onTcpConnection(socket: net.Socket, index: number): void {
-    const t = this.state.config.listeners.tcp[index];
-    if (this.adopt(socket, 'tcp')) void handleTcp(this.tunnelDeps, socket, t.externalService, t.servicePort);
+  private onTcpConnection(socket: net.Socket, entry: TcpListenerEntry): void {
+    if (this.adopt(socket, 'tcp')) void handleTcp(this.tunnelDeps, socket, entry.externalService, entry.servicePort);
   }
 
   /**

@@ -422,4 +422,66 @@ describe.each(BUNDLE_RUNTIMES)('two workers (bundle) on $name', (runtime) => {
       await new Promise<void>((r) => echo.close(() => r()));
     }
   });
+
+  test('TCP listeners reordered by a reload, and a worker replaced after it: every port still reaches the service it was bound for', async () => {
+    // Two TCP services told apart by their answer: one echoes, the other prefixes "B:".
+    const upstreams = [(c: net.Socket) => c.pipe(c), (c: net.Socket) => c.on('data', (d: Buffer) => c.end(`B:${d.toString()}`))]
+      .map((serve) => net.createServer({ allowHalfOpen: true }, (c) => {
+        c.on('error', () => undefined);
+        serve(c);
+      }));
+    for (const u of upstreams) await new Promise<void>((r) => u.listen(0, '127.0.0.1', () => r()));
+    try {
+      const [echoPort, prefixPort] = upstreams.map((u) => (u.address() as net.AddressInfo).port);
+      const a = { port: 0, externalService: 'echo', servicePort: 7000 };
+      const b = { port: 0, externalService: 'prefix', servicePort: 7001 };
+      const config = (tcp: unknown[]) => testConfig({
+        workers: 2,
+        listeners: { bindAddress: '127.0.0.1', http: { port: 0 }, admin: { port: 0 }, tcp },
+        externalServices: [
+          testService('echo', 'echo.test.example', {
+            ports: [{ port: 7000, protocol: 'tcp', targetPort: echoPort }], tls: { enabled: false }, endpoints: [{ address: '127.0.0.1', priority: 0 }],
+          }),
+          testService('prefix', 'prefix.test.example', {
+            ports: [{ port: 7001, protocol: 'tcp', targetPort: prefixPort }], tls: { enabled: false }, endpoints: [{ address: '127.0.0.1', priority: 0 }],
+          }),
+        ],
+      });
+      const file = join(testPki().dir, 'cluster-tcp-reorder.json');
+      writeConfigFile(file, config([a, b]));
+      const p = await startBundle(file);
+      const [portA, portB] = (p.lines.find((l) => l.event === 'started' && l.worker === 0)!.ports as { tcp: number[] }).tcp;
+      const ask = (port: number, text: string) => new Promise<string>((resolveAnswer, reject) => {
+        const client = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+        let got = '';
+        client.setEncoding('utf8');
+        client.on('data', (c: string) => { got += c; });
+        client.once('error', reject);
+        client.once('close', () => resolveAnswer(got));
+        client.end(text);
+      });
+      // Enough connections per port that both workers serve each.
+      const round = async () => (await Promise.all(Array.from({ length: 12 }, (_, i) => Promise.all([ask(portA, `a${i}`), ask(portB, `b${i}`)])))).flat();
+      const expected = Array.from({ length: 12 }, (_, i) => [`a${i}`, `B:b${i}`]).flat();
+      expect(await round()).toEqual(expected);
+
+      writeConfigFile(file, config([b, a]));
+      await eventually(() => p.lines.some((l) => l.event === 'config-reloaded' && l.worker === 0), 10_000, 'the reload');
+      // Each worker says so (its log lines may come after the supervisor's).
+      await eventually(() => p.lines.filter((l) => l.event === 'config-restart-needed').length === 2, 5_000, 'restart-needed warnings');
+      expect(await round()).toEqual(expected);
+
+      // A worker started after the reload serves the listeners as they were bound, not as reordered.
+      process.kill(childPids(p.child.pid!)[0], 'SIGKILL');
+      await eventually(async () => p.lines.filter((l) => l.event === 'worker-serving').length === 3
+        && (await adminGet(p.ports.admin, '/ready')).status === 200, 10_000, 'a replacement serving');
+      const before = p.lines.filter((l) => l.msg === 'connection').length;
+      expect(await round()).toEqual(expected);
+      await eventually(() => p.lines.filter((l) => l.msg === 'connection').length === before + 24, 10_000, 'connection log lines');
+      const replacement = Math.max(...p.lines.filter((l) => l.event === 'worker-serving').map((l) => l.worker!));
+      expect(p.lines.slice(before).some((l) => l.msg === 'connection' && l.worker === replacement)).toBe(true);
+    } finally {
+      for (const u of upstreams) await new Promise<void>((r) => u.close(() => r()));
+    }
+  });
 });

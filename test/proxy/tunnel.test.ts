@@ -6,6 +6,7 @@ import {
   eventually, sample, scrape, startTestProxy, testConfig, testPki, testService, type TestProxy,
 } from './helpers';
 import { SuffixMatcher } from '../../src/proxy/classify';
+import { validateConfig } from '../../src/proxy/config';
 import { judgeConnectClientHello } from '../../src/proxy/tunnel';
 
 const NAMES = { 'api.test.example': '127.0.0.1', 'echo.test.example': '127.0.0.1' };
@@ -224,6 +225,56 @@ describe('TCP listeners', () => {
       hostname: 'echo.test.example',
       error: 'forbidden',
     })).toBe(1);
+  });
+
+  test('a reload that reorders or removes TCP listeners: each bound port keeps its entry until a restart, and a removed service closes the connection', async () => {
+    const echoPort = await echoServer(false);
+    // The second service answers with a prefix, so a connection that reached the wrong one shows.
+    const prefix = net.createServer((c) => {
+      c.on('error', () => undefined);
+      c.on('data', (d: Buffer) => c.write(`B:${d.toString()}`));
+    });
+    servers.push(prefix);
+    await new Promise<void>((r) => prefix.listen(0, '127.0.0.1', () => r()));
+    const prefixPort = (prefix.address() as net.AddressInfo).port;
+    const services = (withB: boolean) => [
+      testService('echo', 'echo.test.example', { ports: [{ port: 7000, protocol: 'tcp', targetPort: echoPort }], tls: { enabled: false } }),
+      ...(withB ? [testService('b', 'api.test.example', { ports: [{ port: 7001, protocol: 'tcp', targetPort: prefixPort }], tls: { enabled: false } })] : []),
+    ];
+    const a = { port: 0, externalService: 'echo', servicePort: 7000 };
+    const b = { port: 0, externalService: 'b', servicePort: 7001 };
+    const config = (tcp: unknown[], withB = true) => testConfig({
+      listeners: { bindAddress: '127.0.0.1', http: { port: 0 }, admin: { port: 0 }, tcp },
+      externalServices: services(withB),
+    });
+    tp = await startTestProxy(config([a, b]), NAMES);
+    const [portA, portB] = tp.proxy.ports.tcp;
+    const both = async () => [
+      await roundTrip(net.connect({ host: '127.0.0.1', port: portA }), 'one'),
+      await roundTrip(net.connect({ host: '127.0.0.1', port: portB }), 'two'),
+    ];
+    expect(await both()).toEqual(['one', 'B:two']);
+
+    const reload = (c: Record<string, unknown>) => {
+      const r = validateConfig(c);
+      if (!r.ok) throw new Error(JSON.stringify(r.problems));
+      const prepared = tp!.proxy.prepare(r.config);
+      expect(prepared.problems).toEqual([]);
+      expect(prepared.commit()).toMatchObject({ ok: true });
+    };
+    for (const tcp of [[b, a], []]) {
+      reload(config(tcp));
+      expect(await both()).toEqual(['one', 'B:two']);
+    }
+    expect(tp.logs.lines.filter((l) => l.event === 'config-restart-needed')).toHaveLength(2);
+
+    // The service behind a port is the live config's: without it, its connections are closed.
+    reload(config([], false));
+    const gone = net.connect({ host: '127.0.0.1', port: portB });
+    gone.write('anyone?');
+    expect(await closedWithoutData(gone)).toBe('');
+    await eventually(() => tp!.logs.lines.some((l) => l.msg === 'connection' && l.error === 'NO_BACKEND'), 2_000, 'NO_BACKEND logged');
+    expect(await roundTrip(net.connect({ host: '127.0.0.1', port: portA }), 'still')).toBe('still');
   });
 
   test('tunnel idle timeout closes a silent tunnel and is logged', async () => {
