@@ -47,6 +47,17 @@ children_of() { # from /proc, so procps need not be installed
 }
 descendants() { local c; for c in $(children_of "$1"); do echo "$c"; descendants "$c"; done; }
 
+# Two free loopback ports, on one line (the container shares the host's network).
+two_free_ports() {
+  node -e '
+    const net = require("node:net");
+    const servers = [0, 1].map(() => net.createServer());
+    Promise.all(servers.map((s) => new Promise((r) => s.listen(0, "127.0.0.1", r)))).then(() => {
+      console.log(servers.map((s) => s.address().port).join(" "));
+      servers.forEach((s) => s.close());
+    });'
+}
+
 # Listening sockets on a port, whoever holds them (the kernel's table; the container shares this
 # network namespace).
 listening_sockets() {
@@ -94,6 +105,19 @@ burst() {
       console.log(JSON.stringify(by));
       if (by[200] !== codes.length) process.exit(1);
     });' "$1" "$UPSTREAM_NAME.$SUFFIX"
+}
+
+# The image's entrypoint with these args in the container, as Kubernetes runs it (the config
+# read-only, nothing else writable), in the background: its output goes to $work/<log>.
+start_proxy() {
+  local log=$1
+  shift
+  buildah_ run --isolation chroot \
+    --mount "type=bind,src=$cfg,target=/etc/egress,ro" \
+    --mount "type=bind,src=$work/empty,target=/tmp,ro" \
+    --mount "type=bind,src=$work/empty,target=/home/nonroot,ro" \
+    "$ctr" -- "${entrypoint[@]}" "$@" >"$work/$log" 2>&1 &
+  run_pid=$!
 }
 
 # SIGTERM to the proxy's main process; the container must end with status 0 within 10 s.
@@ -178,13 +202,7 @@ for _ in $(seq 50); do [[ -s $work/upstream.port ]] && break; sleep 0.1; done
 upstream_port=$(cat "$work/upstream.port")
 
 # --- free loopback ports for the proxy's listeners (the container shares the host's network)
-read -r http_port admin_port < <(node -e '
-  const net = require("node:net");
-  const servers = [0, 1].map(() => net.createServer());
-  Promise.all(servers.map((s) => new Promise((r) => s.listen(0, "127.0.0.1", r)))).then(() => {
-    console.log(servers.map((s) => s.address().port).join(" "));
-    servers.forEach((s) => s.close());
-  });')
+read -r http_port admin_port < <(two_free_ports)
 
 # --- the config, hand-written as an operator would (defaults fill what is left out)
 cat > "$cfg/config.json" <<EOF
@@ -306,12 +324,7 @@ else
 fi
 
 say "starting the proxy in $IMAGE as $user: ${entrypoint[*]} ${cmd[*]}"
-buildah_ run --isolation chroot \
-  --mount "type=bind,src=$cfg,target=/etc/egress,ro" \
-  --mount "type=bind,src=$work/empty,target=/tmp,ro" \
-  --mount "type=bind,src=$work/empty,target=/home/nonroot,ro" \
-  "$ctr" -- "${entrypoint[@]}" "${cmd[@]}" >"$work/proxy.log" 2>&1 &
-run_pid=$!
+start_proxy proxy.log "${cmd[@]}"
 
 # buildah does not forward SIGTERM to the container, so find the node process it started.
 proxy_pid=""
@@ -407,13 +420,7 @@ say "SIGTERM: exited 0"
 # --- two workers (`workers: 2`, as an EgressGateway renders it for 2 CPUs): with the image's
 # Node each worker binds the port beside the other (SO_REUSEPORT), the supervisor holds none of
 # its sockets; a burst is answered, by both workers; SIGTERM drains both and the supervisor exits 0.
-read -r w_http_port w_admin_port < <(node -e '
-  const net = require("node:net");
-  const servers = [0, 1].map(() => net.createServer());
-  Promise.all(servers.map((s) => new Promise((r) => s.listen(0, "127.0.0.1", r)))).then(() => {
-    console.log(servers.map((s) => s.address().port).join(" "));
-    servers.forEach((s) => s.close());
-  });')
+read -r w_http_port w_admin_port < <(two_free_ports)
 node -e '
   const fs = require("node:fs");
   const [from, to, http, admin] = process.argv.slice(1);
@@ -425,12 +432,7 @@ node -e '
 chmod 0644 "$cfg/config-workers.json"
 workers_cmd=("${cmd[@]/\/etc\/egress\/config.json/\/etc\/egress\/config-workers.json}")
 proxy_log=workers.log
-buildah_ run --isolation chroot \
-  --mount "type=bind,src=$cfg,target=/etc/egress,ro" \
-  --mount "type=bind,src=$work/empty,target=/tmp,ro" \
-  --mount "type=bind,src=$work/empty,target=/home/nonroot,ro" \
-  "$ctr" -- "${entrypoint[@]}" "${workers_cmd[@]}" >"$work/workers.log" 2>&1 &
-run_pid=$!
+start_proxy workers.log "${workers_cmd[@]}"
 for _ in $(seq 200); do
   [[ $(started_field "$work/workers.log" accept) != none ]] && break
   kill -0 "$run_pid" 2>/dev/null || fail "the two-worker proxy exited at start"
