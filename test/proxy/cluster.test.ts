@@ -1,7 +1,7 @@
 // The bundled proxy with `workers: 2` as real processes on loopback: both workers serve one
 // listener, /metrics sums them in one scrape, reloads are applied or rejected by every worker,
 // and SIGTERM drains every worker's in-flight requests before the supervisor exits 0. Each test
-// runs on this Node and on the image's (scripts/fetch-node.sh): where SO_REUSEPORT is available
+// runs on this Node and on the image's (which `npm test` fetches first): where SO_REUSEPORT is available
 // (Node 22.12+ on Linux) the workers bind the port beside each other, elsewhere the supervisor
 // accepts and hands each connection over.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';

@@ -444,13 +444,18 @@ export function collectJsonLines<T = Record<string, unknown>>(stream: NodeJS.Rea
 /** A Node to run the bundled proxy on: its path and version. */
 export interface BundleRuntime {
   readonly name: string;
-  /** The path and version (fetching it the first time). */
+  /** Its path and version. */
   readonly resolve: () => { node: string; version: string };
 }
 
-/** The image's Node, fetched once into the repository's cache (.image/node) by scripts/fetch-node.sh. */
+/**
+ * The image's Node from the repository's cache (.image/node), where `npm test` has put it
+ * (scripts/fetch-node.sh) before the tests: they never download it themselves.
+ */
 function imageNode(): { node: string; version: string } {
-  const r = spawnSync('bash', [resolvePath(__dirname, '../../scripts/fetch-node.sh')], { encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync('bash', [resolvePath(__dirname, '../../scripts/fetch-node.sh')], {
+    encoding: 'utf8', timeout: 30_000, env: { ...process.env, FETCH_NODE_CACHED_ONLY: '1' },
+  });
   if (r.status !== 0) throw new Error(`scripts/fetch-node.sh failed: ${r.stderr}`);
   const node = r.stdout.trim();
   return { node, version: spawnSync(node, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim() };

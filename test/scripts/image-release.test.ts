@@ -284,4 +284,31 @@ describe('scripts/fetch-node.sh', () => {
     expect(r.out).toContain(message);
     expect(existsSync(join(dir, 'cache'))).toBe(false);
   });
+
+  test('FETCH_NODE_CACHED_ONLY (the tests): the cached binary by its absolute path, or a failure naming the fetch, never a download', () => {
+    // An npm that records being called: nothing may be downloaded.
+    writeFileSync(join(dir, 'bin', 'npm'), `#!/usr/bin/env bash\n( IFS=$'\\t'; echo "npm\t$*" ) >> "${calls}"\nexit 1\n`);
+    chmodSync(join(dir, 'bin', 'npm'), 0o755);
+    const cache = join(dir, 'cache');
+    const spec = `node-linux-${process.arch === 'arm64' ? 'arm64' : 'x64'}@${NODE_VERSION}`;
+    const env = { NODE_CACHE: cache, FETCH_NODE_CACHED_ONLY: '1' };
+    const missing = run('fetch-node.sh', [], env);
+    expect(missing.status).toBe(2);
+    expect(missing.out).toContain(`fetch-node: ${spec} is not in ${cache}; fetch it first: bash scripts/fetch-node.sh (npm test does)`);
+    expect(existsSync(cache)).toBe(false);
+
+    // In the cache, with the pinned integrity recorded: its path, absolute as the cache is.
+    const script = readFileSync(join(ROOT, 'scripts', 'fetch-node.sh'), 'utf-8');
+    const pin = new RegExp(`^${spec.replace(/[.@]/g, '\\$&')} (\\S+)$`, 'm').exec(script)![1];
+    mkdirSync(join(cache, spec, 'package', 'bin'), { recursive: true });
+    writeFileSync(join(cache, spec, 'package', 'bin', 'node'), '#!/bin/sh\n');
+    chmodSync(join(cache, spec, 'package', 'bin', 'node'), 0o755);
+    writeFileSync(join(cache, spec, 'integrity'), `${pin}\n`);
+    const cached = run('fetch-node.sh', [], env);
+    expect(cached).toMatchObject({ status: 0, out: `${join(cache, spec, 'package', 'bin', 'node')}\n` });
+    // A different integrity on record is not the pinned binary.
+    writeFileSync(join(cache, spec, 'integrity'), 'sha512-other\n');
+    expect(run('fetch-node.sh', [], env).status).toBe(2);
+    expect(run('fetch-node.sh', [], env).calls).toEqual([]);
+  });
 });
