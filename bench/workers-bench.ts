@@ -24,6 +24,8 @@ const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 3);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
 const COUNTED_REQUESTS = Number(process.env.BENCH_COUNTED_REQUESTS ?? 20_000);
 const WORKER_COUNTS = (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number);
+/** BENCH_CLOSE=1: every wrk request on a new connection (`Connection: close`), as clients without keep-alive send them. */
+const CLOSE = process.env.BENCH_CLOSE === '1';
 const BUILDS: ReadonlyArray<{ name: string; bundle: string }> = [
   { name: 'A', bundle: BUNDLE },
   ...(process.env.BENCH_PROXY_B ? [{ name: 'B', bundle: path.resolve(process.env.BENCH_PROXY_B) }] : []),
@@ -122,7 +124,8 @@ async function settledCounter(adminPort: number): Promise<number> {
 }
 
 function wrk(port: number, seconds: number): { requests: number; rps: number; p50: string; p99: string; errors: number } {
-  const out = execFileSync('wrk', ['-t2', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}/bench`],
+  const close = CLOSE ? ['-H', 'Connection: close'] : [];
+  const out = execFileSync('wrk', ['-t2', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-H', `Host: ${HOST}`, ...close, `http://127.0.0.1:${port}/bench`],
     { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
   if (process.env.BENCH_VERBOSE) process.stderr.write(out);
   const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? 0);
@@ -235,7 +238,7 @@ async function main(): Promise<void> {
       r.cpuMicrosPerRequest.toFixed(0), r.rssMiB.toFixed(0), `${r.counted.sent} / ${r.counted.counter} / ${r.counted.perWorker}`].join(' | ')} |`);
   }
   const builds = BUILDS.map((b) => `${b.name} = ${b.bundle}`).join(', ');
-  process.stdout.write(`wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, ${BODY_BYTES}-byte body, ${os.cpus().length} cores shared by wrk, upstream and proxy; Node ${process.versions.node}; ${builds}\n${lines.join('\n')}\n`);
+  process.stdout.write(`wrk -t2 -c${CONNECTIONS} -d${SECONDS}s${CLOSE ? ', Connection: close' : ''}, ${BODY_BYTES}-byte body, ${os.cpus().length} cores shared by wrk, upstream and proxy; Node ${process.versions.node}; ${builds}\n${lines.join('\n')}\n`);
   if (rows.some((r) => r.counted.sent !== r.counted.counter)) {
     process.stderr.write('aggregated /metrics counter differs from the requests sent\n');
     process.exitCode = 1;
