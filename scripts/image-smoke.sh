@@ -59,20 +59,24 @@ two_free_ports() {
 }
 
 # Listening sockets on a port, whoever holds them (the kernel's table; the container shares this
-# network namespace).
+# network namespace), then for each PID given how many of them it holds (by socket inode).
 listening_sockets() {
   node -e '
-    const port = Number(process.argv[1]);
-    let n = 0;
+    const fs = require("node:fs");
+    const [port, ...pids] = process.argv.slice(1).map(Number);
+    const inodes = new Set();
     for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
       let text = "";
-      try { text = require("node:fs").readFileSync(f, "latin1"); } catch { continue; }
+      try { text = fs.readFileSync(f, "latin1"); } catch { continue; }
       for (const line of text.split("\n")) {
         const c = line.trim().split(/\s+/);
-        if (c[3] === "0A" && parseInt(c[1].slice(c[1].lastIndexOf(":") + 1), 16) === port) n++;
+        if (c[3] === "0A" && parseInt(c[1].slice(c[1].lastIndexOf(":") + 1), 16) === port) inodes.add(c[9]);
       }
     }
-    console.log(n);' "$1"
+    const held = pids.map((pid) => fs.readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+      try { return inodes.has((/^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`)) || [])[1]); } catch { return false; }
+    }).length);
+    console.log([inodes.size, ...held].join(" "));' "$@"
 }
 
 # A field of the proxy's (the supervisor's, with workers) "started" log line.
@@ -449,26 +453,11 @@ for p in $(descendants "$run_pid"); do
   if [[ /proc/$parent/exe -ef $rootfs$node_path ]]; then worker_pids+=("$p"); else supervisor_pid=$p; fi
 done
 [[ -n $supervisor_pid && ${#worker_pids[@]} -eq 2 ]] || fail "expected a supervisor and 2 workers, found supervisor \"$supervisor_pid\" and workers \"${worker_pids[*]}\""
-w_listening=$(listening_sockets "$w_http_port")
+read -r w_listening held_supervisor held_w1 held_w2 < <(listening_sockets "$w_http_port" "$supervisor_pid" "${worker_pids[@]}")
 w_reported=$(started_field "$work/workers.log" acceptSockets)
 [[ $w_reported == "$w_listening" ]] || fail "two workers report $w_reported accept sockets; the kernel shows $w_listening on port $w_http_port"
-held=$(node -e '
-  // Listening sockets of the port in each process, by socket inode: /proc/net/tcp against /proc/<pid>/fd.
-  const fs = require("node:fs");
-  const [port, ...pids] = process.argv.slice(1).map(Number);
-  const inodes = new Set();
-  for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    for (const line of fs.readFileSync(f, "latin1").split("\n").slice(1)) {
-      const c = line.trim().split(/\s+/);
-      if (c[3] === "0A" && parseInt(c[1].slice(c[1].lastIndexOf(":") + 1), 16) === port) inodes.add(c[9]);
-    }
-  }
-  console.log(pids.map((pid) => fs.readdirSync(`/proc/${pid}/fd`).filter((fd) => {
-    try { return inodes.has((/^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`)) || [])[1]); } catch { return false; }
-  }).length).join(" "));' "$w_http_port" "$supervisor_pid" "${worker_pids[@]}")
-read -r held_supervisor held_w1 held_w2 <<<"$held"
 [[ $held_supervisor == 0 && $held_w1 -gt 0 && $held_w2 -gt 0 && $((held_w1 + held_w2)) == "$w_listening" ]] \
-  || fail "listening sockets held by supervisor, worker, worker: $held; expected none by the supervisor and all $w_listening by the workers"
+  || fail "listening sockets held by supervisor, worker, worker: $held_supervisor $held_w1 $held_w2; expected none by the supervisor and all $w_listening by the workers"
 w_burst=$(burst "$w_http_port") || fail "two workers: a burst of 64 connections: not all answered 200 ($w_burst)"
 served=$(node -e '
   const lines = require("node:fs").readFileSync(process.argv[1], "utf8").split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));

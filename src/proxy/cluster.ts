@@ -79,7 +79,8 @@ type ToWorker =
 
 type FromWorker =
   | { egress: 'hello' }
-  | { egress: 'ready'; ports: ProxyPorts }
+  /** `bound`: the listeners it bound itself (SO_REUSEPORT), if any. */
+  | { egress: 'ready'; ports: ProxyPorts; bound?: BoundListeners }
   | { egress: 'failed'; problems: readonly ConfigProblem[]; message: string }
   | { egress: 'prepared'; round: number; problems: readonly ConfigProblem[]; materialHash: string }
   | { egress: 'committed'; round: number; generation: number }
@@ -160,7 +161,7 @@ export async function runWorker(logger: Logger, idleReclaimMs = 0): Promise<numb
     send({ egress: 'failed', problems: err instanceof ConfigError ? err.problems : [], message: (err as Error).message });
     return 1;
   }
-  send({ egress: 'ready', ports: proxy.ports });
+  send({ egress: 'ready', ports: proxy.ports, bound: proxy.bound });
 
   let pending: { round: number; prepared: PreparedConfig } | undefined;
   return new Promise<number>((resolve) => {
@@ -514,12 +515,9 @@ class Supervisor {
       case 'ready':
         w.ready = true;
         w.ports = m.ports;
-        if (this.sharedSockets !== undefined && !this.sharedJoin) {
-          // The first worker has bound the listeners of the config it started with: the others join them.
-          const tcp = this.config.listeners.tcp.map((t, i) => ({
-            port: m.ports.tcp[i], externalService: t.externalService, servicePort: t.servicePort,
-          }));
-          this.sharedJoin = { http: m.ports.http, tls: m.ports.tls, tcp };
+        if (m.bound && !this.sharedJoin) {
+          // The first worker has bound the listeners: the others join them.
+          this.sharedJoin = m.bound;
           if (!this.round) for (const o of this.workers.values()) if (!o.started) this.startWorker(o);
         }
         this.onStartupReady?.();

@@ -157,8 +157,12 @@ export function listenersOnPort(port: number, procFiles: readonly string[] = PRO
   return listeningSockets(procFiles).filter((l) => l.port === port).length;
 }
 
-function listeningSockets(procFiles: readonly string[]): { port: number; queued: number }[] {
-  const out: { port: number; queued: number }[] = [];
+/**
+ * Every listening socket in the kernel's tables: its port, the connections queued for accept and
+ * its inode (what /proc/<pid>/fd links name as `socket:[inode]`).
+ */
+export function listeningSockets(procFiles: readonly string[] = PROC_TCP): { port: number; queued: number; inode: string }[] {
+  const out: { port: number; queued: number; inode: string }[] = [];
   for (const file of procFiles) {
     let text: string;
     try {
@@ -173,6 +177,7 @@ function listeningSockets(procFiles: readonly string[]): { port: number; queued:
       out.push({
         port: parseInt(f[1].slice(f[1].lastIndexOf(':') + 1), 16),
         queued: parseInt(f[4].slice(f[4].indexOf(':') + 1), 16) || 0,
+        inode: f[9] ?? '',
       });
     }
   }

@@ -117,6 +117,8 @@ export interface PreparedConfig {
 export interface ProxyHandle {
   /** The bound ports (port 0 in the config means an ephemeral port, reported here). */
   readonly ports: ProxyPorts;
+  /** The data-plane listeners as bound, with each TCP port's entry; undefined when it binds none. */
+  readonly bound?: BoundListeners;
   readonly metrics: ProxyMetrics;
   /** The live config. */
   config(): ProxyConfig;
@@ -186,6 +188,7 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyHandl
 class Proxy implements ProxyHandle {
   public readonly metrics: ProxyMetrics;
   public ports: ProxyPorts = { http: 0, tcp: [], admin: 0 };
+  public bound?: BoundListeners;
   private readonly ctx: ProxyContext;
   private state!: RuntimeState;
   private generation = 0;
@@ -280,9 +283,6 @@ class Proxy implements ProxyHandle {
   private async bindAll(config: ProxyConfig): Promise<void> {
     const l = config.listeners;
     const bind = l.bindAddress;
-    let httpPort = 0;
-    let tlsPort: number | undefined;
-    const tcpPorts: number[] = [];
     const own = this.options.dataPlaneListeners ?? true;
     if (own !== false) {
       const shared = own === true ? undefined : own;
@@ -290,13 +290,15 @@ class Proxy implements ProxyHandle {
       const join = shared?.join;
       const share = { reusePort: shared !== undefined, join: join !== undefined };
       const listen = (make: () => net.Server, port: number) => this.listenDataPlane(make, port, bind, sockets, share);
-      httpPort = await listen(() => dataPlaneServer((s) => this.onHttpConnection(s)), join ? join.http : l.http.port);
+      const httpPort = await listen(() => dataPlaneServer((s) => this.onHttpConnection(s)), join ? join.http : l.http.port);
       const tlsAt = join ? join.tls : l.tls?.port;
-      if (tlsAt !== undefined) tlsPort = await listen(() => dataPlaneServer((s) => this.onTlsConnection(s)), tlsAt);
+      const tlsPort = tlsAt === undefined ? undefined : await listen(() => dataPlaneServer((s) => this.onTlsConnection(s)), tlsAt);
+      const tcp: Array<TcpListenerEntry & { port: number }> = [];
       for (const t of join ? join.tcp : l.tcp) {
         const entry: TcpListenerEntry = { externalService: t.externalService, servicePort: t.servicePort };
-        tcpPorts.push(await listen(() => dataPlaneServer((s) => this.onTcpConnection(s, entry)), t.port));
+        tcp.push({ ...entry, port: await listen(() => dataPlaneServer((s) => this.onTcpConnection(s, entry)), t.port) });
       }
+      this.bound = { http: httpPort, tls: tlsPort, tcp };
     }
     this.adminServer = createAdminServer({
       metrics: this.metrics,
@@ -306,7 +308,7 @@ class Proxy implements ProxyHandle {
     });
     const adminPort = this.options.adminListener === false ? 0
       : await listenOn(this.adminServer, l.admin.port, bind, (err) => this.ctx.logger.error({ err }, 'listener error'));
-    this.ports = { http: httpPort, tls: tlsPort, tcp: tcpPorts, admin: adminPort };
+    this.ports = { http: this.bound?.http ?? 0, tls: this.bound?.tls, tcp: this.bound?.tcp.map((t) => t.port) ?? [], admin: adminPort };
     if (this.options.configPath && this.options.watch !== false) this.startWatching(this.options.configPath);
     if (this.options.watch ?? this.options.configPath !== undefined) {
       this.materialWatcher = new MaterialWatcher(() => this.reloadMaterial(), this.options.pollIntervalMs ?? 2_000);

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { BUNDLE_RUNTIMES, acceptMode, collectJsonLines, eventually, startHttpsUpstream, testConfig, testPki, testService, type TestUpstream } from './helpers';
 import { workerShare } from '../../src/proxy/cluster';
 import { validateConfig } from '../../src/proxy/config';
-import { listenersOnPort } from '../../src/proxy/listeners';
+import { listeningSockets, listenersOnPort } from '../../src/proxy/listeners';
 
 // Several processes start, reload and drain per test; a shared machine needs more than the default.
 jest.setTimeout(90_000);
@@ -113,15 +113,9 @@ function childPids(pid: number): number[] {
   return out;
 }
 
-/** Listening sockets on `port` held by each of these processes (from /proc/net/tcp and each one's fds). */
+/** Listening sockets on `port` held by each of these processes (the kernel's table against each one's fds). */
 function listenSocketsByPid(port: number, pids: readonly number[]): number[] {
-  const inodes = new Set<string>();
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    for (const line of readFileSync(table, 'latin1').split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length > 9 && f[3] === '0A' && parseInt(f[1].slice(f[1].lastIndexOf(':') + 1), 16) === port) inodes.add(f[9]);
-    }
-  }
+  const inodes = new Set(listeningSockets().filter((l) => l.port === port).map((l) => l.inode));
   return pids.map((pid) => readdirSync(`/proc/${pid}/fd`).filter((fd) => {
     try {
       return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '');
