@@ -440,6 +440,22 @@ function peerRss(peer: Peer): { rssMiB: number; parts: ReturnType<typeof rssByMa
   return { rssMiB, parts };
 }
 
+/**
+ * The floor under every Node peer: PROXY_NODE running nothing but the core modules a proxy loads
+ * (http, https, http2, tls), with this proxy's runtime environment. RSS in total and by mapping.
+ */
+async function bareNodeRss(): Promise<{ rssMiB: number; parts: ReturnType<typeof rssByMapping> }> {
+  const child = spawn(PROXY_NODE, ['-e', "for (const m of ['http', 'https', 'http2', 'tls']) require(m); setTimeout(() => undefined, 30000);"], {
+    stdio: 'ignore', env: processEnv(EGRESS_ENV),
+  });
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    return { rssMiB: processRssMiB(child.pid!) ?? 0, parts: rssByMapping(child.pid!) };
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
 /** Client sockets still open. */
 const openCount = (sockets: readonly net.Socket[]) => sockets.filter((s) => !s.destroyed && s.readyState === 'open').length;
 
@@ -660,6 +676,14 @@ async function main(): Promise<void> {
     }
 
     for (const peer of peers) for (const b of BODIES) await checkPeer(peer.name, peer.port, b);
+    // Before any load: each peer's RSS alone, then with the idle clients (closed again at once).
+    const fresh = new Map<string, { aloneMiB: number; withClientsMiB: number }>();
+    for (const peer of peers) {
+      const aloneMiB = peerRss(peer).rssMiB;
+      const h = await holdIdleClients(peer, IDLE_CLIENTS);
+      for (const s of h.sockets) s.destroy();
+      fresh.set(peer.name, { aloneMiB, withClientsMiB: h.atOnceMiB });
+    }
     const cpu = os.cpus();
     console.log(`bench: ${REPEATS} repeats × ${CONNECTIONS.length * BODIES.length} scenarios × ${peers.length} proxies, `
       + `${WARMUP_SECONDS} s warm-up + ${SECONDS} s each; node ${process.version}, ${cpu.length} × ${cpu[0]?.model.trim() ?? 'CPU'}`);
@@ -689,7 +713,8 @@ async function main(): Promise<void> {
       for (const [i, peer] of peers.entries()) {
         const h = held[i];
         const { rssMiB, parts: p } = peerRss(peer);
-        idle.push(`| ${peer.name} | ${h.open} | ${f(h.atOnceMiB)} | ${openCount(h.sockets)} | ${f(rssMiB)} | ${f(p.binary)} | ${f(p.brk)} | ${f(p.anon)} | ${f(p.libs + p.other)} |`);
+        const before = fresh.get(peer.name)!;
+        idle.push(`| ${peer.name} | ${f(before.aloneMiB)} | ${f(before.withClientsMiB)} | ${h.open} | ${f(h.atOnceMiB)} | ${openCount(h.sockets)} | ${f(rssMiB)} | ${f(p.binary)} | ${f(p.brk)} | ${f(p.anon)} | ${f(p.libs + p.other)} |`);
       }
     } finally {
       for (const h of held) for (const s of h.sockets) s.destroy();
@@ -697,10 +722,15 @@ async function main(): Promise<void> {
 
     console.log(`\n## Side by side: medians of ${REPEATS} interleaved repeats (${SECONDS} s each)\n`);
     console.log(summary(rows));
-    console.log(`\n### RSS with ${IDLE_CLIENTS} idle keep-alive clients (after the runs above)\n`);
+    console.log(`\n### RSS with ${IDLE_CLIENTS} idle keep-alive clients (before any load, and after the runs above)\n`);
     const later = `after ${f(IDLE_SETTLE_MS / 1000)} s`;
-    console.log(`| proxy | open clients | RSS MiB | open ${later} | RSS ${later} | binary | brk heap | anonymous | libraries, other |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|`);
+    console.log(`| proxy | before load: RSS MiB | before load, with the clients | open clients | RSS MiB | open ${later} | RSS ${later} | binary | brk heap | anonymous | libraries, other |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|`);
     console.log(idle.join('\n'));
+    if (PROXIES.some((p) => p !== 'nginx')) {
+      const bare = await bareNodeRss();
+      const b = bare.parts;
+      console.log(`| node ${nodeVersion} alone (core http, https, http2, tls loaded) | ${f(bare.rssMiB)} | | | | | | ${f(b.binary)} | ${f(b.brk)} | ${f(b.anon)} | ${f(b.libs + b.other)} |`);
+    }
     if (SYSCALLS) {
       console.log('\n### System calls per request (perf stat, medians over repeats)\n');
       console.log(syscallTable(rows));
