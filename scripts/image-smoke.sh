@@ -421,6 +421,14 @@ say "accept: $listening listening sockets on port $http_port; a burst of 64 conn
 stop_proxy "$proxy_pid"
 say "SIGTERM: exited 0"
 
+# --- the image's NODE_OPTIONS carries --expose-gc: the proxy has its collector for the idle memory
+# reclaim (without it the proxy logs idle-reclaim-off at start; test/proxy/idle-memory.test.ts)
+[[ $(started_field "$work/proxy.log" event) == started ]] || fail "no started line in the proxy log"
+if grep -q '"event":"idle-reclaim-off"' "$work/proxy.log"; then
+  fail "the proxy in the image runs without gc(): its NODE_OPTIONS lacks --expose-gc"
+fi
+say "idle memory reclaim: on (gc() exposed by the image's NODE_OPTIONS)"
+
 # --- two workers (`workers: 2`, as an EgressGateway renders it for 2 CPUs): with the image's
 # Node each worker binds the port beside the other (SO_REUSEPORT), the supervisor holds none of
 # its sockets; a burst is answered, by both workers; SIGTERM drains both and the supervisor exits 0.

@@ -137,7 +137,7 @@ describe('EgressGateway defaults', () => {
     expect(c.ports).toEqual([{ containerPort: 8080, name: 'http' }, { containerPort: 9901, name: 'admin' }]);
     expect(c.env).toEqual([
       { name: 'EGRESS_LOG_LEVEL', value: 'info' },
-      { name: 'NODE_OPTIONS', value: '--max-semi-space-size=16' },
+      { name: 'NODE_OPTIONS', value: '--max-semi-space-size=16 --expose-gc' },
       { name: 'MALLOC_ARENA_MAX', value: '2' },
     ]);
   });

@@ -3,8 +3,6 @@
 // the proxy has admitted nothing for a while and has nothing in flight, and only when its resident
 // memory has grown since the last time, one memory-reducing collection gives the pages back.
 
-import * as v8 from 'node:v8';
-import * as vm from 'node:vm';
 import { IDLE_RECLAIM_BOUNDS } from '../model/bounds';
 import { DEFAULT_IDLE_RECLAIM_MS } from '../model/defaults';
 
@@ -14,27 +12,24 @@ export type GcFunction = () => void;
 type V8Gc = (options?: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
 
 /**
- * A memory-reducing full collection by V8's gc(). `--expose-gc` (command line or NODE_OPTIONS)
- * makes gc() a global; otherwise the flag is set now and gc() taken from a new context, the only
- * place a flag set at run time puts it. Node 22+: the `last-resort` flavour, which also shrinks
- * the young generation and releases pooled pages (measured on Node 24). Node 20's gc() runs no
- * full collection when given options, so there it is a plain gc(): a full collection only.
+ * V8's gc() as a memory-reducing full collection, when node runs with `--expose-gc` (command line
+ * or NODE_OPTIONS; PROXY_RUNTIME_ENV sets it for the image and the rendered container); otherwise
+ * undefined. Node 22+: the `last-resort` flavour, which also shrinks the young generation and
+ * releases pooled pages (measured on Node 24). Node 20's gc() runs no full collection when given
+ * options, so there it is a plain gc(): a full collection only.
+ *
+ * Never taken from a new vm context (where a flag set at run time would put it): with a second
+ * context in the process, every allocation of the proxy's got 10-20 times slower about half a
+ * minute after start (Node 24: 300-600 against 15-35 ns for a small object literal, at idle), and
+ * the proxy spent about 10 % more CPU per request (bench/README.md, "Idle memory").
  */
-export function exposeGc(): GcFunction {
-  if (exposed) return exposed;
-  let gc = (globalThis as { gc?: unknown }).gc;
-  if (typeof gc !== 'function') {
-    v8.setFlagsFromString('--expose-gc');
-    gc = vm.runInNewContext('gc');
-  }
-  if (typeof gc !== 'function') throw new Error('V8 did not expose gc() after --expose-gc');
+export function exposeGc(): GcFunction | undefined {
+  const gc = (globalThis as { gc?: unknown }).gc;
+  if (typeof gc !== 'function') return undefined;
   const raw = gc as V8Gc;
   const reducing = Number(process.versions.node.split('.')[0]) >= 22;
-  exposed = reducing ? () => raw({ type: 'major', execution: 'sync', flavor: 'last-resort' }) : () => raw();
-  return exposed;
+  return reducing ? () => raw({ type: 'major', execution: 'sync', flavor: 'last-resort' }) : () => raw();
 }
-
-let exposed: GcFunction | undefined;
 
 /** Growth of resident memory since the last reclaim (or the start) below which a reclaim is not worth its pause. */
 export const DEFAULT_RECLAIM_GROWTH_BYTES = 16 * 1024 * 1024;
@@ -46,8 +41,8 @@ export interface IdleReclaimOptions {
   readonly growthBytes?: number;
   /** Requests and tunnels admitted so far (monotonic) and in flight now. */
   readonly activity: () => { readonly admitted: number; readonly inflight: number };
-  /** Default: exposeGc(). */
-  readonly gc?: GcFunction;
+  /** The collection to run; the proxy passes exposeGc()'s, and runs no reclaimer without one. */
+  readonly gc: GcFunction;
   /** Resident memory; default process.memoryUsage.rss. */
   readonly rssBytes?: () => number;
   /** Default Date.now. */
@@ -79,7 +74,7 @@ export function startIdleReclaim(options: IdleReclaimOptions): IdleReclaimer {
   if (!Number.isInteger(options.idleMs) || options.idleMs <= 0) {
     throw new RangeError(`idleMs must be a positive integer, got ${options.idleMs}`);
   }
-  const gc = options.gc ?? exposeGc();
+  const gc = options.gc;
   const rssBytes = options.rssBytes ?? (() => process.memoryUsage.rss());
   const now = options.now ?? Date.now;
   const growth = options.growthBytes ?? DEFAULT_RECLAIM_GROWTH_BYTES;

@@ -13,7 +13,7 @@ import { decide, pathRestricted, type Decision } from './decide';
 import { denialCode, EgressError, sendError, toEgressError } from './errors';
 import { sha256, statKey } from './file-identity';
 import { forwardHttp, RequestControl, type ClientRequest, type ClientResponse } from './forward-http';
-import { startIdleReclaim, type GcFunction, type IdleReclaimer } from './idle-memory';
+import { exposeGc, startIdleReclaim, type GcFunction, type IdleReclaimer } from './idle-memory';
 import { acceptSocketsPerPort, closeAfterAcceptQueue, dataPlaneServer, listenDataPlane, listenOn, type ShareOptions } from './listeners';
 import { createLogger, type Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
@@ -267,9 +267,16 @@ class Proxy implements ProxyHandle {
       await this.close();
       throw err;
     }
-    if (this.options.idleReclaim?.idleMs) {
+    const reclaim = this.options.idleReclaim;
+    const gc = reclaim?.idleMs ? reclaim.gc ?? exposeGc() : undefined;
+    if (reclaim?.idleMs && !gc) {
+      this.ctx.logger.warn({ event: 'idle-reclaim-off', idleMs: reclaim.idleMs },
+        'idle memory reclaim is off: node runs without --expose-gc; put it in NODE_OPTIONS (the image and the rendered container do) or set EGRESS_IDLE_RECLAIM_MS=0');
+    }
+    if (reclaim?.idleMs && gc) {
       this.idleReclaimer = startIdleReclaim({
-        ...this.options.idleReclaim,
+        ...reclaim,
+        gc,
         activity: () => ({ admitted: this.admittedTotal, inflight: this.active }),
         onReclaim: (r) => this.ctx.logger.debug({
           event: 'memory-reclaimed',
