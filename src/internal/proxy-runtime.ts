@@ -12,7 +12,7 @@
  *   and the arenas fragment; two are enough for a single-threaded event loop.
  *
  * - `--expose-gc`: gc() for the proxy's idle memory reclaim (src/proxy/idle-memory.ts), which is
- *   off without it; taking gc() any other way costs every allocation (see exposeGc).
+ *   off without it; taking gc() any other way costs every allocation (see exposedGc).
  *
  * With 1,000 idle keep-alive clients after a load the two caps took Node 24's RSS from about 321
  * to 207 MiB (Node 20: 168 to 157 MiB); bench/README.md, "Idle memory".

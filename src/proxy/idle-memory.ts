@@ -21,9 +21,9 @@ type V8Gc = (options?: { type: 'major'; execution: 'sync'; flavor: 'last-resort'
  * Never taken from a new vm context (where a flag set at run time would put it): with a second
  * context in the process, every allocation of the proxy's got 10-20 times slower about half a
  * minute after start (Node 24: 300-600 against 15-35 ns for a small object literal, at idle), and
- * the proxy spent about 10 % more CPU per request (bench/README.md, "Idle memory").
+ * the proxy spent 3-10 % more CPU per request (bench/README.md, "Idle memory").
  */
-export function exposeGc(): GcFunction | undefined {
+export function exposedGc(): GcFunction | undefined {
   const gc = (globalThis as { gc?: unknown }).gc;
   if (typeof gc !== 'function') return undefined;
   const raw = gc as V8Gc;
@@ -41,7 +41,7 @@ export interface IdleReclaimOptions {
   readonly growthBytes?: number;
   /** Requests and tunnels admitted so far (monotonic) and in flight now. */
   readonly activity: () => { readonly admitted: number; readonly inflight: number };
-  /** The collection to run; the proxy passes exposeGc()'s, and runs no reclaimer without one. */
+  /** The collection to run; the proxy passes exposedGc()'s, and runs no reclaimer without one. */
   readonly gc: GcFunction;
   /** Resident memory; default process.memoryUsage.rss. */
   readonly rssBytes?: () => number;

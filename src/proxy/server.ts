@@ -13,7 +13,7 @@ import { decide, pathRestricted, type Decision } from './decide';
 import { denialCode, EgressError, sendError, toEgressError } from './errors';
 import { sha256, statKey } from './file-identity';
 import { forwardHttp, RequestControl, type ClientRequest, type ClientResponse } from './forward-http';
-import { exposeGc, startIdleReclaim, type GcFunction, type IdleReclaimer } from './idle-memory';
+import { exposedGc, startIdleReclaim, type GcFunction, type IdleReclaimer } from './idle-memory';
 import { acceptSocketsPerPort, closeAfterAcceptQueue, dataPlaneServer, listenDataPlane, listenOn, type ShareOptions } from './listeners';
 import { createLogger, type Logger } from './log';
 import { MaterialWatcher, materialFiles, materialHash } from './material-watch';
@@ -268,7 +268,7 @@ class Proxy implements ProxyHandle {
       throw err;
     }
     const reclaim = this.options.idleReclaim;
-    const gc = reclaim?.idleMs ? reclaim.gc ?? exposeGc() : undefined;
+    const gc = reclaim?.idleMs ? reclaim.gc ?? exposedGc() : undefined;
     if (reclaim?.idleMs && !gc) {
       this.ctx.logger.warn({ event: 'idle-reclaim-off', idleMs: reclaim.idleMs },
         'idle memory reclaim is off: node runs without --expose-gc; put it in NODE_OPTIONS (the image and the rendered container do) or set EGRESS_IDLE_RECLAIM_MS=0');

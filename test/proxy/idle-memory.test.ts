@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as esbuild from 'esbuild';
 import { eventually, startHttpsUpstream, startTestProxy, testConfig, testService, viaProxy, type TestUpstream } from './helpers';
-import { exposeGc, startIdleReclaim, type GcFunction, type IdleReclaimOptions } from '../../src/proxy/idle-memory';
+import { exposedGc, startIdleReclaim, type GcFunction, type IdleReclaimOptions } from '../../src/proxy/idle-memory';
 import type { ProxyHandle } from '../../src/proxy/server';
 
 const MiB = 1024 * 1024;
@@ -113,9 +113,9 @@ describe('startIdleReclaim', () => {
   });
 });
 
-describe('exposeGc', () => {
+describe('exposedGc', () => {
   /**
-   * Runs exposeGc() in a new node process, bundled from the source by esbuild, with `flags`: it
+   * Runs exposedGc() in a new node process, bundled from the source by esbuild, with `flags`: it
    * reports whether a collector came back and how much of 200,000 dropped objects one call freed.
    */
   function inChild(flags: string[]): { collector: boolean; freedMiB?: number } {
@@ -124,8 +124,8 @@ describe('exposeGc', () => {
       const entry = path.join(dir, 'entry.ts');
       fs.writeFileSync(entry, [
         'import * as v8 from \'node:v8\';',
-        `import { exposeGc } from ${JSON.stringify(path.resolve(__dirname, '../../src/proxy/idle-memory'))};`,
-        'const gc = exposeGc();',
+        `import { exposedGc } from ${JSON.stringify(path.resolve(__dirname, '../../src/proxy/idle-memory'))};`,
+        'const gc = exposedGc();',
         'if (!gc) { console.log(JSON.stringify({ collector: false })); process.exit(0); }',
         'const used = () => v8.getHeapStatistics().used_heap_size;',
         "let garbage: object[] | undefined = Array.from({ length: 200_000 }, (_, i) => ({ i, s: `${'x'.repeat(40)}${i}` }));",
@@ -162,7 +162,7 @@ describe('exposeGc', () => {
     const before = g.gc;
     g.gc = (...args: unknown[]) => void calls.push(args);
     try {
-      exposeGc()!();
+      exposedGc()!();
     } finally {
       g.gc = before;
     }
