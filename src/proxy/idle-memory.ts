@@ -74,7 +74,6 @@ export function startIdleReclaim(options: IdleReclaimOptions): IdleReclaimer {
   if (!Number.isInteger(options.idleMs) || options.idleMs <= 0) {
     throw new RangeError(`idleMs must be a positive integer, got ${options.idleMs}`);
   }
-  const gc = options.gc;
   const rssBytes = options.rssBytes ?? (() => process.memoryUsage.rss());
   const now = options.now ?? Date.now;
   const growth = options.growthBytes ?? DEFAULT_RECLAIM_GROWTH_BYTES;
@@ -98,7 +97,7 @@ export function startIdleReclaim(options: IdleReclaimOptions): IdleReclaimer {
     const rssBefore = rssBytes();
     if (growth > 0 && rssBefore - baseline < growth) return false;
     const start = performance.now();
-    gc();
+    options.gc();
     const pauseMs = performance.now() - start;
     baseline = rssBytes();
     options.onReclaim?.({ rssBeforeBytes: rssBefore, rssAfterBytes: baseline, pauseMs });

@@ -268,23 +268,23 @@ class Proxy implements ProxyHandle {
       throw err;
     }
     const reclaim = this.options.idleReclaim;
-    const gc = reclaim?.idleMs ? reclaim.gc ?? exposedGc() : undefined;
-    if (reclaim?.idleMs && !gc) {
+    if (!reclaim?.idleMs) return;
+    const gc = reclaim.gc ?? exposedGc();
+    if (!gc) {
       this.ctx.logger.warn({ event: 'idle-reclaim-off', idleMs: reclaim.idleMs },
         'idle memory reclaim is off: node runs without --expose-gc; put it in NODE_OPTIONS (the image and the rendered container do) or set EGRESS_IDLE_RECLAIM_MS=0');
+      return;
     }
-    if (reclaim?.idleMs && gc) {
-      this.idleReclaimer = startIdleReclaim({
-        ...reclaim,
-        gc,
-        activity: () => ({ admitted: this.admittedTotal, inflight: this.active }),
-        onReclaim: (r) => this.ctx.logger.debug({
-          event: 'memory-reclaimed',
-          rssMiB: [mib(r.rssBeforeBytes), mib(r.rssAfterBytes)],
-          pauseMs: Math.round(r.pauseMs),
-        }, 'idle: memory reclaimed'),
-      });
-    }
+    this.idleReclaimer = startIdleReclaim({
+      ...reclaim,
+      gc,
+      activity: () => ({ admitted: this.admittedTotal, inflight: this.active }),
+      onReclaim: (r) => this.ctx.logger.debug({
+        event: 'memory-reclaimed',
+        rssMiB: [mib(r.rssBeforeBytes), mib(r.rssAfterBytes)],
+        pauseMs: Math.round(r.pauseMs),
+      }, 'idle: memory reclaimed'),
+    });
   }
 
   private async bindAll(config: ProxyConfig): Promise<void> {
