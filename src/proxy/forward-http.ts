@@ -14,7 +14,7 @@ import { failedOnReusedConnection, freshConnection, poolFor, takeFreshConnection
 import { backoffMs, IDEMPOTENT_METHODS, retryVerdict } from './retry';
 import { applyHeaderModifier, type HeaderRecord } from './route-match';
 import type { ProxyContext, RuntimeState } from './runtime';
-import { candidates, type UpstreamPlan } from './upstream';
+import { Candidates, type UpstreamPlan } from './upstream';
 import type { RouteRuleSpec } from '../model/proxy-config';
 
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
@@ -224,7 +224,11 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
    */
   const attempt = async (): Promise<PendingResponse> => {
     let lastError: EgressError | undefined;
-    for await (const c of candidates(ctx, state, plan)) {
+    const walk = new Candidates(ctx, state, plan);
+    for (;;) {
+      const next = walk.next();
+      const c = next instanceof Promise ? await next : next;
+      if (c === undefined) throw walk.failure() ?? lastError ?? new EgressError('CONNECT_FAILED');
       outcome.attempts++;
       outcome.candidate = c;
       const pool = poolFor(ctx, state, plan, c, h2);
@@ -270,7 +274,6 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
         throw e;
       }
     }
-    throw lastError ?? new EgressError('CONNECT_FAILED');
   };
 
   /**

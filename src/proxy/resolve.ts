@@ -80,12 +80,25 @@ export async function resolveAndVet(
 ): Promise<VettedAddresses> {
   const started = performance.now();
   const answers = literalAnswer(host) ?? resolver.settled?.(host) ?? await withTimeout(resolver(host), timeoutMs);
-  const dnsMs = performance.now() - started;
+  return vetAnswers(answers, host, vetter, exempt, performance.now() - started);
+}
+
+/**
+ * resolveAndVet without waiting, when the answer is already in hand (an IP literal, or the
+ * caching resolver's fresh answer): the vetted addresses, or the vetting error thrown. Undefined
+ * when `host` must be resolved first, which only resolveAndVet does.
+ */
+export function vetInHand(resolver: Resolver, host: string, vetter: AddressVetter, exempt = false): VettedAddresses | undefined {
+  const answers = literalAnswer(host) ?? resolver.settled?.(host);
+  return answers === undefined ? undefined : vetAnswers(answers, host, vetter, exempt, 0);
+}
+
+function vetAnswers(answers: readonly ResolvedAddress[], host: string, vetter: AddressVetter, exempt: boolean, dnsMs: number): VettedAddresses {
   // A cached answer is the same array until it expires: vetted once per vetter (a reload brings a new one).
   const memo = vetted.get(answers);
   if (memo !== undefined && memo.vetter === vetter && memo.exempt === exempt && memo.host === host) {
     if (memo.error) throw new EgressError(memo.error.code, memo.error.detail);
-    return { ...memo.result!, dnsMs };
+    return dnsMs === 0 ? memo.result! : { ...memo.result!, dnsMs };
   }
   const addresses: string[] = [];
   const refused: VetVerdict[] = [];
@@ -113,7 +126,7 @@ export async function resolveAndVet(
     }
   }
   const result = { addresses, refused, wouldRefuse, dnsMs };
-  vetted.set(answers, { host, vetter, exempt, result: error ? undefined : result, error });
+  vetted.set(answers, { host, vetter, exempt, result: error ? undefined : { ...result, dnsMs: 0 }, error });
   if (error) throw error;
   return result;
 }

@@ -3,7 +3,7 @@
 import type { Socket } from 'node:net';
 import type { Decision, Target } from './decide';
 import { EgressError, isEgressError } from './errors';
-import { resolveAndVet } from './resolve';
+import { resolveAndVet, vetInHand, type VettedAddresses } from './resolve';
 import type { CompiledService, ProxyContext, RuntimeState } from './runtime';
 import { originateTls, serverNameFor, type TlsProfile } from './tls-origin';
 import type { TimeoutsSpec } from '../model/proxy-config';
@@ -111,32 +111,88 @@ export interface Candidate {
 }
 
 /**
- * Yields vetted addresses lazily, lower priority groups first, resolving a name only when the
- * previous candidates failed. Throws the most telling error once nothing is left.
+ * Vetted addresses in failover order, lower priority groups first, a name resolved only when the
+ * previous candidates failed. An answer already in hand (an IP literal, a cached resolution) is
+ * handed over at once: the request path awaits nothing before it dials a known address.
  */
-export async function* candidates(ctx: ProxyContext, state: RuntimeState, plan: UpstreamPlan): AsyncGenerator<Candidate> {
-  let lastError: EgressError | undefined;
-  let yielded = false;
-  for (const group of plan.groups) {
-    for (const ep of group) {
-      let vetted;
+export class Candidates {
+  private group = 0;
+  private endpoint = 0;
+  private ep: UpstreamEndpoint | undefined;
+  private vetted: VettedAddresses | undefined;
+  private address = 0;
+  private lastError: EgressError | undefined;
+  private yielded = false;
+
+  constructor(private readonly ctx: ProxyContext, private readonly state: RuntimeState, private readonly plan: UpstreamPlan) {}
+
+  /** The next candidate; a promise only while a name is being resolved; undefined once none is left. */
+  public next(): Candidate | undefined | Promise<Candidate | undefined> {
+    for (;;) {
+      const v = this.vetted;
+      if (v !== undefined && this.address < v.addresses.length) {
+        this.yielded = true;
+        const ep = this.ep!;
+        return { host: ep.host, address: v.addresses[this.address++], port: ep.port, dnsMs: v.dnsMs };
+      }
+      const ep = this.nextEndpoint();
+      if (ep === undefined) return undefined;
+      let inHand: VettedAddresses | undefined;
       try {
-        vetted = await resolveAndVet(ctx.resolver, ep.host, plan.timeouts.dnsMs, state.vetter, plan.exempt);
+        inHand = vetInHand(this.ctx.resolver, ep.host, this.state.vetter, this.plan.exempt);
       } catch (err) {
-        lastError = preferred(lastError, isEgressError(err) ? err : new EgressError('DNS_FAILED', undefined, { cause: err }));
-        if (lastError.code === 'ADDRESS_REFUSED') ctx.metrics.addressRefusals.inc({ reason: 'all-answers-refused' });
+        this.failed(err);
         continue;
       }
-      for (const r of vetted.refused) if (!r.ok) ctx.metrics.addressRefusals.inc({ reason: r.reason });
-      for (const r of vetted.wouldRefuse) if (r.ok && r.wouldRefuse) ctx.metrics.addressRefusals.inc({ reason: `report-only:${r.wouldRefuse}` });
-      for (const address of vetted.addresses) {
-        yielded = true;
-        yield { host: ep.host, address, port: ep.port, dnsMs: vetted.dnsMs };
+      if (inHand === undefined) {
+        return resolveAndVet(this.ctx.resolver, ep.host, this.plan.timeouts.dnsMs, this.state.vetter, this.plan.exempt)
+          .then((r) => this.take(r), (err: unknown) => this.failed(err))
+          .then(() => this.next());
       }
+      this.take(inHand);
     }
   }
-  // When addresses were yielded the caller reports its own (connect) failure.
-  if (!yielded) throw lastError ?? new EgressError('DNS_FAILED');
+
+  /**
+   * Why nothing could be dialled, when no candidate was handed out: the most telling error. After
+   * candidates were handed out the caller reports its own (connect) failure.
+   */
+  public failure(): EgressError | undefined {
+    return this.yielded ? undefined : this.lastError ?? new EgressError('DNS_FAILED');
+  }
+
+  private nextEndpoint(): UpstreamEndpoint | undefined {
+    const groups = this.plan.groups;
+    while (this.group < groups.length) {
+      const g = groups[this.group];
+      if (this.endpoint < g.length) return (this.ep = g[this.endpoint++]);
+      this.group++;
+      this.endpoint = 0;
+    }
+    return undefined;
+  }
+
+  private take(v: VettedAddresses): void {
+    const refusals = this.ctx.metrics.addressRefusals;
+    for (const r of v.refused) if (!r.ok) refusals.inc({ reason: r.reason });
+    for (const r of v.wouldRefuse) if (r.ok && r.wouldRefuse) refusals.inc({ reason: `report-only:${r.wouldRefuse}` });
+    this.vetted = v;
+    this.address = 0;
+  }
+
+  private failed(err: unknown): void {
+    this.vetted = undefined;
+    this.lastError = preferred(this.lastError, isEgressError(err) ? err : new EgressError('DNS_FAILED', undefined, { cause: err }));
+    if (this.lastError.code === 'ADDRESS_REFUSED') this.ctx.metrics.addressRefusals.inc({ reason: 'all-answers-refused' });
+  }
+}
+
+/** Every candidate of `plan` as an async iterable (tests, and callers off the request path). */
+export async function* candidates(ctx: ProxyContext, state: RuntimeState, plan: UpstreamPlan): AsyncGenerator<Candidate> {
+  const walk = new Candidates(ctx, state, plan);
+  for (let c = await walk.next(); c !== undefined; c = await walk.next()) yield c;
+  const failure = walk.failure();
+  if (failure) throw failure;
 }
 
 /** A refusal is the most important thing to report: it is policy, not an outage. */

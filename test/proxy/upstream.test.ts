@@ -1,14 +1,15 @@
 // Upstream planning: which port, TLS and endpoints a decided request uses, and the candidate
 // order (priority groups, vetting, refusal reported over outage).
-import { loopbackDialer, loopbackResolver, testConfig, testService } from './helpers';
+import { loopbackDialer, loopbackResolver, sample, testConfig, testService } from './helpers';
 import { validateConfig } from '../../src/proxy/config';
 import type { Decision, Target } from '../../src/proxy/decide';
 import { decide } from '../../src/proxy/decide';
 import { EgressError } from '../../src/proxy/errors';
 import { silentLogger } from '../../src/proxy/log';
 import { ProxyMetrics } from '../../src/proxy/metrics';
+import { cachingResolver } from '../../src/proxy/resolve';
 import { RuntimeState, type ProxyContext } from '../../src/proxy/runtime';
-import { candidates, planHttp, planTunnel } from '../../src/proxy/upstream';
+import { Candidates, candidates, planHttp, planTunnel } from '../../src/proxy/upstream';
 
 function state(overrides: Record<string, unknown>) {
   const r = validateConfig(testConfig(overrides));
@@ -97,5 +98,44 @@ describe('candidates', () => {
     };
     await expect(run()).rejects.toEqual(expect.objectContaining({ code: 'ADDRESS_REFUSED' }));
     await expect(run()).rejects.toBeInstanceOf(EgressError);
+  });
+
+  test('an answer in hand (IP literal, cached resolution) is handed over without a promise; a name to resolve gives one', async () => {
+    const s = state({
+      externalServices: [testService('api', 'api.example', {
+        endpoints: [{ address: '127.0.0.4', priority: 1 }, { address: 'named.example', priority: 2 }],
+      })],
+    });
+    const plan = planHttp(s, decide(s.policy, http('api.example')), http('api.example'));
+    const recording = loopbackResolver({ 'named.example': '127.0.0.5' });
+    const c: ProxyContext = { ...ctx({}), resolver: cachingResolver(recording.resolve) };
+    const first = new Candidates(c, s, plan);
+    const literal = first.next();
+    expect(literal).not.toBeInstanceOf(Promise);
+    expect(literal).toMatchObject({ host: '127.0.0.4', address: '127.0.0.4', dnsMs: 0 });
+    const named = first.next();
+    expect(named).toBeInstanceOf(Promise);
+    expect(await named).toMatchObject({ host: 'named.example', address: '127.0.0.5' });
+    expect(first.next()).toBeUndefined();
+    // Nothing failed to resolve: the caller reports its own connect failure.
+    expect(first.failure()).toBeUndefined();
+
+    // The name's answer is cached now: a second walk waits on nothing and asks the resolver nothing.
+    const second = new Candidates(c, s, plan);
+    expect(second.next()).toMatchObject({ address: '127.0.0.4' });
+    const cached = second.next();
+    expect(cached).not.toBeInstanceOf(Promise);
+    expect(cached).toMatchObject({ address: '127.0.0.5' });
+    expect(recording.calls).toEqual(['named.example']);
+  });
+
+  test('a refused literal in hand is skipped, counted and reported when nothing else is left', async () => {
+    const s = state({ externalServices: [testService('api', 'api.example', { endpoints: [{ address: '169.254.169.254' }] })] });
+    const plan = planHttp(s, decide(s.policy, http('api.example')), http('api.example'));
+    const c = ctx({});
+    const walk = new Candidates(c, s, plan);
+    expect(walk.next()).toBeUndefined();
+    expect(walk.failure()).toEqual(expect.objectContaining({ code: 'ADDRESS_REFUSED' }));
+    expect(sample(await c.metrics.registry.metrics(), 'egress_address_refusals_total', { reason: 'all-answers-refused' })).toBe(1);
   });
 });
