@@ -614,25 +614,27 @@ class Proxy implements ProxyHandle {
       observeHttp(this.ctx, state, { parentPort, grpc, outcome, started, method: req.method });
       return;
     }
-    res.once('close', release);
-    void this.serve(state, req, res, grpc, outcome, started, parentPort);
+    const control = new RequestControl();
+    // One listener for both: the admission slot is held until the response closes, and a client
+    // that leaves first cancels the exchange (a no-op once serve() is done with the control).
+    res.once('close', () => {
+      release();
+      if (!res.writableFinished) control.abort(new EgressError('CLIENT_CLOSED'));
+    });
+    void this.serve(state, req, res, grpc, outcome, started, parentPort, control);
   }
 
   private async serve(
     state: RuntimeState, req: ClientRequest, res: ClientResponse, grpc: boolean, outcome: HttpOutcome, started: number, parentPort: number,
+    control: RequestControl,
   ): Promise<void> {
     let classified: ClassifiedRequest | undefined;
     let decision: Decision | undefined;
     let plan: UpstreamPlan | undefined;
     let authority: string | undefined;
-    const control = new RequestControl();
     this.inflightRequests.add(control);
     let totalTimer: NodeJS.Timeout | undefined;
     let timedOut = false;
-    const onClose = () => {
-      if (!res.writableFinished) control.abort(new EgressError('CLIENT_CLOSED'));
-    };
-    res.once('close', onClose);
     let who: CallerResolution | undefined;
     try {
       authority = requestAuthority(req);
@@ -678,7 +680,6 @@ class Proxy implements ProxyHandle {
     } finally {
       this.inflightRequests.delete(control);
       clearTimeout(totalTimer);
-      res.off('close', onClose);
       observeHttp(this.ctx, state, {
         target: classified?.target, decision, plan, parentPort, grpc, outcome, started, method: req.method, caller: who,
       });
