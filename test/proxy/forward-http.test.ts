@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { Agent, request } from 'undici';
 import {
-  startHttpsUpstream, startHttpUpstream, startSilentServer, startTestProxy, testConfig, testPki, testService, viaProxy,
+  rawRequest, startHttpsUpstream, startHttpUpstream, startSilentServer, startTestProxy, testConfig, testPki, testService, viaProxy,
   type TestProxy, type TestUpstream,
 } from './helpers';
 
@@ -278,6 +278,25 @@ describe('connection reuse and headers', () => {
     expect(h.te).toBeUndefined();
     expect(r.headers['x-keep']).toBe('yes');
     expect(r.headers['x-drop-me']).toBeUndefined();
+  });
+
+  test('response headers: repeated ones keep every value in order, names any case, proxy-* and listed ones dropped', async () => {
+    upstream = await startHttpsUpstream((_req, res) => {
+      // Raw pairs: the names' case and order as written here reach the proxy.
+      res.writeHead(200, [
+        'Set-Cookie', 'a=1', 'X-Listed', 'gone', 'X-Mixed-Case', 'v', 'Proxy-Status', 'x', 'Set-Cookie', 'b=2',
+        'Connection', 'keep-alive', 'Connection', 'X-Listed', 'Vary', 'accept', 'vary', 'origin',
+      ]);
+      res.end('ok');
+    });
+    const { proxy } = await proxyTo(upstream.port);
+    const r = await rawRequest(proxy.ports.http, { path: '/', headers: { host: 'api.test.example.egress.local' } });
+    expect(r.status).toBe(200);
+    expect(r.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+    expect(r.headers['x-mixed-case']).toBe('v');
+    expect(r.headers.vary).toBe('accept, origin');
+    expect(r.headers['x-listed']).toBeUndefined();
+    expect(r.headers['proxy-status']).toBeUndefined();
   });
 
   test('header bytes beyond ASCII pass through unchanged both ways (obs-text, e.g. UTF-8 in a value)', async () => {
