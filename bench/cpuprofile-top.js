@@ -1,21 +1,36 @@
 // Summarise a V8 .cpuprofile (from node --cpu-prof): self time by function and by area (node
 // internals, undici, pino, prom-client, this proxy, GC), so a profile before and after a change
-// can be compared in a commit message. Usage: node bench/cpuprofile-top.js FILE.cpuprofile [N]
+// can be compared in a commit message. A .heapprofile from bench/alloc-probe.js is summarised the
+// same way in bytes allocated per request. Usage: node bench/cpuprofile-top.js FILE [N]
 'use strict';
 const fs = require('node:fs');
 
 const [file, topArg] = process.argv.slice(2);
 if (!file) {
-  console.error('usage: node bench/cpuprofile-top.js FILE.cpuprofile [N]');
+  console.error('usage: node bench/cpuprofile-top.js FILE.cpuprofile|FILE.heapprofile [N]');
   process.exit(2);
 }
 const profile = JSON.parse(fs.readFileSync(file, 'utf8'));
-const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+/** Self time (µs) or, for a heap profile, self bytes, by profile node id. */
 const selfUs = new Map();
-const deltas = profile.timeDeltas;
-for (let i = 0; i < profile.samples.length; i++) {
-  const id = profile.samples[i];
-  selfUs.set(id, (selfUs.get(id) ?? 0) + (deltas[i] ?? 0));
+const byId = new Map();
+const heap = profile.head !== undefined;
+if (heap) {
+  // A tree: each node carries the bytes its function allocated itself.
+  const stack = [profile.head];
+  while (stack.length > 0) {
+    const n = stack.pop();
+    byId.set(n.id, n);
+    if (n.selfSize > 0) selfUs.set(n.id, n.selfSize);
+    stack.push(...n.children);
+  }
+} else {
+  for (const n of profile.nodes) byId.set(n.id, n);
+  const deltas = profile.timeDeltas;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const id = profile.samples[i];
+    selfUs.set(id, (selfUs.get(id) ?? 0) + (deltas[i] ?? 0));
+  }
 }
 
 function area(cf) {
@@ -42,7 +57,8 @@ function bundleArea(url, line) {
   if (!bundleModules.has(url)) {
     const starts = [];
     try {
-      const text = fs.readFileSync(new URL(url), 'utf8').split('\n');
+      // A CPU profile names the bundle by file: URL, a heap profile by path.
+      const text = fs.readFileSync(url.startsWith('/') ? url : new URL(url), 'utf8').split('\n');
       text.forEach((l, i) => {
         if (/^\/\/ \S+\.(c|m)?[jt]s$/.test(l)) starts.push([i, l.slice(3)]);
       });
@@ -79,11 +95,20 @@ for (const [id, us] of selfUs) {
   fns.set(key, (fns.get(key) ?? 0) + us);
 }
 const busy = total - (areas.get('(idle)') ?? 0);
-const pct = (us) => `${((100 * us) / busy).toFixed(1).padStart(5)} %`;
-console.log(`busy ${(busy / 1000).toFixed(0)} ms of ${(total / 1000).toFixed(0)} ms sampled\n`);
-for (const [a, us] of [...areas].filter(([a]) => a !== '(idle)').sort((x, y) => y[1] - x[1])) console.log(`${pct(us)}  ${a}`);
+const perRequest = heap && profile.requests > 0;
+const show = heap
+  ? (bytes) => `${(perRequest ? bytes / profile.requests : bytes / 1024).toFixed(0).padStart(7)} ${perRequest ? 'B/req' : 'KiB'} ${((100 * bytes) / total).toFixed(1).padStart(5)} %`
+  : (us) => `${((100 * us) / busy).toFixed(1).padStart(5)} %`;
+if (heap) {
+  console.log(perRequest
+    ? `allocated ${(total / profile.requests / 1024).toFixed(1)} KiB per request over ${profile.requests} requests (${(total / 1048576).toFixed(0)} MiB)\n`
+    : `allocated ${(total / 1048576).toFixed(0)} MiB (no request count in the profile)\n`);
+} else {
+  console.log(`busy ${(busy / 1000).toFixed(0)} ms of ${(total / 1000).toFixed(0)} ms sampled\n`);
+}
+for (const [a, v] of [...areas].filter(([a]) => a !== '(idle)').sort((x, y) => y[1] - x[1])) console.log(`${show(v)}  ${a}`);
 console.log('');
-for (const [k, us] of [...fns].sort((x, y) => y[1] - x[1]).slice(0, Number(topArg ?? 40))) {
+for (const [k, v] of [...fns].sort((x, y) => y[1] - x[1]).slice(0, Number(topArg ?? 40))) {
   if (k.startsWith('(idle)')) continue;
-  console.log(`${pct(us)}  ${k}`);
+  console.log(`${show(v)}  ${k}`);
 }
