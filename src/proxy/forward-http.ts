@@ -78,18 +78,6 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders | HeaderReco
   return out;
 }
 
-/** Response headers for the client: hop-by-hop removed (h2 clients would reject them anyway). */
-export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const listed = connectionTokens(headers.connection);
-  const out: Record<string, string | string[]> = {};
-  for (const name of Object.keys(headers)) {
-    if (HOP_BY_HOP.has(name) || name.startsWith('proxy-') || listed?.has(name)) continue;
-    const v = headers[name];
-    if (v !== undefined) out[name] = v;
-  }
-  return out;
-}
-
 /** Host for upstream: the real host, with the port only when it is not the scheme's default. */
 export function hostHeaderFor(plan: UpstreamPlan): string {
   if (plan.hostHeader) return plan.hostHeader;
@@ -325,8 +313,10 @@ export async function forwardHttp(o: ForwardOptions): Promise<void> {
     }
     outcome.ttfbMs = performance.now() - started;
     outcome.status = response.statusCode;
-    let out = clientResponseHeaders(response.headers);
-    if (responseModifier) out = applyHeaderModifier(out, responseModifier);
+    // An HTTP/1.1 client takes the lines as they are; filters and HTTP/2 work on a record.
+    const out = responseModifier
+      ? applyHeaderModifier(response.headers, responseModifier)
+      : o.req.httpVersionMajor < 2 ? response.lines as string[] : response.headers;
     await streamResponse(res, response, out, o);
     return;
   }
@@ -439,6 +429,9 @@ function sleep(ms: number, control: RequestControl): Promise<void> {
 /** A response whose head arrived; the body waits (paused) until commit() or discard(). */
 interface PendingResponse {
   readonly statusCode: number;
+  /** The end-to-end header lines, `[name, value, ...]`, names lower-cased, in the upstream's order. */
+  readonly lines: readonly string[];
+  /** The same as a record (repeated names as arrays), built on first use. */
   readonly headers: Record<string, string | string[]>;
   /** Stream the body into `sink`; resolves at the end (trailers included), rejects on failure. */
   commit(sink: ResponseSink): Promise<void>;
@@ -452,26 +445,80 @@ interface ResponseSink {
   end(trailers: Record<string, string | string[]>): void;
 }
 
-/** undici passes raw [name, value, ...] buffers over HTTP/1.1 and a plain object over HTTP/2. */
-function headerRecord(raw: unknown): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
+/**
+ * A response's end-to-end header lines `[name, value, ...]`, names lower-cased, in the upstream's
+ * order, from what undici passes (raw [name, value, ...] buffers over HTTP/1.1, a plain object
+ * over HTTP/2): hop-by-hop ones and those the Connection header lists are dropped (HTTP/2 clients
+ * would reject them anyway), and so are pseudo-headers. One pass unless Connection lists a name.
+ */
+function endToEndLines(raw: unknown): string[] {
+  const out: string[] = [];
   if (!raw) return out;
-  if (Array.isArray(raw)) {
-    for (let i = 0; i < raw.length; i += 2) {
-      // undici's table of well-known names gives them lower-cased without building a string.
-      const name = util.headerNameToString(raw[i] as Buffer | string);
-      const value = Array.isArray(raw[i + 1]) ? (raw[i + 1] as unknown[]).map(bytesText) : bytesText(raw[i + 1]);
-      const prev = out[name];
-      if (prev === undefined) out[name] = value;
-      else out[name] = [...(Array.isArray(prev) ? prev : [prev]), ...(Array.isArray(value) ? value : [value])];
+  /** Connection values that may list header names (not just `keep-alive` or `close`). */
+  let listing: string | undefined;
+  const add = (name: string, v: unknown, text: (v: unknown) => string) => {
+    if (HOP_BY_HOP.has(name) || name.startsWith('proxy-')) {
+      if (name !== 'connection') return;
+      const value = Array.isArray(v) ? v.map(text).join(',') : text(v);
+      if (!COMMON_CONNECTION.has(value)) listing = listing === undefined ? value : `${listing},${value}`;
+      return;
     }
-    return out;
+    if (Array.isArray(v)) for (const one of v) out.push(name, text(one));
+    else out.push(name, text(v));
+  };
+  if (Array.isArray(raw)) {
+    // undici's table of well-known names gives them lower-cased without building a string.
+    for (let i = 0; i < raw.length; i += 2) add(util.headerNameToString(raw[i] as Buffer | string), raw[i + 1], bytesText);
+  } else {
+    for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+      if (k.charCodeAt(0) !== 58 /* ':' */ && v !== undefined) add(k.toLowerCase(), v, String);
+    }
   }
-  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-    if (k.startsWith(':') || v === undefined) continue;
-    out[k.toLowerCase()] = Array.isArray(v) ? v.map(String) : String(v);
+  const listed = connectionTokens(listing);
+  if (listed === undefined) return out;
+  let kept = 0;
+  for (let i = 0; i < out.length; i += 2) {
+    if (listed.has(out[i])) continue;
+    out[kept++] = out[i];
+    out[kept++] = out[i + 1];
+  }
+  out.length = kept;
+  return out;
+}
+
+/** Header lines as a record: a repeated name's values in an array, in order. */
+function linesRecord(lines: readonly string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < lines.length; i += 2) {
+    const name = lines[i];
+    const prev = out[name];
+    if (prev === undefined) out[name] = lines[i + 1];
+    else if (Array.isArray(prev)) prev.push(lines[i + 1]);
+    else out[name] = [prev, lines[i + 1]];
   }
   return out;
+}
+
+/** Trailers as a record; the common empty case shares one frozen record. */
+const NO_TRAILERS: Record<string, string | string[]> = Object.freeze({});
+function trailerRecord(raw: unknown): Record<string, string | string[]> {
+  if (!raw || (Array.isArray(raw) && raw.length === 0)) return NO_TRAILERS;
+  return linesRecord(endToEndLines(raw));
+}
+
+/** A response head from upstream: its lines, and the record only when something asks for it. */
+class ResponseHead implements PendingResponse {
+  private record: Record<string, string | string[]> | undefined;
+  constructor(
+    public readonly statusCode: number,
+    public readonly lines: readonly string[],
+    public readonly commit: PendingResponse['commit'],
+    public readonly discard: PendingResponse['discard'],
+  ) {}
+
+  public get headers(): Record<string, string | string[]> {
+    return (this.record ??= linesRecord(this.lines));
+  }
 }
 
 /**
@@ -571,10 +618,10 @@ function dispatchOnce(
         resumeFn = resumeUpstream;
         if (draining) return true; // nobody to tell: read on to the end
         headSettled = true;
-        resolveHead({
+        resolveHead(new ResponseHead(
           statusCode,
-          headers: headerRecord(rawHeaders),
-          commit(s: ResponseSink) {
+          endToEndLines(rawHeaders),
+          (s: ResponseSink) => {
             s.onDrain(resume);
             return new Promise<void>((res, rej) => {
               if (failure) return rej(failure);
@@ -582,7 +629,7 @@ function dispatchOnce(
               if (early) for (const chunk of early) more = s.write(chunk);
               early = undefined;
               if (finished) {
-                s.end(earlyTrailers ?? {});
+                s.end(earlyTrailers ?? NO_TRAILERS);
                 return res();
               }
               sink = s;
@@ -591,10 +638,10 @@ function dispatchOnce(
               if (more) resume();
             });
           },
-          discard(why?: EgressError) {
+          (why?: EgressError) => {
             drain(why ?? new EgressError('UPSTREAM_RESET', 'discarded for retry'));
           },
-        });
+        ));
         return true;
       },
       onData(chunk: Buffer): boolean {
@@ -624,10 +671,10 @@ function dispatchOnce(
           return;
         }
         if (!sink) {
-          earlyTrailers = headerRecord(trailers);
+          earlyTrailers = trailerRecord(trailers);
           return;
         }
-        sink.end(headerRecord(trailers));
+        sink.end(trailerRecord(trailers));
         bodyResolve?.();
       },
       onError(err: Error) {
@@ -644,8 +691,11 @@ function dispatchOnce(
   });
 }
 
+/** Response headers for writeHead: a record, or (HTTP/1.1 clients only) flat `[name, value, ...]` lines. */
+type OutHeaders = Record<string, string | string[]> | string[];
+
 async function streamResponse(
-  res: ClientResponse, response: PendingResponse, headers: Record<string, string | string[]>, o: ForwardOptions,
+  res: ClientResponse, response: PendingResponse, headers: OutHeaders, o: ForwardOptions,
 ): Promise<void> {
   const { outcome } = o;
   if (res.writableEnded || res.destroyed) {
@@ -673,9 +723,10 @@ async function streamResponse(
       write: (chunk) => {
         writeHead();
         outcome.bytesOut += chunk.length;
+        // Corked before the write, node:http does not cork (and schedule an uncork) itself.
+        coalesce?.wrote();
         const ok = (res as ServerResponse).write(chunk);
         if (!coalesce) return ok;
-        coalesce.wrote();
         // Held back only by the coalescing: the upstream keeps reading until SINK_BUFFER_BYTES.
         return ok || res.writableLength < SINK_BUFFER_BYTES;
       },
@@ -684,7 +735,7 @@ async function streamResponse(
         if (headPending && Object.keys(trailers).length === 0 && !stream.headersSent) {
           headPending = false;
           // Not awaiting 'close': a streaming client may keep its own half open a while longer.
-          stream.respond({ ':status': response.statusCode, ...headers }, { endStream: true });
+          stream.respond({ ':status': response.statusCode, ...headers as Record<string, string | string[]> }, { endStream: true });
           return;
         }
         writeHead();

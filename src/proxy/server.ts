@@ -1038,9 +1038,10 @@ const CUT_FLUSH_MS = 2_000;
  */
 function drainAwareResponse(beforeHead: (res: http.ServerResponse) => void): typeof http.ServerResponse {
   class DrainAwareResponse extends http.ServerResponse {
-    public override writeHead(...args: unknown[]): this {
+    // Named parameters rather than a rest array: no array per response.
+    public override writeHead(statusCode: number, reason?: unknown, headers?: unknown): this {
       beforeHead(this);
-      return (http.ServerResponse.prototype.writeHead as (...a: unknown[]) => this).apply(this, args);
+      return (http.ServerResponse.prototype.writeHead as (...a: unknown[]) => this).call(this, statusCode, reason, headers);
     }
   }
   return DrainAwareResponse as unknown as typeof http.ServerResponse;

@@ -297,6 +297,25 @@ describe('connection reuse and headers', () => {
     expect(r.headers.vary).toBe('accept, origin');
     expect(r.headers['x-listed']).toBeUndefined();
     expect(r.headers['proxy-status']).toBeUndefined();
+    // The lines keep the upstream's order on the wire to an HTTP/1.1 client (node:http adds its own framing).
+    const own = new Set(['date', 'transfer-encoding', 'keep-alive', 'connection']);
+    const names = (r.rawHeaders ?? []).filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+    expect(names.filter((n) => !own.has(n)))
+      .toEqual(['set-cookie', 'x-mixed-case', 'set-cookie', 'vary', 'vary']);
+    // The same answer to an HTTP/2 client, which gets it as a record.
+    const client = http2.connect(`http://127.0.0.1:${proxy.ports.http}`);
+    extra.push({ close: async () => { client.destroy(); } });
+    const h2 = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      const stream = client.request({ ':method': 'GET', ':path': '/', ':authority': 'api.test.example.egress.local' });
+      stream.on('response', resolve);
+      stream.on('error', reject);
+      stream.resume();
+    });
+    expect(h2[':status']).toBe(200);
+    expect(h2['set-cookie']).toEqual(['a=1', 'b=2']);
+    expect(h2['x-mixed-case']).toBe('v');
+    expect(h2['x-listed']).toBeUndefined();
+    expect(h2['proxy-status']).toBeUndefined();
   });
 
   test('header bytes beyond ASCII pass through unchanged both ways (obs-text, e.g. UTF-8 in a value)', async () => {

@@ -339,6 +339,8 @@ export interface ProxyResponse {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;
   readonly body: string;
+  /** The header lines as received, `[name, value, ...]` (rawRequest only). */
+  readonly rawHeaders?: readonly string[];
 }
 
 /** One request to the proxy's HTTP listener with an explicit Host (undici, fresh connection). */
@@ -365,7 +367,9 @@ export function rawRequest(
     const req = http.request({ host: '127.0.0.1', port, method: init.method ?? 'GET', path: init.path, headers: init.headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => resolve({
+        status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), rawHeaders: res.rawHeaders,
+      }));
       res.on('error', reject);
     });
     req.on('error', reject);
